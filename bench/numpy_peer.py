@@ -1,0 +1,68 @@
+#!/usr/bin/env python3
+"""Runs numpy's equivalent of each benchmarked kernel on the same sizes and prints the ratios.
+
+  numpy_peer.py RESULTS.json     (the JSON lines of `perturb-bench --json`)
+
+Each peer is what a numpy user would write; it is timed like perturb-bench times kernels:
+batches of calls lasting at least 20 ms, the median of 11.  "speedup" is numpy's time over
+libperturb's for the same work, per ISA.
+"""
+
+import json
+import sys
+import time
+
+import numpy as np
+
+
+def argmax_rows(rows, d):
+    x = np.random.default_rng(42).standard_normal((rows, d), dtype=np.float32)
+    return lambda: x.argmax(axis=1)
+
+
+# op name (as in gen/kernels.py) -> (description, setup(rows, d) returning a callable)
+PEERS = {
+    "argmax_rows": ("x.argmax(axis=1)", argmax_rows),
+}
+
+
+def median_ns(call, repeats=11):
+    iters = 1
+    while True:
+        t0 = time.perf_counter_ns()
+        for _ in range(iters):
+            call()
+        if time.perf_counter_ns() - t0 >= 20_000_000:
+            break
+        iters *= 2
+    samples = []
+    for _ in range(repeats):
+        t0 = time.perf_counter_ns()
+        for _ in range(iters):
+            call()
+        samples.append((time.perf_counter_ns() - t0) / iters)
+    return sorted(samples)[repeats // 2]
+
+
+def main():
+    if len(sys.argv) != 2:
+        sys.exit(__doc__)
+    results = [json.loads(line) for line in open(sys.argv[1]) if line.strip()]
+    groups = {}
+    for r in results:
+        groups.setdefault((r["op"], r["rows"], r["d"]), []).append(r)
+    print(f"numpy {np.__version__}; speedup = numpy time / libperturb time")
+    print(f"{'op':<14} {'rows':>8} {'d':>6} {'numpy ns/elem':>14}  per-ISA ns/elem (speedup)")
+    for (op, rows, d), runs in groups.items():
+        if op not in PEERS:
+            print(f"{op:<14} {rows:>8} {d:>6} {'no numpy peer':>14}")
+            continue
+        what, setup = PEERS[op]
+        ns = median_ns(setup(rows, d)) / (rows * d)
+        cells = "  ".join(f"{r['isa']} {r['ns_per_element']:.4f} ({ns / r['ns_per_element']:.1f}x)"
+                          for r in runs)
+        print(f"{op:<14} {rows:>8} {d:>6} {ns:>14.4f}  {cells}   [{what}]")
+
+
+if __name__ == "__main__":
+    main()

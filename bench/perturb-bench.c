@@ -1,0 +1,191 @@
+/* perturb-bench: times every kernel family (gen/kernels.py) on every ISA this CPU supports.
+
+   perturb-bench [--d N,N,...] [--rows N,N,...] [--op NAME] [--isa NAME] [--repeats N] [--json]
+
+   --d and --rows are paired by position (a single value pairs with all of the other list).
+   Each (op, ISA, size) runs enough iterations to last at least 20 ms, `repeats` times; the
+   median is reported as ns per element and GB/s of input read, as a table or as JSON lines
+   that bench/numpy_peer.py reads. */
+#define _POSIX_C_SOURCE 200809L /* clock_gettime */
+#include <errno.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "kernels.h"
+
+/* A prepared run of one kernel family at one size. */
+typedef struct bench_run {
+  size_t elements, bytes; /* work per call: elements processed, bytes of input read */
+  void *state;
+  void (*call)(const pt_kernel_table *k, void *state);
+  void (*release)(void *state);
+} bench_run;
+
+static uint64_t rng_next(uint64_t *s) {
+  uint64_t z = (*s += 0x9E3779B97F4A7C15ull);
+  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+  z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+  return z ^ (z >> 31);
+}
+
+static float *random_floats(size_t n, uint64_t seed) {
+  float *x = malloc(n * sizeof *x);
+  if (x)
+    for (size_t i = 0; i < n; i++) x[i] = (float)(rng_next(&seed) >> 40) * 0x1p-24f - 0.5f;
+  return x;
+}
+
+/* ---- one setup per kernel family; PT_FOR_EACH_OP below makes a missing one a compile error */
+
+typedef struct argmax_state {
+  const float *x;
+  size_t rows, d;
+  int32_t *idx;
+} argmax_state;
+
+static void argmax_call(const pt_kernel_table *k, void *p) {
+  argmax_state *s = p;
+  k->argmax_rows(s->x, s->rows, s->d, s->d, s->idx);
+}
+
+static void argmax_release(void *p) {
+  argmax_state *s = p;
+  free((void *)s->x);
+  free(s->idx);
+  free(s);
+}
+
+static int setup_argmax_rows(bench_run *run, size_t rows, size_t d) {
+  argmax_state *s = calloc(1, sizeof *s);
+  if (!s) return -1;
+  *s = (argmax_state){random_floats(rows * d, 42), rows, d, malloc(rows * sizeof(int32_t))};
+  *run = (bench_run){rows * d, rows * d * sizeof(float), s, argmax_call, argmax_release};
+  if (!s->x || !s->idx) {
+    argmax_release(s);
+    return -1;
+  }
+  return 0;
+}
+
+typedef struct bench_op {
+  const char *name;
+  int (*setup)(bench_run *run, size_t rows, size_t d);
+} bench_op;
+
+static const bench_op ops[] = {
+#define PT_BENCH_OP(op, ret, params) {#op, setup_##op},
+    PT_FOR_EACH_OP(PT_BENCH_OP)
+#undef PT_BENCH_OP
+};
+
+/* ---- timing ---- */
+
+static double now_ns(void) {
+  struct timespec t;
+  clock_gettime(CLOCK_MONOTONIC, &t);
+  return (double)t.tv_sec * 1e9 + (double)t.tv_nsec;
+}
+
+static int cmp_double(const void *a, const void *b) {
+  const double x = *(const double *)a, y = *(const double *)b;
+  return (x > y) - (x < y);
+}
+
+/* Median nanoseconds per call over `repeats` timed batches of calls. */
+static double time_call(const bench_run *run, const pt_kernel_table *k, int repeats) {
+  size_t iters = 1;
+  for (;;) { /* grow the batch until it lasts 20 ms */
+    const double t0 = now_ns();
+    for (size_t i = 0; i < iters; i++) run->call(k, run->state);
+    if (now_ns() - t0 >= 2e7 || iters >= ((size_t)1 << 30)) break;
+    iters *= 2;
+  }
+  double samples[101];
+  if (repeats > 101) repeats = 101;
+  for (int r = 0; r < repeats; r++) {
+    const double t0 = now_ns();
+    for (size_t i = 0; i < iters; i++) run->call(k, run->state);
+    samples[r] = (now_ns() - t0) / (double)iters;
+  }
+  qsort(samples, (size_t)repeats, sizeof samples[0], cmp_double);
+  return samples[repeats / 2];
+}
+
+/* ---- command line ---- */
+
+#define MAX_SIZES 32
+
+static size_t parse_list(const char *text, size_t *out, const char *flag) {
+  size_t n = 0;
+  char *end;
+  for (const char *p = text; *p && n < MAX_SIZES; p = end + (*end == ',')) {
+    errno = 0;
+    const unsigned long long v = strtoull(p, &end, 10);
+    if (end == p || errno || v == 0 || (*end && *end != ',')) {
+      fprintf(stderr, "perturb-bench: %s wants positive integers separated by commas\n", flag);
+      exit(2);
+    }
+    out[n++] = (size_t)v;
+  }
+  return n;
+}
+
+int main(int argc, char **argv) {
+  size_t ds[MAX_SIZES] = {16, 1024, 5, 100}, rows[MAX_SIZES] = {65536, 4096, 100000, 10000};
+  size_t nd = 4, nrows = 4;
+  const char *only_op = NULL, *only_isa = NULL;
+  int repeats = 11, json = 0;
+  for (int i = 1; i < argc; i++) {
+    const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+    if (!strcmp(a, "--json")) json = 1;
+    else if (v && !strcmp(a, "--d")) nd = parse_list(argv[++i], ds, a);
+    else if (v && !strcmp(a, "--rows")) nrows = parse_list(argv[++i], rows, a);
+    else if (v && !strcmp(a, "--op")) only_op = argv[++i];
+    else if (v && !strcmp(a, "--isa")) only_isa = argv[++i];
+    else if (v && !strcmp(a, "--repeats")) repeats = atoi(argv[++i]);
+    else {
+      fprintf(stderr, "usage: %s [--d N,..] [--rows N,..] [--op NAME] [--isa NAME] "
+                      "[--repeats N] [--json]\n", argv[0]);
+      return 2;
+    }
+  }
+  if (repeats < 1) repeats = 1;
+  if (nd != nrows && nd != 1 && nrows != 1) {
+    fprintf(stderr, "perturb-bench: --d and --rows need equal lengths, or one of them one value\n");
+    return 2;
+  }
+  const size_t nsizes = nd > nrows ? nd : nrows;
+  if (!json)
+    printf("%-14s %-7s %9s %6s %12s %10s %9s\n", "op", "isa", "rows", "d", "ns/call",
+           "ns/elem", "GB/s");
+  for (size_t o = 0; o < sizeof ops / sizeof ops[0]; o++) {
+    if (only_op && strcmp(only_op, ops[o].name) != 0) continue;
+    for (size_t z = 0; z < nsizes; z++) {
+      const size_t r = rows[nrows == 1 ? 0 : z], d = ds[nd == 1 ? 0 : z];
+      bench_run run;
+      if (ops[o].setup(&run, r, d) != 0) {
+        fprintf(stderr, "perturb-bench: out of memory for %s rows=%zu d=%zu\n", ops[o].name, r, d);
+        return 1;
+      }
+      for (int isa = PT_ISA_SCALAR; isa <= PT_ISA_NEON; isa++) {
+        const pt_kernel_table *k = pt_kernels_for((pt_isa)isa);
+        if (!k || (only_isa && strcmp(only_isa, pt_isa_name((pt_isa)isa)) != 0)) continue;
+        const double ns = time_call(&run, k, repeats);
+        const double per = ns / (double)run.elements, gbs = (double)run.bytes / ns;
+        if (json)
+          printf("{\"op\": \"%s\", \"isa\": \"%s\", \"rows\": %zu, \"d\": %zu, \"ns_per_call\": "
+                 "%.1f, \"ns_per_element\": %.5f, \"gb_per_s\": %.3f}\n",
+                 ops[o].name, pt_isa_name((pt_isa)isa), r, d, ns, per, gbs);
+        else
+          printf("%-14s %-7s %9zu %6zu %12.1f %10.4f %9.2f\n", ops[o].name,
+                 pt_isa_name((pt_isa)isa), r, d, ns, per, gbs);
+        fflush(stdout);
+      }
+      run.release(run.state);
+    }
+  }
+  return 0;
+}

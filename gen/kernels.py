@@ -1,0 +1,55 @@
+"""The kernel table: every kernel family, the ISAs it is rendered for, and their parameters.
+
+This file is the single list that feeds the generated sources, the dispatcher's tables
+(src/gen/kernels.inc), the tests and the benchmarks.  Adding a kernel family is adding an
+entry to KERNELS and a template; adding an ISA is adding an entry to ISAS and a layer header
+in src/isa/.  It imports nothing beyond the standard library, so the build can list the
+generated files without Jinja2.
+"""
+
+from collections import namedtuple
+
+# name: the ISA token used in file and function names and in pt_isa (PT_ISA_<NAME>).
+# header: the operation layer (src/isa/README.md).  lanes: floats per vector register.
+# arch: the host CPU family whose build compiles it (None: every build).
+Isa = namedtuple("Isa", "name header lanes arch")
+
+ISAS = [
+    Isa("scalar", "isa/scalar.h", 1, None),
+    Isa("avx2", "isa/avx2.h", 8, "x86_64"),
+    Isa("avx512", "isa/avx512.h", 16, "x86_64"),
+    Isa("neon", "isa/neon.h", 4, "aarch64"),
+]
+
+# op: the kernel family, also its slot in the dispatch table.  template: templates/<file>.
+# ret, params: its C signature.  variants: ISA name -> template parameters; every ISA of
+# ISAS must appear, so that no dispatch table has a hole.
+Kernel = namedtuple("Kernel", "op template ret params variants")
+
+KERNELS = [
+    Kernel(
+        op="argmax_rows",
+        template="argmax_rows.c.j2",
+        ret="void",
+        params="const float *x, size_t rows, size_t d, size_t ld, int32_t *idx",
+        # unroll: independent running-maximum accumulators per row (hides compare latency)
+        variants={
+            "scalar": {"unroll": 4},
+            "avx2": {"unroll": 4},
+            "avx512": {"unroll": 4},
+            "neon": {"unroll": 4},
+        },
+    ),
+]
+
+
+def function_name(kernel, isa):
+    """pt_<op>_f32__<isa>[_u<unroll>], the naming rule of DESIGN.md."""
+    unroll = kernel.variants[isa.name].get("unroll")
+    suffix = f"_u{unroll}" if unroll else ""
+    return f"pt_{kernel.op}_f32__{isa.name}{suffix}"
+
+
+def source_name(kernel, isa):
+    """Path of the generated source, relative to the build directory."""
+    return f"src/gen/{kernel.op}__{isa.name}.c"

@@ -1,0 +1,75 @@
+/* libperturb: differentiable functions by random perturbation (Berthet et al. 2020).
+ *
+ * The public contract is API.md; this header implements it.  Only <stddef.h> and <stdint.h>
+ * are used, and no SIMD type appears here: the kernels behind these calls are chosen at run
+ * time for the CPU (see pt_isa_*).  All floating data is IEEE binary32; matrices are row-major
+ * with an explicit row stride `ld` in elements.  Every call that can fail returns a pt_status
+ * and, on error, writes nothing to its outputs. */
+#ifndef PERTURB_H
+#define PERTURB_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#if defined(__GNUC__) || defined(__clang__)
+#define PT_API __attribute__((visibility("default")))
+#else
+#define PT_API
+#endif
+
+/* ---- Status and version ------------------------------------------------------------------ */
+
+#define PT_VERSION_MAJOR 0
+#define PT_VERSION_MINOR 1
+#define PT_VERSION_PATCH 0
+
+/* "0.1.0": the version of the library actually loaded, which may differ from the macros above
+   when a program runs against a newer shared library than it was compiled with. */
+PT_API const char *pt_version(void);
+
+typedef enum pt_status {
+  PT_OK = 0,
+  PT_EINVAL = 1,       /* NULL pointer, zero/inconsistent size, ld < d, sigma not finite or <= 0,
+                          num_samples == 0, unknown enum value, non-finite input where refused */
+  PT_ENOMEM = 2,       /* an allocation failed */
+  PT_EOVERFLOW = 3,    /* a size product overflows size_t, or a dimension exceeds INT32_MAX */
+  PT_EUNSUPPORTED = 4, /* ISA not available; operation a function does not provide */
+  PT_ECALLBACK = 5     /* a user callback returned non-zero */
+} pt_status;
+
+/* A short English description; never NULL ("unknown status" for values outside the enum). */
+PT_API const char *pt_strerror(pt_status s);
+
+/* ---- ISA dispatch ------------------------------------------------------------------------- */
+
+typedef enum pt_isa { PT_ISA_SCALAR = 0, PT_ISA_AVX2 = 1, PT_ISA_AVX512 = 2, PT_ISA_NEON = 3 } pt_isa;
+
+/* "scalar", "avx2", "avx512", "neon"; NULL for a value outside the enum. */
+PT_API const char *pt_isa_name(pt_isa isa);
+/* 1 when the ISA's kernels are built into this library AND the CPU and OS can run them. */
+PT_API int pt_isa_supported(pt_isa isa);
+/* The ISA computing calls use now: the best supported one, unless PERTURB_ISA (read once, at
+   first use) or pt_isa_select chose another.  While PERTURB_ISA names an unknown or unsupported
+   ISA, every computing call returns PT_EUNSUPPORTED and this returns PT_ISA_SCALAR. */
+PT_API pt_isa pt_isa_active(void);
+/* Makes `isa` the active ISA for every thread; PT_EUNSUPPORTED if it is not supported. */
+PT_API pt_status pt_isa_select(pt_isa isa);
+
+/* ---- Kernels on batches of rows ------------------------------------------------------------
+ * Order used by all of them: ascending by value; -0.0 == +0.0; ties keep index order; NaN is
+ * greater than every number (NaNs sort last, among themselves by index).  x is `rows` rows of
+ * `d` floats, row r starting at x + r*ld.  rows == 0 is allowed and writes nothing; d == 0 or
+ * ld < d is PT_EINVAL; d > INT32_MAX or a row extent overflowing size_t is PT_EOVERFLOW. */
+
+/* idx[r] = first index of the greatest element of row r (the first NaN if there is one). */
+PT_API pt_status pt_argmax_rows(const float *x, size_t rows, size_t d, size_t ld, int32_t *idx);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* PERTURB_H */

@@ -1,0 +1,59 @@
+/* AVX2 + FMA layer: the operation vocabulary of src/isa/README.md on 8 lanes.
+   Masks are full-width vectors (all ones or all zeros per lane), as AVX2 compares give them. */
+#ifndef PT_ISA_AVX2_H
+#define PT_ISA_AVX2_H
+
+#include <immintrin.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define PT_LANES 8
+
+typedef __m256 vf;
+typedef __m256i vi;
+typedef __m256 vm;
+
+static inline vi vi_iota(void) { return _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7); }
+
+static inline vf vf_loadu(const float *p) { return _mm256_loadu_ps(p); }
+static inline vf vf_load_tail(const float *p, size_t n, float fill) {
+  __m256i live = _mm256_cmpgt_epi32(_mm256_set1_epi32((int)n), vi_iota());
+  /* maskload does not touch (or fault on) the memory of masked-off lanes */
+  return _mm256_blendv_ps(_mm256_set1_ps(fill), _mm256_maskload_ps(p, live),
+                          _mm256_castsi256_ps(live));
+}
+static inline vf vf_set1(float x) { return _mm256_set1_ps(x); }
+static inline vf vf_max(vf a, vf b) { return _mm256_max_ps(a, b); }
+
+static inline vi vi_set1(int32_t x) { return _mm256_set1_epi32(x); }
+static inline vi vi_add(vi a, vi b) { return _mm256_add_epi32(a, b); }
+static inline vi vi_min(vi a, vi b) { return _mm256_min_epi32(a, b); }
+
+static inline vm vf_gt(vf a, vf b) { return _mm256_cmp_ps(a, b, _CMP_GT_OQ); }
+static inline vm vf_eq(vf a, vf b) { return _mm256_cmp_ps(a, b, _CMP_EQ_OQ); }
+static inline vm vf_isnan(vf a) { return _mm256_cmp_ps(a, a, _CMP_UNORD_Q); }
+
+static inline vf vf_select(vm m, vf t, vf f) { return _mm256_blendv_ps(f, t, m); }
+static inline vi vi_select(vm m, vi t, vi f) {
+  return _mm256_castps_si256(
+      _mm256_blendv_ps(_mm256_castsi256_ps(f), _mm256_castsi256_ps(t), m));
+}
+
+static inline vm vm_or(vm a, vm b) { return _mm256_or_ps(a, b); }
+static inline int vm_any(vm m) { return _mm256_movemask_ps(m) != 0; }
+static inline unsigned vm_first(vm m) { return (unsigned)__builtin_ctz((unsigned)_mm256_movemask_ps(m)); }
+
+static inline float vf_hmax(vf v) {
+  __m128 m = _mm_max_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+  m = _mm_max_ps(m, _mm_movehl_ps(m, m));
+  m = _mm_max_ss(m, _mm_movehdup_ps(m));
+  return _mm_cvtss_f32(m);
+}
+static inline int32_t vi_hmin(vi v) {
+  __m128i m = _mm_min_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
+  m = _mm_min_epi32(m, _mm_shuffle_epi32(m, _MM_SHUFFLE(1, 0, 3, 2)));
+  m = _mm_min_epi32(m, _mm_shuffle_epi32(m, _MM_SHUFFLE(2, 3, 0, 1)));
+  return _mm_cvtsi128_si32(m);
+}
+
+#endif

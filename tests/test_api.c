@@ -1,0 +1,115 @@
+/* Version, status strings, ISA names and the dispatch rules of API.md ("ISA dispatch").
+   Criterion runs each test in its own process, so PERTURB_ISA set in a test is read afresh. */
+#define _POSIX_C_SOURCE 200809L /* setenv */
+#include <criterion/criterion.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "perturb.h"
+
+Test(api, version) {
+  cr_assert_str_eq(pt_version(), "0.1.0");
+  cr_assert_eq(PT_VERSION_MAJOR, 0);
+  cr_assert_eq(PT_VERSION_MINOR, 1);
+  cr_assert_eq(PT_VERSION_PATCH, 0);
+}
+
+Test(api, strerror_covers_every_status) {
+  for (int s = PT_OK; s <= PT_ECALLBACK; s++) {
+    cr_assert_not_null(pt_strerror((pt_status)s));
+    cr_assert_str_neq(pt_strerror((pt_status)s), "unknown status");
+  }
+  cr_assert_str_eq(pt_strerror((pt_status)99), "unknown status");
+  cr_assert_str_eq(pt_strerror((pt_status)-1), "unknown status");
+}
+
+Test(api, isa_names) {
+  cr_assert_str_eq(pt_isa_name(PT_ISA_SCALAR), "scalar");
+  cr_assert_str_eq(pt_isa_name(PT_ISA_AVX2), "avx2");
+  cr_assert_str_eq(pt_isa_name(PT_ISA_AVX512), "avx512");
+  cr_assert_str_eq(pt_isa_name(PT_ISA_NEON), "neon");
+  cr_assert_null(pt_isa_name((pt_isa)4));
+  cr_assert_null(pt_isa_name((pt_isa)-1));
+}
+
+Test(api, scalar_always_supported_unknown_never) {
+  cr_assert_eq(pt_isa_supported(PT_ISA_SCALAR), 1);
+  cr_assert_eq(pt_isa_supported((pt_isa)4), 0);
+  cr_assert_eq(pt_isa_select((pt_isa)4), PT_EUNSUPPORTED);
+  cr_assert_eq(pt_isa_select((pt_isa)-1), PT_EUNSUPPORTED);
+}
+
+Test(api, x86_and_arm_isas_exclusive) {
+#if defined(__x86_64__)
+  cr_assert_eq(pt_isa_supported(PT_ISA_NEON), 0);
+#elif defined(__aarch64__)
+  cr_assert_eq(pt_isa_supported(PT_ISA_AVX2), 0);
+  cr_assert_eq(pt_isa_supported(PT_ISA_AVX512), 0);
+#endif
+}
+
+/* The default is the best supported ISA, in the order avx512, avx2, neon, scalar. */
+Test(api, default_is_best_supported) {
+  unsetenv("PERTURB_ISA");
+  const pt_isa order[] = {PT_ISA_AVX512, PT_ISA_AVX2, PT_ISA_NEON, PT_ISA_SCALAR};
+  pt_isa best = PT_ISA_SCALAR;
+  for (size_t i = 0; i < 4; i++)
+    if (pt_isa_supported(order[i])) {
+      best = order[i];
+      break;
+    }
+  cr_assert_eq(pt_isa_active(), best);
+}
+
+Test(api, auto_is_default) {
+  setenv("PERTURB_ISA", "auto", 1);
+  const pt_isa chosen = pt_isa_active();
+  cr_assert(pt_isa_supported(chosen));
+  cr_assert(chosen != PT_ISA_SCALAR || (!pt_isa_supported(PT_ISA_AVX2) && !pt_isa_supported(PT_ISA_NEON)));
+}
+
+Test(api, select_every_supported_isa) {
+  for (int isa = PT_ISA_SCALAR; isa <= PT_ISA_NEON; isa++) {
+    if (pt_isa_supported((pt_isa)isa)) {
+      cr_assert_eq(pt_isa_select((pt_isa)isa), PT_OK);
+      cr_assert_eq(pt_isa_active(), (pt_isa)isa);
+    } else {
+      const pt_isa before = pt_isa_active();
+      cr_assert_eq(pt_isa_select((pt_isa)isa), PT_EUNSUPPORTED);
+      cr_assert_eq(pt_isa_active(), before, "a refused select must not change the active ISA");
+    }
+  }
+}
+
+Test(api, env_forces_scalar) {
+  setenv("PERTURB_ISA", "scalar", 1);
+  cr_assert_eq(pt_isa_active(), PT_ISA_SCALAR);
+  int32_t idx = -1;
+  const float x[3] = {1, 3, 2};
+  cr_assert_eq(pt_argmax_rows(x, 1, 3, 3, &idx), PT_OK);
+  cr_assert_eq(idx, 1);
+}
+
+/* A mistaken override never silently measures something else: every computing call fails,
+   writing nothing, until pt_isa_select is called. */
+static void check_override_refused(const char *value) {
+  setenv("PERTURB_ISA", value, 1);
+  int32_t idx = -1;
+  const float x[3] = {1, 3, 2};
+  cr_assert_eq(pt_argmax_rows(x, 1, 3, 3, &idx), PT_EUNSUPPORTED, "PERTURB_ISA=%s", value);
+  cr_assert_eq(idx, -1);
+  cr_assert_eq(pt_isa_select(PT_ISA_SCALAR), PT_OK);
+  cr_assert_eq(pt_argmax_rows(x, 1, 3, 3, &idx), PT_OK);
+  cr_assert_eq(idx, 1);
+}
+
+Test(api, env_unknown_isa_refuses_until_select) { check_override_refused("sse9"); }
+Test(api, env_name_is_case_sensitive) { check_override_refused("AVX2"); }
+
+Test(api, env_unsupported_isa_refuses_until_select) {
+#if defined(__x86_64__)
+  check_override_refused("neon");
+#else
+  check_override_refused("avx2");
+#endif
+}

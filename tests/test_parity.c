@@ -1,0 +1,17 @@
+/* Every ISA's kernels bitwise against scalar and the reference (tests/parity.c); an ISA this
+   machine cannot run is skipped with a message, never passed. */
+#include <criterion/criterion.h>
+
+#include "kernels.h"
+#include "parity.h"
+
+#define PT_PARITY_TEST(name, value)                                                       \
+  Test(parity, name) {                                                                    \
+    if (!pt_isa_supported(value)) cr_skip_test(#name " is not supported by this build and CPU"); \
+    pt_parity_result res;                                                                 \
+    cr_assert_eq(pt_parity_check(value, &res), 0, "parity battery ran out of memory");    \
+    cr_assert_gt(res.checked, 0);                                                         \
+    cr_assert_eq(res.failed, 0, "%zu of %zu cases differ; first: %s", res.failed,         \
+                 res.checked, res.first_failure);                                         \
+  }
+PT_FOR_EACH_ISA(PT_PARITY_TEST)
