@@ -24,10 +24,13 @@ static inline vf vf_load_tail(const float *p, size_t n, float fill) {
 }
 static inline vf vf_set1(float x) { return _mm256_set1_ps(x); }
 static inline vf vf_max(vf a, vf b) { return _mm256_max_ps(a, b); }
+static inline vf vf_gather(const float *base, vi offset) { return _mm256_i32gather_ps(base, offset, 4); }
 
 static inline vi vi_set1(int32_t x) { return _mm256_set1_epi32(x); }
+static inline vi vi_loadu(const int32_t *p) { return _mm256_loadu_si256((const __m256i *)p); }
 static inline vi vi_add(vi a, vi b) { return _mm256_add_epi32(a, b); }
 static inline vi vi_min(vi a, vi b) { return _mm256_min_epi32(a, b); }
+static inline void vi_storeu(int32_t *p, vi v) { _mm256_storeu_si256((__m256i *)p, v); }
 
 static inline vm vf_gt(vf a, vf b) { return _mm256_cmp_ps(a, b, _CMP_GT_OQ); }
 static inline vm vf_eq(vf a, vf b) { return _mm256_cmp_ps(a, b, _CMP_EQ_OQ); }
@@ -42,6 +45,7 @@ static inline vi vi_select(vm m, vi t, vi f) {
 static inline vm vm_or(vm a, vm b) { return _mm256_or_ps(a, b); }
 static inline int vm_any(vm m) { return _mm256_movemask_ps(m) != 0; }
 static inline unsigned vm_first(vm m) { return (unsigned)__builtin_ctz((unsigned)_mm256_movemask_ps(m)); }
+static inline unsigned vm_bits(vm m) { return (unsigned)_mm256_movemask_ps(m); }
 
 static inline float vf_hmax(vf v) {
   __m128 m = _mm_max_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
