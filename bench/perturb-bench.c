@@ -1,11 +1,12 @@
 /* perturb-bench: times every kernel family (gen/kernels.py) on every ISA this CPU supports.
 
-   perturb-bench [--d N,N,...] [--rows N,N,...] [--op NAME] [--isa NAME] [--repeats N] [--json]
+   perturb-bench [--d N,N,...] [--rows N,N,...] [--op NAME] [--isa NAME] [--repeats N]
+                 [--json] [--out FILE]
 
    --d and --rows are paired by position (a single value pairs with all of the other list).
    Each (op, ISA, size) runs enough iterations to last at least 20 ms, `repeats` times; the
-   median is reported as ns per element and GB/s of input read, as a table or as JSON lines
-   that bench/numpy_peer.py reads. */
+   median is reported as ns per element and GB/s of input read, as a table or (--json) as JSON
+   lines that bench/numpy_peer.py reads; --out FILE writes the JSON lines there as well. */
 #define _POSIX_C_SOURCE 200809L /* clock_gettime */
 #include <errno.h>
 #include <stdint.h>
@@ -138,6 +139,7 @@ int main(int argc, char **argv) {
   size_t nd = 4, nrows = 4;
   const char *only_op = NULL, *only_isa = NULL;
   int repeats = 11, json = 0;
+  FILE *out = NULL;
   for (int i = 1; i < argc; i++) {
     const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
     if (!strcmp(a, "--json")) json = 1;
@@ -146,9 +148,15 @@ int main(int argc, char **argv) {
     else if (v && !strcmp(a, "--op")) only_op = argv[++i];
     else if (v && !strcmp(a, "--isa")) only_isa = argv[++i];
     else if (v && !strcmp(a, "--repeats")) repeats = atoi(argv[++i]);
+    else if (v && !strcmp(a, "--out")) {
+      if (!(out = fopen(argv[++i], "w"))) {
+        fprintf(stderr, "perturb-bench: cannot write %s: %s\n", argv[i], strerror(errno));
+        return 2;
+      }
+    }
     else {
       fprintf(stderr, "usage: %s [--d N,..] [--rows N,..] [--op NAME] [--isa NAME] "
-                      "[--repeats N] [--json]\n", argv[0]);
+                      "[--repeats N] [--json] [--out FILE]\n", argv[0]);
       return 2;
     }
   }
@@ -175,10 +183,14 @@ int main(int argc, char **argv) {
         if (!k || (only_isa && strcmp(only_isa, pt_isa_name((pt_isa)isa)) != 0)) continue;
         const double ns = time_call(&run, k, repeats);
         const double per = ns / (double)run.elements, gbs = (double)run.bytes / ns;
-        if (json)
-          printf("{\"op\": \"%s\", \"isa\": \"%s\", \"rows\": %zu, \"d\": %zu, \"ns_per_call\": "
+        char line[256];
+        snprintf(line, sizeof line,
+                 "{\"op\": \"%s\", \"isa\": \"%s\", \"rows\": %zu, \"d\": %zu, \"ns_per_call\": "
                  "%.1f, \"ns_per_element\": %.5f, \"gb_per_s\": %.3f}\n",
                  ops[o].name, pt_isa_name((pt_isa)isa), r, d, ns, per, gbs);
+        if (out) fputs(line, out);
+        if (json)
+          fputs(line, stdout);
         else
           printf("%-14s %-7s %9zu %6zu %12.1f %10.4f %9.2f\n", ops[o].name,
                  pt_isa_name((pt_isa)isa), r, d, ns, per, gbs);
@@ -186,6 +198,10 @@ int main(int argc, char **argv) {
       }
       run.release(run.state);
     }
+  }
+  if (out && fclose(out) != 0) {
+    fprintf(stderr, "perturb-bench: writing the --out file failed\n");
+    return 1;
   }
   return 0;
 }
