@@ -2,6 +2,7 @@
    Criterion runs each test in its own process, so PERTURB_ISA set in a test is read afresh. */
 #define _POSIX_C_SOURCE 200809L /* setenv */
 #include <criterion/criterion.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -112,4 +113,37 @@ Test(api, env_unsupported_isa_refuses_until_select) {
 #else
   check_override_refused("avx2");
 #endif
+}
+
+/* pt_isa_select is safe while other threads compute: every call sees one whole table, and
+   since every ISA gives the same answers, the answers never change. */
+
+enum { SELECT_ROWS = 257, SELECT_D = 37, SELECT_ROUNDS = 200 };
+static float select_x[SELECT_ROWS * SELECT_D];
+static int32_t select_want[SELECT_ROWS];
+
+static void *compute_while_switching(void *arg) {
+  (void)arg;
+  int32_t got[SELECT_ROWS];
+  for (int i = 0; i < SELECT_ROUNDS; i++) {
+    if (pt_argmax_rows(select_x, SELECT_ROWS, SELECT_D, SELECT_D, got) != PT_OK) return "failed";
+    if (memcmp(got, select_want, sizeof got) != 0) return "different";
+  }
+  return NULL;
+}
+
+Test(api, select_while_other_threads_compute) {
+  unsetenv("PERTURB_ISA");
+  for (size_t i = 0; i < SELECT_ROWS * SELECT_D; i++) select_x[i] = (float)((i * 7919) % 1013);
+  cr_assert_eq(pt_argmax_rows(select_x, SELECT_ROWS, SELECT_D, SELECT_D, select_want), PT_OK);
+  pthread_t workers[3];
+  for (int t = 0; t < 3; t++)
+    cr_assert_eq(pthread_create(&workers[t], NULL, compute_while_switching, NULL), 0);
+  for (int i = 0; i < SELECT_ROUNDS; i++)
+    for (int isa = PT_ISA_SCALAR; isa <= PT_ISA_NEON; isa++) (void)pt_isa_select((pt_isa)isa);
+  for (int t = 0; t < 3; t++) {
+    void *result;
+    cr_assert_eq(pthread_join(workers[t], &result), 0);
+    cr_assert_null(result, "a worker saw %s results", (const char *)result);
+  }
 }
