@@ -86,6 +86,23 @@ PT_API void pt_key_split(pt_key key, pt_key *out, size_t n);
 /* Philox4x32 with 10 rounds, identical to Random123's philox4x32_10. */
 PT_API void pt_philox4x32_10(const uint32_t ctr[4], const uint32_t key[2], uint32_t out[4]);
 
+typedef enum pt_noise { PT_NOISE_GUMBEL = 0, PT_NOISE_NORMAL = 1, PT_NOISE_UNIFORM = 2 } pt_noise;
+
+/* out[i] = kind(key, offset + i) for i < n, where word k of key K is
+ *   c = (k / 64) * 16 + (k % 16),  w = (k % 64) / 16,
+ *   word(K, k) = pt_philox4x32_10({lo32(c), hi32(c), lo32(K.stream), hi32(K.stream)},
+ *                                 {lo32(K.seed), hi32(K.seed)})[w]
+ * and
+ *   uniform(K, k) = ((word(K, k) >> 8) | 1) * 2^-24     in [2^-24, 1 - 2^-24], exact
+ *   gumbel(K, k)  = -log(-log(uniform(K, k)))           within 1e-6 * max(1, |g|)
+ *   normal(K, k)  = Box-Muller on the words w and w^1 of counter c: a = uniform at the even
+ *                   word, b = at the odd one, r = sqrt(-2 log a), t = 2 pi b; the even word
+ *                   gives r cos t, the odd one r sin t                 within 1e-5 * max(1, |n|)
+ * Any offset; n == 0 writes nothing.  PT_EINVAL: unknown kind, or out NULL with n > 0;
+ * PT_EOVERFLOW: offset + n past 2^64 (the last word is 2^64 - 1), or n floats past
+ * PTRDIFF_MAX bytes. */
+PT_API pt_status pt_noise_fill(pt_noise kind, pt_key key, uint64_t offset, float *out, size_t n);
+
 /* ---- Kernels on batches of rows ------------------------------------------------------------
  * Order used by all of them: ascending by value; -0.0 == +0.0; ties keep index order; NaN is
  * greater than every number (NaNs sort last, among themselves by index).  x is `rows` rows of
