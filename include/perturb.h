@@ -98,6 +98,9 @@ typedef enum pt_noise { PT_NOISE_GUMBEL = 0, PT_NOISE_NORMAL = 1, PT_NOISE_UNIFO
  *   normal(K, k)  = Box-Muller on the words w and w^1 of counter c: a = uniform at the even
  *                   word, b = at the odd one, r = sqrt(-2 log a), t = 2 pi b; the even word
  *                   gives r cos t, the odd one r sin t                 within 1e-5 * max(1, |n|)
+ * The bits are the same on every ISA and machine, except with the scalar kernels on an x86
+ * CPU without FMA, where SLEEF's deterministic functions cannot run and its non-FMA ones may
+ * differ in the last bit of a Gumbel or Normal value (API.md: "scalar on FMA hardware").
  * Any offset; n == 0 writes nothing.  PT_EINVAL: unknown kind, or out NULL with n > 0;
  * PT_EOVERFLOW: offset + n past 2^64 (the last word is 2^64 - 1), or n floats past
  * PTRDIFF_MAX bytes. */
