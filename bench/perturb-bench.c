@@ -72,25 +72,19 @@ static int setup_argmax_rows(bench_run *run, size_t rows, size_t d) {
 
 /* The noise kernels: n = rows * d words of one key's stream; "bytes" are those written. */
 typedef struct noise_state {
+  pt_noise kind;
   float *out;
   size_t n;
 } noise_state;
 
-static const pt_key noise_key = {0x5eed, 1};
-
-static void noise_uniform_call(const pt_kernel_table *k, void *p) {
-  noise_state *s = p;
-  k->noise_uniform(noise_key, 0, s->out, s->n);
-}
-
-static void noise_gumbel_call(const pt_kernel_table *k, void *p) {
-  noise_state *s = p;
-  k->noise_gumbel(noise_key, 0, s->out, s->n);
-}
-
-static void noise_normal_call(const pt_kernel_table *k, void *p) {
-  noise_state *s = p;
-  k->noise_normal(noise_key, 0, s->out, s->n);
+static void noise_call(const pt_kernel_table *k, void *p) {
+  const noise_state *s = p;
+  const pt_key key = {0x5eed, 1};
+  switch (s->kind) {
+    case PT_NOISE_UNIFORM: k->noise_uniform(key, 0, s->out, s->n); break;
+    case PT_NOISE_GUMBEL: k->noise_gumbel(key, 0, s->out, s->n); break;
+    case PT_NOISE_NORMAL: k->noise_normal(key, 0, s->out, s->n); break;
+  }
 }
 
 static void noise_release(void *p) {
@@ -99,11 +93,11 @@ static void noise_release(void *p) {
   free(s);
 }
 
-static int setup_noise(bench_run *run, size_t n, void (*call)(const pt_kernel_table *, void *)) {
+static int setup_noise(bench_run *run, pt_noise kind, size_t n) {
   noise_state *s = calloc(1, sizeof *s);
   if (!s) return -1;
-  *s = (noise_state){malloc(n * sizeof(float)), n};
-  *run = (bench_run){n, n * sizeof(float), s, call, noise_release};
+  *s = (noise_state){kind, malloc(n * sizeof(float)), n};
+  *run = (bench_run){n, n * sizeof(float), s, noise_call, noise_release};
   if (!s->out) {
     noise_release(s);
     return -1;
@@ -112,15 +106,15 @@ static int setup_noise(bench_run *run, size_t n, void (*call)(const pt_kernel_ta
 }
 
 static int setup_noise_uniform(bench_run *run, size_t rows, size_t d) {
-  return setup_noise(run, rows * d, noise_uniform_call);
+  return setup_noise(run, PT_NOISE_UNIFORM, rows * d);
 }
 
 static int setup_noise_gumbel(bench_run *run, size_t rows, size_t d) {
-  return setup_noise(run, rows * d, noise_gumbel_call);
+  return setup_noise(run, PT_NOISE_GUMBEL, rows * d);
 }
 
 static int setup_noise_normal(bench_run *run, size_t rows, size_t d) {
-  return setup_noise(run, rows * d, noise_normal_call);
+  return setup_noise(run, PT_NOISE_NORMAL, rows * d);
 }
 
 typedef struct bench_op {

@@ -62,7 +62,6 @@ static inline vu vu_set1(uint32_t x) { return _mm256_set1_epi32((int)x); }
 static inline vu vu_iota(void) { return vi_iota(); }
 static inline vu vu_add(vu a, vu b) { return _mm256_add_epi32(a, b); }
 static inline vu vu_or(vu a, vu b) { return _mm256_or_si256(a, b); }
-static inline vu vu_xor(vu a, vu b) { return _mm256_xor_si256(a, b); }
 static inline vu vu_xor3(vu a, vu b, vu c) { return _mm256_xor_si256(_mm256_xor_si256(a, b), c); }
 static inline vu vu_shr(vu a, unsigned n) { return _mm256_srli_epi32(a, (int)n); }
 /* mul_epu32 multiplies the even 32-bit lanes into 64-bit products; the odd lanes are shifted

@@ -48,7 +48,6 @@ static inline vu vu_set1(uint32_t x) { return _mm512_set1_epi32((int)x); }
 static inline vu vu_iota(void) { return vi_iota(); }
 static inline vu vu_add(vu a, vu b) { return _mm512_add_epi32(a, b); }
 static inline vu vu_or(vu a, vu b) { return _mm512_or_si512(a, b); }
-static inline vu vu_xor(vu a, vu b) { return _mm512_xor_si512(a, b); }
 static inline vu vu_xor3(vu a, vu b, vu c) { return _mm512_ternarylogic_epi32(a, b, c, 0x96); }
 static inline vu vu_shr(vu a, unsigned n) { return _mm512_srli_epi32(a, n); }
 /* mul_epu32 multiplies the even 32-bit lanes into 64-bit products; a shuffle brings the odd

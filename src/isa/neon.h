@@ -55,7 +55,6 @@ static inline vu vu_set1(uint32_t x) { return vdupq_n_u32(x); }
 static inline vu vu_iota(void) { return vreinterpretq_u32_s32(vi_iota()); }
 static inline vu vu_add(vu a, vu b) { return vaddq_u32(a, b); }
 static inline vu vu_or(vu a, vu b) { return vorrq_u32(a, b); }
-static inline vu vu_xor(vu a, vu b) { return veorq_u32(a, b); }
 static inline vu vu_xor3(vu a, vu b, vu c) { return veorq_u32(veorq_u32(a, b), c); }
 /* a shift by a negative variable count shifts right; vshrq_n wants a literal count */
 static inline vu vu_shr(vu a, unsigned n) { return vshlq_u32(a, vdupq_n_s32(-(int32_t)n)); }

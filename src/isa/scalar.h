@@ -40,7 +40,6 @@ static inline vu vu_set1(uint32_t x) { return x; }
 static inline vu vu_iota(void) { return 0; }
 static inline vu vu_add(vu a, vu b) { return a + b; }
 static inline vu vu_or(vu a, vu b) { return a | b; }
-static inline vu vu_xor(vu a, vu b) { return a ^ b; }
 static inline vu vu_xor3(vu a, vu b, vu c) { return a ^ b ^ c; }
 static inline vu vu_shr(vu a, unsigned n) { return a >> n; }
 static inline vu vu_mulhilo(vu a, vu m, vu *lo) {
