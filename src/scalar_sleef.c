@@ -15,7 +15,7 @@
 
 #if defined(__x86_64__) || defined(__i386__)
 /* Identical to sleef.h's declarations under FP_FAST_FMA; these are in libsleef regardless. */
-float Sleef_finz_logf1_u10purecfma(float);
+float Sleef_finz_logf1_u35purecfma(float);
 Sleef_float_2 Sleef_finz_sincospif1_u35purecfma(float);
 
 typedef struct scalar_math {
@@ -23,8 +23,8 @@ typedef struct scalar_math {
   Sleef_float_2 (*sincospif)(float);
 } scalar_math;
 
-static const scalar_math with_fma = {Sleef_finz_logf1_u10purecfma, Sleef_finz_sincospif1_u35purecfma};
-static const scalar_math without_fma = {Sleef_cinz_logf1_u10purec, Sleef_cinz_sincospif1_u35purec};
+static const scalar_math with_fma = {Sleef_finz_logf1_u35purecfma, Sleef_finz_sincospif1_u35purecfma};
+static const scalar_math without_fma = {Sleef_cinz_logf1_u35purec, Sleef_cinz_sincospif1_u35purec};
 static const scalar_math *chosen;
 
 /* Every thread that races here stores the same pointer. */
@@ -37,17 +37,17 @@ static const scalar_math *math(void) {
   return m;
 }
 
-float pt_scalar_logf(float a) { return math()->logf(a); }
+float pt_scalar_log_u35(float a) { return math()->logf(a); }
 
-void pt_scalar_sincospif(float a, float *s, float *c) {
+void pt_scalar_sincospi_u35(float a, float *s, float *c) {
   const Sleef_float_2 r = math()->sincospif(a);
   *s = r.x;
   *c = r.y;
 }
 #else
-float pt_scalar_logf(float a) { return Sleef_finz_logf1_u10purecfma(a); }
+float pt_scalar_log_u35(float a) { return Sleef_finz_logf1_u35purecfma(a); }
 
-void pt_scalar_sincospif(float a, float *s, float *c) {
+void pt_scalar_sincospi_u35(float a, float *s, float *c) {
   const Sleef_float_2 r = Sleef_finz_sincospif1_u35purecfma(a);
   *s = r.x;
   *c = r.y;

@@ -77,8 +77,8 @@ static inline vf vf_mul(vf a, vf b) { return _mm256_mul_ps(a, b); }
 static inline vf vf_neg(vf a) { return _mm256_xor_ps(a, _mm256_set1_ps(-0.0f)); }
 static inline vf vf_sqrt(vf a) { return _mm256_sqrt_ps(a); }
 static inline void vf_storeu(float *p, vf v) { _mm256_storeu_ps(p, v); }
-static inline vf vf_log(vf a) { return Sleef_finz_logf8_u10avx2(a); }
-static inline void vf_sincospi(vf a, vf *s, vf *c) {
+static inline vf vf_log_u35(vf a) { return Sleef_finz_logf8_u35avx2(a); }
+static inline void vf_sincospi_u35(vf a, vf *s, vf *c) {
   const Sleef___m256_2 r = Sleef_finz_sincospif8_u35avx2(a);
   *s = r.x;
   *c = r.y;

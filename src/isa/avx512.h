@@ -67,8 +67,8 @@ static inline vf vf_neg(vf a) {
 }
 static inline vf vf_sqrt(vf a) { return _mm512_sqrt_ps(a); }
 static inline void vf_storeu(float *p, vf v) { _mm512_storeu_ps(p, v); }
-static inline vf vf_log(vf a) { return Sleef_finz_logf16_u10avx512f(a); }
-static inline void vf_sincospi(vf a, vf *s, vf *c) {
+static inline vf vf_log_u35(vf a) { return Sleef_finz_logf16_u35avx512f(a); }
+static inline void vf_sincospi_u35(vf a, vf *s, vf *c) {
   const Sleef___m512_2 r = Sleef_finz_sincospif16_u35avx512f(a);
   *s = r.x;
   *c = r.y;

@@ -72,8 +72,8 @@ static inline vf vf_mul(vf a, vf b) { return vmulq_f32(a, b); }
 static inline vf vf_neg(vf a) { return vnegq_f32(a); }
 static inline vf vf_sqrt(vf a) { return vsqrtq_f32(a); }
 static inline void vf_storeu(float *p, vf v) { vst1q_f32(p, v); }
-static inline vf vf_log(vf a) { return Sleef_finz_logf4_u10advsimd(a); }
-static inline void vf_sincospi(vf a, vf *s, vf *c) {
+static inline vf vf_log_u35(vf a) { return Sleef_finz_logf4_u35advsimd(a); }
+static inline void vf_sincospi_u35(vf a, vf *s, vf *c) {
   const Sleef_float32x4_t_2 r = Sleef_finz_sincospif4_u35advsimd(a);
   *s = r.x;
   *c = r.y;

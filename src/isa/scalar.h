@@ -58,9 +58,9 @@ static inline void vf_storeu(float *p, vf v) { *p = v; }
    ones (the bits of every vector ISA) wherever the CPU has FMA, and on an x86 CPU without FMA,
    where those would fault, SLEEF's cinz purec ones, whose last bit can differ: the one
    exception to bitwise identity that API.md allows ("scalar on FMA hardware"). */
-float pt_scalar_logf(float a);
-void pt_scalar_sincospif(float a, float *s, float *c);
-static inline vf vf_log(vf a) { return pt_scalar_logf(a); }
-static inline void vf_sincospi(vf a, vf *s, vf *c) { pt_scalar_sincospif(a, s, c); }
+float pt_scalar_log_u35(float a);
+void pt_scalar_sincospi_u35(float a, float *s, float *c);
+static inline vf vf_log_u35(vf a) { return pt_scalar_log_u35(a); }
+static inline void vf_sincospi_u35(vf a, vf *s, vf *c) { pt_scalar_sincospi_u35(a, s, c); }
 
 #endif
