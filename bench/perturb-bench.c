@@ -71,6 +71,53 @@ static int setup_argmax_rows(bench_run *run, size_t rows, size_t d) {
   return 0;
 }
 
+/* The noise kernels: n = rows * d words of one key's stream; "bytes" are those written. */
+typedef struct noise_state {
+  pt_noise kind;
+  float *out;
+  size_t n;
+} noise_state;
+
+static void noise_call(const pt_kernel_table *k, void *p) {
+  const noise_state *s = p;
+  const pt_key key = {0x5eed, 1};
+  switch (s->kind) {
+    case PT_NOISE_UNIFORM: k->noise_uniform(key, 0, s->out, s->n); break;
+    case PT_NOISE_GUMBEL: k->noise_gumbel(key, 0, s->out, s->n); break;
+    case PT_NOISE_NORMAL: k->noise_normal(key, 0, s->out, s->n); break;
+  }
+}
+
+static void noise_release(void *p) {
+  noise_state *s = p;
+  free(s->out);
+  free(s);
+}
+
+static int setup_noise(bench_run *run, pt_noise kind, size_t n) {
+  noise_state *s = calloc(1, sizeof *s);
+  if (!s) return -1;
+  *s = (noise_state){kind, malloc(n * sizeof(float)), n};
+  *run = (bench_run){n, n * sizeof(float), s, noise_call, noise_release};
+  if (!s->out) {
+    noise_release(s);
+    return -1;
+  }
+  return 0;
+}
+
+static int setup_noise_uniform(bench_run *run, size_t rows, size_t d) {
+  return setup_noise(run, PT_NOISE_UNIFORM, rows * d);
+}
+
+static int setup_noise_gumbel(bench_run *run, size_t rows, size_t d) {
+  return setup_noise(run, PT_NOISE_GUMBEL, rows * d);
+}
+
+static int setup_noise_normal(bench_run *run, size_t rows, size_t d) {
+  return setup_noise(run, PT_NOISE_NORMAL, rows * d);
+}
+
 typedef struct bench_op {
   const char *name;
   int (*setup)(bench_run *run, size_t rows, size_t d);
