@@ -49,4 +49,47 @@ static inline unsigned vm_first(vm m) {
 static inline float vf_hmax(vf v) { return vmaxvq_f32(v); }
 static inline int32_t vi_hmin(vi v) { return vminvq_s32(v); }
 
+/* ---- sorting and weighted sums: 64-bit integer vectors, integer and float arithmetic ---- */
+
+#define PT_QLANES 2
+
+typedef int64x2_t vq;
+
+static inline vf vf_add(vf a, vf b) { return vaddq_f32(a, b); }
+static inline vf vf_fma(vf a, vf b, vf c) { return vfmaq_f32(c, a, b); }
+static inline void vf_storeu(float *p, vf v) { vst1q_f32(p, v); }
+static inline float vf_tree_sum(vf v) {
+  const float32x2_t s = vadd_f32(vget_low_f32(v), vget_high_f32(v)); /* t += t+2 */
+  return vpadds_f32(s);                                               /* t += t+1 */
+}
+static inline vi vf_bits(vf v) { return vreinterpretq_s32_f32(v); }
+
+static inline vi vi_loadu(const int32_t *p) { return vld1q_s32(p); }
+static inline void vi_storeu(int32_t *p, vi v) { vst1q_s32(p, v); }
+static inline void vi_store_tail(int32_t *p, size_t n, vi v) {
+  int32_t lanes[PT_LANES];
+  vst1q_s32(lanes, v);
+  for (size_t i = 0; i < n; i++) p[i] = lanes[i];
+}
+static inline vi vi_and(vi a, vi b) { return vandq_s32(a, b); }
+static inline vi vi_sub(vi a, vi b) { return vsubq_s32(a, b); }
+static inline vm vi_gt(vi a, vi b) { return vcgtq_s32(a, b); }
+static inline vi vi_inc(vi a, vm m) { return vsubq_s32(a, vreinterpretq_s32_u32(m)); }
+static inline void vi_store_pairs(int64_t *p, vi hi, vi lo) {
+  /* little-endian: the 32-bit pair (lo, hi) read as one 64-bit lane is hi * 2^32 + lo */
+  vst1q_s64(p, vreinterpretq_s64_s32(vzip1q_s32(lo, hi)));
+  vst1q_s64(p + 2, vreinterpretq_s64_s32(vzip2q_s32(lo, hi)));
+}
+
+static inline vq vq_loadu(const int64_t *p) { return vld1q_s64(p); }
+static inline void vq_storeu(int64_t *p, vq v) { vst1q_s64(p, v); }
+static inline vq vq_min(vq a, vq b) { return vbslq_s64(vcgtq_s64(a, b), b, a); }
+static inline vq vq_max(vq a, vq b) { return vbslq_s64(vcgtq_s64(a, b), a, b); }
+static inline vq vq_reverse(vq v) { return vextq_s64(v, v, 1); }
+static inline vq vq_sort_bitonic(vq v) {
+  const vq p = vq_reverse(v);
+  return vcombine_s64(vget_low_s64(vq_min(v, p)), vget_high_s64(vq_max(v, p)));
+}
+static inline vq vq_sort(vq v) { return vq_sort_bitonic(v); }
+
 #endif
