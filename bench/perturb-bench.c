@@ -15,6 +15,7 @@
 #include <time.h>
 
 #include "kernels.h"
+#include "sort.h"
 
 /* A prepared run of one kernel family at one size. */
 typedef struct bench_run {
@@ -68,6 +69,50 @@ static int setup_argmax_rows(bench_run *run, size_t rows, size_t d) {
     return -1;
   }
   return 0;
+}
+
+/* argsort_rows and rank_rows: rows x d random floats, the outputs packed (ld_out = d). */
+typedef struct sort_state {
+  const float *x;
+  size_t rows, d;
+  int32_t *out;
+  int64_t *work;
+  int ranks;
+} sort_state;
+
+static void sort_call(const pt_kernel_table *k, void *p) {
+  sort_state *s = p;
+  if (s->ranks) k->rank_rows(s->x, s->rows, s->d, s->d, s->out, s->d, s->work);
+  else k->argsort_rows(s->x, s->rows, s->d, s->d, s->out, s->d, s->work);
+}
+
+static void sort_release(void *p) {
+  sort_state *s = p;
+  free((void *)s->x);
+  free(s->out);
+  free(s->work);
+  free(s);
+}
+
+static int setup_sort(bench_run *run, size_t rows, size_t d, int ranks) {
+  sort_state *s = calloc(1, sizeof *s);
+  if (!s) return -1;
+  *s = (sort_state){random_floats(rows * d, 42), rows, d, malloc(rows * d * sizeof(int32_t)),
+                    malloc(PT_SORT_WORK(d) * sizeof(int64_t)), ranks};
+  *run = (bench_run){rows * d, rows * d * sizeof(float), s, sort_call, sort_release};
+  if (!s->x || !s->out || !s->work) {
+    sort_release(s);
+    return -1;
+  }
+  return 0;
+}
+
+static int setup_argsort_rows(bench_run *run, size_t rows, size_t d) {
+  return setup_sort(run, rows, d, 0);
+}
+
+static int setup_rank_rows(bench_run *run, size_t rows, size_t d) {
+  return setup_sort(run, rows, d, 1);
 }
 
 typedef struct bench_op {

@@ -26,6 +26,21 @@ ISAS = [
 # ISAS must appear, so that no dispatch table has a hole.
 Kernel = namedtuple("Kernel", "op template ret params variants")
 
+
+def sort_variants(output):
+    """The row-sorting template's parameters; `output` names the kernel's result argument.
+
+    count_max: longest row ranked by counting comparisons (O(d) per element, no sort);
+    block_vectors: 64-bit key vectors sorted at once in registers (the network's size)."""
+    per_isa = {
+        "scalar": {"count_max": 8, "block_vectors": 16},
+        "avx2": {"count_max": 32, "block_vectors": 8},
+        "avx512": {"count_max": 32, "block_vectors": 16},
+        "neon": {"count_max": 32, "block_vectors": 16},
+    }
+    return {isa: dict(params, output=output) for isa, params in per_isa.items()}
+
+
 KERNELS = [
     Kernel(
         op="argmax_rows",
@@ -39,6 +54,22 @@ KERNELS = [
             "avx512": {"unroll": 4},
             "neon": {"unroll": 4},
         },
+    ),
+    Kernel(
+        op="argsort_rows",
+        template="sort_rows.c.j2",
+        ret="void",
+        params="const float *x, size_t rows, size_t d, size_t ld, int32_t *perm, size_t ld_out, "
+               "int64_t *work",
+        variants=sort_variants("perm"),
+    ),
+    Kernel(
+        op="rank_rows",
+        template="sort_rows.c.j2",
+        ret="void",
+        params="const float *x, size_t rows, size_t d, size_t ld, int32_t *rank, size_t ld_out, "
+               "int64_t *work",
+        variants=sort_variants("rank"),
     ),
 ]
 

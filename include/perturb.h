@@ -68,6 +68,16 @@ PT_API pt_status pt_isa_select(pt_isa isa);
 /* idx[r] = first index of the greatest element of row r (the first NaN if there is one). */
 PT_API pt_status pt_argmax_rows(const float *x, size_t rows, size_t d, size_t ld, int32_t *idx);
 
+/* perm[r*ld_out + p] = index of the p-th smallest element of row r (a stable sort); ld_out >= d.
+   PT_ENOMEM if the work space of long rows (about 16 bytes per element) cannot be allocated. */
+PT_API pt_status pt_argsort_rows(const float *x, size_t rows, size_t d, size_t ld,
+                                 int32_t *perm, size_t ld_out);
+
+/* rank[r*ld_out + i] = position of element i of row r in that sorted order (0 for the
+   smallest), i.e. argsort(argsort(x)) with a stable sort; ld_out >= d.  PT_ENOMEM as above. */
+PT_API pt_status pt_rank_rows(const float *x, size_t rows, size_t d, size_t ld,
+                              int32_t *rank, size_t ld_out);
+
 #ifdef __cplusplus
 }
 #endif

@@ -8,6 +8,7 @@
 #include "cases.h"
 #include "kernels.h"
 #include "reference.h"
+#include "sort.h"
 
 static void fail(pt_parity_result *res, const pt_case *c, const char *fmt, ...) {
   if (res->failed++) return;
@@ -47,6 +48,67 @@ static void parity_argmax_rows(const pt_kernel_table *k, const pt_kernel_table *
 out:
   free(got);
   free(want);
+}
+
+/* argsort_rows and rank_rows: the ISA's kernel, the scalar one and the reference permutation
+   (or its inverse) must agree on every row; the gaps between output rows and one element past
+   the last row must stay untouched. */
+static void parity_sort(const pt_kernel_table *k, const pt_kernel_table *scalar,
+                        const pt_case *c, const float *x, int ranks, pt_parity_result *res) {
+  const char *what = ranks ? "rank_rows" : "argsort_rows";
+  const size_t d = c->d, ld_out = c->ld + 1, n = (c->rows - 1) * ld_out + d;
+  int32_t *got = malloc((n + 1) * sizeof *got), *want = malloc((n + 1) * sizeof *want);
+  int32_t *perm = malloc(d * sizeof *perm), *tmp = malloc(d * sizeof *tmp);
+  int64_t *work = malloc(PT_SORT_WORK(d) * sizeof *work);
+  if (!got || !want || !perm || !tmp || !work) {
+    fail(res, c, "out of memory");
+    goto out;
+  }
+  for (size_t i = 0; i <= n; i++) got[i] = want[i] = -7;
+  if (ranks) {
+    k->rank_rows(x, c->rows, d, c->ld, got, ld_out, work);
+    scalar->rank_rows(x, c->rows, d, c->ld, want, ld_out, work);
+  } else {
+    k->argsort_rows(x, c->rows, d, c->ld, got, ld_out, work);
+    scalar->argsort_rows(x, c->rows, d, c->ld, want, ld_out, work);
+  }
+  for (size_t r = 0; r < c->rows; r++) {
+    pt_ref_argsort(x + r * c->ld, d, perm, tmp);
+    if (ranks) {
+      for (size_t p = 0; p < d; p++) tmp[perm[p]] = (int32_t)p;
+      memcpy(perm, tmp, d * sizeof *perm);
+    }
+    const int32_t *g = got + r * ld_out, *s = want + r * ld_out;
+    for (size_t i = 0; i < d; i++) {
+      if (g[i] != s[i] || g[i] != perm[i]) {
+        fail(res, c, "%s row %zu [%zu]: %s %d, scalar %d, reference %d", what, r, i,
+             pt_isa_name(k->isa), g[i], s[i], perm[i]);
+        goto out;
+      }
+    }
+  }
+  for (size_t i = 0; i <= n; i++) {
+    if (i % ld_out >= d && (got[i] != -7 || want[i] != -7)) {
+      fail(res, c, "%s wrote outside the rows at %zu", what, i);
+      break;
+    }
+  }
+out:
+  free(got);
+  free(want);
+  free(perm);
+  free(tmp);
+  free(work);
+}
+
+static void parity_argsort_rows(const pt_kernel_table *k, const pt_kernel_table *scalar,
+                                const pt_case *c, const float *x, pt_parity_result *res) {
+  parity_sort(k, scalar, c, x, 0, res);
+}
+
+static void parity_rank_rows(const pt_kernel_table *k, const pt_kernel_table *scalar,
+                             const pt_case *c, const float *x, pt_parity_result *res) {
+  parity_sort(k, scalar, c, x, 1, res);
 }
 
 int pt_parity_check(pt_isa isa, pt_parity_result *res) {

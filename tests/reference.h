@@ -12,4 +12,8 @@ int pt_ref_less(float a, float b);
 /* First index of the greatest element of x[0, d) under that order. */
 int32_t pt_ref_argmax(const float *x, size_t d);
 
+/* Stable argsort of x[0, d) under that order: a plain bottom-up merge sort of indices.
+   tmp: d elements of scratch. */
+void pt_ref_argsort(const float *x, size_t d, int32_t *perm, int32_t *tmp);
+
 #endif
