@@ -115,6 +115,40 @@ static int setup_rank_rows(bench_run *run, size_t rows, size_t d) {
   return setup_sort(run, rows, d, 1);
 }
 
+/* weighted_sum_rows: rows x d random floats and random weights; bytes counts x and w. */
+typedef struct weighted_sum_state {
+  const float *x, *w;
+  size_t rows, d;
+  float *out;
+} weighted_sum_state;
+
+static void weighted_sum_call(const pt_kernel_table *k, void *p) {
+  weighted_sum_state *s = p;
+  k->weighted_sum_rows(s->x, s->rows, s->d, s->d, s->w, s->out);
+}
+
+static void weighted_sum_release(void *p) {
+  weighted_sum_state *s = p;
+  free((void *)s->x);
+  free((void *)s->w);
+  free(s->out);
+  free(s);
+}
+
+static int setup_weighted_sum_rows(bench_run *run, size_t rows, size_t d) {
+  weighted_sum_state *s = calloc(1, sizeof *s);
+  if (!s) return -1;
+  *s = (weighted_sum_state){random_floats(rows * d, 42), random_floats(rows, 7), rows, d,
+                            malloc(d * sizeof(float))};
+  *run = (bench_run){rows * d, (rows * d + rows) * sizeof(float), s, weighted_sum_call,
+                     weighted_sum_release};
+  if (!s->x || !s->w || !s->out) {
+    weighted_sum_release(s);
+    return -1;
+  }
+  return 0;
+}
+
 typedef struct bench_op {
   const char *name;
   int (*setup)(bench_run *run, size_t rows, size_t d);

@@ -71,6 +71,13 @@ KERNELS = [
                "int64_t *work",
         variants=sort_variants("rank"),
     ),
+    Kernel(
+        op="weighted_sum_rows",
+        template="weighted_sum_rows.c.j2",
+        ret="void",
+        params="const float *x, size_t rows, size_t d, size_t ld, const float *w, float *out",
+        variants={"scalar": {}, "avx2": {}, "avx512": {}, "neon": {}},
+    ),
 ]
 
 

@@ -78,6 +78,12 @@ PT_API pt_status pt_argsort_rows(const float *x, size_t rows, size_t d, size_t l
 PT_API pt_status pt_rank_rows(const float *x, size_t rows, size_t d, size_t ld,
                               int32_t *rank, size_t ld_out);
 
+/* out[j] = sum_r w[r] * x[r*ld + j] for j < d; w == NULL means every weight is 1.  The order of
+   operations is fixed (blocked sums; the same bits on every ISA), with an error of at most
+   1e-5 * sum_r |w[r] x[r*ld + j]| against exact arithmetic for up to 10^7 rows. */
+PT_API pt_status pt_weighted_sum_rows(const float *x, size_t rows, size_t d, size_t ld,
+                                      const float *w, float *out);
+
 #ifdef __cplusplus
 }
 #endif

@@ -60,3 +60,15 @@ pt_status pt_rank_rows(const float *x, size_t rows, size_t d, size_t ld, int32_t
   const pt_kernel_table *k = pt_kernels_active();
   return sort_rows(k, k ? k->rank_rows : NULL, x, rows, d, ld, rank, ld_out);
 }
+
+pt_status pt_weighted_sum_rows(const float *x, size_t rows, size_t d, size_t ld, const float *w,
+                               float *out) {
+  const pt_kernel_table *k = pt_kernels_active();
+  if (!k) return PT_EUNSUPPORTED;
+  pt_status s = pt_check_matrix(x, rows, d, ld, sizeof(float));
+  if (s == PT_OK && w) s = pt_check_matrix(w, rows, 1, 1, sizeof(float));
+  if (s == PT_OK) s = pt_check_matrix(out, rows ? 1 : 0, d, d, sizeof(float));
+  if (s != PT_OK || rows == 0) return s;
+  k->weighted_sum_rows(x, rows, d, ld, w, out);
+  return PT_OK;
+}

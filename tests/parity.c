@@ -1,5 +1,6 @@
 #include "parity.h"
 
+#include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -109,6 +110,54 @@ static void parity_argsort_rows(const pt_kernel_table *k, const pt_kernel_table 
 static void parity_rank_rows(const pt_kernel_table *k, const pt_kernel_table *scalar,
                              const pt_case *c, const float *x, pt_parity_result *res) {
   parity_sort(k, scalar, c, x, 1, res);
+}
+
+static uint32_t float_bits(float f) {
+  uint32_t b;
+  memcpy(&b, &f, sizeof b);
+  return b;
+}
+
+/* weighted_sum_rows, with random signed weights and with w == NULL: bit for bit equal to the
+   scalar kernel and to the reference of its order; within 1e-5 of sum |w x| of the float64
+   truth where that is finite and nothing can overflow. */
+static void parity_weighted_sum_rows(const pt_kernel_table *k, const pt_kernel_table *scalar,
+                                     const pt_case *c, const float *x, pt_parity_result *res) {
+  const size_t d = c->d;
+  float *got = malloc((d + 1) * sizeof *got), *want = malloc(d * sizeof *want);
+  float *w = malloc(c->rows * sizeof *w);
+  if (!got || !want || !w) {
+    fail(res, c, "out of memory");
+    goto out;
+  }
+  uint64_t s = c->seed ^ 0xa5a5a5a5u;
+  for (size_t r = 0; r < c->rows; r++) w[r] = (float)(pt_test_rand(&s) >> 40) * 0x1p-23f - 1.0f;
+  for (int weighted = 0; weighted < 2; weighted++) {
+    const float *wr = weighted ? w : NULL;
+    got[d] = -7.0f;
+    k->weighted_sum_rows(x, c->rows, d, c->ld, wr, got);
+    scalar->weighted_sum_rows(x, c->rows, d, c->ld, wr, want);
+    if (got[d] != -7.0f) fail(res, c, "weighted_sum_rows wrote past out[d - 1]");
+    for (size_t j = 0; j < d; j++) {
+      const float ordered = pt_ref_weighted_sum_ordered(x, c->rows, d, c->ld, wr, j);
+      double magnitude;
+      const double truth = pt_ref_weighted_sum(x, c->rows, c->ld, wr, j, &magnitude);
+      const double bound = 1e-5 * magnitude + (double)c->rows * 0x1p-149;
+      /* a NaN term makes the sum NaN; infinities and overflow have no accuracy to check */
+      if (float_bits(got[j]) != float_bits(want[j]) || float_bits(got[j]) != float_bits(ordered) ||
+          (isnan(truth) && !isnan(got[j])) ||
+          (magnitude < 0x1p126 && fabs((double)got[j] - truth) > bound)) {
+        fail(res, c, "weighted_sum_rows%s column %zu: %s %a, scalar %a, ordered reference %a, "
+             "float64 %a (bound %a)", weighted ? "" : " (w NULL)", j, pt_isa_name(k->isa),
+             got[j], want[j], ordered, truth, bound);
+        goto out;
+      }
+    }
+  }
+out:
+  free(got);
+  free(want);
+  free(w);
 }
 
 int pt_parity_check(pt_isa isa, pt_parity_result *res) {

@@ -35,3 +35,32 @@ void pt_ref_argsort(const float *x, size_t d, int32_t *perm, int32_t *tmp) {
   }
   if (src != perm) memcpy(perm, src, d * sizeof *perm);
 }
+
+double pt_ref_weighted_sum(const float *x, size_t rows, size_t ld, const float *w, size_t j,
+                           double *magnitude) {
+  double sum = 0.0, mag = 0.0;
+  for (size_t r = 0; r < rows; r++) {
+    const double term = (w ? (double)w[r] : 1.0) * (double)x[r * ld + j]; /* exact */
+    sum += term;
+    mag += fabs(term);
+  }
+  *magnitude = mag;
+  return sum;
+}
+
+float pt_ref_weighted_sum_ordered(const float *x, size_t rows, size_t d, size_t ld,
+                                  const float *w, size_t j) {
+  /* narrow rows: 16 interleaved partial sums per block of 512 rows; wide: one per 64 rows */
+  const size_t parts = d <= 128 ? 16 : 1, block = d <= 128 ? 512 : 64;
+  double total = 0.0;
+  for (size_t start = 0; start < rows; start += block) {
+    float p[16] = {0};
+    for (size_t r = start; r < rows && r < start + block; r++)
+      p[(r - start) % parts] = fmaf(w ? w[r] : 1.0f, x[r * ld + j], p[(r - start) % parts]);
+    for (size_t h = parts / 2; h >= 1; h /= 2)
+      for (size_t t = 0; t < h; t++) p[t] = p[t] + p[t + h];
+    total += (double)p[0];
+  }
+  const float f = (float)total;
+  return isnan(f) ? NAN : f;
+}
