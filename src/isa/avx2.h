@@ -77,6 +77,12 @@ static inline void vi_storeu(int32_t *p, vi v) { _mm256_storeu_si256((__m256i *)
 static inline void vi_store_tail(int32_t *p, size_t n, vi v) {
   _mm256_maskstore_epi32((int *)p, _mm256_cmpgt_epi32(_mm256_set1_epi32((int)n), vi_iota()), v);
 }
+static inline void vi_scatter_tail(int32_t *p, size_t n, vi index, vi v) {
+  int32_t at[PT_LANES], value[PT_LANES];
+  vi_storeu(at, index);
+  vi_storeu(value, v);
+  for (size_t i = 0; i < n; i++) p[at[i]] = value[i];
+}
 static inline vi vi_and(vi a, vi b) { return _mm256_and_si256(a, b); }
 static inline vi vi_sub(vi a, vi b) { return _mm256_sub_epi32(a, b); }
 static inline vm vi_gt(vi a, vi b) { return _mm256_castsi256_ps(_mm256_cmpgt_epi32(a, b)); }

@@ -65,6 +65,9 @@ static inline void vi_storeu(int32_t *p, vi v) { _mm512_storeu_si512(p, v); }
 static inline void vi_store_tail(int32_t *p, size_t n, vi v) {
   _mm512_mask_storeu_epi32(p, (__mmask16)((1u << n) - 1u), v);
 }
+static inline void vi_scatter_tail(int32_t *p, size_t n, vi index, vi v) {
+  _mm512_mask_i32scatter_epi32(p, (__mmask16)((1u << n) - 1u), index, v, 4);
+}
 static inline vi vi_and(vi a, vi b) { return _mm512_and_si512(a, b); }
 static inline vi vi_sub(vi a, vi b) { return _mm512_sub_epi32(a, b); }
 static inline vm vi_gt(vi a, vi b) { return _mm512_cmpgt_epi32_mask(a, b); }

@@ -71,6 +71,12 @@ static inline void vi_store_tail(int32_t *p, size_t n, vi v) {
   vst1q_s32(lanes, v);
   for (size_t i = 0; i < n; i++) p[i] = lanes[i];
 }
+static inline void vi_scatter_tail(int32_t *p, size_t n, vi index, vi v) {
+  int32_t at[PT_LANES], value[PT_LANES];
+  vst1q_s32(at, index);
+  vst1q_s32(value, v);
+  for (size_t i = 0; i < n; i++) p[at[i]] = value[i];
+}
 static inline vi vi_and(vi a, vi b) { return vandq_s32(a, b); }
 static inline vi vi_sub(vi a, vi b) { return vsubq_s32(a, b); }
 static inline vm vi_gt(vi a, vi b) { return vcgtq_s32(a, b); }

@@ -58,6 +58,9 @@ static inline void vi_storeu(int32_t *p, vi v) { *p = v; }
 static inline void vi_store_tail(int32_t *p, size_t n, vi v) {
   if (n) *p = v;
 }
+static inline void vi_scatter_tail(int32_t *p, size_t n, vi index, vi v) {
+  if (n) p[index] = v;
+}
 static inline vi vi_and(vi a, vi b) { return a & b; }
 static inline vi vi_sub(vi a, vi b) { return (vi)((uint32_t)a - (uint32_t)b); }
 static inline vm vi_gt(vi a, vi b) { return a > b; }
