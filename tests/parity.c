@@ -160,6 +160,105 @@ out:
   free(w);
 }
 
+/* ---- known answers -------------------------------------------------------------------------
+   FNV-1a hashes of the outputs on fixed inputs, computed once from the independent references
+   (tests/reference.c) and checked for every ISA's kernel and for the references themselves, so
+   that a run on another machine (AArch64 under qemu) is held to the same constants as x86-64. */
+
+static uint64_t hash_words(uint64_t h, const uint32_t *v, size_t n) {
+  for (size_t i = 0; i < n; i++)
+    for (int byte = 0; byte < 4; byte++) h = (h ^ ((v[i] >> (8 * byte)) & 0xff)) * 0x100000001b3ull;
+  return h;
+}
+#define HASH_START 0xcbf29ce484222325ull
+
+typedef struct known_answer {
+  pt_case input;      /* seed 0: the seed is the answer's index */
+  uint64_t sort_hash; /* argsort of every row, then ranks of every row */
+  uint64_t sum_hash;  /* weighted sums with random weights, then with w == NULL */
+} known_answer;
+
+static const known_answer known[] = {
+    {{.rows = 40, .d = 300, .ld = 301, .fill = PT_FILL_TIES},
+     0x3a6763efa9ff4ad5ull, 0xdde6b1c976d52fc0ull},
+    {{.rows = 20, .d = 77, .ld = 77, .fill = PT_FILL_SPECIAL},
+     0x95ac370696fb73c5ull, 0xdacdf835c919e79bull},
+    {{.rows = 2, .d = 20000, .ld = 20000, .fill = PT_FILL_RANDOM},
+     0xf1343a31680b3479ull, 0x4969459a614a5314ull},
+    {{.rows = 3000, .d = 37, .ld = 40, .fill = PT_FILL_RANDOM},
+     0xd8e1cb470ac96325ull, 0x33e707e06d362f7aull},
+    {{.rows = 700, .d = 1100, .ld = 1100, .fill = PT_FILL_RANDOM},
+     0x27d8b0e884cd0fc9ull, 0xbcea34519add031cull},
+    {{.rows = 9000, .d = 1, .ld = 1, .fill = PT_FILL_RANDOM},
+     0xd2caa64e76f47c25ull, 0xf9e40527122eea2bull},
+};
+
+/* The hashes of one input, from the kernels of k, or from the references when k is NULL. */
+static int known_hashes(const pt_kernel_table *k, const pt_case *c, const float *x,
+                        uint64_t *sort_hash, uint64_t *sum_hash) {
+  const size_t d = c->d;
+  int32_t *out = malloc(c->rows * d * sizeof *out), *tmp = malloc(d * sizeof *tmp);
+  int64_t *work = malloc(PT_SORT_WORK(d) * sizeof *work);
+  float *w = malloc(c->rows * sizeof *w), *sums = malloc(d * sizeof *sums);
+  const int ok = out && tmp && work && w && sums;
+  if (ok) {
+    uint64_t s = c->seed;
+    for (size_t r = 0; r < c->rows; r++) w[r] = (float)(pt_test_rand(&s) >> 40) * 0x1p-23f - 1.0f;
+    *sort_hash = *sum_hash = HASH_START;
+    for (int ranks = 0; ranks < 2; ranks++) {
+      if (k && ranks) k->rank_rows(x, c->rows, d, c->ld, out, d, work);
+      if (k && !ranks) k->argsort_rows(x, c->rows, d, c->ld, out, d, work);
+      for (size_t r = 0; !k && r < c->rows; r++) {
+        int32_t *o = out + r * d;
+        pt_ref_argsort(x + r * c->ld, d, o, tmp);
+        if (ranks) {
+          for (size_t p = 0; p < d; p++) tmp[o[p]] = (int32_t)p;
+          memcpy(o, tmp, d * sizeof *o);
+        }
+      }
+      *sort_hash = hash_words(*sort_hash, (const uint32_t *)out, c->rows * d);
+    }
+    for (int weighted = 1; weighted >= 0; weighted--) {
+      if (k) k->weighted_sum_rows(x, c->rows, d, c->ld, weighted ? w : NULL, sums);
+      for (size_t j = 0; !k && j < d; j++)
+        sums[j] = pt_ref_weighted_sum_ordered(x, c->rows, d, c->ld, weighted ? w : NULL, j);
+      for (size_t j = 0; j < d; j++) {
+        const uint32_t b = float_bits(sums[j]);
+        *sum_hash = hash_words(*sum_hash, &b, 1);
+      }
+    }
+  }
+  free(out);
+  free(tmp);
+  free(work);
+  free(w);
+  free(sums);
+  return ok ? 0 : -1;
+}
+
+static void check_known_answers(const pt_kernel_table *k, pt_parity_result *res) {
+  for (size_t i = 0; i < sizeof known / sizeof known[0]; i++) {
+    pt_case c = known[i].input;
+    c.seed = i + 1;
+    void *block;
+    const float *x = pt_case_data(&c, &block);
+    uint64_t sort_ref = 0, sum_ref = 0, sort_got = 0, sum_got = 0;
+    if (!x || known_hashes(NULL, &c, x, &sort_ref, &sum_ref) != 0 ||
+        known_hashes(k, &c, x, &sort_got, &sum_got) != 0) {
+      fail(res, &c, "out of memory");
+    } else if (sort_ref != known[i].sort_hash || sum_ref != known[i].sum_hash) {
+      fail(res, &c, "known answer %zu: the references hash to %#llx, %#llx, want %#llx, %#llx", i,
+           (unsigned long long)sort_ref, (unsigned long long)sum_ref,
+           (unsigned long long)known[i].sort_hash, (unsigned long long)known[i].sum_hash);
+    } else if (sort_got != known[i].sort_hash || sum_got != known[i].sum_hash) {
+      fail(res, &c, "known answer %zu: %s hashes to %#llx, %#llx, want %#llx, %#llx", i,
+           pt_isa_name(k->isa), (unsigned long long)sort_got, (unsigned long long)sum_got,
+           (unsigned long long)known[i].sort_hash, (unsigned long long)known[i].sum_hash);
+    }
+    free(block);
+  }
+}
+
 int pt_parity_check(pt_isa isa, pt_parity_result *res) {
   memset(res, 0, sizeof *res);
   const pt_kernel_table *k = pt_kernels_for(isa), *scalar = pt_kernels_for(PT_ISA_SCALAR);
@@ -175,5 +274,7 @@ int pt_parity_check(pt_isa isa, pt_parity_result *res) {
     res->checked++;
     free(block);
   }
+  check_known_answers(k, res);
+  res->checked += sizeof known / sizeof known[0];
   return 0;
 }
