@@ -99,6 +99,19 @@ static inline void vq_storeu(int64_t *p, vq v) { _mm256_storeu_si256((__m256i *)
 static inline vq vq_min(vq a, vq b) { return _mm256_blendv_epi8(a, b, _mm256_cmpgt_epi64(a, b)); }
 static inline vq vq_max(vq a, vq b) { return _mm256_blendv_epi8(b, a, _mm256_cmpgt_epi64(a, b)); }
 static inline vq vq_reverse(vq v) { return _mm256_permute4x64_epi64(v, _MM_SHUFFLE(0, 1, 2, 3)); }
+static inline void vq_store_low(int32_t *p, size_t n, vq v) {
+  const __m128i low = _mm256_castsi256_si128(
+      _mm256_permutevar8x32_epi32(v, _mm256_setr_epi32(0, 2, 4, 6, 0, 2, 4, 6)));
+  if (n == PT_QLANES) _mm_storeu_si128((__m128i *)p, low);
+  else _mm_maskstore_epi32((int *)p, _mm_cmpgt_epi32(_mm_set1_epi32((int)n), _mm_setr_epi32(0, 1, 2, 3)),
+                           low);
+}
+static inline void vq_scatter_index(int32_t *p, size_t n, vq v, int32_t first) {
+  const __m128i lo = _mm256_castsi256_si128(v), hi = _mm256_extracti128_si256(v, 1);
+  const uint32_t at[PT_QLANES] = {(uint32_t)_mm_cvtsi128_si64(lo), (uint32_t)_mm_extract_epi64(lo, 1),
+                                  (uint32_t)_mm_cvtsi128_si64(hi), (uint32_t)_mm_extract_epi64(hi, 1)};
+  for (size_t i = 0; i < n; i++) p[at[i]] = first + (int32_t)i;
+}
 /* One compare-exchange layer: v against its partner lanes p; the lanes set in `upper` keep the
    larger of the two, the others the smaller (equal keys are equal values: either will do). */
 static inline vq vq_exchange_(vq v, vq p, vq upper) {

@@ -86,6 +86,14 @@ static inline vq vq_max(vq a, vq b) { return _mm512_max_epi64(a, b); }
 static inline vq vq_reverse(vq v) {
   return _mm512_permutexvar_epi64(_mm512_setr_epi64(7, 6, 5, 4, 3, 2, 1, 0), v);
 }
+static inline void vq_store_low(int32_t *p, size_t n, vq v) {
+  _mm512_mask_cvtepi64_storeu_epi32(p, (__mmask8)((1u << n) - 1u), v);
+}
+static inline void vq_scatter_index(int32_t *p, size_t n, vq v, int32_t first) {
+  const __m256i at = _mm256_add_epi32(_mm256_set1_epi32(first), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+  _mm512_mask_i64scatter_epi32(p, (__mmask8)((1u << n) - 1u),
+                               _mm512_and_si512(v, _mm512_set1_epi64(0xffffffff)), at, 4);
+}
 /* One compare-exchange layer: v against its partner lanes p; the lanes set in `upper` keep the
    larger of the two, the others the smaller. */
 static inline vq vq_exchange_(vq v, vq p, __mmask8 upper) {

@@ -92,6 +92,15 @@ static inline void vq_storeu(int64_t *p, vq v) { vst1q_s64(p, v); }
 static inline vq vq_min(vq a, vq b) { return vbslq_s64(vcgtq_s64(a, b), b, a); }
 static inline vq vq_max(vq a, vq b) { return vbslq_s64(vcgtq_s64(a, b), a, b); }
 static inline vq vq_reverse(vq v) { return vextq_s64(v, v, 1); }
+static inline void vq_store_low(int32_t *p, size_t n, vq v) {
+  const int32x2_t low = vmovn_s64(v);
+  if (n == PT_QLANES) vst1_s32(p, low);
+  else if (n == 1) vst1_lane_s32(p, low, 0);
+}
+static inline void vq_scatter_index(int32_t *p, size_t n, vq v, int32_t first) {
+  p[(uint32_t)vgetq_lane_s64(v, 0)] = first;
+  if (n == PT_QLANES) p[(uint32_t)vgetq_lane_s64(v, 1)] = first + 1;
+}
 static inline vq vq_sort_bitonic(vq v) {
   const vq p = vq_reverse(v);
   return vcombine_s64(vget_low_s64(vq_min(v, p)), vget_high_s64(vq_max(v, p)));

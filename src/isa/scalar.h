@@ -73,6 +73,12 @@ static inline vq vq_loadu(const int64_t *p) { return *p; }
 static inline void vq_storeu(int64_t *p, vq v) { *p = v; }
 static inline vq vq_min(vq a, vq b) { return a < b ? a : b; }
 static inline vq vq_max(vq a, vq b) { return a < b ? b : a; }
+static inline void vq_store_low(int32_t *p, size_t n, vq v) {
+  if (n) *p = (int32_t)(uint32_t)v;
+}
+static inline void vq_scatter_index(int32_t *p, size_t n, vq v, int32_t first) {
+  if (n) p[(uint32_t)v] = first;
+}
 static inline vq vq_reverse(vq v) { return v; }
 static inline vq vq_sort(vq v) { return v; }
 static inline vq vq_sort_bitonic(vq v) { return v; }
