@@ -79,19 +79,27 @@ static float read_neon(const float *p, size_t n) {
 }
 #endif
 
-static float read_floats(const float *p, size_t n) {
-#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
-  if (pt_isa_supported(PT_ISA_AVX512)) return read_avx512(p, n);
-  if (pt_isa_supported(PT_ISA_AVX2)) return read_avx2(p, n);
-#elif defined(__aarch64__)
-  return read_neon(p, n);
-#endif
+static float read_plain(const float *p, size_t n) {
   float s[8] = {0};
   size_t i = 0;
   for (; i + 8 <= n; i += 8)
     for (int k = 0; k < 8; k++) s[k] += p[i + k];
   for (; i < n; i++) s[0] += p[i];
   return s[0] + s[1] + s[2] + s[3] + s[4] + s[5] + s[6] + s[7];
+}
+
+typedef float (*read_fn)(const float *p, size_t n);
+
+/* The widest reader the CPU runs, chosen at setup (asking for the ISA runs CPUID, which costs
+   microseconds in a virtual machine). */
+static read_fn choose_reader(void) {
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+  if (pt_isa_supported(PT_ISA_AVX512)) return read_avx512;
+  if (pt_isa_supported(PT_ISA_AVX2)) return read_avx2;
+#elif defined(__aarch64__)
+  return read_neon;
+#endif
+  return read_plain;
 }
 
 static volatile float read_sink;
@@ -184,6 +192,7 @@ typedef struct weighted_sum_state {
   const float *x, *w;
   size_t rows, d;
   float *out;
+  read_fn read;
 } weighted_sum_state;
 
 static void weighted_sum_call(const pt_kernel_table *k, void *p) {
@@ -193,7 +202,7 @@ static void weighted_sum_call(const pt_kernel_table *k, void *p) {
 
 static void weighted_sum_read(void *p) {
   weighted_sum_state *s = p;
-  read_sink = read_floats(s->x, s->rows * s->d) + read_floats(s->w, s->rows);
+  read_sink = s->read(s->x, s->rows * s->d) + s->read(s->w, s->rows);
 }
 
 static void weighted_sum_release(void *p) {
@@ -208,7 +217,7 @@ static int setup_weighted_sum_rows(bench_run *run, size_t rows, size_t d) {
   weighted_sum_state *s = calloc(1, sizeof *s);
   if (!s) return -1;
   *s = (weighted_sum_state){random_floats(rows * d, 42), random_floats(rows, 7), rows, d,
-                            malloc(d * sizeof(float))};
+                            malloc(d * sizeof(float)), choose_reader()};
   *run = (bench_run){rows * d, (rows * d + rows) * sizeof(float), s, weighted_sum_call,
                      weighted_sum_release, weighted_sum_read};
   if (!s->x || !s->w || !s->out) {
