@@ -66,7 +66,14 @@ static inline void vi_store_tail(int32_t *p, size_t n, vi v) {
   _mm512_mask_storeu_epi32(p, (__mmask16)((1u << n) - 1u), v);
 }
 static inline void vi_scatter_tail(int32_t *p, size_t n, vi index, vi v) {
-  _mm512_mask_i32scatter_epi32(p, (__mmask16)((1u << n) - 1u), index, v, 4);
+  if (n == PT_LANES) { /* a scatter costs the same for any mask: worth it only when full */
+    _mm512_i32scatter_epi32(p, index, v, 4);
+    return;
+  }
+  int32_t at[PT_LANES], value[PT_LANES];
+  vi_storeu(at, index);
+  vi_storeu(value, v);
+  for (size_t i = 0; i < n; i++) p[at[i]] = value[i];
 }
 static inline vi vi_and(vi a, vi b) { return _mm512_and_si512(a, b); }
 static inline vi vi_sub(vi a, vi b) { return _mm512_sub_epi32(a, b); }
