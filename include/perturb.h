@@ -79,8 +79,10 @@ PT_API pt_status pt_rank_rows(const float *x, size_t rows, size_t d, size_t ld,
                               int32_t *rank, size_t ld_out);
 
 /* out[j] = sum_r w[r] * x[r*ld + j] for j < d; w == NULL means every weight is 1.  The order of
-   operations is fixed (blocked sums; the same bits on every ISA), with an error of at most
-   1e-5 * sum_r |w[r] x[r*ld + j]| against exact arithmetic for up to 10^7 rows. */
+   operations depends only on the shape (blocked sums), so every ISA gives the same bits; the
+   error is at most 1e-5 * sum_r |w[r] x[r*ld + j]| against exact arithmetic for up to 10^7
+   rows (4e-6 by construction, for any number of rows).  A NaN result is written as the quiet
+   NaN 0x7fc00000, whatever NaN the inputs held. */
 PT_API pt_status pt_weighted_sum_rows(const float *x, size_t rows, size_t d, size_t ld,
                                       const float *w, float *out);
 
