@@ -1,7 +1,12 @@
-/* CPU feature detection.  x86-64: CPUID and XGETBV, with the bits of DESIGN.md.  AVX2 counts
-   only with FMA beside it (some hypervisors report AVX2 without FMA), and a vector ISA counts
-   only if the OS saves its registers across context switches (XCR0). */
+/* CPU feature detection, done once (CPUID traps to the hypervisor in a VM: microseconds).
+   x86-64: CPUID and XGETBV, with the bits of DESIGN.md.  AVX2 counts only with FMA beside it
+   (some hypervisors report AVX2 without FMA), and a vector ISA counts only if the OS saves its
+   registers across context switches (XCR0). */
+#include <pthread.h>
+
 #include "cpu.h"
+
+enum { CPU_FMA = 1, CPU_AVX2 = 2, CPU_AVX512 = 4 };
 
 #if defined(__x86_64__) || defined(__i386__)
 #include <cpuid.h>
@@ -13,50 +18,49 @@ static uint64_t xgetbv0(void) {
   return ((uint64_t)hi << 32) | lo;
 }
 
-static int x86_can_run(pt_isa isa) {
+static unsigned detect(void) {
   unsigned a, b, c, d;
   if (!__get_cpuid(1, &a, &b, &c, &d)) return 0;
   const int fma = (c >> 12) & 1, osxsave = (c >> 27) & 1, avx = (c >> 28) & 1;
+  /* FMA3 and AVX2 are VEX-encoded: they need the OS to save SSE and AVX state */
   if (!fma || !osxsave || !avx) return 0;
   const uint64_t xcr0 = xgetbv0();
-  if (__get_cpuid_max(0, 0) < 7) return 0;
+  if ((xcr0 & 0x6) != 0x6) return 0;
+  unsigned features = CPU_FMA;
+  if (__get_cpuid_max(0, 0) < 7) return features;
   __cpuid_count(7, 0, a, b, c, d);
-  const int avx2 = (b >> 5) & 1;
+  if (!((b >> 5) & 1)) return features;
+  features |= CPU_AVX2;
   const int avx512 = ((b >> 16) & 1) && ((b >> 17) & 1) && ((b >> 30) & 1) && ((b >> 31) & 1);
-  switch (isa) {
-    case PT_ISA_AVX2: return avx2 && (xcr0 & 0x6) == 0x6; /* SSE and AVX state */
-    case PT_ISA_AVX512:
-      return avx2 && avx512 && (xcr0 & 0xE6) == 0xE6; /* + opmask, ZMM0-15 high, ZMM16-31 */
-    default: return 0;
-  }
+  if (avx512 && (xcr0 & 0xE6) == 0xE6) features |= CPU_AVX512; /* + opmask, ZMM state */
+  return features;
 }
-
-/* FMA3 instructions are VEX-encoded, so they also need AVX state enabled by the OS. */
-static int x86_has_fma(void) {
-  unsigned a, b, c, d;
-  if (!__get_cpuid(1, &a, &b, &c, &d)) return 0;
-  const int fma = (c >> 12) & 1, osxsave = (c >> 27) & 1, avx = (c >> 28) & 1;
-  return fma && osxsave && avx && (xgetbv0() & 0x6) == 0x6;
-}
-#endif
-
-int pt_cpu_has_fma(void) {
-#if defined(__x86_64__) || defined(__i386__)
-  return x86_has_fma();
 #else
-  return 1; /* AArch64 (the only other host with kernels) has FMA architecturally */
+/* AArch64 (the only other host with kernels) has FMA and Advanced SIMD architecturally. */
+static unsigned detect(void) { return CPU_FMA; }
 #endif
+
+static unsigned features;
+static pthread_once_t features_once = PTHREAD_ONCE_INIT;
+
+static void detect_once(void) { features = detect(); }
+
+static unsigned cpu_features(void) {
+  pthread_once(&features_once, detect_once);
+  return features;
 }
+
+int pt_cpu_has_fma(void) { return (cpu_features() & CPU_FMA) != 0; }
 
 int pt_cpu_can_run(pt_isa isa) {
   switch (isa) {
     case PT_ISA_SCALAR: return 1;
 #if defined(__x86_64__) || defined(__i386__)
-    case PT_ISA_AVX2:
-    case PT_ISA_AVX512: return x86_can_run(isa);
+    case PT_ISA_AVX2: return (cpu_features() & CPU_AVX2) != 0;
+    case PT_ISA_AVX512: return (cpu_features() & CPU_AVX512) != 0;
 #endif
 #if defined(__aarch64__)
-    case PT_ISA_NEON: return 1; /* Advanced SIMD is architectural on AArch64 */
+    case PT_ISA_NEON: return 1;
 #endif
     default: return 0;
   }
