@@ -20,9 +20,27 @@ def argmax_rows(rows, d):
     return lambda: x.argmax(axis=1)
 
 
+def noise_uniform(rows, d):
+    rng = np.random.default_rng(42)
+    return lambda: rng.random(rows * d, dtype=np.float32)
+
+
+def noise_gumbel(rows, d):
+    rng = np.random.default_rng(42)  # numpy's Gumbel is float64 only
+    return lambda: rng.gumbel(size=rows * d)
+
+
+def noise_normal(rows, d):
+    rng = np.random.default_rng(42)
+    return lambda: rng.standard_normal(rows * d, dtype=np.float32)
+
+
 # op name (as in gen/kernels.py) -> (description, setup(rows, d) returning a callable)
 PEERS = {
     "argmax_rows": ("x.argmax(axis=1)", argmax_rows),
+    "noise_uniform": ("rng.random(n, dtype=float32)", noise_uniform),
+    "noise_gumbel": ("rng.gumbel(size=n), float64", noise_gumbel),
+    "noise_normal": ("rng.standard_normal(n, dtype=float32)", noise_normal),
 }
 
 

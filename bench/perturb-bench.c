@@ -70,6 +70,59 @@ static int setup_argmax_rows(bench_run *run, size_t rows, size_t d) {
   return 0;
 }
 
+/* The noise kernels: n = rows * d words of one key's stream; "bytes" are those written. */
+typedef struct noise_state {
+  float *out;
+  size_t n;
+} noise_state;
+
+static const pt_key noise_key = {0x5eed, 1};
+
+static void noise_uniform_call(const pt_kernel_table *k, void *p) {
+  noise_state *s = p;
+  k->noise_uniform(noise_key, 0, s->out, s->n);
+}
+
+static void noise_gumbel_call(const pt_kernel_table *k, void *p) {
+  noise_state *s = p;
+  k->noise_gumbel(noise_key, 0, s->out, s->n);
+}
+
+static void noise_normal_call(const pt_kernel_table *k, void *p) {
+  noise_state *s = p;
+  k->noise_normal(noise_key, 0, s->out, s->n);
+}
+
+static void noise_release(void *p) {
+  noise_state *s = p;
+  free(s->out);
+  free(s);
+}
+
+static int setup_noise(bench_run *run, size_t n, void (*call)(const pt_kernel_table *, void *)) {
+  noise_state *s = calloc(1, sizeof *s);
+  if (!s) return -1;
+  *s = (noise_state){malloc(n * sizeof(float)), n};
+  *run = (bench_run){n, n * sizeof(float), s, call, noise_release};
+  if (!s->out) {
+    noise_release(s);
+    return -1;
+  }
+  return 0;
+}
+
+static int setup_noise_uniform(bench_run *run, size_t rows, size_t d) {
+  return setup_noise(run, rows * d, noise_uniform_call);
+}
+
+static int setup_noise_gumbel(bench_run *run, size_t rows, size_t d) {
+  return setup_noise(run, rows * d, noise_gumbel_call);
+}
+
+static int setup_noise_normal(bench_run *run, size_t rows, size_t d) {
+  return setup_noise(run, rows * d, noise_normal_call);
+}
+
 typedef struct bench_op {
   const char *name;
   int (*setup)(bench_run *run, size_t rows, size_t d);

@@ -13,7 +13,7 @@ import os
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from kernels import ISAS, KERNELS, function_name, source_name  # noqa: E402
+from kernels import ISAS, KERNELS, LIBRARIES, function_name, source_name  # noqa: E402
 
 GENERATOR = "gen/generate.py"
 
@@ -95,7 +95,7 @@ def automake_fragment():
         files = " ".join(source_name(k, isa) for k in KERNELS)
         lines.append(f"pt_gen_{isa.name}_sources = {files}")
     all_vars = " ".join(f"$(pt_gen_{isa.name}_sources)" for isa in ISAS)
-    templates = " ".join(sorted({f"templates/{k.template}" for k in KERNELS}))
+    templates = " ".join(sorted({f"templates/{t}" for t in [k.template for k in KERNELS] + LIBRARIES}))
     lines += [f"pt_gen_all_sources = {all_vars} src/gen/kernels.inc",
               f"pt_gen_templates = {templates}",
               "pt_gen_inputs = $(srcdir)/gen/generate.py $(srcdir)/gen/kernels.py "

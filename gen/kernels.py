@@ -42,6 +42,24 @@ KERNELS = [
     ),
 ]
 
+# pt_noise_fill's kernels, one per kind of noise (templates/noise.c.j2 on noise_lib.j2).
+# unroll: pieces of PT_LANES counters whose Philox rounds run interleaved (hides the latency of
+# the 32x32->64 multiplies; one piece per lane group, so 4 pieces are 4 chunks on AVX-512).
+def noise_kernel(kind):
+    return Kernel(
+        op=f"noise_{kind}",
+        template="noise.c.j2",
+        ret="void",
+        params="pt_key key, uint64_t offset, float *out, size_t n",
+        variants={isa.name: {"kind": kind, "unroll": 4} for isa in ISAS},
+    )
+
+
+KERNELS += [noise_kernel(kind) for kind in ("uniform", "gumbel", "normal")]
+
+# Macro libraries the kernel templates import: inputs of the generator like the templates.
+LIBRARIES = ["noise_lib.j2"]
+
 
 def function_name(kernel, isa):
     """pt_<op>_f32__<isa>[_u<unroll>], the naming rule of DESIGN.md."""

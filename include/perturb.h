@@ -59,6 +59,50 @@ PT_API pt_isa pt_isa_active(void);
 /* Makes `isa` the active ISA for every thread; PT_EUNSUPPORTED if it is not supported. */
 PT_API pt_status pt_isa_select(pt_isa isa);
 
+/* ---- Keys and random streams ---------------------------------------------------------------
+ * Every random number is a pure function of a key and a position: the same (key, position)
+ * gives the same bits forever, on every ISA and machine, in any order and thread count. */
+
+typedef struct pt_key {
+  uint64_t seed;
+  uint64_t stream;
+} pt_key;
+
+/* {seed, 0}. */
+PT_API pt_key pt_key_make(uint64_t seed);
+
+/* A new key, independent of `key` and of every other (key, data) pair: the 128-bit output of
+ * Philox4x32-10 keyed by key.seed XOR 0x6A09E667F3BCC908 (the fraction of sqrt 2) on the
+ * counter {lo32(data), hi32(data), lo32(key.stream), hi32(key.stream)}, read as
+ * {seed = out[0] | out[1] << 32, stream = out[2] | out[3] << 32}.  For one seed this is a
+ * bijection of (stream, data), so the children of one key never collide; the XOR keeps them
+ * apart from the noise words of the same seed, which run Philox on the plain seed.  This
+ * derivation is normative: it will not change. */
+PT_API pt_key pt_key_fold_in(pt_key key, uint64_t data);
+
+/* out[i] = pt_key_fold_in(key, i) for i < n (nothing when out is NULL or n is 0). */
+PT_API void pt_key_split(pt_key key, pt_key *out, size_t n);
+
+/* Philox4x32 with 10 rounds, identical to Random123's philox4x32_10. */
+PT_API void pt_philox4x32_10(const uint32_t ctr[4], const uint32_t key[2], uint32_t out[4]);
+
+typedef enum pt_noise { PT_NOISE_GUMBEL = 0, PT_NOISE_NORMAL = 1, PT_NOISE_UNIFORM = 2 } pt_noise;
+
+/* out[i] = kind(key, offset + i) for i < n, where word k of key K is
+ *   c = (k / 64) * 16 + (k % 16),  w = (k % 64) / 16,
+ *   word(K, k) = pt_philox4x32_10({lo32(c), hi32(c), lo32(K.stream), hi32(K.stream)},
+ *                                 {lo32(K.seed), hi32(K.seed)})[w]
+ * and
+ *   uniform(K, k) = ((word(K, k) >> 8) | 1) * 2^-24     in [2^-24, 1 - 2^-24], exact
+ *   gumbel(K, k)  = -log(-log(uniform(K, k)))           within 1e-6 * max(1, |g|)
+ *   normal(K, k)  = Box-Muller on the words w and w^1 of counter c: a = uniform at the even
+ *                   word, b = at the odd one, r = sqrt(-2 log a), t = 2 pi b; the even word
+ *                   gives r cos t, the odd one r sin t                 within 1e-5 * max(1, |n|)
+ * Any offset; n == 0 writes nothing.  PT_EINVAL: unknown kind, or out NULL with n > 0;
+ * PT_EOVERFLOW: offset + n past 2^64 (the last word is 2^64 - 1), or n floats past
+ * PTRDIFF_MAX bytes. */
+PT_API pt_status pt_noise_fill(pt_noise kind, pt_key key, uint64_t offset, float *out, size_t n);
+
 /* ---- Kernels on batches of rows ------------------------------------------------------------
  * Order used by all of them: ascending by value; -0.0 == +0.0; ties keep index order; NaN is
  * greater than every number (NaNs sort last, among themselves by index).  x is `rows` rows of
@@ -86,8 +130,6 @@ PT_API pt_status pt_argmax_rows(const float *x, size_t rows, size_t d, size_t ld
  * function of a function g with random parts evaluates sample m of g as row m of
  * pt_fn_eval_batch(g, pt_key_fold_in(K', 0), ...), K' its own key, and the baseline g(x) as the
  * row after the last sample. */
-
-typedef struct pt_key { uint64_t seed; uint64_t stream; } pt_key;
 
 typedef struct pt_fn pt_fn;
 

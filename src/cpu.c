@@ -30,7 +30,23 @@ static int x86_can_run(pt_isa isa) {
     default: return 0;
   }
 }
+
+/* FMA3 instructions are VEX-encoded, so they also need AVX state enabled by the OS. */
+static int x86_has_fma(void) {
+  unsigned a, b, c, d;
+  if (!__get_cpuid(1, &a, &b, &c, &d)) return 0;
+  const int fma = (c >> 12) & 1, osxsave = (c >> 27) & 1, avx = (c >> 28) & 1;
+  return fma && osxsave && avx && (xgetbv0() & 0x6) == 0x6;
+}
 #endif
+
+int pt_cpu_has_fma(void) {
+#if defined(__x86_64__) || defined(__i386__)
+  return x86_has_fma();
+#else
+  return 1; /* AArch64 (the only other host with kernels) has FMA architecturally */
+#endif
+}
 
 int pt_cpu_can_run(pt_isa isa) {
   switch (isa) {

@@ -12,4 +12,16 @@ int pt_ref_less(float a, float b);
 /* First index of the greatest element of x[0, d) under that order. */
 int32_t pt_ref_argmax(const float *x, size_t d);
 
+/* Philox4x32-10 as the Random123 paper states it (round keys key + r * Weyl constants). */
+void pt_ref_philox(const uint32_t ctr[4], const uint32_t key[2], uint32_t out[4]);
+
+/* Word k of the stream of key {seed, stream}, API.md's layout, one Philox block per word. */
+uint32_t pt_ref_word(uint64_t seed, uint64_t stream, uint64_t k);
+
+/* API.md's noise at word k: uniform exactly (float), the others evaluated in double on that
+   same uniform (the "exact value of the formula" the accuracy bounds refer to). */
+float pt_ref_uniform(uint64_t seed, uint64_t stream, uint64_t k);
+double pt_ref_gumbel(uint64_t seed, uint64_t stream, uint64_t k);
+double pt_ref_normal(uint64_t seed, uint64_t stream, uint64_t k);
+
 #endif

@@ -4,6 +4,7 @@
 #define PT_ISA_AVX2_H
 
 #include <immintrin.h>
+#include <sleef.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -12,6 +13,7 @@
 typedef __m256 vf;
 typedef __m256i vi;
 typedef __m256 vm;
+typedef __m256i vu;
 
 static inline vi vi_iota(void) { return _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7); }
 
@@ -54,6 +56,33 @@ static inline int32_t vi_hmin(vi v) {
   m = _mm_min_epi32(m, _mm_shuffle_epi32(m, _MM_SHUFFLE(1, 0, 3, 2)));
   m = _mm_min_epi32(m, _mm_shuffle_epi32(m, _MM_SHUFFLE(2, 3, 0, 1)));
   return _mm_cvtsi128_si32(m);
+}
+
+static inline vu vu_set1(uint32_t x) { return _mm256_set1_epi32((int)x); }
+static inline vu vu_iota(void) { return vi_iota(); }
+static inline vu vu_add(vu a, vu b) { return _mm256_add_epi32(a, b); }
+static inline vu vu_or(vu a, vu b) { return _mm256_or_si256(a, b); }
+static inline vu vu_xor(vu a, vu b) { return _mm256_xor_si256(a, b); }
+static inline vu vu_xor3(vu a, vu b, vu c) { return _mm256_xor_si256(_mm256_xor_si256(a, b), c); }
+static inline vu vu_shr(vu a, unsigned n) { return _mm256_srli_epi32(a, (int)n); }
+/* mul_epu32 multiplies the even 32-bit lanes into 64-bit products; the odd lanes are shifted
+   down to take their turn, and the halves are blended back into lane order. */
+static inline vu vu_mulhilo(vu a, vu m, vu *lo) {
+  const __m256i even = _mm256_mul_epu32(a, m), odd = _mm256_mul_epu32(_mm256_srli_epi64(a, 32), m);
+  *lo = _mm256_blend_epi32(even, _mm256_slli_epi64(odd, 32), 0xAA);
+  return _mm256_blend_epi32(_mm256_srli_epi64(even, 32), odd, 0xAA);
+}
+
+static inline vf vf_from_vu(vu a) { return _mm256_cvtepi32_ps(a); }
+static inline vf vf_mul(vf a, vf b) { return _mm256_mul_ps(a, b); }
+static inline vf vf_neg(vf a) { return _mm256_xor_ps(a, _mm256_set1_ps(-0.0f)); }
+static inline vf vf_sqrt(vf a) { return _mm256_sqrt_ps(a); }
+static inline void vf_storeu(float *p, vf v) { _mm256_storeu_ps(p, v); }
+static inline vf vf_log(vf a) { return Sleef_finz_logf8_u10avx2(a); }
+static inline void vf_sincospi(vf a, vf *s, vf *c) {
+  const Sleef___m256_2 r = Sleef_finz_sincospif8_u35avx2(a);
+  *s = r.x;
+  *c = r.y;
 }
 
 #endif

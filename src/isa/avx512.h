@@ -4,6 +4,7 @@
 #define PT_ISA_AVX512_H
 
 #include <immintrin.h>
+#include <sleef.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -12,6 +13,7 @@
 typedef __m512 vf;
 typedef __m512i vi;
 typedef __mmask16 vm;
+typedef __m512i vu;
 
 static inline vf vf_loadu(const float *p) { return _mm512_loadu_ps(p); }
 static inline vf vf_load_tail(const float *p, size_t n, float fill) {
@@ -41,5 +43,36 @@ static inline unsigned vm_first(vm m) { return (unsigned)__builtin_ctz((unsigned
 
 static inline float vf_hmax(vf v) { return _mm512_reduce_max_ps(v); }
 static inline int32_t vi_hmin(vi v) { return _mm512_reduce_min_epi32(v); }
+
+static inline vu vu_set1(uint32_t x) { return _mm512_set1_epi32((int)x); }
+static inline vu vu_iota(void) { return vi_iota(); }
+static inline vu vu_add(vu a, vu b) { return _mm512_add_epi32(a, b); }
+static inline vu vu_or(vu a, vu b) { return _mm512_or_si512(a, b); }
+static inline vu vu_xor(vu a, vu b) { return _mm512_xor_si512(a, b); }
+static inline vu vu_xor3(vu a, vu b, vu c) { return _mm512_ternarylogic_epi32(a, b, c, 0x96); }
+static inline vu vu_shr(vu a, unsigned n) { return _mm512_srli_epi32(a, n); }
+/* mul_epu32 multiplies the even 32-bit lanes into 64-bit products; a shuffle brings the odd
+   lanes down for a second one, and two merge-masked shuffles put the halves back in lane
+   order (one uop each, on the shuffle port, beside the multiplies). */
+static inline vu vu_mulhilo(vu a, vu m, vu *lo) {
+  const __m512i even = _mm512_mul_epu32(a, m);
+  const __m512i odd = _mm512_mul_epu32(_mm512_shuffle_epi32(a, _MM_PERM_DDBB), m);
+  *lo = _mm512_mask_shuffle_epi32(even, 0xAAAA, odd, _MM_PERM_CCAA);
+  return _mm512_mask_shuffle_epi32(odd, 0x5555, even, _MM_PERM_DDBB);
+}
+
+static inline vf vf_from_vu(vu a) { return _mm512_cvtepi32_ps(a); }
+static inline vf vf_mul(vf a, vf b) { return _mm512_mul_ps(a, b); }
+static inline vf vf_neg(vf a) {
+  return _mm512_castsi512_ps(_mm512_xor_si512(_mm512_castps_si512(a), _mm512_set1_epi32(INT32_MIN)));
+}
+static inline vf vf_sqrt(vf a) { return _mm512_sqrt_ps(a); }
+static inline void vf_storeu(float *p, vf v) { _mm512_storeu_ps(p, v); }
+static inline vf vf_log(vf a) { return Sleef_finz_logf16_u10avx512f(a); }
+static inline void vf_sincospi(vf a, vf *s, vf *c) {
+  const Sleef___m512_2 r = Sleef_finz_sincospif16_u35avx512f(a);
+  *s = r.x;
+  *c = r.y;
+}
 
 #endif

@@ -4,6 +4,7 @@
 #define PT_ISA_NEON_H
 
 #include <arm_neon.h>
+#include <sleef.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -12,6 +13,7 @@
 typedef float32x4_t vf;
 typedef int32x4_t vi;
 typedef uint32x4_t vm;
+typedef uint32x4_t vu;
 
 static inline vf vf_loadu(const float *p) { return vld1q_f32(p); }
 static inline vf vf_load_tail(const float *p, size_t n, float fill) {
@@ -48,5 +50,34 @@ static inline unsigned vm_first(vm m) {
 
 static inline float vf_hmax(vf v) { return vmaxvq_f32(v); }
 static inline int32_t vi_hmin(vi v) { return vminvq_s32(v); }
+
+static inline vu vu_set1(uint32_t x) { return vdupq_n_u32(x); }
+static inline vu vu_iota(void) { return vreinterpretq_u32_s32(vi_iota()); }
+static inline vu vu_add(vu a, vu b) { return vaddq_u32(a, b); }
+static inline vu vu_or(vu a, vu b) { return vorrq_u32(a, b); }
+static inline vu vu_xor(vu a, vu b) { return veorq_u32(a, b); }
+static inline vu vu_xor3(vu a, vu b, vu c) { return veorq_u32(veorq_u32(a, b), c); }
+/* a shift by a negative variable count shifts right; vshrq_n wants a literal count */
+static inline vu vu_shr(vu a, unsigned n) { return vshlq_u32(a, vdupq_n_s32(-(int32_t)n)); }
+/* vmull gives the 64-bit products of two lanes at a time; unzipping the low and the high
+   halves of the four products puts them back in lane order. */
+static inline vu vu_mulhilo(vu a, vu m, vu *lo) {
+  const uint32x4_t p01 = vreinterpretq_u32_u64(vmull_u32(vget_low_u32(a), vget_low_u32(m)));
+  const uint32x4_t p23 = vreinterpretq_u32_u64(vmull_high_u32(a, m));
+  *lo = vuzp1q_u32(p01, p23);
+  return vuzp2q_u32(p01, p23);
+}
+
+static inline vf vf_from_vu(vu a) { return vcvtq_f32_u32(a); }
+static inline vf vf_mul(vf a, vf b) { return vmulq_f32(a, b); }
+static inline vf vf_neg(vf a) { return vnegq_f32(a); }
+static inline vf vf_sqrt(vf a) { return vsqrtq_f32(a); }
+static inline void vf_storeu(float *p, vf v) { vst1q_f32(p, v); }
+static inline vf vf_log(vf a) { return Sleef_finz_logf4_u10advsimd(a); }
+static inline void vf_sincospi(vf a, vf *s, vf *c) {
+  const Sleef_float32x4_t_2 r = Sleef_finz_sincospif4_u35advsimd(a);
+  *s = r.x;
+  *c = r.y;
+}
 
 #endif

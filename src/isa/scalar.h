@@ -10,6 +10,7 @@
 typedef float vf;
 typedef int32_t vi;
 typedef int vm;
+typedef uint32_t vu;
 
 static inline vf vf_loadu(const float *p) { return *p; }
 static inline vf vf_load_tail(const float *p, size_t n, float fill) { return n ? *p : fill; }
@@ -34,5 +35,33 @@ static inline unsigned vm_first(vm m) { (void)m; return 0; }
 
 static inline float vf_hmax(vf v) { return v; }
 static inline int32_t vi_hmin(vi v) { return v; }
+
+static inline vu vu_set1(uint32_t x) { return x; }
+static inline vu vu_iota(void) { return 0; }
+static inline vu vu_add(vu a, vu b) { return a + b; }
+static inline vu vu_or(vu a, vu b) { return a | b; }
+static inline vu vu_xor(vu a, vu b) { return a ^ b; }
+static inline vu vu_xor3(vu a, vu b, vu c) { return a ^ b ^ c; }
+static inline vu vu_shr(vu a, unsigned n) { return a >> n; }
+static inline vu vu_mulhilo(vu a, vu m, vu *lo) {
+  const uint64_t p = (uint64_t)a * m;
+  *lo = (uint32_t)p;
+  return (uint32_t)(p >> 32);
+}
+
+static inline vf vf_from_vu(vu a) { return (float)(int32_t)a; }
+static inline vf vf_mul(vf a, vf b) { return a * b; }
+static inline vf vf_neg(vf a) { return -a; }
+static inline vf vf_sqrt(vf a) { return __builtin_sqrtf(a); }
+static inline void vf_storeu(float *p, vf v) { *p = v; }
+
+/* SLEEF's scalar functions, chosen once for the CPU in src/scalar_sleef.c: the finz purecfma
+   ones (the bits of every vector ISA) wherever the CPU has FMA, and on an x86 CPU without FMA,
+   where those would fault, SLEEF's cinz purec ones, whose last bit can differ: the one
+   exception to bitwise identity that API.md allows ("scalar on FMA hardware"). */
+float pt_scalar_logf(float a);
+void pt_scalar_sincospif(float a, float *s, float *c);
+static inline vf vf_log(vf a) { return pt_scalar_logf(a); }
+static inline void vf_sincospi(vf a, vf *s, vf *c) { pt_scalar_sincospif(a, s, c); }
 
 #endif
