@@ -153,6 +153,12 @@ PT_API pt_status pt_fn_argmax_one_hot(size_t d, pt_fn **out);
 PT_API pt_status pt_fn_argmax_one_hot_segments(const size_t *sizes, size_t count, pt_fn **out);
 /* y_i = rank of x_i (as pt_rank_rows, as float). */
 PT_API pt_status pt_fn_ranking(size_t d, pt_fn **out);
+/* The perturbed function of f: see API.md ("Differentiable functions").  num_samples == 0,
+   sigma not finite or <= 0, or a noise other than Gumbel and normal: PT_EINVAL;
+   num_samples * n_in past 2^64 (noise positions): PT_EOVERFLOW.  Non-finite x is refused
+   (PT_EINVAL) by every call of the result.  The Hessian needs f's n_out to be 1. */
+PT_API pt_status pt_make_perturbed_fun(const pt_fn *f, size_t num_samples, float sigma,
+                                       pt_noise noise, int use_baseline, pt_fn **out);
 /* outer(inner(x)); PT_EINVAL unless outer's n_in is inner's n_out.  Differentiable when both
    parts are (chain rule); no Hessian. */
 PT_API pt_status pt_fn_compose(const pt_fn *outer, const pt_fn *inner, pt_fn **out);

@@ -49,6 +49,10 @@ pt_fn_keys pt_fn_keys_skip(pt_fn_keys keys, size_t parts) {
   return keys;
 }
 
+pt_key pt_fn_part_key(pt_fn_keys keys) {
+  return keys.split ? pt_key_fold_in(keys.key, keys.first) : keys.key;
+}
+
 int pt_fn_too_big(size_t n, size_t m, size_t size) {
   return m != 0 && n > (size_t)PTRDIFF_MAX / size / m;
 }
@@ -66,8 +70,13 @@ void *pt_fn_alloc(size_t n, size_t m, size_t size, pt_status *status) {
 
 pt_status pt_fn_eval_rows(const pt_fn *f, pt_key key, uint64_t row0, size_t batch, const float *x,
                           float *y) {
-  (void)row0;
-  return f->ops->eval(f, pt_fn_keys_for(f, key), batch, x, y);
+  if (f->n_random == 0) return f->ops->eval(f, pt_fn_keys_for(f, key), batch, x, y);
+  for (size_t b = 0; b < batch; b++) {
+    const pt_fn_keys keys = pt_fn_keys_for(f, pt_key_fold_in(key, row0 + b));
+    const pt_status s = f->ops->eval(f, keys, 1, x + b * f->n_in, y + b * f->n_out);
+    if (s != PT_OK) return s;
+  }
+  return PT_OK;
 }
 
 /* ---- the public calls -------------------------------------------------------------------------

@@ -74,9 +74,11 @@ void pt_fn_init(pt_fn *f, const pt_fn_ops *ops, size_t n_in, size_t n_out, size_
 /* Takes one more reference to f (a part of a new function) and returns it. */
 pt_fn *pt_fn_retain(const pt_fn *f);
 
-/* Keys of a top-level call of f with `key`; of the random parts after the first `parts`. */
+/* Keys of a top-level call of f with `key`; of the random parts after the first `parts`; the
+   key of the first random part. */
 pt_fn_keys pt_fn_keys_for(const pt_fn *f, pt_key key);
 pt_fn_keys pt_fn_keys_skip(pt_fn_keys keys, size_t parts);
+pt_key pt_fn_part_key(pt_fn_keys keys);
 
 /* Rows row0 .. row0 + batch - 1 of a batch evaluation with `key`: row r is f at key
    pt_key_fold_in(key, r), as pt_fn_eval_batch defines (a deterministic f in one call). */

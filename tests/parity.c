@@ -7,6 +7,7 @@
 
 #include "cases.h"
 #include "kernels.h"
+#include "parity_fused.h"
 #include "parity_noise.h"
 #include "reference.h"
 
@@ -66,5 +67,6 @@ int pt_parity_check(pt_isa isa, pt_parity_result *res) {
     free(block);
   }
   pt_parity_noise_known(k, res);
+  pt_parity_fused_known(k, res);
   return 0;
 }

@@ -75,4 +75,16 @@ static inline void vf_sincospi(vf a, vf *s, vf *c) {
   *c = r.y;
 }
 
+/* The fused perturbed kernels' operations (templates/fused_argmax.c.j2, perturb_tile.c.j2). */
+static inline vf vf_add(vf a, vf b) { return _mm512_add_ps(a, b); }
+static inline vf vf_sub(vf a, vf b) { return _mm512_sub_ps(a, b); }
+static inline vf vf_fma(vf a, vf b, vf c) { return _mm512_fmadd_ps(a, b, c); }
+static inline vf vf_min(vf a, vf b) { return _mm512_min_ps(a, b); }
+static inline vm vf_lt(vf a, vf b) { return _mm512_cmp_ps_mask(a, b, _CMP_LT_OQ); }
+static inline float vf_hmin(vf v) { return _mm512_reduce_min_ps(v); }
+static inline vf vf_gather(const float *base, vi idx) { return _mm512_i32gather_ps(idx, base, 4); }
+static inline vf vf_exp(vf a) { return Sleef_finz_expf16_u10avx512f(a); }
+static inline vi vi_mul(vi a, vi b) { return _mm512_mullo_epi32(a, b); }
+static inline void vi_storeu(int32_t *p, vi v) { _mm512_storeu_si512(p, v); }
+
 #endif

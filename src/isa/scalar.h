@@ -64,4 +64,18 @@ void pt_scalar_sincospif(float a, float *s, float *c);
 static inline vf vf_log(vf a) { return pt_scalar_logf(a); }
 static inline void vf_sincospi(vf a, vf *s, vf *c) { pt_scalar_sincospif(a, s, c); }
 
+/* The fused perturbed kernels' operations (templates/fused_argmax.c.j2, perturb_tile.c.j2). */
+static inline vf vf_add(vf a, vf b) { return a + b; }
+static inline vf vf_sub(vf a, vf b) { return a - b; }
+/* __builtin_fmaf: one rounding, whether the compiler emits the instruction or calls fmaf */
+static inline vf vf_fma(vf a, vf b, vf c) { return __builtin_fmaf(a, b, c); }
+static inline vf vf_min(vf a, vf b) { return a < b ? a : b; }
+static inline vm vf_lt(vf a, vf b) { return a < b; }
+static inline float vf_hmin(vf v) { return v; }
+static inline vf vf_gather(const float *base, vi idx) { return base[idx]; }
+float pt_scalar_expf(float a);
+static inline vf vf_exp(vf a) { return pt_scalar_expf(a); }
+static inline vi vi_mul(vi a, vi b) { return a * b; }
+static inline void vi_storeu(int32_t *p, vi v) { *p = v; }
+
 #endif
