@@ -54,7 +54,9 @@ pt_key pt_fn_part_key(pt_fn_keys keys) {
 }
 
 int pt_fn_too_big(size_t n, size_t m, size_t size) {
-  return m != 0 && n > (size_t)PTRDIFF_MAX / size / m;
+  size_t bytes;
+  return __builtin_mul_overflow(n, m, &bytes) || __builtin_mul_overflow(bytes, size, &bytes) ||
+         bytes > (size_t)PTRDIFF_MAX;
 }
 
 void *pt_fn_alloc(size_t n, size_t m, size_t size, pt_status *status) {

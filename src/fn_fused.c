@@ -18,13 +18,11 @@
 #include "fused.h"
 #include "kernels.h"
 
-/* Noise floats a tile holds: about 16 kB, so the tile's noise stays in L1 while it is used.
-   Packed tiles are a multiple of 16 samples (whole vectors of samples on every ISA). */
+/* Noise floats a tile holds: about 16 kB, so the tile's noise stays in L1 while it is used. */
 #define PT_FUSED_TILE_FLOATS 4096
 
 static size_t tile_rows(size_t n, size_t samples) {
-  size_t rows = n < PT_FUSED_TILE_FLOATS ? PT_FUSED_TILE_FLOATS / n : 1;
-  if (n <= PT_FUSED_PACKED_MAX) rows -= rows % 16;
+  const size_t rows = n < PT_FUSED_TILE_FLOATS ? PT_FUSED_TILE_FLOATS / n : 1;
   return rows < samples ? rows : samples;
 }
 
@@ -38,13 +36,14 @@ typedef struct carve {
 /* count * times + extra elements of `size` bytes */
 static size_t take(carve *c, size_t count, size_t times, size_t extra, size_t size) {
   const size_t at = (c->used + 63) & ~(size_t)63;
-  const size_t limit = (size_t)PTRDIFF_MAX / size;
-  if (c->overflow || at < c->used || pt_fn_too_big(count, times, size) ||
-      extra > limit - count * times || (count * times + extra) * size > (size_t)PTRDIFF_MAX - at) {
+  size_t bytes;
+  if (c->overflow || at < c->used || __builtin_mul_overflow(count, times, &bytes) ||
+      __builtin_add_overflow(bytes, extra, &bytes) || __builtin_mul_overflow(bytes, size, &bytes) ||
+      bytes > (size_t)PTRDIFF_MAX - at) {
     c->overflow = 1;
     return 0;
   }
-  c->used = at + (count * times + extra) * size;
+  c->used = at + bytes;
   return at;
 }
 
@@ -59,7 +58,7 @@ static pt_status fused_argmax(size_t segments, const size_t *offsets, const pt_p
   /* one zeroed block of scratch, carved into cache-line aligned pieces */
   const size_t pad = PT_FUSED_PAD;
   carve c = {0, 0};
-  const size_t at_count = take(&c, n, 1, 0, sizeof(uint64_t));
+  const size_t at_count = take(&c, n, 4, 0, sizeof(uint64_t)); /* 4 interleaved counts */
   const size_t at_x_bar = take(&c, want->x_bar ? n : 0, 1, 0, sizeof(double));
   const size_t at_y_dot = take(&c, want->y_dot ? n : 0, 1, 0, sizeof(double));
   const size_t at_jac = take(&c, want->jac ? n : 0, n + 1, 0, sizeof(double)); /* and g's sum */
@@ -113,7 +112,9 @@ static pt_status fused_argmax(size_t segments, const size_t *offsets, const pt_p
     kernel(&job, m0, rows);
     for (size_t r = 0; r < rows; r++) {
       const int32_t *won = winner + r * segments;
-      for (size_t seg = 0; seg < segments; seg++) count[won[seg]]++;
+      /* sample r counts in histogram r % 4: repeated winners do not wait on each other */
+      uint64_t *counts = count + (r & 3) * n;
+      for (size_t seg = 0; seg < segments; seg++) counts[won[seg]]++;
       if (want->y_dot) {
         for (size_t seg = 0; seg < segments; seg++) y_dot_sum[won[seg]] += t[r];
         t_sum += t[r];
@@ -131,7 +132,8 @@ static pt_status fused_argmax(size_t segments, const size_t *offsets, const pt_p
 
   const double mean = 1.0 / (double)m_total, per_sigma = mean / (double)p->sigma;
   if (want->y)
-    for (size_t i = 0; i < n; i++) want->y[i] = (float)((double)count[i] * mean);
+    for (size_t i = 0; i < n; i++)
+      want->y[i] = (float)((double)(count[i] + count[n + i] + count[2 * n + i] + count[3 * n + i]) * mean);
   if (want->x_bar)
     for (size_t i = 0; i < n; i++) want->x_bar[i] = (float)(x_bar_sum[i] * per_sigma);
   if (want->y_dot) {

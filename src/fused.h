@@ -18,13 +18,15 @@
    not the tiling, so it is the same for every ISA and tile size. */
 #define PT_FUSED_GROUP 32
 
-/* Inputs per sample up to which the argmax kernels pack several samples per vector (one
-   sample per lane); longer samples run along their elements.  Both ways give the same bits. */
-#define PT_FUSED_PACKED_MAX 16
+/* Inputs per sample up to which the argmax kernels settle PT_LANES samples at once, one per
+   lane (vf_load_stride down the tile's noise); longer samples run along their inputs.  Both
+   ways give the same bits. */
+#define PT_FUSED_SHORT 16
 
-/* Floats every per-row buffer of a job carries past its end, so that a whole-vector store of
-   a row's last elements stays inside it. */
-#define PT_FUSED_PAD 16
+/* Floats every per-row buffer of a job carries past its end: a whole-vector store of a row's
+   last elements stays inside it, and so do the strided loads of a short tile's last lanes
+   (up to 16 samples of PT_FUSED_SHORT inputs, plus vf_load_stride's 16). */
+#define PT_FUSED_PAD (16 * PT_FUSED_SHORT + 32)
 
 /* One perturbed argmax one-hot (segments) evaluation.  Sample m, input i has the noise word
    m*n + i of `key`.  The argmax of a segment is the first index of the least key:

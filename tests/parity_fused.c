@@ -290,8 +290,8 @@ static uint64_t hash_bytes(uint64_t h, const void *p, size_t size) {
 }
 #define FNV_START 0xcbf29ce484222325ull
 
-/* A fixed tile: 40 samples from sample 3 over inputs in 4 segments (or 5 inputs in one, the
-   packed path). */
+/* A fixed tile: 40 samples from sample 3 over inputs in 4 segments (or 5 inputs in one, shorter
+   than a vector). */
 static void known_input(fused_input *in, int gumbel, int packed) {
   memset(in, 0, sizeof *in);
   in->gumbel = gumbel;
@@ -313,7 +313,7 @@ static void known_input(fused_input *in, int gumbel, int packed) {
 }
 
 /* Hashes of the kernel outputs, [gumbel][packed]: {normal, Gumbel} x {37 inputs in 4 segments,
-   5 packed}.  Recorded from this library on x86 (scalar, AVX2, AVX-512 agree); the winners, t,
+   5 in one}.  Recorded from this library on x86 (scalar, AVX2, AVX-512 agree); the winners, t,
    grad_nu and the vjp sums are checked against the independent reference first. */
 static const uint64_t known_kernel[2][2] = {{0x8216ffe44a473af5ull, 0xa5ddd8aa7c96e193ull},
                                             {0x058141a23b2a6f54ull, 0xef1ecfb392ae6543ull}};
@@ -342,7 +342,7 @@ static void known_kernels(const pt_kernel_table *k, pt_parity_result *res) {
       if (fused_against_reference(&in, &run, pt_isa_name(k->isa), res) == 0 &&
           h != known_kernel[gumbel][packed])
         fail(res, "fused_argmax_%s %s: known tile (%s) hashes to %#018llx, want %#018llx",
-             gumbel ? "gumbel" : "normal", pt_isa_name(k->isa), packed ? "packed" : "segments",
+             gumbel ? "gumbel" : "normal", pt_isa_name(k->isa), packed ? "short" : "segments",
              (unsigned long long)h, (unsigned long long)known_kernel[gumbel][packed]);
       run_free(&run);
     }

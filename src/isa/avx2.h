@@ -97,9 +97,19 @@ static inline float vf_hmin(vf v) {
   m = _mm_min_ss(m, _mm_movehdup_ps(m));
   return _mm_cvtss_f32(m);
 }
-static inline vf vf_gather(const float *base, vi idx) { return _mm256_i32gather_ps(base, idx, 4); }
 static inline vf vf_exp(vf a) { return Sleef_finz_expf8_u10avx2(a); }
-static inline vi vi_mul(vi a, vi b) { return _mm256_mullo_epi32(a, b); }
 static inline void vi_storeu(int32_t *p, vi v) { _mm256_storeu_si256((__m256i *)p, v); }
 
+/* lane l = p[l * stride], 1 <= stride <= 16: whole vectors, each permuted by position and
+   blended into the lanes it holds (no gather).  Reads p[0, 16 * stride + 16). */
+static inline vf vf_load_stride(const float *p, size_t stride) {
+  const __m256i pos = _mm256_mullo_epi32(vi_iota(), _mm256_set1_epi32((int)stride));
+  const __m256i idx = _mm256_and_si256(pos, _mm256_set1_epi32(7)), block = _mm256_srli_epi32(pos, 3);
+  __m256 out = _mm256_setzero_ps();
+  for (size_t j = 0; j <= 7 * stride / 8; j++) {
+    const __m256 v = _mm256_permutevar8x32_ps(_mm256_loadu_ps(p + 8 * j), idx);
+    out = _mm256_blendv_ps(out, v, _mm256_castsi256_ps(_mm256_cmpeq_epi32(block, _mm256_set1_epi32((int)j))));
+  }
+  return out;
+}
 #endif

@@ -82,9 +82,20 @@ static inline vf vf_fma(vf a, vf b, vf c) { return _mm512_fmadd_ps(a, b, c); }
 static inline vf vf_min(vf a, vf b) { return _mm512_min_ps(a, b); }
 static inline vm vf_lt(vf a, vf b) { return _mm512_cmp_ps_mask(a, b, _CMP_LT_OQ); }
 static inline float vf_hmin(vf v) { return _mm512_reduce_min_ps(v); }
-static inline vf vf_gather(const float *base, vi idx) { return _mm512_i32gather_ps(idx, base, 4); }
 static inline vf vf_exp(vf a) { return Sleef_finz_expf16_u10avx512f(a); }
-static inline vi vi_mul(vi a, vi b) { return _mm512_mullo_epi32(a, b); }
 static inline void vi_storeu(int32_t *p, vi v) { _mm512_storeu_si512(p, v); }
 
+/* lane l = p[l * stride], 1 <= stride <= 16: whole vectors in pairs, each pair permuted by
+   position and blended into the lanes it holds (no gather: gathers are slow where measured).
+   Reads p[0, 16 * stride + 16). */
+static inline vf vf_load_stride(const float *p, size_t stride) {
+  const __m512i pos = _mm512_mullo_epi32(vi_iota(), _mm512_set1_epi32((int)stride));
+  const __m512i idx = _mm512_and_si512(pos, _mm512_set1_epi32(31)), pair = _mm512_srli_epi32(pos, 5);
+  __m512 out = _mm512_setzero_ps();
+  for (size_t j = 0; j <= 15 * stride / 32; j++) {
+    const __m512 v = _mm512_permutex2var_ps(_mm512_loadu_ps(p + 32 * j), idx, _mm512_loadu_ps(p + 32 * j + 16));
+    out = _mm512_mask_blend_ps(_mm512_cmpeq_epi32_mask(pair, _mm512_set1_epi32((int)j)), out, v);
+  }
+  return out;
+}
 #endif

@@ -87,14 +87,16 @@ static inline vf vf_fma(vf a, vf b, vf c) { return vfmaq_f32(c, a, b); }
 static inline vf vf_min(vf a, vf b) { return vminq_f32(a, b); }
 static inline vm vf_lt(vf a, vf b) { return vcltq_f32(a, b); }
 static inline float vf_hmin(vf v) { return vminvq_f32(v); }
-/* no gather instruction: four loads */
-static inline vf vf_gather(const float *base, vi idx) {
-  const float lanes[PT_LANES] = {base[vgetq_lane_s32(idx, 0)], base[vgetq_lane_s32(idx, 1)],
-                                 base[vgetq_lane_s32(idx, 2)], base[vgetq_lane_s32(idx, 3)]};
-  return vld1q_f32(lanes);
-}
 static inline vf vf_exp(vf a) { return Sleef_finz_expf4_u10advsimd(a); }
-static inline vi vi_mul(vi a, vi b) { return vmulq_s32(a, b); }
 static inline void vi_storeu(int32_t *p, vi v) { vst1q_s32(p, v); }
 
+/* lane l = p[l * stride], 1 <= stride <= 16: one lane load each.  Reads p[0, 16 * stride + 16)
+   at most (the vocabulary's bound). */
+static inline vf vf_load_stride(const float *p, size_t stride) {
+  vf v = vdupq_n_f32(0.0f);
+  v = vld1q_lane_f32(p, v, 0);
+  v = vld1q_lane_f32(p + stride, v, 1);
+  v = vld1q_lane_f32(p + 2 * stride, v, 2);
+  return vld1q_lane_f32(p + 3 * stride, v, 3);
+}
 #endif

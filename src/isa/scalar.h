@@ -72,10 +72,12 @@ static inline vf vf_fma(vf a, vf b, vf c) { return __builtin_fmaf(a, b, c); }
 static inline vf vf_min(vf a, vf b) { return a < b ? a : b; }
 static inline vm vf_lt(vf a, vf b) { return a < b; }
 static inline float vf_hmin(vf v) { return v; }
-static inline vf vf_gather(const float *base, vi idx) { return base[idx]; }
 float pt_scalar_expf(float a);
 static inline vf vf_exp(vf a) { return pt_scalar_expf(a); }
-static inline vi vi_mul(vi a, vi b) { return a * b; }
 static inline void vi_storeu(int32_t *p, vi v) { *p = v; }
 
+static inline vf vf_load_stride(const float *p, size_t stride) {
+  (void)stride;
+  return *p;
+}
 #endif
