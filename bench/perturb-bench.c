@@ -5,7 +5,8 @@
    --d and --rows are paired by position (a single value pairs with all of the other list).
    Each (op, ISA, size) runs enough iterations to last at least 20 ms, `repeats` times; the
    median is reported as ns per element and GB/s of input read, as a table or as JSON lines
-   that bench/numpy_peer.py reads. */
+   that bench/numpy_peer.py reads.  Kernels bound by reading their input also get a row "read":
+   a plain vector sum of the same bytes, the rate of the cache level they live in. */
 #define _POSIX_C_SOURCE 200809L /* clock_gettime */
 #include <errno.h>
 #include <stdint.h>
@@ -15,6 +16,7 @@
 #include <time.h>
 
 #include "kernels.h"
+#include "sort.h"
 
 /* A prepared run of one kernel family at one size. */
 typedef struct bench_run {
@@ -22,6 +24,9 @@ typedef struct bench_run {
   void *state;
   void (*call)(const pt_kernel_table *k, void *state);
   void (*release)(void *state);
+  /* optional, for kernels bound by reading their input: reads the same bytes with nothing
+     else to do, timed as the row "read" (the rate of the cache level the input lives in) */
+  void (*read_baseline)(void *state);
 } bench_run;
 
 static uint64_t rng_next(uint64_t *s) {
@@ -30,6 +35,66 @@ static uint64_t rng_next(uint64_t *s) {
   z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
   return z ^ (z >> 31);
 }
+
+/* The read baseline: a plain sum of n floats with the widest vectors the CPU runs and eight
+   independent accumulators, so that nothing but the loads limits it. */
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#include <immintrin.h>
+__attribute__((target("avx512f"))) static float read_avx512(const float *p, size_t n) {
+  __m512 a[8];
+  for (int k = 0; k < 8; k++) a[k] = _mm512_setzero_ps();
+  size_t i = 0;
+  for (; i + 128 <= n; i += 128)
+    for (int k = 0; k < 8; k++) a[k] = _mm512_add_ps(a[k], _mm512_loadu_ps(p + i + 16 * k));
+  for (int k = 1; k < 8; k++) a[0] = _mm512_add_ps(a[0], a[k]);
+  float s = _mm512_reduce_add_ps(a[0]);
+  for (; i < n; i++) s += p[i];
+  return s;
+}
+__attribute__((target("avx2"))) static float read_avx2(const float *p, size_t n) {
+  __m256 a[8];
+  for (int k = 0; k < 8; k++) a[k] = _mm256_setzero_ps();
+  size_t i = 0;
+  for (; i + 64 <= n; i += 64)
+    for (int k = 0; k < 8; k++) a[k] = _mm256_add_ps(a[k], _mm256_loadu_ps(p + i + 8 * k));
+  float lanes[8], s = 0;
+  for (int k = 1; k < 8; k++) a[0] = _mm256_add_ps(a[0], a[k]);
+  _mm256_storeu_ps(lanes, a[0]);
+  for (int k = 0; k < 8; k++) s += lanes[k];
+  for (; i < n; i++) s += p[i];
+  return s;
+}
+#elif defined(__aarch64__)
+#include <arm_neon.h>
+static float read_neon(const float *p, size_t n) {
+  float32x4_t a[8];
+  for (int k = 0; k < 8; k++) a[k] = vdupq_n_f32(0);
+  size_t i = 0;
+  for (; i + 32 <= n; i += 32)
+    for (int k = 0; k < 8; k++) a[k] = vaddq_f32(a[k], vld1q_f32(p + i + 4 * k));
+  for (int k = 1; k < 8; k++) a[0] = vaddq_f32(a[0], a[k]);
+  float s = vaddvq_f32(a[0]);
+  for (; i < n; i++) s += p[i];
+  return s;
+}
+#endif
+
+static float read_floats(const float *p, size_t n) {
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+  if (pt_isa_supported(PT_ISA_AVX512)) return read_avx512(p, n);
+  if (pt_isa_supported(PT_ISA_AVX2)) return read_avx2(p, n);
+#elif defined(__aarch64__)
+  return read_neon(p, n);
+#endif
+  float s[8] = {0};
+  size_t i = 0;
+  for (; i + 8 <= n; i += 8)
+    for (int k = 0; k < 8; k++) s[k] += p[i + k];
+  for (; i < n; i++) s[0] += p[i];
+  return s[0] + s[1] + s[2] + s[3] + s[4] + s[5] + s[6] + s[7];
+}
+
+static volatile float read_sink;
 
 static float *random_floats(size_t n, uint64_t seed) {
   float *x = malloc(n * sizeof *x);
@@ -62,9 +127,92 @@ static int setup_argmax_rows(bench_run *run, size_t rows, size_t d) {
   argmax_state *s = calloc(1, sizeof *s);
   if (!s) return -1;
   *s = (argmax_state){random_floats(rows * d, 42), rows, d, malloc(rows * sizeof(int32_t))};
-  *run = (bench_run){rows * d, rows * d * sizeof(float), s, argmax_call, argmax_release};
+  *run = (bench_run){rows * d, rows * d * sizeof(float), s, argmax_call, argmax_release, NULL};
   if (!s->x || !s->idx) {
     argmax_release(s);
+    return -1;
+  }
+  return 0;
+}
+
+/* argsort_rows and rank_rows: rows x d random floats, the outputs packed (ld_out = d). */
+typedef struct sort_state {
+  const float *x;
+  size_t rows, d;
+  int32_t *out;
+  int64_t *work;
+  int ranks;
+} sort_state;
+
+static void sort_call(const pt_kernel_table *k, void *p) {
+  sort_state *s = p;
+  if (s->ranks) k->rank_rows(s->x, s->rows, s->d, s->d, s->out, s->d, s->work);
+  else k->argsort_rows(s->x, s->rows, s->d, s->d, s->out, s->d, s->work);
+}
+
+static void sort_release(void *p) {
+  sort_state *s = p;
+  free((void *)s->x);
+  free(s->out);
+  free(s->work);
+  free(s);
+}
+
+static int setup_sort(bench_run *run, size_t rows, size_t d, int ranks) {
+  sort_state *s = calloc(1, sizeof *s);
+  if (!s) return -1;
+  *s = (sort_state){random_floats(rows * d, 42), rows, d, malloc(rows * d * sizeof(int32_t)),
+                    malloc(PT_SORT_WORK(d) * sizeof(int64_t)), ranks};
+  *run = (bench_run){rows * d, rows * d * sizeof(float), s, sort_call, sort_release, NULL};
+  if (!s->x || !s->out || !s->work) {
+    sort_release(s);
+    return -1;
+  }
+  return 0;
+}
+
+static int setup_argsort_rows(bench_run *run, size_t rows, size_t d) {
+  return setup_sort(run, rows, d, 0);
+}
+
+static int setup_rank_rows(bench_run *run, size_t rows, size_t d) {
+  return setup_sort(run, rows, d, 1);
+}
+
+/* weighted_sum_rows: rows x d random floats and random weights; bytes counts x and w. */
+typedef struct weighted_sum_state {
+  const float *x, *w;
+  size_t rows, d;
+  float *out;
+} weighted_sum_state;
+
+static void weighted_sum_call(const pt_kernel_table *k, void *p) {
+  weighted_sum_state *s = p;
+  k->weighted_sum_rows(s->x, s->rows, s->d, s->d, s->w, s->out);
+}
+
+static void weighted_sum_read(void *p) {
+  weighted_sum_state *s = p;
+  read_sink = read_floats(s->x, s->rows * s->d) + read_floats(s->w, s->rows);
+}
+
+static void weighted_sum_release(void *p) {
+  weighted_sum_state *s = p;
+  free((void *)s->x);
+  free((void *)s->w);
+  free(s->out);
+  free(s);
+}
+
+static int setup_weighted_sum_rows(bench_run *run, size_t rows, size_t d) {
+  weighted_sum_state *s = calloc(1, sizeof *s);
+  if (!s) return -1;
+  *s = (weighted_sum_state){random_floats(rows * d, 42), random_floats(rows, 7), rows, d,
+                            malloc(d * sizeof(float))};
+  *run = (bench_run){rows * d, (rows * d + rows) * sizeof(float), s, weighted_sum_call,
+                     weighted_sum_release, weighted_sum_read};
+  if (!s->x || !s->w || !s->out) {
+    weighted_sum_release(s);
     return -1;
   }
   return 0;
@@ -103,7 +251,7 @@ static int setup_noise(bench_run *run, size_t n, void (*call)(const pt_kernel_ta
   noise_state *s = calloc(1, sizeof *s);
   if (!s) return -1;
   *s = (noise_state){malloc(n * sizeof(float)), n};
-  *run = (bench_run){n, n * sizeof(float), s, call, noise_release};
+  *run = (bench_run){n, n * sizeof(float), s, call, noise_release, NULL};
   if (!s->out) {
     noise_release(s);
     return -1;
@@ -148,7 +296,7 @@ static int setup_perturb_tile(bench_run *run, size_t rows, size_t d) {
   if (!s) return -1;
   *s = (tile_state){random_floats(rows * d, 7), random_floats(d, 8), malloc(rows * d * sizeof(float)),
                     malloc(rows * d * sizeof(float)), rows, d};
-  *run = (bench_run){rows * d, rows * d * sizeof(float), s, perturb_tile_call, tile_release};
+  *run = (bench_run){rows * d, rows * d * sizeof(float), s, perturb_tile_call, tile_release, NULL};
   if (!s->z || !s->x || !s->xt || !s->e) {
     tile_release(s);
     return -1;
@@ -197,7 +345,7 @@ static int setup_fused(bench_run *run, size_t rows, size_t d, int gumbel) {
   s->job = (pt_fused_argmax_job){.key = {0x5eed, 2}, .n = d, .segments = 1, .offsets = s->offsets,
                                  .a = s->a, .sigma = 0.5f, .samples = rows, .noise = s->noise,
                                  .winner = s->winner};
-  *run = (bench_run){rows * d, rows * d * sizeof(float), s, fused_call, fused_release};
+  *run = (bench_run){rows * d, rows * d * sizeof(float), s, fused_call, fused_release, NULL};
   return 0;
 }
 
@@ -233,12 +381,18 @@ static int cmp_double(const void *a, const void *b) {
   return (x > y) - (x < y);
 }
 
+/* One call of the kernel of table k, or of the read baseline when k is NULL. */
+static void call_once(const bench_run *run, const pt_kernel_table *k) {
+  if (k) run->call(k, run->state);
+  else run->read_baseline(run->state);
+}
+
 /* Median nanoseconds per call over `repeats` timed batches of calls. */
 static double time_call(const bench_run *run, const pt_kernel_table *k, int repeats) {
   size_t iters = 1;
   for (;;) { /* grow the batch until it lasts 20 ms */
     const double t0 = now_ns();
-    for (size_t i = 0; i < iters; i++) run->call(k, run->state);
+    for (size_t i = 0; i < iters; i++) call_once(run, k);
     if (now_ns() - t0 >= 2e7 || iters >= ((size_t)1 << 30)) break;
     iters *= 2;
   }
@@ -246,7 +400,7 @@ static double time_call(const bench_run *run, const pt_kernel_table *k, int repe
   if (repeats > 101) repeats = 101;
   for (int r = 0; r < repeats; r++) {
     const double t0 = now_ns();
-    for (size_t i = 0; i < iters; i++) run->call(k, run->state);
+    for (size_t i = 0; i < iters; i++) call_once(run, k);
     samples[r] = (now_ns() - t0) / (double)iters;
   }
   qsort(samples, (size_t)repeats, sizeof samples[0], cmp_double);
@@ -309,18 +463,22 @@ int main(int argc, char **argv) {
         fprintf(stderr, "perturb-bench: out of memory for %s rows=%zu d=%zu\n", ops[o].name, r, d);
         return 1;
       }
-      for (int isa = PT_ISA_SCALAR; isa <= PT_ISA_NEON; isa++) {
-        const pt_kernel_table *k = pt_kernels_for((pt_isa)isa);
-        if (!k || (only_isa && strcmp(only_isa, pt_isa_name((pt_isa)isa)) != 0)) continue;
+      /* every supported ISA, then the read baseline if the op has one */
+      for (int isa = PT_ISA_SCALAR; isa <= PT_ISA_NEON + 1; isa++) {
+        const int baseline = isa == PT_ISA_NEON + 1;
+        const pt_kernel_table *k = baseline ? NULL : pt_kernels_for((pt_isa)isa);
+        const char *name = baseline ? "read" : pt_isa_name((pt_isa)isa);
+        if (baseline ? !run.read_baseline : !k) continue;
+        if (only_isa && strcmp(only_isa, name) != 0) continue;
         const double ns = time_call(&run, k, repeats);
         const double per = ns / (double)run.elements, gbs = (double)run.bytes / ns;
         if (json)
           printf("{\"op\": \"%s\", \"isa\": \"%s\", \"rows\": %zu, \"d\": %zu, \"ns_per_call\": "
                  "%.1f, \"ns_per_element\": %.5f, \"gb_per_s\": %.3f}\n",
-                 ops[o].name, pt_isa_name((pt_isa)isa), r, d, ns, per, gbs);
+                 ops[o].name, name, r, d, ns, per, gbs);
         else
-          printf("%-14s %-7s %9zu %6zu %12.1f %10.4f %9.2f\n", ops[o].name,
-                 pt_isa_name((pt_isa)isa), r, d, ns, per, gbs);
+          printf("%-14s %-7s %9zu %6zu %12.1f %10.4f %9.2f\n", ops[o].name, name, r, d, ns, per,
+                 gbs);
         fflush(stdout);
       }
       run.release(run.state);

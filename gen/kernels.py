@@ -26,6 +26,24 @@ ISAS = [
 # ISAS must appear, so that no dispatch table has a hole.
 Kernel = namedtuple("Kernel", "op template ret params variants")
 
+
+def sort_variants(output):
+    """The row-sorting template's parameters; `output` names the kernel's result argument.
+
+    count_max: longest row ranked by counting comparisons (O(d) per element, no sort), where
+    counting stopped being faster than the network (measured on AVX-512 and AVX2; NEON, with
+    twice as many 32-bit lanes as 64-bit ones, is taken to be like AVX2);
+    block_vectors: 64-bit key vectors sorted at once in registers (the network's size; 16
+    measured faster than 8 on AVX2 too, its spills to L1 costing less than a merge pass)."""
+    per_isa = {
+        "scalar": {"count_max": 4, "block_vectors": 16},
+        "avx2": {"count_max": 80, "block_vectors": 16},
+        "avx512": {"count_max": 96, "block_vectors": 16},
+        "neon": {"count_max": 80, "block_vectors": 16},
+    }
+    return {isa: dict(params, output=output) for isa, params in per_isa.items()}
+
+
 KERNELS = [
     Kernel(
         op="argmax_rows",
@@ -39,6 +57,29 @@ KERNELS = [
             "avx512": {"unroll": 4},
             "neon": {"unroll": 4},
         },
+    ),
+    Kernel(
+        op="argsort_rows",
+        template="sort_rows.c.j2",
+        ret="void",
+        params="const float *x, size_t rows, size_t d, size_t ld, int32_t *perm, size_t ld_out, "
+               "int64_t *work",
+        variants=sort_variants("perm"),
+    ),
+    Kernel(
+        op="rank_rows",
+        template="sort_rows.c.j2",
+        ret="void",
+        params="const float *x, size_t rows, size_t d, size_t ld, int32_t *rank, size_t ld_out, "
+               "int64_t *work",
+        variants=sort_variants("rank"),
+    ),
+    Kernel(
+        op="weighted_sum_rows",
+        template="weighted_sum_rows.c.j2",
+        ret="void",
+        params="const float *x, size_t rows, size_t d, size_t ld, const float *w, float *out",
+        variants={"scalar": {}, "avx2": {}, "avx512": {}, "neon": {}},
     ),
 ]
 

@@ -112,6 +112,22 @@ PT_API pt_status pt_noise_fill(pt_noise kind, pt_key key, uint64_t offset, float
 /* idx[r] = first index of the greatest element of row r (the first NaN if there is one). */
 PT_API pt_status pt_argmax_rows(const float *x, size_t rows, size_t d, size_t ld, int32_t *idx);
 
+/* perm[r*ld_out + p] = index of the p-th smallest element of row r (a stable sort); ld_out >= d.
+   PT_ENOMEM if the work space of long rows (about 16 bytes per element) cannot be allocated. */
+PT_API pt_status pt_argsort_rows(const float *x, size_t rows, size_t d, size_t ld,
+                                 int32_t *perm, size_t ld_out);
+
+/* rank[r*ld_out + i] = position of element i of row r in that sorted order (0 for the
+   smallest), i.e. argsort(argsort(x)) with a stable sort; ld_out >= d.  PT_ENOMEM as above. */
+PT_API pt_status pt_rank_rows(const float *x, size_t rows, size_t d, size_t ld,
+                              int32_t *rank, size_t ld_out);
+
+/* out[j] = sum_r w[r] * x[r*ld + j] for j < d; w == NULL means every weight is 1.  The order of
+   operations is fixed (blocked sums; the same bits on every ISA), with an error of at most
+   1e-5 * sum_r |w[r] x[r*ld + j]| against exact arithmetic for up to 10^7 rows. */
+PT_API pt_status pt_weighted_sum_rows(const float *x, size_t rows, size_t d, size_t ld,
+                                      const float *w, float *out);
+
 /* ---- Differentiable functions --------------------------------------------------------------
  * A pt_fn is an immutable function R^n_in -> R^n_out with optional derivatives, safe to use
  * from many threads at once (user callbacks then run concurrently too).  A function built from

@@ -30,26 +30,6 @@ static pt_status argmax_eval(const builtin_fn *b, size_t batch, const float *x, 
   return s;
 }
 
-/* TEMPORARY until branch `rank` (pt_rank_rows) is merged: a plain stable insertion sort of
-   the indices under API.md's order, then rank[perm[k]] = k. */
-static int before(float a, float b) { return b != b ? a == a : a < b; }
-static pt_status pt_rank_rows(const float *x, size_t rows, size_t d, size_t ld, int32_t *rank,
-                              size_t ld_out) {
-  int32_t *perm = malloc(d * sizeof *perm);
-  if (!perm) return PT_ENOMEM;
-  for (size_t r = 0; r < rows; r++) {
-    const float *row = x + r * ld;
-    for (size_t k = 0; k < d; k++) {
-      size_t j = k;
-      for (; j > 0 && before(row[k], row[perm[j - 1]]); j--) perm[j] = perm[j - 1];
-      perm[j] = (int32_t)k;
-    }
-    for (size_t k = 0; k < d; k++) rank[r * ld_out + (size_t)perm[k]] = (int32_t)k;
-  }
-  free(perm);
-  return PT_OK;
-}
-
 static pt_status ranking_eval(const builtin_fn *b, size_t batch, const float *x, float *y) {
   const size_t d = b->base.n_in;
   pt_status s;

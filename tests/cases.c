@@ -50,7 +50,22 @@ static const size_t long_lengths[] = {511, 512, 513, 1000, 1024, 4097, 20000, 10
 #define N_SHORT 300
 #define N_LONG (sizeof long_lengths / sizeof long_lengths[0])
 
-size_t pt_cases_count(void) { return N_SHORT * 2 + N_LONG * PT_FILL_COUNT; }
+/* Tall matrices, one pattern for every row: many rows per call, for the kernels that work
+   across rows (blocks of rows, a contiguous column d == 1 == ld, strided columns). */
+static const struct {
+  size_t rows, d, ld, misalign;
+  pt_fill fill;
+} tall[] = {
+    {5000, 1, 1, 0, PT_FILL_RANDOM}, {5003, 1, 1, 1, PT_FILL_TIES},
+    {1500, 1, 3, 2, PT_FILL_RANDOM}, {1500, 5, 5, 0, PT_FILL_RANDOM},
+    {1100, 16, 19, 1, PT_FILL_RANDOM}, {1030, 100, 100, 0, PT_FILL_TIES},
+    {700, 128, 128, 3, PT_FILL_RANDOM}, {700, 129, 131, 0, PT_FILL_RANDOM},
+    {300, 1100, 1100, 1, PT_FILL_RANDOM}, {600, 40, 40, 0, PT_FILL_SPECIAL},
+    {600, 40, 41, 0, PT_FILL_SORTED}, {600, 200, 200, 2, PT_FILL_REVERSED},
+};
+#define N_TALL (sizeof tall / sizeof tall[0])
+
+size_t pt_cases_count(void) { return N_SHORT * 2 + N_LONG * PT_FILL_COUNT + N_TALL; }
 
 pt_case pt_cases_get(size_t i) {
   pt_case c;
@@ -63,13 +78,23 @@ pt_case pt_cases_get(size_t i) {
     c.ld = strided ? d + 1 + d % 7 : d;
     c.misalign = strided ? 1 + d % 3 : 0;
     c.fill = (pt_fill)(d % PT_FILL_COUNT);
-  } else {
+    c.mixed = 1;
+  } else if (i < N_SHORT * 2 + N_LONG * PT_FILL_COUNT) {
     i -= N_SHORT * 2;
     c.d = long_lengths[i / PT_FILL_COUNT];
     c.fill = (pt_fill)(i % PT_FILL_COUNT);
     c.rows = 3;
     c.ld = c.d + (i % 2) * 5;
     c.misalign = i % 3;
+    c.mixed = 0;
+  } else {
+    i -= N_SHORT * 2 + N_LONG * PT_FILL_COUNT;
+    c.rows = tall[i].rows;
+    c.d = tall[i].d;
+    c.ld = tall[i].ld;
+    c.misalign = tall[i].misalign;
+    c.fill = tall[i].fill;
+    c.mixed = 0;
   }
   return c;
 }
@@ -84,7 +109,7 @@ float *pt_case_data(const pt_case *c, void **block) {
   for (size_t k = 0; k < c->misalign; k++) base[k] = NAN; /* never read */
   for (size_t r = 0; r < c->rows; r++) {
     /* short cases: each row its own pattern, so one case covers all of them */
-    const pt_fill fill = c->rows > 3 ? (pt_fill)((c->fill + r) % PT_FILL_COUNT) : c->fill;
+    const pt_fill fill = c->mixed ? (pt_fill)((c->fill + r) % PT_FILL_COUNT) : c->fill;
     for (size_t j = 0; j < c->ld && r * c->ld + j < n - c->misalign; j++)
       x[r * c->ld + j] = j < c->d ? fill_value(fill, j, c->d, &s) : NAN; /* gaps: never read */
   }

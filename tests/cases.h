@@ -1,5 +1,6 @@
 /* The battery of inputs every row kernel is checked on: every length 1..300 and large ones,
-   strides, misaligned starts, and value patterns with ties, +-0, +-inf, NaN and subnormals. */
+   strides, misaligned starts, tall matrices, and value patterns with ties, +-0, +-inf, NaN and
+   subnormals. */
 #ifndef PT_TEST_CASES_H
 #define PT_TEST_CASES_H
 
@@ -20,6 +21,7 @@ typedef struct pt_case {
   size_t rows, d, ld; /* ld >= d */
   size_t misalign;    /* x starts this many floats past an aligned block */
   pt_fill fill;
+  int mixed;          /* row r gets pattern (fill + r) % PT_FILL_COUNT, else every row `fill` */
   uint64_t seed;
 } pt_case;
 

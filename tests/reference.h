@@ -24,4 +24,20 @@ float pt_ref_uniform(uint64_t seed, uint64_t stream, uint64_t k);
 double pt_ref_gumbel(uint64_t seed, uint64_t stream, uint64_t k);
 double pt_ref_normal(uint64_t seed, uint64_t stream, uint64_t k);
 
+/* Stable argsort of x[0, d) under that order: a plain bottom-up merge sort of indices.
+   tmp: d elements of scratch. */
+void pt_ref_argsort(const float *x, size_t d, int32_t *perm, int32_t *tmp);
+
+/* sum_r w[r] * x[r*ld + j] in double (w == NULL: weights 1), and sum_r |w[r] x[r*ld + j]| in
+   *magnitude: the float64 truth for the weighted sums' accuracy bound. */
+double pt_ref_weighted_sum(const float *x, size_t rows, size_t ld, const float *w, size_t j,
+                           double *magnitude);
+
+/* The same sum in the exact order of operations API.md's determinism rests on, as
+   templates/weighted_sum_rows.c.j2 describes it in words (blocked partial sums, fixed tree,
+   double accumulation, canonical NaN), written independently in plain C: every ISA's kernel
+   must equal it bit for bit, which pins the bits across machines as well. */
+float pt_ref_weighted_sum_ordered(const float *x, size_t rows, size_t d, size_t ld,
+                                  const float *w, size_t j);
+
 #endif

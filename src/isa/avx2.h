@@ -112,4 +112,76 @@ static inline vf vf_load_stride(const float *p, size_t stride) {
   }
   return out;
 }
+
+/* ---- sorting and weighted sums: 64-bit integer vectors, integer and float arithmetic ---- */
+
+#define PT_QLANES 4
+
+typedef __m256i vq;
+
+static inline float vf_tree_sum(vf v) {
+  __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1)); /* t += t+4 */
+  s = _mm_add_ps(s, _mm_movehl_ps(s, s));                                      /* t += t+2 */
+  return _mm_cvtss_f32(_mm_add_ss(s, _mm_movehdup_ps(s)));                      /* t += t+1 */
+}
+static inline vi vf_bits(vf v) { return _mm256_castps_si256(v); }
+
+static inline vi vi_loadu(const int32_t *p) { return _mm256_loadu_si256((const __m256i *)p); }
+static inline void vi_store_tail(int32_t *p, size_t n, vi v) {
+  _mm256_maskstore_epi32((int *)p, _mm256_cmpgt_epi32(_mm256_set1_epi32((int)n), vi_iota()), v);
+}
+static inline void vi_scatter_tail(int32_t *p, size_t n, vi index, vi v) {
+  int32_t at[PT_LANES], value[PT_LANES];
+  vi_storeu(at, index);
+  vi_storeu(value, v);
+  for (size_t i = 0; i < n; i++) p[at[i]] = value[i];
+}
+static inline vi vi_and(vi a, vi b) { return _mm256_and_si256(a, b); }
+static inline vi vi_sub(vi a, vi b) { return _mm256_sub_epi32(a, b); }
+static inline vm vi_gt(vi a, vi b) { return _mm256_castsi256_ps(_mm256_cmpgt_epi32(a, b)); }
+static inline vi vi_inc(vi a, vm m) { return _mm256_sub_epi32(a, _mm256_castps_si256(m)); }
+static inline void vi_store_pairs(int64_t *p, vi hi, vi lo) {
+  /* unpack interleaves within 128-bit halves: pairs 0 1 4 5 and 2 3 6 7 */
+  const __m256i a = _mm256_unpacklo_epi32(lo, hi), b = _mm256_unpackhi_epi32(lo, hi);
+  _mm256_storeu_si256((__m256i *)p, _mm256_permute2x128_si256(a, b, 0x20));
+  _mm256_storeu_si256((__m256i *)p + 1, _mm256_permute2x128_si256(a, b, 0x31));
+}
+
+static inline vq vq_loadu(const int64_t *p) { return _mm256_loadu_si256((const __m256i *)p); }
+static inline void vq_storeu(int64_t *p, vq v) { _mm256_storeu_si256((__m256i *)p, v); }
+static inline vq vq_min(vq a, vq b) { return _mm256_blendv_epi8(a, b, _mm256_cmpgt_epi64(a, b)); }
+static inline vq vq_max(vq a, vq b) { return _mm256_blendv_epi8(b, a, _mm256_cmpgt_epi64(a, b)); }
+static inline vq vq_reverse(vq v) { return _mm256_permute4x64_epi64(v, _MM_SHUFFLE(0, 1, 2, 3)); }
+static inline void vq_store_low(int32_t *p, size_t n, vq v) {
+  const __m128i low = _mm256_castsi256_si128(
+      _mm256_permutevar8x32_epi32(v, _mm256_setr_epi32(0, 2, 4, 6, 0, 2, 4, 6)));
+  if (n == PT_QLANES) _mm_storeu_si128((__m128i *)p, low);
+  else _mm_maskstore_epi32((int *)p, _mm_cmpgt_epi32(_mm_set1_epi32((int)n), _mm_setr_epi32(0, 1, 2, 3)),
+                           low);
+}
+static inline void vq_scatter_index(int32_t *p, size_t n, vq v, int32_t first) {
+  const __m128i lo = _mm256_castsi256_si128(v), hi = _mm256_extracti128_si256(v, 1);
+  const uint32_t at[PT_QLANES] = {(uint32_t)_mm_cvtsi128_si64(lo), (uint32_t)_mm_extract_epi64(lo, 1),
+                                  (uint32_t)_mm_cvtsi128_si64(hi), (uint32_t)_mm_extract_epi64(hi, 1)};
+  for (size_t i = 0; i < n; i++) p[at[i]] = first + (int32_t)i;
+}
+/* One compare-exchange layer: v against its partner lanes p; the lanes set in `upper` keep the
+   larger of the two, the others the smaller (equal keys are equal values: either will do). */
+static inline vq vq_exchange_(vq v, vq p, vq upper) {
+  return _mm256_blendv_epi8(v, p, _mm256_xor_si256(_mm256_cmpgt_epi64(v, p), upper));
+}
+static inline vq vq_sort_bitonic(vq v) {
+  v = vq_exchange_(v, _mm256_permute4x64_epi64(v, _MM_SHUFFLE(1, 0, 3, 2)),
+                   _mm256_setr_epi64x(0, 0, -1, -1));
+  return vq_exchange_(v, _mm256_shuffle_epi32(v, _MM_SHUFFLE(1, 0, 3, 2)),
+                      _mm256_setr_epi64x(0, -1, 0, -1));
+}
+static inline vq vq_sort(vq v) {
+  v = vq_exchange_(v, _mm256_shuffle_epi32(v, _MM_SHUFFLE(1, 0, 3, 2)),
+                   _mm256_setr_epi64x(0, -1, 0, -1));
+  v = vq_exchange_(v, vq_reverse(v), _mm256_setr_epi64x(0, 0, -1, -1));
+  return vq_exchange_(v, _mm256_shuffle_epi32(v, _MM_SHUFFLE(1, 0, 3, 2)),
+                      _mm256_setr_epi64x(0, -1, 0, -1));
+}
+
 #endif

@@ -98,4 +98,72 @@ static inline vf vf_load_stride(const float *p, size_t stride) {
   }
   return out;
 }
+
+/* ---- sorting and weighted sums: 64-bit integer vectors, integer and float arithmetic ---- */
+
+#define PT_QLANES 8
+
+typedef __m512i vq;
+
+static inline float vf_tree_sum(vf v) {
+  __m256 h = _mm256_add_ps(_mm512_castps512_ps256(v),                             /* t += t+8 */
+                           _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(v), 1)));
+  __m128 s = _mm_add_ps(_mm256_castps256_ps128(h), _mm256_extractf128_ps(h, 1)); /* t += t+4 */
+  s = _mm_add_ps(s, _mm_movehl_ps(s, s));                                      /* t += t+2 */
+  return _mm_cvtss_f32(_mm_add_ss(s, _mm_movehdup_ps(s)));                      /* t += t+1 */
+}
+static inline vi vf_bits(vf v) { return _mm512_castps_si512(v); }
+
+static inline vi vi_loadu(const int32_t *p) { return _mm512_loadu_si512(p); }
+static inline void vi_store_tail(int32_t *p, size_t n, vi v) {
+  _mm512_mask_storeu_epi32(p, (__mmask16)((1u << n) - 1u), v);
+}
+static inline void vi_scatter_tail(int32_t *p, size_t n, vi index, vi v) {
+  _mm512_mask_i32scatter_epi32(p, (__mmask16)((1u << n) - 1u), index, v, 4);
+}
+static inline vi vi_and(vi a, vi b) { return _mm512_and_si512(a, b); }
+static inline vi vi_sub(vi a, vi b) { return _mm512_sub_epi32(a, b); }
+static inline vm vi_gt(vi a, vi b) { return _mm512_cmpgt_epi32_mask(a, b); }
+static inline vi vi_inc(vi a, vm m) { return _mm512_mask_add_epi32(a, m, a, _mm512_set1_epi32(1)); }
+static inline void vi_store_pairs(int64_t *p, vi hi, vi lo) {
+  /* unpack interleaves within 128-bit quarters: pairs 0 1 4 5 8 9 12 13 and 2 3 6 7 ... */
+  const __m512i a = _mm512_unpacklo_epi32(lo, hi), b = _mm512_unpackhi_epi32(lo, hi);
+  _mm512_storeu_si512(p, _mm512_permutex2var_epi64(a, _mm512_setr_epi64(0, 1, 8, 9, 2, 3, 10, 11), b));
+  _mm512_storeu_si512(p + 8, _mm512_permutex2var_epi64(a, _mm512_setr_epi64(4, 5, 12, 13, 6, 7, 14, 15), b));
+}
+
+static inline vq vq_loadu(const int64_t *p) { return _mm512_loadu_si512(p); }
+static inline void vq_storeu(int64_t *p, vq v) { _mm512_storeu_si512(p, v); }
+static inline vq vq_min(vq a, vq b) { return _mm512_min_epi64(a, b); }
+static inline vq vq_max(vq a, vq b) { return _mm512_max_epi64(a, b); }
+static inline vq vq_reverse(vq v) {
+  return _mm512_permutexvar_epi64(_mm512_setr_epi64(7, 6, 5, 4, 3, 2, 1, 0), v);
+}
+static inline void vq_store_low(int32_t *p, size_t n, vq v) {
+  _mm512_mask_cvtepi64_storeu_epi32(p, (__mmask8)((1u << n) - 1u), v);
+}
+static inline void vq_scatter_index(int32_t *p, size_t n, vq v, int32_t first) {
+  const __m256i at = _mm256_add_epi32(_mm256_set1_epi32(first), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+  _mm512_mask_i64scatter_epi32(p, (__mmask8)((1u << n) - 1u),
+                               _mm512_and_si512(v, _mm512_set1_epi64(0xffffffff)), at, 4);
+}
+/* One compare-exchange layer: v against its partner lanes p; the lanes set in `upper` keep the
+   larger of the two, the others the smaller. */
+static inline vq vq_exchange_(vq v, vq p, __mmask8 upper) {
+  return _mm512_mask_max_epi64(_mm512_min_epi64(v, p), upper, v, p);
+}
+static inline vq vq_sort_bitonic(vq v) {
+  v = vq_exchange_(v, _mm512_shuffle_i64x2(v, v, _MM_SHUFFLE(1, 0, 3, 2)), 0xF0);
+  v = vq_exchange_(v, _mm512_permutex_epi64(v, _MM_SHUFFLE(1, 0, 3, 2)), 0xCC);
+  return vq_exchange_(v, _mm512_shuffle_epi32(v, _MM_PERM_BADC), 0xAA);
+}
+static inline vq vq_sort(vq v) {
+  v = vq_exchange_(v, _mm512_shuffle_epi32(v, _MM_PERM_BADC), 0xAA);     /* sorted pairs */
+  v = vq_exchange_(v, _mm512_permutex_epi64(v, _MM_SHUFFLE(0, 1, 2, 3)), 0xCC);
+  v = vq_exchange_(v, _mm512_shuffle_epi32(v, _MM_PERM_BADC), 0xAA);     /* sorted fours */
+  v = vq_exchange_(v, vq_reverse(v), 0xF0);
+  v = vq_exchange_(v, _mm512_permutex_epi64(v, _MM_SHUFFLE(1, 0, 3, 2)), 0xCC);
+  return vq_exchange_(v, _mm512_shuffle_epi32(v, _MM_PERM_BADC), 0xAA);
+}
+
 #endif

@@ -99,4 +99,59 @@ static inline vf vf_load_stride(const float *p, size_t stride) {
   v = vld1q_lane_f32(p + 2 * stride, v, 2);
   return vld1q_lane_f32(p + 3 * stride, v, 3);
 }
+
+/* ---- sorting and weighted sums: 64-bit integer vectors, integer and float arithmetic ---- */
+
+#define PT_QLANES 2
+
+typedef int64x2_t vq;
+
+static inline float vf_tree_sum(vf v) {
+  const float32x2_t s = vadd_f32(vget_low_f32(v), vget_high_f32(v)); /* t += t+2 */
+  return vpadds_f32(s);                                               /* t += t+1 */
+}
+static inline vi vf_bits(vf v) { return vreinterpretq_s32_f32(v); }
+
+static inline vi vi_loadu(const int32_t *p) { return vld1q_s32(p); }
+static inline void vi_store_tail(int32_t *p, size_t n, vi v) {
+  int32_t lanes[PT_LANES];
+  vst1q_s32(lanes, v);
+  for (size_t i = 0; i < n; i++) p[i] = lanes[i];
+}
+static inline void vi_scatter_tail(int32_t *p, size_t n, vi index, vi v) {
+  int32_t at[PT_LANES], value[PT_LANES];
+  vst1q_s32(at, index);
+  vst1q_s32(value, v);
+  for (size_t i = 0; i < n; i++) p[at[i]] = value[i];
+}
+static inline vi vi_and(vi a, vi b) { return vandq_s32(a, b); }
+static inline vi vi_sub(vi a, vi b) { return vsubq_s32(a, b); }
+static inline vm vi_gt(vi a, vi b) { return vcgtq_s32(a, b); }
+static inline vi vi_inc(vi a, vm m) { return vsubq_s32(a, vreinterpretq_s32_u32(m)); }
+static inline void vi_store_pairs(int64_t *p, vi hi, vi lo) {
+  /* little-endian: the 32-bit pair (lo, hi) read as one 64-bit lane is hi * 2^32 + lo */
+  vst1q_s64(p, vreinterpretq_s64_s32(vzip1q_s32(lo, hi)));
+  vst1q_s64(p + 2, vreinterpretq_s64_s32(vzip2q_s32(lo, hi)));
+}
+
+static inline vq vq_loadu(const int64_t *p) { return vld1q_s64(p); }
+static inline void vq_storeu(int64_t *p, vq v) { vst1q_s64(p, v); }
+static inline vq vq_min(vq a, vq b) { return vbslq_s64(vcgtq_s64(a, b), b, a); }
+static inline vq vq_max(vq a, vq b) { return vbslq_s64(vcgtq_s64(a, b), a, b); }
+static inline vq vq_reverse(vq v) { return vextq_s64(v, v, 1); }
+static inline void vq_store_low(int32_t *p, size_t n, vq v) {
+  const int32x2_t low = vmovn_s64(v);
+  if (n == PT_QLANES) vst1_s32(p, low);
+  else if (n == 1) vst1_lane_s32(p, low, 0);
+}
+static inline void vq_scatter_index(int32_t *p, size_t n, vq v, int32_t first) {
+  p[(uint32_t)vgetq_lane_s64(v, 0)] = first;
+  if (n == PT_QLANES) p[(uint32_t)vgetq_lane_s64(v, 1)] = first + 1;
+}
+static inline vq vq_sort_bitonic(vq v) {
+  const vq p = vq_reverse(v);
+  return vcombine_s64(vget_low_s64(vq_min(v, p)), vget_high_s64(vq_max(v, p)));
+}
+static inline vq vq_sort(vq v) { return vq_sort_bitonic(v); }
+
 #endif

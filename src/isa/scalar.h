@@ -2,8 +2,10 @@
 #ifndef PT_ISA_SCALAR_H
 #define PT_ISA_SCALAR_H
 
+#include <math.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #define PT_LANES 1
 
@@ -80,4 +82,47 @@ static inline vf vf_load_stride(const float *p, size_t stride) {
   (void)stride;
   return *p;
 }
+
+/* ---- sorting and weighted sums: 64-bit integer vectors, integer and float arithmetic ---- */
+
+#define PT_QLANES 1
+
+typedef int64_t vq;
+
+static inline float vf_tree_sum(vf v) { return v; }
+static inline vi vf_bits(vf v) {
+  vi b;
+  memcpy(&b, &v, sizeof b);
+  return b;
+}
+
+static inline vi vi_loadu(const int32_t *p) { return *p; }
+static inline void vi_store_tail(int32_t *p, size_t n, vi v) {
+  if (n) *p = v;
+}
+static inline void vi_scatter_tail(int32_t *p, size_t n, vi index, vi v) {
+  if (n) p[index] = v;
+}
+static inline vi vi_and(vi a, vi b) { return a & b; }
+static inline vi vi_sub(vi a, vi b) { return (vi)((uint32_t)a - (uint32_t)b); }
+static inline vm vi_gt(vi a, vi b) { return a > b; }
+static inline vi vi_inc(vi a, vm m) { return a + (m ? 1 : 0); }
+static inline void vi_store_pairs(int64_t *p, vi hi, vi lo) {
+  *p = (int64_t)(((uint64_t)(uint32_t)hi << 32) | (uint32_t)lo);
+}
+
+static inline vq vq_loadu(const int64_t *p) { return *p; }
+static inline void vq_storeu(int64_t *p, vq v) { *p = v; }
+static inline vq vq_min(vq a, vq b) { return a < b ? a : b; }
+static inline vq vq_max(vq a, vq b) { return a < b ? b : a; }
+static inline void vq_store_low(int32_t *p, size_t n, vq v) {
+  if (n) *p = (int32_t)(uint32_t)v;
+}
+static inline void vq_scatter_index(int32_t *p, size_t n, vq v, int32_t first) {
+  if (n) p[(uint32_t)v] = first;
+}
+static inline vq vq_reverse(vq v) { return v; }
+static inline vq vq_sort(vq v) { return v; }
+static inline vq vq_sort_bitonic(vq v) { return v; }
+
 #endif

@@ -1,0 +1,204 @@
+/* pt_argsort_rows and pt_rank_rows through the public API: known answers for every ordering
+   rule at lengths that reach each method (counting, register network, merges), the identity
+   rank = argsort(argsort(x)), strides, long rows, and every bad input (a clear status and
+   nothing written).  Parity across ISAs on the full battery is tests/test_parity.c. */
+#include <criterion/criterion.h>
+#include <float.h>
+#include <math.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cases.h"
+#include "perturb.h"
+#include "reference.h"
+
+/* The row lengths of the known-answer tests: each method, its edges and non-powers of two. */
+static const size_t lengths[] = {1, 2, 3, 5, 8, 16, 17, 31, 32, 33, 64, 65, 100, 128, 129, 256,
+                                 300, 1000, 4099};
+#define N_LENGTHS (sizeof lengths / sizeof lengths[0])
+
+/* Checks one row on every supported ISA against the wanted permutation (and its inverse). */
+static void expect_sorted(const float *x, size_t d, const int32_t *want_perm) {
+  int32_t *perm = malloc(d * sizeof *perm), *rank = malloc(d * sizeof *rank);
+  cr_assert(perm && rank);
+  for (int isa = PT_ISA_SCALAR; isa <= PT_ISA_NEON; isa++) {
+    if (pt_isa_select((pt_isa)isa) != PT_OK) continue;
+    cr_assert_eq(pt_argsort_rows(x, 1, d, d, perm, d), PT_OK);
+    cr_assert_eq(pt_rank_rows(x, 1, d, d, rank, d), PT_OK);
+    for (size_t p = 0; p < d; p++) {
+      cr_assert_eq(perm[p], want_perm[p], "%s d=%zu: perm[%zu] = %d, want %d",
+                   pt_isa_name((pt_isa)isa), d, p, perm[p], want_perm[p]);
+      cr_assert_eq(rank[want_perm[p]], (int32_t)p, "%s d=%zu: rank[%d] = %d, want %zu",
+                   pt_isa_name((pt_isa)isa), d, want_perm[p], rank[want_perm[p]], p);
+    }
+  }
+  free(perm);
+  free(rank);
+}
+
+Test(sort, small_known_answers) {
+  const float a[3] = {3, 1, 2};
+  expect_sorted(a, 3, (const int32_t[]){1, 2, 0});
+  const float b[4] = {1, 0, 1, 0};
+  expect_sorted(b, 4, (const int32_t[]){1, 3, 0, 2});
+  const float zeros[4] = {0.0f, -0.0f, -1.0f, 0.0f}; /* -0 == +0: index order */
+  expect_sorted(zeros, 4, (const int32_t[]){2, 0, 1, 3});
+  const float nans[6] = {NAN, 1, -NAN, -INFINITY, INFINITY, -0.0f};
+  expect_sorted(nans, 6, (const int32_t[]){3, 5, 1, 4, 0, 2});
+  const float tiny[5] = {0x1p-149f, -0x1p-149f, 0.0f, 0x1p-148f, -FLT_MAX};
+  expect_sorted(tiny, 5, (const int32_t[]){4, 1, 2, 0, 3});
+  const float one = NAN;
+  expect_sorted(&one, 1, (const int32_t[]){0});
+}
+
+/* x_i = the residue class i % m (as m values with signed zeros and NaNs among them): the
+   stable order lists class 0's indices ascending, then class 1's, ...  */
+Test(sort, residue_classes_at_every_method) {
+  const float value[7] = {-INFINITY, -2.5f, -0.0f, 0.0f, 0x1p-140f, 7.0f, NAN};
+  const int rank_of[7] = {0, 1, 2, 2, 3, 4, 5}; /* -0 and +0 are one class */
+  for (size_t m = 1; m <= 7; m++) {
+    for (size_t n = 0; n < N_LENGTHS; n++) {
+      const size_t d = lengths[n];
+      float *x = malloc(d * sizeof *x);
+      int32_t *want = malloc(d * sizeof *want);
+      cr_assert(x && want);
+      /* class order: by rank_of, so the members of -0 and +0 interleave by index */
+      for (size_t i = 0; i < d; i++) x[i] = value[(i * 5 + 3) % m + (7 - m)];
+      size_t p = 0;
+      for (int cls = 0; cls <= 5; cls++)
+        for (size_t i = 0; i < d; i++)
+          if (rank_of[(i * 5 + 3) % m + (7 - m)] == cls) want[p++] = (int32_t)i;
+      cr_assert_eq(p, d);
+      expect_sorted(x, d, want);
+      free(x);
+      free(want);
+    }
+  }
+}
+
+Test(sort, sorted_and_reversed_rows) {
+  for (size_t n = 0; n < N_LENGTHS; n++) {
+    const size_t d = lengths[n];
+    float *x = malloc(d * sizeof *x);
+    int32_t *want = malloc(d * sizeof *want);
+    cr_assert(x && want);
+    for (size_t i = 0; i < d; i++) {
+      x[i] = (float)i - 50.0f;
+      want[i] = (int32_t)i;
+    }
+    expect_sorted(x, d, want);
+    for (size_t i = 0; i < d; i++) {
+      x[i] = 50.0f - (float)i;
+      want[i] = (int32_t)(d - 1 - i);
+    }
+    expect_sorted(x, d, want);
+    free(x);
+    free(want);
+  }
+}
+
+/* rank = argsort(argsort(x)), with the permutation itself sorted as floats (exact below 2^24),
+   and both against the plain merge sort of tests/reference.c; random rows with many ties. */
+Test(sort, rank_is_argsort_of_argsort) {
+  uint64_t s = 99;
+  for (size_t n = 0; n < N_LENGTHS; n++) {
+    const size_t d = lengths[n], rows = 3;
+    float *x = malloc(rows * d * sizeof *x), *pf = malloc(d * sizeof *pf);
+    int32_t *perm = malloc(rows * d * sizeof *perm), *rank = malloc(rows * d * sizeof *rank);
+    int32_t *again = malloc(d * sizeof *again), *ref = malloc(d * sizeof *ref),
+            *tmp = malloc(d * sizeof *tmp);
+    cr_assert(x && pf && perm && rank && again && ref && tmp);
+    for (size_t i = 0; i < rows * d; i++) x[i] = (float)(pt_test_rand(&s) % 23) - 11.0f;
+    for (int isa = PT_ISA_SCALAR; isa <= PT_ISA_NEON; isa++) {
+      if (pt_isa_select((pt_isa)isa) != PT_OK) continue;
+      cr_assert_eq(pt_argsort_rows(x, rows, d, d, perm, d), PT_OK);
+      cr_assert_eq(pt_rank_rows(x, rows, d, d, rank, d), PT_OK);
+      for (size_t r = 0; r < rows; r++) {
+        pt_ref_argsort(x + r * d, d, ref, tmp);
+        cr_assert_arr_eq(perm + r * d, ref, d * sizeof *ref, "%s d=%zu", pt_isa_name((pt_isa)isa), d);
+        for (size_t i = 0; i < d; i++) pf[i] = (float)perm[r * d + i];
+        cr_assert_eq(pt_argsort_rows(pf, 1, d, d, again, d), PT_OK);
+        cr_assert_arr_eq(rank + r * d, again, d * sizeof *again, "%s d=%zu",
+                         pt_isa_name((pt_isa)isa), d);
+      }
+    }
+    free(x);
+    free(pf);
+    free(perm);
+    free(rank);
+    free(again);
+    free(ref);
+    free(tmp);
+  }
+}
+
+/* Long rows (the allocated work space) and strided input and output: the gaps stay as they were. */
+Test(sort, long_strided_rows) {
+  const size_t rows = 2, d = 70001, ld = d + 3, ld_out = d + 5;
+  float *x = malloc(rows * ld * sizeof *x);
+  int32_t *out = malloc(rows * ld_out * sizeof *out), *ref = malloc(d * sizeof *ref),
+          *tmp = malloc(d * sizeof *tmp);
+  cr_assert(x && out && ref && tmp);
+  uint64_t s = 5;
+  for (size_t i = 0; i < rows * ld; i++)
+    x[i] = i % ld >= d ? -INFINITY : (float)(pt_test_rand(&s) >> 40) * 0x1p-20f - 8.0f;
+  for (int isa = PT_ISA_SCALAR; isa <= PT_ISA_NEON; isa++) {
+    if (pt_isa_select((pt_isa)isa) != PT_OK) continue;
+    for (int ranks = 0; ranks < 2; ranks++) {
+      for (size_t i = 0; i < rows * ld_out; i++) out[i] = -3;
+      cr_assert_eq((ranks ? pt_rank_rows : pt_argsort_rows)(x, rows, d, ld, out, ld_out), PT_OK);
+      for (size_t r = 0; r < rows; r++) {
+        pt_ref_argsort(x + r * ld, d, ref, tmp);
+        for (size_t p = 0; p < d; p++) {
+          const int32_t got = ranks ? out[r * ld_out + ref[p]] : out[r * ld_out + p];
+          const int32_t want = ranks ? (int32_t)p : ref[p];
+          cr_assert_eq(got, want, "%s ranks=%d row %zu p=%zu", pt_isa_name((pt_isa)isa), ranks, r, p);
+        }
+        for (size_t i = d; i < ld_out && r * ld_out + i < rows * ld_out; i++)
+          cr_assert_eq(out[r * ld_out + i], -3, "wrote into the gap");
+      }
+    }
+  }
+  free(x);
+  free(out);
+  free(ref);
+  free(tmp);
+}
+
+/* ---- bad input: a status, and not one element written ---- */
+
+static void expect_refused(pt_status want, const float *x, size_t rows, size_t d, size_t ld,
+                           int32_t *out, size_t ld_out) {
+  int32_t before[8];
+  if (out) memcpy(before, out, sizeof before);
+  cr_assert_eq(pt_argsort_rows(x, rows, d, ld, out, ld_out), want, "argsort rows=%zu d=%zu ld=%zu ld_out=%zu",
+               rows, d, ld, ld_out);
+  cr_assert_eq(pt_rank_rows(x, rows, d, ld, out, ld_out), want, "rank rows=%zu d=%zu ld=%zu ld_out=%zu",
+               rows, d, ld, ld_out);
+  if (out) cr_assert_arr_eq(out, before, sizeof before, "wrote on error");
+}
+
+Test(sort, bad_input) {
+  const float x[8] = {0};
+  int32_t out[8] = {-5, -5, -5, -5, -5, -5, -5, -5};
+  expect_refused(PT_EINVAL, NULL, 2, 4, 4, out, 4);
+  expect_refused(PT_EINVAL, x, 2, 4, 4, NULL, 4);
+  expect_refused(PT_EINVAL, x, 2, 0, 4, out, 4);
+  expect_refused(PT_EINVAL, x, 2, 4, 3, out, 4);
+  expect_refused(PT_EINVAL, x, 2, 4, 4, out, 3);
+  expect_refused(PT_EOVERFLOW, x, 1, (size_t)INT32_MAX + 1, (size_t)INT32_MAX + 1, out,
+                 (size_t)INT32_MAX + 1);
+  expect_refused(PT_EOVERFLOW, x, SIZE_MAX / 2, 4, 4, out, 4);
+  expect_refused(PT_EOVERFLOW, x, 2, 4, SIZE_MAX / 4, out, 4);
+  expect_refused(PT_EOVERFLOW, x, 2, 4, 4, out, SIZE_MAX / 4);
+}
+
+Test(sort, zero_rows_writes_nothing) {
+  int32_t out[8] = {-5, -5, -5, -5, -5, -5, -5, -5};
+  expect_refused(PT_OK, NULL, 0, 4, 4, out, 4);
+  expect_refused(PT_OK, NULL, 0, 4, 4, NULL, 4);
+  /* the shape must still be consistent */
+  expect_refused(PT_EINVAL, NULL, 0, 0, 4, NULL, 4);
+  expect_refused(PT_EINVAL, NULL, 0, 4, 4, NULL, 3);
+}
