@@ -276,6 +276,92 @@ static int setup_weighted_sum_rows(bench_run *run, size_t rows, size_t d) {
   return 0;
 }
 
+/* perturb_tile: rows samples of d inputs, both outputs (the generic perturbed path's work). */
+typedef struct tile_state {
+  float *z, *x, *xt, *e;
+  size_t rows, d;
+} tile_state;
+
+static void perturb_tile_call(const pt_kernel_table *k, void *p) {
+  tile_state *s = p;
+  k->perturb_tile(s->z, s->rows, s->d, s->x, 0.5f, s->xt, s->e);
+}
+
+static void tile_release(void *p) {
+  tile_state *s = p;
+  free(s->z);
+  free(s->x);
+  free(s->xt);
+  free(s->e);
+  free(s);
+}
+
+static int setup_perturb_tile(bench_run *run, size_t rows, size_t d) {
+  tile_state *s = calloc(1, sizeof *s);
+  if (!s) return -1;
+  *s = (tile_state){random_floats(rows * d, 7), random_floats(d, 8), malloc(rows * d * sizeof(float)),
+                    malloc(rows * d * sizeof(float)), rows, d};
+  *run = (bench_run){rows * d, rows * d * sizeof(float), s, perturb_tile_call, tile_release, NULL};
+  if (!s->z || !s->x || !s->xt || !s->e) {
+    tile_release(s);
+    return -1;
+  }
+  return 0;
+}
+
+/* fused_argmax_<kind>: one tile of `rows` samples of d inputs (one segment), values only: the
+   noise, the keys and the winners.  "bytes" are the noise words drawn, 4 per element. */
+typedef struct fused_state {
+  pt_fused_argmax_job job;
+  size_t offsets[2];
+  float *a, *noise;
+  int32_t *winner;
+  size_t rows;
+  int gumbel;
+} fused_state;
+
+static void fused_call(const pt_kernel_table *k, void *p) {
+  fused_state *s = p;
+  (s->gumbel ? k->fused_argmax_gumbel : k->fused_argmax_normal)(&s->job, 0, s->rows);
+}
+
+static void fused_release(void *p) {
+  fused_state *s = p;
+  free(s->a);
+  free(s->noise);
+  free(s->winner);
+  free(s);
+}
+
+static int setup_fused(bench_run *run, size_t rows, size_t d, int gumbel) {
+  fused_state *s = calloc(1, sizeof *s);
+  if (!s) return -1;
+  s->offsets[1] = d;
+  s->a = random_floats(d, 9);
+  s->noise = malloc((rows * d + PT_FUSED_PAD) * sizeof(float));
+  s->winner = malloc(rows * sizeof(int32_t));
+  s->rows = rows;
+  s->gumbel = gumbel;
+  if (!s->a || !s->noise || !s->winner) {
+    fused_release(s);
+    return -1;
+  }
+  for (size_t i = 0; i < d; i++) s->a[i] = 1.0f + 4.0f * (s->a[i] + 0.5f); /* exp of a spread */
+  s->job = (pt_fused_argmax_job){.key = {0x5eed, 2}, .n = d, .segments = 1, .offsets = s->offsets,
+                                 .a = s->a, .sigma = 0.5f, .samples = rows, .noise = s->noise,
+                                 .winner = s->winner};
+  *run = (bench_run){rows * d, rows * d * sizeof(float), s, fused_call, fused_release, NULL};
+  return 0;
+}
+
+static int setup_fused_argmax_gumbel(bench_run *run, size_t rows, size_t d) {
+  return setup_fused(run, rows, d, 1);
+}
+
+static int setup_fused_argmax_normal(bench_run *run, size_t rows, size_t d) {
+  return setup_fused(run, rows, d, 0);
+}
+
 typedef struct bench_op {
   const char *name;
   int (*setup)(bench_run *run, size_t rows, size_t d);

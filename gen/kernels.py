@@ -104,6 +104,34 @@ def noise_kernel(kind):
 
 KERNELS += [noise_kernel(kind) for kind in ("uniform", "gumbel", "normal")]
 
+# The perturbed functions' kernels (src/fn_perturbed.c, src/fn_fused.c).  perturb_tile is the
+# generic estimator's per-tile arithmetic; fused_argmax_<kind> runs one tile of a perturbed
+# argmax one-hot (segments) with its noise generated inside (templates/noise_lib.j2).
+KERNELS += [
+    Kernel(
+        op="perturb_tile",
+        template="perturb_tile.c.j2",
+        ret="void",
+        params="const float *z, size_t rows, size_t n, const float *x, float sigma, float *xt, "
+               "float *e",
+        variants={isa.name: {} for isa in ISAS},
+    ),
+]
+
+
+def fused_argmax_kernel(kind):
+    return Kernel(
+        op=f"fused_argmax_{kind}",
+        template="fused_argmax.c.j2",
+        ret="void",
+        params="const pt_fused_argmax_job *job, uint64_t m0, size_t rows",
+        # unroll: interleaved Philox pieces, as for pt_noise_fill's kernels
+        variants={isa.name: {"kind": kind, "unroll": 4} for isa in ISAS},
+    )
+
+
+KERNELS += [fused_argmax_kernel(kind) for kind in ("gumbel", "normal")]
+
 # Macro libraries the kernel templates import: inputs of the generator like the templates.
 LIBRARIES = ["noise_lib.j2"]
 

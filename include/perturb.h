@@ -133,6 +133,78 @@ PT_API pt_status pt_rank_rows(const float *x, size_t rows, size_t d, size_t ld,
 PT_API pt_status pt_weighted_sum_rows(const float *x, size_t rows, size_t d, size_t ld,
                                       const float *w, float *out);
 
+/* ---- Differentiable functions --------------------------------------------------------------
+ * A pt_fn is an immutable function R^n_in -> R^n_out with optional derivatives, safe to use
+ * from many threads at once (user callbacks then run concurrently too).  A function built from
+ * others keeps them alive (reference-counted): the parts may be freed in any order.
+ *
+ * Every computing call returns PT_EINVAL for a NULL function or pointer, PT_EUNSUPPORTED for a
+ * derivative the function does not provide, PT_ECALLBACK when a user callback returns non-zero,
+ * PT_ENOMEM, or PT_EOVERFLOW for sizes whose products overflow; on any error it writes nothing
+ * (a function stays usable after an error).
+ *
+ * Keys: a function's random parts are its perturbed functions (pt_make_perturbed_fun), counted
+ * through compositions in evaluation order, inner first.  Called with key K, a function with one
+ * random part gives it K itself (so loss o perturbed draws exactly the samples of perturbed
+ * alone); with several, part p gets pt_key_fold_in(K, p), so every part has independent noise
+ * and the numbering does not depend on how a chain of compositions is bracketed.  A perturbed
+ * function of a function g with random parts evaluates sample m of g as row m of
+ * pt_fn_eval_batch(g, pt_key_fold_in(K', 0), ...), K' its own key, and the baseline g(x) as the
+ * row after the last sample. */
+
+typedef struct pt_fn pt_fn;
+
+/* x: batch x n_in row-major, y: batch x n_out; return 0 on success, non-zero on failure */
+typedef int (*pt_eval_fn)(void *user, size_t batch, const float *x, float *y);
+/* at one point x (n_in): x_bar (n_in) = J(x)^T y_bar, y_bar has n_out entries */
+typedef int (*pt_vjp_fn)(void *user, const float *x, const float *y_bar, float *x_bar);
+
+/* A black box: eval works, derivatives return PT_EUNSUPPORTED; it can be perturbed.  n_in or
+   n_out 0 is PT_EINVAL. */
+PT_API pt_status pt_fn_from_callback(size_t n_in, size_t n_out, pt_eval_fn f, void *user,
+                                     pt_fn **out);
+/* The value of fx; every derivative through gx as its vector-Jacobian product (the jvp and the
+   Jacobian from VJPs against basis vectors); fx's own derivative is never used. */
+PT_API pt_status pt_custom_gradient(size_t n_in, size_t n_out, pt_eval_fn fx, pt_vjp_fn gx,
+                                    void *user, pt_fn **out);
+/* y = one_hot(argmax(x)), argmax as pt_argmax_rows.  d > INT32_MAX: PT_EOVERFLOW. */
+PT_API pt_status pt_fn_argmax_one_hot(size_t d, pt_fn **out);
+/* The same on each consecutive segment of the given sizes; n_in = n_out = sum(sizes).  A size of
+   0 is PT_EINVAL; a sum above INT32_MAX is PT_EOVERFLOW. */
+PT_API pt_status pt_fn_argmax_one_hot_segments(const size_t *sizes, size_t count, pt_fn **out);
+/* y_i = rank of x_i (as pt_rank_rows, as float). */
+PT_API pt_status pt_fn_ranking(size_t d, pt_fn **out);
+/* The perturbed function of f: see API.md ("Differentiable functions").  num_samples == 0,
+   sigma not finite or <= 0, or a noise other than Gumbel and normal: PT_EINVAL;
+   num_samples * n_in past 2^64 (noise positions): PT_EOVERFLOW.  Non-finite x is refused
+   (PT_EINVAL) by every call of the result.  The Hessian needs f's n_out to be 1. */
+PT_API pt_status pt_make_perturbed_fun(const pt_fn *f, size_t num_samples, float sigma,
+                                       pt_noise noise, int use_baseline, pt_fn **out);
+/* outer(inner(x)); PT_EINVAL unless outer's n_in is inner's n_out.  Differentiable when both
+   parts are (chain rule); no Hessian. */
+PT_API pt_status pt_fn_compose(const pt_fn *outer, const pt_fn *inner, pt_fn **out);
+
+PT_API size_t pt_fn_n_in(const pt_fn *f);   /* 0 for NULL */
+PT_API size_t pt_fn_n_out(const pt_fn *f);  /* 0 for NULL */
+PT_API void pt_fn_free(pt_fn *f);           /* NULL is a no-op */
+
+PT_API pt_status pt_fn_eval(const pt_fn *f, pt_key key, const float *x, float *y);
+/* Row b uses pt_key_fold_in(key, b): equals `batch` calls of pt_fn_eval.  batch == 0 is allowed
+   and writes nothing. */
+PT_API pt_status pt_fn_eval_batch(const pt_fn *f, pt_key key, size_t batch, const float *x,
+                                  float *y);
+PT_API pt_status pt_fn_vjp(const pt_fn *f, pt_key key, const float *x, const float *y_bar,
+                           float *x_bar);
+PT_API pt_status pt_fn_jvp(const pt_fn *f, pt_key key, const float *x, const float *x_dot,
+                           float *y_dot);
+PT_API pt_status pt_fn_jacobian(const pt_fn *f, pt_key key, const float *x,
+                                float *jac); /* n_out x n_in */
+/* n_out must be 1 (else PT_EINVAL); value and gradient from the same samples. */
+PT_API pt_status pt_fn_value_and_grad(const pt_fn *f, pt_key key, const float *x, float *value,
+                                      float *grad);
+/* n_in x n_in; perturbed functions with n_out == 1 only, others PT_EUNSUPPORTED. */
+PT_API pt_status pt_fn_hessian(const pt_fn *f, pt_key key, const float *x, float *hess);
+
 #ifdef __cplusplus
 }
 #endif

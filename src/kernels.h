@@ -8,6 +8,7 @@
 #include <stdint.h>
 
 #include "perturb.h"
+#include "fused.h"
 #include "gen/kernels.inc"
 
 typedef struct pt_kernel_table {

@@ -17,14 +17,18 @@
 /* Identical to sleef.h's declarations under FP_FAST_FMA; these are in libsleef regardless. */
 float Sleef_finz_logf1_u35purecfma(float);
 Sleef_float_2 Sleef_finz_sincospif1_u35purecfma(float);
+float Sleef_finz_expf1_u10purecfma(float);
 
 typedef struct scalar_math {
   float (*logf)(float);
   Sleef_float_2 (*sincospif)(float);
+  float (*expf)(float);
 } scalar_math;
 
-static const scalar_math with_fma = {Sleef_finz_logf1_u35purecfma, Sleef_finz_sincospif1_u35purecfma};
-static const scalar_math without_fma = {Sleef_cinz_logf1_u35purec, Sleef_cinz_sincospif1_u35purec};
+static const scalar_math with_fma = {Sleef_finz_logf1_u35purecfma, Sleef_finz_sincospif1_u35purecfma,
+                                     Sleef_finz_expf1_u10purecfma};
+static const scalar_math without_fma = {Sleef_cinz_logf1_u35purec, Sleef_cinz_sincospif1_u35purec,
+                                        Sleef_cinz_expf1_u10purec};
 static const scalar_math *chosen;
 
 /* Every thread that races here stores the same pointer. */
@@ -39,6 +43,8 @@ static const scalar_math *math(void) {
 
 float pt_scalar_log_u35(float a) { return math()->logf(a); }
 
+float pt_scalar_expf(float a) { return math()->expf(a); }
+
 void pt_scalar_sincospi_u35(float a, float *s, float *c) {
   const Sleef_float_2 r = math()->sincospif(a);
   *s = r.x;
@@ -46,6 +52,8 @@ void pt_scalar_sincospi_u35(float a, float *s, float *c) {
 }
 #else
 float pt_scalar_log_u35(float a) { return Sleef_finz_logf1_u35purecfma(a); }
+
+float pt_scalar_expf(float a) { return Sleef_finz_expf1_u10purecfma(a); }
 
 void pt_scalar_sincospi_u35(float a, float *s, float *c) {
   const Sleef_float_2 r = Sleef_finz_sincospif1_u35purecfma(a);

@@ -8,6 +8,7 @@
 
 #include "cases.h"
 #include "kernels.h"
+#include "parity_fused.h"
 #include "parity_noise.h"
 #include "reference.h"
 #include "sort.h"
@@ -276,6 +277,7 @@ int pt_parity_check(pt_isa isa, pt_parity_result *res) {
     free(block);
   }
   pt_parity_noise_known(k, res);
+  pt_parity_fused_known(k, res);
   check_known_answers(k, res);
   res->checked += sizeof known / sizeof known[0];
   return 0;

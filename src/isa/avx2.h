@@ -88,14 +88,39 @@ static inline void vf_sincospi_u35(vf a, vf *s, vf *c) {
   *c = r.y;
 }
 
+/* The fused perturbed kernels' operations (templates/fused_argmax.c.j2, perturb_tile.c.j2). */
+static inline vf vf_add(vf a, vf b) { return _mm256_add_ps(a, b); }
+static inline vf vf_sub(vf a, vf b) { return _mm256_sub_ps(a, b); }
+static inline vf vf_fma(vf a, vf b, vf c) { return _mm256_fmadd_ps(a, b, c); }
+static inline vf vf_min(vf a, vf b) { return _mm256_min_ps(a, b); }
+static inline vm vf_lt(vf a, vf b) { return _mm256_cmp_ps(a, b, _CMP_LT_OQ); }
+static inline float vf_hmin(vf v) {
+  __m128 m = _mm_min_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+  m = _mm_min_ps(m, _mm_movehl_ps(m, m));
+  m = _mm_min_ss(m, _mm_movehdup_ps(m));
+  return _mm_cvtss_f32(m);
+}
+static inline vf vf_exp(vf a) { return Sleef_finz_expf8_u10avx2(a); }
+
+/* lane l = p[l * stride], 1 <= stride <= 16: whole vectors, each permuted by position and
+   blended into the lanes it holds (no gather).  Reads p[0, 16 * stride + 16). */
+static inline vf vf_load_stride(const float *p, size_t stride) {
+  const __m256i pos = _mm256_mullo_epi32(vi_iota(), _mm256_set1_epi32((int)stride));
+  const __m256i idx = _mm256_and_si256(pos, _mm256_set1_epi32(7)), block = _mm256_srli_epi32(pos, 3);
+  __m256 out = _mm256_setzero_ps();
+  for (size_t j = 0; j <= 7 * stride / 8; j++) {
+    const __m256 v = _mm256_permutevar8x32_ps(_mm256_loadu_ps(p + 8 * j), idx);
+    out = _mm256_blendv_ps(out, v, _mm256_castsi256_ps(_mm256_cmpeq_epi32(block, _mm256_set1_epi32((int)j))));
+  }
+  return out;
+}
+
 /* ---- sorting and weighted sums: 64-bit integer vectors, integer and float arithmetic ---- */
 
 #define PT_QLANES 4
 
 typedef __m256i vq;
 
-static inline vf vf_add(vf a, vf b) { return _mm256_add_ps(a, b); }
-static inline vf vf_fma(vf a, vf b, vf c) { return _mm256_fmadd_ps(a, b, c); }
 static inline float vf_tree_sum(vf v) {
   __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1)); /* t += t+4 */
   s = _mm_add_ps(s, _mm_movehl_ps(s, s));                                      /* t += t+2 */

@@ -78,14 +78,35 @@ static inline void vf_sincospi_u35(vf a, vf *s, vf *c) {
   *c = r.y;
 }
 
+/* The fused perturbed kernels' operations (templates/fused_argmax.c.j2, perturb_tile.c.j2). */
+static inline vf vf_add(vf a, vf b) { return _mm512_add_ps(a, b); }
+static inline vf vf_sub(vf a, vf b) { return _mm512_sub_ps(a, b); }
+static inline vf vf_fma(vf a, vf b, vf c) { return _mm512_fmadd_ps(a, b, c); }
+static inline vf vf_min(vf a, vf b) { return _mm512_min_ps(a, b); }
+static inline vm vf_lt(vf a, vf b) { return _mm512_cmp_ps_mask(a, b, _CMP_LT_OQ); }
+static inline float vf_hmin(vf v) { return _mm512_reduce_min_ps(v); }
+static inline vf vf_exp(vf a) { return Sleef_finz_expf16_u10avx512f(a); }
+
+/* lane l = p[l * stride], 1 <= stride <= 16: whole vectors in pairs, each pair permuted by
+   position and blended into the lanes it holds (no gather: gathers are slow where measured).
+   Reads p[0, 16 * stride + 16). */
+static inline vf vf_load_stride(const float *p, size_t stride) {
+  const __m512i pos = _mm512_mullo_epi32(vi_iota(), _mm512_set1_epi32((int)stride));
+  const __m512i idx = _mm512_and_si512(pos, _mm512_set1_epi32(31)), pair = _mm512_srli_epi32(pos, 5);
+  __m512 out = _mm512_setzero_ps();
+  for (size_t j = 0; j <= 15 * stride / 32; j++) {
+    const __m512 v = _mm512_permutex2var_ps(_mm512_loadu_ps(p + 32 * j), idx, _mm512_loadu_ps(p + 32 * j + 16));
+    out = _mm512_mask_blend_ps(_mm512_cmpeq_epi32_mask(pair, _mm512_set1_epi32((int)j)), out, v);
+  }
+  return out;
+}
+
 /* ---- sorting and weighted sums: 64-bit integer vectors, integer and float arithmetic ---- */
 
 #define PT_QLANES 8
 
 typedef __m512i vq;
 
-static inline vf vf_add(vf a, vf b) { return _mm512_add_ps(a, b); }
-static inline vf vf_fma(vf a, vf b, vf c) { return _mm512_fmadd_ps(a, b, c); }
 static inline float vf_tree_sum(vf v) {
   __m256 h = _mm256_add_ps(_mm512_castps512_ps256(v),                             /* t += t+8 */
                            _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(v), 1)));

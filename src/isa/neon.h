@@ -88,14 +88,31 @@ static inline void vf_sincospi_u35(vf a, vf *s, vf *c) {
   *c = r.y;
 }
 
+/* The fused perturbed kernels' operations (templates/fused_argmax.c.j2, perturb_tile.c.j2). */
+static inline vf vf_add(vf a, vf b) { return vaddq_f32(a, b); }
+static inline vf vf_sub(vf a, vf b) { return vsubq_f32(a, b); }
+static inline vf vf_fma(vf a, vf b, vf c) { return vfmaq_f32(c, a, b); }
+static inline vf vf_min(vf a, vf b) { return vminq_f32(a, b); }
+static inline vm vf_lt(vf a, vf b) { return vcltq_f32(a, b); }
+static inline float vf_hmin(vf v) { return vminvq_f32(v); }
+static inline vf vf_exp(vf a) { return Sleef_finz_expf4_u10advsimd(a); }
+
+/* lane l = p[l * stride], 1 <= stride <= 16: one lane load each.  Reads p[0, 16 * stride + 16)
+   at most (the vocabulary's bound). */
+static inline vf vf_load_stride(const float *p, size_t stride) {
+  vf v = vdupq_n_f32(0.0f);
+  v = vld1q_lane_f32(p, v, 0);
+  v = vld1q_lane_f32(p + stride, v, 1);
+  v = vld1q_lane_f32(p + 2 * stride, v, 2);
+  return vld1q_lane_f32(p + 3 * stride, v, 3);
+}
+
 /* ---- sorting and weighted sums: 64-bit integer vectors, integer and float arithmetic ---- */
 
 #define PT_QLANES 2
 
 typedef int64x2_t vq;
 
-static inline vf vf_add(vf a, vf b) { return vaddq_f32(a, b); }
-static inline vf vf_fma(vf a, vf b, vf c) { return vfmaq_f32(c, a, b); }
 static inline float vf_tree_sum(vf v) {
   const float32x2_t s = vadd_f32(vget_low_f32(v), vget_high_f32(v)); /* t += t+2 */
   return vpadds_f32(s);                                               /* t += t+1 */

@@ -69,14 +69,28 @@ void pt_scalar_sincospi_u35(float a, float *s, float *c);
 static inline vf vf_log_u35(vf a) { return pt_scalar_log_u35(a); }
 static inline void vf_sincospi_u35(vf a, vf *s, vf *c) { pt_scalar_sincospi_u35(a, s, c); }
 
+/* The fused perturbed kernels' operations (templates/fused_argmax.c.j2, perturb_tile.c.j2). */
+static inline vf vf_add(vf a, vf b) { return a + b; }
+static inline vf vf_sub(vf a, vf b) { return a - b; }
+/* __builtin_fmaf: one rounding, whether the compiler emits the instruction or calls fmaf */
+static inline vf vf_fma(vf a, vf b, vf c) { return __builtin_fmaf(a, b, c); }
+static inline vf vf_min(vf a, vf b) { return a < b ? a : b; }
+static inline vm vf_lt(vf a, vf b) { return a < b; }
+static inline float vf_hmin(vf v) { return v; }
+float pt_scalar_expf(float a);
+static inline vf vf_exp(vf a) { return pt_scalar_expf(a); }
+
+static inline vf vf_load_stride(const float *p, size_t stride) {
+  (void)stride;
+  return *p;
+}
+
 /* ---- sorting and weighted sums: 64-bit integer vectors, integer and float arithmetic ---- */
 
 #define PT_QLANES 1
 
 typedef int64_t vq;
 
-static inline vf vf_add(vf a, vf b) { return a + b; }
-static inline vf vf_fma(vf a, vf b, vf c) { return fmaf(a, b, c); }
 static inline float vf_tree_sum(vf v) { return v; }
 static inline vi vf_bits(vf v) {
   vi b;

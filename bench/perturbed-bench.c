@@ -1,0 +1,203 @@
+/* perturbed-bench: times perturbed functions (pt_make_perturbed_fun) through the public API on
+   every ISA this CPU supports.  The function layer is not a kernel-table family, so it has
+   this program of its own beside perturb-bench.
+
+   perturbed-bench [--case NAME] [--isa NAME] [--repeats N] [--json]
+
+   Cases (name: what one call computes):
+     argmax_eval    the perturbed argmax one-hot (Gumbel, sigma 0.5, baseline) at one point
+     argmax_vjp     its vector-Jacobian product (the backward pass of a loss)
+     ranking_eval   perturbed ranks (Gumbel, sigma 0.5)
+     noise_alone    pt_noise_fill of the same M x d Gumbel noise into memory, for scale
+   each at the sizes (d, M) listed in `cases` below.  Each (case, ISA) runs enough calls to
+   last at least 20 ms, `repeats` times; the median is reported per call and per sampled
+   element (M x d), as a table or JSON lines for bench/perturbed_peer.py.
+
+   perturbed-bench --memory D M   runs one fused perturbed-argmax evaluation of M samples of
+   dimension D and prints how much it grew the peak resident memory (getrusage max RSS). */
+#define _POSIX_C_SOURCE 200809L /* clock_gettime */
+#include <perturb.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <time.h>
+
+typedef enum kind { ARGMAX_EVAL, ARGMAX_VJP, RANKING_EVAL, NOISE_ALONE } kind;
+static const char *const kind_names[] = {"argmax_eval", "argmax_vjp", "ranking_eval", "noise_alone"};
+
+typedef struct bench_case {
+  kind what;
+  size_t d, samples;
+} bench_case;
+
+static const bench_case cases[] = {
+    {ARGMAX_EVAL, 1000, 1000}, {ARGMAX_EVAL, 5, 100},  {ARGMAX_EVAL, 1000, 100000},
+    {ARGMAX_VJP, 1000, 1000},  {ARGMAX_VJP, 5, 100},   {RANKING_EVAL, 100, 1000},
+    {NOISE_ALONE, 1000, 1000}, {NOISE_ALONE, 1000, 100000},
+};
+
+/* A prepared case: the function and the buffers of one call. */
+typedef struct prepared {
+  const bench_case *c;
+  pt_fn *f, *p;
+  float *x, *y_bar, *out;
+} prepared;
+
+static void check(pt_status s, const char *what) {
+  if (s != PT_OK) {
+    fprintf(stderr, "perturbed-bench: %s: %s\n", what, pt_strerror(s));
+    exit(1);
+  }
+}
+
+static int prepare(const bench_case *c, prepared *p) {
+  memset(p, 0, sizeof *p);
+  p->c = c;
+  const size_t out_n = c->what == NOISE_ALONE ? c->d * c->samples : c->d;
+  p->x = malloc(c->d * sizeof *p->x);
+  p->y_bar = malloc(c->d * sizeof *p->y_bar);
+  p->out = malloc(out_n * sizeof *p->out);
+  if (!p->x || !p->y_bar || !p->out) return -1;
+  uint64_t s = 42;
+  for (size_t i = 0; i < c->d; i++) { /* logits spread over a few sigma, like a trained model's */
+    s = s * 6364136223846793005ull + 1442695040888963407ull;
+    p->x[i] = (float)(s >> 40) * 0x1p-24f * 2.0f - 1.0f;
+    p->y_bar[i] = (float)(i % 7) * 0.25f - 0.75f;
+  }
+  if (c->what == NOISE_ALONE) return 0;
+  check(c->what == RANKING_EVAL ? pt_fn_ranking(c->d, &p->f) : pt_fn_argmax_one_hot(c->d, &p->f),
+        "built-in");
+  check(pt_make_perturbed_fun(p->f, c->samples, 0.5f, PT_NOISE_GUMBEL, 1, &p->p),
+        "pt_make_perturbed_fun");
+  return 0;
+}
+
+static void release(prepared *p) {
+  pt_fn_free(p->p);
+  pt_fn_free(p->f);
+  free(p->x);
+  free(p->y_bar);
+  free(p->out);
+}
+
+static void call(const prepared *p) {
+  const pt_key key = pt_key_make(7);
+  switch (p->c->what) {
+    case ARGMAX_EVAL:
+    case RANKING_EVAL: check(pt_fn_eval(p->p, key, p->x, p->out), "eval"); break;
+    case ARGMAX_VJP: check(pt_fn_vjp(p->p, key, p->x, p->y_bar, p->out), "vjp"); break;
+    case NOISE_ALONE:
+      check(pt_noise_fill(PT_NOISE_GUMBEL, key, 0, p->out, p->c->d * p->c->samples), "noise");
+      break;
+  }
+}
+
+static double now_ns(void) {
+  struct timespec t;
+  clock_gettime(CLOCK_MONOTONIC, &t);
+  return (double)t.tv_sec * 1e9 + (double)t.tv_nsec;
+}
+
+static int cmp_double(const void *a, const void *b) {
+  const double x = *(const double *)a, y = *(const double *)b;
+  return (x > y) - (x < y);
+}
+
+static double time_call(const prepared *p, int repeats) {
+  size_t iters = 1;
+  for (;;) {
+    const double t0 = now_ns();
+    for (size_t i = 0; i < iters; i++) call(p);
+    if (now_ns() - t0 >= 2e7 || iters >= ((size_t)1 << 30)) break;
+    iters *= 2;
+  }
+  double samples[101];
+  if (repeats > 101) repeats = 101;
+  for (int r = 0; r < repeats; r++) {
+    const double t0 = now_ns();
+    for (size_t i = 0; i < iters; i++) call(p);
+    samples[r] = (now_ns() - t0) / (double)iters;
+  }
+  qsort(samples, (size_t)repeats, sizeof samples[0], cmp_double);
+  return samples[repeats / 2];
+}
+
+static long max_rss_kb(void) {
+  struct rusage u;
+  getrusage(RUSAGE_SELF, &u);
+  return u.ru_maxrss;
+}
+
+/* Peak memory growth of one fused evaluation: everything is set up first, so the growth is
+   the call's own scratch. */
+static int memory(size_t d, size_t samples) {
+  pt_fn *f = NULL, *p = NULL;
+  check(pt_fn_argmax_one_hot(d, &f), "pt_fn_argmax_one_hot");
+  check(pt_make_perturbed_fun(f, samples, 0.5f, PT_NOISE_GUMBEL, 1, &p), "pt_make_perturbed_fun");
+  float *x = calloc(d, sizeof *x), *y = calloc(d, sizeof *y);
+  if (!x || !y) return 1;
+  for (size_t i = 0; i < d; i++) x[i] = (float)(i % 13) * 0.1f;
+  const long before = max_rss_kb();
+  const double t0 = now_ns();
+  check(pt_fn_eval(p, pt_key_make(1), x, y), "eval");
+  const double t = now_ns() - t0;
+  const long after = max_rss_kb();
+  printf("perturbed argmax eval, d=%zu, M=%zu on %s: %.1f ms, peak RSS %ld kB -> %ld kB "
+         "(grew %.1f MB; the noise alone would be %.0f MB)\n",
+         d, samples, pt_isa_name(pt_isa_active()), t / 1e6, before, after,
+         (double)(after - before) / 1024.0, (double)d * (double)samples * 4.0 / 1048576.0);
+  free(x);
+  free(y);
+  pt_fn_free(p);
+  pt_fn_free(f);
+  return 0;
+}
+
+int main(int argc, char **argv) {
+  const char *only_case = NULL, *only_isa = NULL;
+  int repeats = 11, json = 0;
+  for (int i = 1; i < argc; i++) {
+    const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+    if (!strcmp(a, "--json")) json = 1;
+    else if (v && !strcmp(a, "--case")) only_case = argv[++i];
+    else if (v && !strcmp(a, "--isa")) only_isa = argv[++i];
+    else if (v && !strcmp(a, "--repeats")) repeats = atoi(argv[++i]);
+    else if (v && i + 2 < argc && !strcmp(a, "--memory"))
+      return memory(strtoull(argv[i + 1], NULL, 10), strtoull(argv[i + 2], NULL, 10));
+    else {
+      fprintf(stderr, "usage: %s [--case NAME] [--isa NAME] [--repeats N] [--json] | --memory D M\n",
+              argv[0]);
+      return 2;
+    }
+  }
+  if (repeats < 1) repeats = 1;
+  if (!json)
+    printf("%-13s %-7s %6s %8s %14s %12s\n", "case", "isa", "d", "M", "ns/call", "ns/element");
+  for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
+    const bench_case *c = &cases[k];
+    if (only_case && strcmp(only_case, kind_names[c->what]) != 0) continue;
+    prepared p;
+    if (prepare(c, &p) != 0) {
+      fprintf(stderr, "perturbed-bench: out of memory\n");
+      return 1;
+    }
+    for (int isa = PT_ISA_SCALAR; isa <= PT_ISA_NEON; isa++) {
+      if (only_isa && strcmp(only_isa, pt_isa_name((pt_isa)isa)) != 0) continue;
+      if (pt_isa_select((pt_isa)isa) != PT_OK) continue;
+      const double ns = time_call(&p, repeats);
+      const double per = ns / ((double)c->d * (double)c->samples);
+      if (json)
+        printf("{\"case\": \"%s\", \"isa\": \"%s\", \"d\": %zu, \"samples\": %zu, "
+               "\"ns_per_call\": %.1f, \"ns_per_element\": %.5f}\n",
+               kind_names[c->what], pt_isa_name((pt_isa)isa), c->d, c->samples, ns, per);
+      else
+        printf("%-13s %-7s %6zu %8zu %14.1f %12.4f\n", kind_names[c->what],
+               pt_isa_name((pt_isa)isa), c->d, c->samples, ns, per);
+      fflush(stdout);
+    }
+    release(&p);
+  }
+  return 0;
+}

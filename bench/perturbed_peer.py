@@ -1,0 +1,113 @@
+#!/usr/bin/env python3
+"""Runs numpy's version of each perturbed-bench case on the same sizes and prints the ratios.
+
+  perturbed_peer.py RESULTS.json     (the JSON lines of `perturbed-bench --json`)
+
+Each peer is what a numpy user would write for the perturbed function: draw the (M, d) Gumbel
+noise, add it to the scaled logits, take the argmax (or argsort twice for ranks) and average;
+for the VJP, weight grad_nu = 1 - exp(-z) by the cotangent of each sample's argmax.  Timed like
+perturbed-bench: batches of calls lasting at least 20 ms, the median of 11.  "speedup" is
+numpy's time over libperturb's for the same work, per ISA.
+"""
+
+import json
+import sys
+import time
+
+import numpy as np
+
+SIGMA = 0.5
+
+
+def inputs(d):
+    rng = np.random.default_rng(42)
+    x = rng.uniform(-1.0, 1.0, d).astype(np.float32)
+    y_bar = ((np.arange(d) % 7) * 0.25 - 0.75).astype(np.float32)
+    return rng, x, y_bar
+
+
+def argmax_eval(d, m):
+    rng, x, _ = inputs(d)
+
+    def call():
+        z = rng.gumbel(size=(m, d))
+        idx = np.argmax(x + SIGMA * z, axis=1)
+        return np.bincount(idx, minlength=d) / m
+
+    return call
+
+
+def argmax_vjp(d, m):
+    rng, x, y_bar = inputs(d)
+    base = y_bar[np.argmax(x)]
+
+    def call():
+        z = rng.gumbel(size=(m, d))
+        idx = np.argmax(x + SIGMA * z, axis=1)
+        c = y_bar[idx] - base
+        return (c[:, None] * (1.0 - np.exp(-z))).sum(axis=0) / (m * SIGMA)
+
+    return call
+
+
+def ranking_eval(d, m):
+    rng, x, _ = inputs(d)
+
+    def call():
+        z = rng.gumbel(size=(m, d))
+        ranks = np.argsort(np.argsort(x + SIGMA * z, axis=1), axis=1)
+        return ranks.mean(axis=0)
+
+    return call
+
+
+def noise_alone(d, m):
+    rng, _, _ = inputs(d)
+    return lambda: rng.gumbel(size=(m, d))
+
+
+PEERS = {
+    "argmax_eval": ("gumbel, add, argmax, bincount", argmax_eval),
+    "argmax_vjp": ("gumbel, argmax, (y_bar[idx] - b) * (1 - exp(-z)) summed", argmax_vjp),
+    "ranking_eval": ("gumbel, add, argsort twice, mean", ranking_eval),
+    "noise_alone": ("rng.gumbel(size=(M, d))", noise_alone),
+}
+
+
+def median_ns(call, repeats=11):
+    iters = 1
+    while True:
+        t0 = time.perf_counter_ns()
+        for _ in range(iters):
+            call()
+        if time.perf_counter_ns() - t0 >= 20_000_000:
+            break
+        iters *= 2
+    samples = []
+    for _ in range(repeats):
+        t0 = time.perf_counter_ns()
+        for _ in range(iters):
+            call()
+        samples.append((time.perf_counter_ns() - t0) / iters)
+    return sorted(samples)[repeats // 2]
+
+
+def main():
+    if len(sys.argv) != 2:
+        sys.exit(__doc__)
+    results = [json.loads(line) for line in open(sys.argv[1]) if line.strip()]
+    groups = {}
+    for r in results:
+        groups.setdefault((r["case"], r["d"], r["samples"]), []).append(r)
+    print(f"numpy {np.__version__}; speedup = numpy time / libperturb time")
+    print(f"{'case':<13} {'d':>6} {'M':>8} {'numpy us/call':>14}  per-ISA us/call (speedup)")
+    for (case, d, m), runs in groups.items():
+        what, setup = PEERS[case]
+        ns = median_ns(setup(d, m))
+        cells = "  ".join(f"{r['isa']} {r['ns_per_call'] / 1e3:.1f} ({ns / r['ns_per_call']:.1f}x)"
+                          for r in runs)
+        print(f"{case:<13} {d:>6} {m:>8} {ns / 1e3:>14.1f}  {cells}   [{what}]")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,166 @@
+/* The fused paths of perturbed built-ins: the noise of each tile of samples is generated,
+   used and dropped inside one kernel (templates/fused_argmax.c.j2), so memory is O(n + tile),
+   never O(M n).  This file sets the kernels up, tile by tile, and turns their per-sample
+   results into the estimator of API.md:
+     value     y_i = (samples whose segment argmax is i) / M
+     vjp       x_bar = (1/(M s)) sum_m c_m grad_nu(Z_m),  c_m = (Y_m - b) . y_bar
+     jvp       y_dot = (1/(M s)) sum_m (Y_m - b) t_m,     t_m = grad_nu(Z_m) . x_dot
+     jacobian  J = (1/(M s)) sum_m (Y_m - b) grad_nu(Z_m)^T
+   where Y_m is one-hot on each segment's winner and b on the unperturbed argmax.  The sums over
+   samples run in double in sample order (the vjp's after float sums of PT_FUSED_GROUP samples
+   inside the kernel), so every ISA gives the same bits. */
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "fn_builtin.h"
+#include "fn_perturbed.h"
+#include "fused.h"
+#include "kernels.h"
+
+/* Noise floats a tile holds: about 16 kB, so the tile's noise stays in L1 while it is used. */
+#define PT_FUSED_TILE_FLOATS 4096
+
+static size_t tile_rows(size_t n, size_t samples) {
+  const size_t rows = n < PT_FUSED_TILE_FLOATS ? PT_FUSED_TILE_FLOATS / n : 1;
+  return rows < samples ? rows : samples;
+}
+
+/* Pieces of one allocation: each starts on a 64-byte boundary.  Sizes are checked here, so a
+   request too large to address sets `overflow` instead of wrapping. */
+typedef struct carve {
+  size_t used;
+  int overflow;
+} carve;
+
+/* count * times + extra elements of `size` bytes */
+static size_t take(carve *c, size_t count, size_t times, size_t extra, size_t size) {
+  const size_t at = (c->used + 63) & ~(size_t)63;
+  size_t bytes;
+  if (c->overflow || at < c->used || __builtin_mul_overflow(count, times, &bytes) ||
+      __builtin_add_overflow(bytes, extra, &bytes) || __builtin_mul_overflow(bytes, size, &bytes) ||
+      bytes > (size_t)PTRDIFF_MAX - at) {
+    c->overflow = 1;
+    return 0;
+  }
+  c->used = at + bytes;
+  return at;
+}
+
+static pt_status fused_argmax(size_t segments, const size_t *offsets, const pt_perturbation *p,
+                              pt_key key, const float *x, const pt_estimate *want) {
+  const pt_kernel_table *k = pt_kernels_active();
+  const size_t n = offsets[segments], m_total = p->samples, tile = tile_rows(n, m_total);
+  const int gumbel = p->noise == PT_NOISE_GUMBEL;
+  void (*kernel)(const pt_fused_argmax_job *, uint64_t, size_t) =
+      gumbel ? k->fused_argmax_gumbel : k->fused_argmax_normal;
+
+  /* one zeroed block of scratch, carved into cache-line aligned pieces */
+  const size_t pad = PT_FUSED_PAD;
+  carve c = {0, 0};
+  const size_t at_count = take(&c, n, 4, 0, sizeof(uint64_t)); /* 4 interleaved counts */
+  const size_t at_x_bar = take(&c, want->x_bar ? n : 0, 1, 0, sizeof(double));
+  const size_t at_y_dot = take(&c, want->y_dot ? n : 0, 1, 0, sizeof(double));
+  const size_t at_jac = take(&c, want->jac ? n : 0, n + 1, 0, sizeof(double)); /* and g's sum */
+  const size_t at_base = take(&c, segments, tile + 1, 0, sizeof(int32_t));    /* and winners */
+  const size_t at_a = take(&c, n, 1, 0, sizeof(float));
+  const size_t at_noise = take(&c, tile, n, pad, sizeof(float));
+  const size_t at_partial = take(&c, want->x_bar ? n : 0, 1, want->x_bar ? pad : 0, sizeof(float));
+  const size_t at_t = take(&c, want->y_dot ? tile : 0, 1, 0, sizeof(float));
+  const size_t at_g = take(&c, want->jac ? tile : 0, n, want->jac ? pad : 0, sizeof(float));
+  if (c.overflow) return PT_EOVERFLOW;
+  char *block = calloc(1, c.used);
+  if (!block) return PT_ENOMEM;
+  uint64_t *count = (uint64_t *)(block + at_count);
+  double *x_bar_sum = (double *)(block + at_x_bar), *y_dot_sum = (double *)(block + at_y_dot);
+  double *jac_sum = (double *)(block + at_jac), *g_sum = jac_sum + n * n;
+  int32_t *base = (int32_t *)(block + at_base), *winner = base + segments;
+  float *a = (float *)(block + at_a), *noise = (float *)(block + at_noise);
+  float *partial = (float *)(block + at_partial), *t = (float *)(block + at_t);
+  float *g = (float *)(block + at_g);
+  pt_status s = PT_OK;
+
+  /* the unperturbed winners (the baseline), and each input's key coefficient */
+  for (size_t seg = 0; seg < segments && s == PT_OK; seg++) {
+    const size_t o = offsets[seg];
+    s = pt_argmax_rows(x + o, 1, offsets[seg + 1] - o, offsets[seg + 1] - o, &base[seg]);
+    base[seg] += (int32_t)o;
+  }
+  if (s != PT_OK) goto out;
+  if (gumbel) { /* a_i = exp((max x - x_i) / sigma), the exp by the generic path's kernel */
+    for (size_t seg = 0; seg < segments; seg++)
+      for (size_t i = offsets[seg]; i < offsets[seg + 1]; i++)
+        noise[i] = (x[i] - x[base[seg]]) / p->sigma;
+    k->perturb_tile(noise, 1, n, NULL, 0.0f, NULL, a);
+  } else {
+    memcpy(a, x, n * sizeof *a);
+  }
+
+  double c_base = 0.0;
+  if (want->x_bar && p->baseline)
+    for (size_t seg = 0; seg < segments; seg++) c_base += want->y_bar[base[seg]];
+  const pt_fused_argmax_job job = {
+      .key = key, .n = n, .segments = segments, .offsets = offsets, .a = a, .sigma = p->sigma,
+      .samples = m_total, .y_bar = want->x_bar ? want->y_bar : NULL, .c_base = c_base,
+      .partial = partial, .x_bar_sum = x_bar_sum, .x_dot = want->y_dot ? want->x_dot : NULL,
+      .t = t, .g = want->jac ? g : NULL, .noise = noise, .winner = winner,
+  };
+
+  double t_sum = 0.0;
+  for (size_t m0 = 0; m0 < m_total; m0 += tile) {
+    const size_t rows = m_total - m0 < tile ? m_total - m0 : tile;
+    kernel(&job, m0, rows);
+    for (size_t r = 0; r < rows; r++) {
+      const int32_t *won = winner + r * segments;
+      /* sample r counts in histogram r % 4: repeated winners do not wait on each other */
+      uint64_t *counts = count + (r & 3) * n;
+      for (size_t seg = 0; seg < segments; seg++) counts[won[seg]]++;
+      if (want->y_dot) {
+        for (size_t seg = 0; seg < segments; seg++) y_dot_sum[won[seg]] += t[r];
+        t_sum += t[r];
+      }
+      if (want->jac) {
+        const float *gr = g + r * n;
+        for (size_t seg = 0; seg < segments; seg++) {
+          double *row = jac_sum + (size_t)won[seg] * n;
+          for (size_t i = 0; i < n; i++) row[i] += gr[i];
+        }
+        for (size_t i = 0; i < n; i++) g_sum[i] += gr[i];
+      }
+    }
+  }
+
+  const double mean = 1.0 / (double)m_total, per_sigma = mean / (double)p->sigma;
+  if (want->y)
+    for (size_t i = 0; i < n; i++)
+      want->y[i] = (float)((double)(count[i] + count[n + i] + count[2 * n + i] + count[3 * n + i]) * mean);
+  if (want->x_bar)
+    for (size_t i = 0; i < n; i++) want->x_bar[i] = (float)(x_bar_sum[i] * per_sigma);
+  if (want->y_dot) {
+    if (p->baseline)
+      for (size_t seg = 0; seg < segments; seg++) y_dot_sum[base[seg]] -= t_sum;
+    for (size_t i = 0; i < n; i++) want->y_dot[i] = (float)(y_dot_sum[i] * per_sigma);
+  }
+  if (want->jac) {
+    if (p->baseline)
+      for (size_t seg = 0; seg < segments; seg++) {
+        double *row = jac_sum + (size_t)base[seg] * n;
+        for (size_t i = 0; i < n; i++) row[i] -= g_sum[i];
+      }
+    for (size_t i = 0; i < n * n; i++) want->jac[i] = (float)(jac_sum[i] * per_sigma);
+  }
+out:
+  free(block);
+  return s;
+}
+
+pt_status pt_fused_estimate(const pt_fn *f, const pt_perturbation *p, pt_key key, const float *x,
+                            const pt_estimate *want) {
+  size_t segments;
+  const size_t *offsets;
+  if (want->hess) return PT_EUNSUPPORTED;
+  switch (pt_fn_builtin(f, &segments, &offsets)) {
+    case PT_BUILTIN_ARGMAX: return fused_argmax(segments, offsets, p, key, x, want);
+    default: return PT_EUNSUPPORTED;
+  }
+}

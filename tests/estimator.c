@@ -1,0 +1,94 @@
+#include "estimator.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Running sums of a term and of its square, turned into a mean and its standard error. */
+static void add(double *sum, double *sq, double v) {
+  *sum += v;
+  *sq += v * v;
+}
+
+static void finish(double *sum, double *sq, size_t n, size_t m) {
+  for (size_t i = 0; i < n; i++) {
+    const double mean = sum[i] / (double)m, var = sq[i] / (double)m - mean * mean;
+    sum[i] = mean;
+    sq[i] = m > 1 && var > 0 ? sqrt(var / (double)(m - 1)) : 0.0;
+  }
+}
+
+void pt_ref_estimate_free(pt_ref_estimate *e) {
+  free(e->value);
+  free(e->value_se);
+  free(e->jac);
+  free(e->jac_se);
+  free(e->hess);
+  free(e->hess_se);
+  memset(e, 0, sizeof *e);
+}
+
+int pt_ref_estimate_run(pt_ref_point_fn f, const void *ctx, size_t n_in, size_t n_out,
+                        size_t samples, float sigma, pt_noise noise, int baseline, pt_key key,
+                        const float *x, pt_ref_estimate *out) {
+  memset(out, 0, sizeof *out);
+  out->n_in = n_in;
+  out->n_out = n_out;
+  out->samples = samples;
+  out->value = calloc(n_out, sizeof(double));
+  out->value_se = calloc(n_out, sizeof(double));
+  out->jac = calloc(n_out * n_in, sizeof(double));
+  out->jac_se = calloc(n_out * n_in, sizeof(double));
+  if (n_out == 1) {
+    out->hess = calloc(n_in * n_in, sizeof(double));
+    out->hess_se = calloc(n_in * n_in, sizeof(double));
+  }
+  float *z = malloc(n_in * sizeof *z), *xt = malloc(n_in * sizeof *xt);
+  float *y = malloc(n_out * sizeof *y), *b = calloc(n_out, sizeof *b);
+  double *g = malloc(n_in * sizeof *g), *h = malloc(n_in * sizeof *h);
+  int ok = out->value && out->value_se && out->jac && out->jac_se &&
+           (n_out != 1 || (out->hess && out->hess_se)) && z && xt && y && b && g && h;
+  if (ok && baseline) f(ctx, x, b);
+  const double s = sigma;
+  for (size_t m = 0; ok && m < samples; m++) {
+    pt_noise_fill(noise, key, (uint64_t)m * n_in, z, n_in);
+    for (size_t i = 0; i < n_in; i++) {
+      const float step = sigma * z[i];
+      xt[i] = x[i] + step;
+      if (noise == PT_NOISE_GUMBEL) {
+        g[i] = 1.0 - exp(-(double)z[i]);
+        h[i] = exp(-(double)z[i]);
+      } else {
+        g[i] = z[i];
+        h[i] = 1.0;
+      }
+    }
+    f(ctx, xt, y);
+    for (size_t j = 0; j < n_out; j++) {
+      add(&out->value[j], &out->value_se[j], y[j]);
+      const double d = (double)y[j] - (double)b[j];
+      for (size_t i = 0; i < n_in; i++)
+        add(&out->jac[j * n_in + i], &out->jac_se[j * n_in + i], d * g[i] / s);
+    }
+    if (out->hess) {
+      const double d = (double)y[0] - (double)b[0];
+      for (size_t i = 0; i < n_in; i++)
+        for (size_t k = 0; k < n_in; k++)
+          add(&out->hess[i * n_in + k], &out->hess_se[i * n_in + k],
+              d * (g[i] * g[k] - (i == k ? h[i] : 0.0)) / (s * s));
+    }
+  }
+  if (ok) {
+    finish(out->value, out->value_se, n_out, samples);
+    finish(out->jac, out->jac_se, n_out * n_in, samples);
+    if (out->hess) finish(out->hess, out->hess_se, n_in * n_in, samples);
+  }
+  free(z);
+  free(xt);
+  free(y);
+  free(b);
+  free(g);
+  free(h);
+  if (!ok) pt_ref_estimate_free(out);
+  return ok ? 0 : -1;
+}

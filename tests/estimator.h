@@ -1,0 +1,31 @@
+/* An independent reference for perturbed functions: API.md's estimator written out plainly, in
+   double, sample by sample, on the same noise (pt_noise_fill) as the library.  Besides the
+   estimates it keeps the spread of the per-sample terms, so that statistical tests compare
+   closed forms at a number of standard errors derived from the samples themselves. */
+#ifndef PT_TEST_ESTIMATOR_H
+#define PT_TEST_ESTIMATOR_H
+
+#include <stddef.h>
+
+#include "perturb.h"
+
+/* f at one point: x (n_in) -> y (n_out). */
+typedef void (*pt_ref_point_fn)(const void *ctx, const float *x, float *y);
+
+typedef struct pt_ref_estimate {
+  size_t n_in, n_out, samples;
+  /* mean and standard error of the mean, per entry */
+  double *value, *value_se;  /* n_out */
+  double *jac, *jac_se;      /* n_out x n_in */
+  double *hess, *hess_se;    /* n_in x n_in, when n_out == 1 (else NULL) */
+} pt_ref_estimate;
+
+/* The perturbed estimate of f at x: samples x + sigma Z_m with Z_m = noise(key, m*n_in + i)
+   (inputs rounded to float as x + sigma*z, a product then a sum), baseline f(x) or 0,
+   grad_nu and nu'' in double.  0 on success, -1 when out of memory. */
+int pt_ref_estimate_run(pt_ref_point_fn f, const void *ctx, size_t n_in, size_t n_out,
+                        size_t samples, float sigma, pt_noise noise, int baseline, pt_key key,
+                        const float *x, pt_ref_estimate *out);
+void pt_ref_estimate_free(pt_ref_estimate *e);
+
+#endif

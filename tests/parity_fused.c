@@ -1,0 +1,408 @@
+#include "parity_fused.h"
+
+#include <float.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "reference.h"
+
+static void fail(pt_parity_result *res, const char *fmt, ...) {
+  if (res->failed++) return;
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(res->first_failure, sizeof res->first_failure, fmt, ap);
+  va_end(ap);
+}
+
+static int same(float a, float b) { return memcmp(&a, &b, sizeof a) == 0 || (isnan(a) && isnan(b)); }
+
+#define GUARD 16
+static const float guard = -12345.0f;
+
+/* ---- perturb_tile --------------------------------------------------------------------------- */
+
+void parity_perturb_tile(const pt_kernel_table *k, const pt_kernel_table *scalar,
+                         const pt_case *c, const float *x, pt_parity_result *res) {
+  const size_t rows = c->rows, n = c->d, total = rows * n;
+  if (total == 0) return;
+  float *z = malloc(total * sizeof *z), *xv = malloc(n * sizeof *xv);
+  float *out = malloc(4 * (total + GUARD) * sizeof *out);
+  if (!z || !xv || !out) {
+    fail(res, "out of memory");
+    goto done;
+  }
+  for (size_t r = 0; r < rows; r++) memcpy(z + r * n, x + r * c->ld, n * sizeof *z);
+  uint64_t s = c->seed;
+  for (size_t i = 0; i < n; i++) xv[i] = (float)(pt_test_rand(&s) >> 40) * 0x1p-22f - 2.0f;
+  const float sigma = 0.75f;
+  float *xt = out, *e = xt + total + GUARD, *xt_s = e + total + GUARD, *e_s = xt_s + total + GUARD;
+  for (size_t i = 0; i < 4 * (total + GUARD); i++) out[i] = guard;
+  k->perturb_tile(z, rows, n, xv, sigma, xt, e);
+  scalar->perturb_tile(z, rows, n, xv, sigma, xt_s, e_s);
+  for (size_t i = total; i < total + GUARD; i++)
+    if (xt[i] != guard || e[i] != guard) {
+      fail(res, "perturb_tile %s wrote past rows x n (rows %zu, n %zu)", pt_isa_name(k->isa), rows, n);
+      goto done;
+    }
+  for (size_t i = 0; i < total; i++) {
+    const float step = sigma * z[i], want_xt = xv[i % n] + step;
+    const double want_e = exp(-(double)z[i]);
+    const int e_ok = isnan(z[i]) ? isnan(e[i])
+                     : want_e > FLT_MAX ? isinf(e[i])
+                                     : fabs(e[i] - want_e) <= 2.5e-7 * want_e + 1e-37;
+    if (!same(xt[i], xt_s[i]) || !same(e[i], e_s[i]) || !same(xt[i], want_xt) || !e_ok) {
+      fail(res, "perturb_tile %s: element %zu of z %a: xt %a (scalar %a, want %a), e %a (scalar %a, exp %a)",
+           pt_isa_name(k->isa), i, (double)z[i], (double)xt[i], (double)xt_s[i], (double)want_xt,
+           (double)e[i], (double)e_s[i], want_e);
+      goto done;
+    }
+  }
+  /* either output alone gives the same bits */
+  k->perturb_tile(z, rows, n, xv, sigma, NULL, xt_s);
+  k->perturb_tile(z, rows, n, xv, sigma, e_s, NULL);
+  for (size_t i = 0; i < total; i++)
+    if (!same(xt_s[i], e[i]) || !same(e_s[i], xt[i])) {
+      fail(res, "perturb_tile %s: one output alone differs at %zu", pt_isa_name(k->isa), i);
+      break;
+    }
+done:
+  free(z);
+  free(xv);
+  free(out);
+}
+
+/* ---- fused_argmax --------------------------------------------------------------------------- */
+
+typedef void (*fused_kernel)(const pt_fused_argmax_job *job, uint64_t m0, size_t rows);
+
+/* A job and the buffers it writes. */
+typedef struct fused_run {
+  pt_fused_argmax_job job;
+  float *noise, *g, *partial, *t;
+  int32_t *winner;
+  double *x_bar_sum;
+} fused_run;
+
+/* The inputs of one fused tile: x finite, segments, and what to accumulate. */
+typedef struct fused_input {
+  int gumbel;
+  size_t n, segments, offsets[8];
+  float x[5000], a[5000], y_bar[5000], x_dot[5000], sigma;
+  pt_key key;
+  uint64_t m0;
+  size_t rows;
+  double c_base;
+} fused_input;
+
+static int run_alloc(fused_run *run, const fused_input *in) {
+  const size_t n = in->n, rows = in->rows;
+  memset(run, 0, sizeof *run);
+  run->noise = malloc((rows * n + PT_FUSED_PAD) * sizeof(float));
+  run->g = malloc((rows * n + PT_FUSED_PAD) * sizeof(float));
+  run->partial = calloc(n + PT_FUSED_PAD, sizeof(float));
+  run->t = malloc(rows * sizeof(float));
+  run->winner = malloc(rows * in->segments * sizeof(int32_t));
+  run->x_bar_sum = calloc(n, sizeof(double));
+  run->job = (pt_fused_argmax_job){
+      .key = in->key, .n = n, .segments = in->segments, .offsets = in->offsets, .a = in->a,
+      .sigma = in->sigma, .samples = in->m0 + rows, .y_bar = in->y_bar, .c_base = in->c_base,
+      .partial = run->partial, .x_bar_sum = run->x_bar_sum, .x_dot = in->x_dot, .t = run->t,
+      .g = run->g, .noise = run->noise, .winner = run->winner};
+  return run->noise && run->g && run->partial && run->t && run->winner && run->x_bar_sum ? 0 : -1;
+}
+
+static void run_free(fused_run *run) {
+  free(run->noise);
+  free(run->g);
+  free(run->partial);
+  free(run->t);
+  free(run->winner);
+  free(run->x_bar_sum);
+}
+
+/* a: Gumbel exp((max x - x_i) / sigma) per segment, through `k`'s perturb_tile as the library
+   forms it; normal: x itself. */
+static void fused_coefficients(fused_input *in, const pt_kernel_table *k) {
+  if (!in->gumbel) {
+    memcpy(in->a, in->x, in->n * sizeof(float));
+    return;
+  }
+  static float z[5000];
+  for (size_t s = 0; s < in->segments; s++) {
+    float mx = -INFINITY;
+    for (size_t i = in->offsets[s]; i < in->offsets[s + 1]; i++) mx = in->x[i] > mx ? in->x[i] : mx;
+    for (size_t i = in->offsets[s]; i < in->offsets[s + 1]; i++) z[i] = (in->x[i] - mx) / in->sigma;
+  }
+  k->perturb_tile(z, 1, in->n, NULL, 0.0f, NULL, in->a);
+}
+
+/* The case's first row (finite and moderate: a non-finite or huge value becomes 0), cut into
+   one to three segments, with a tile at an offset, a key and weights from the case's seed. */
+static void fused_from_case(fused_input *in, int gumbel, const pt_case *c, const float *x) {
+  uint64_t s = c->seed;
+  in->gumbel = gumbel;
+  in->n = c->d < 5000 ? c->d : 5000;
+  for (size_t i = 0; i < in->n; i++) in->x[i] = isfinite(x[i]) && fabsf(x[i]) < 1e30f ? x[i] : 0.0f;
+  const size_t n = in->n, pick = (size_t)(pt_test_rand(&s) % 3);
+  in->segments = pick == 2 && n >= 3 ? 3 : pick == 1 && n >= 2 ? 2 : 1;
+  in->offsets[0] = 0;
+  if (in->segments == 2) in->offsets[1] = 1 + n / 3;
+  if (in->segments == 3) {
+    in->offsets[1] = 1;
+    in->offsets[2] = 1 + (n - 1) / 2;
+  }
+  in->offsets[in->segments] = n;
+  in->sigma = 0.5f;
+  in->key = (pt_key){pt_test_rand(&s), pt_test_rand(&s)};
+  in->m0 = pt_test_rand(&s) % 5000;
+  in->rows = 1 + (size_t)(pt_test_rand(&s) % 37);
+  for (size_t i = 0; i < n; i++) {
+    in->y_bar[i] = (float)((i * 7) % 5) * 0.25f - 0.5f;
+    in->x_dot[i] = (float)((i * 3) % 7) * 0.125f - 0.375f;
+  }
+  in->c_base = 0.25;
+}
+
+/* The noise of input i of sample r in double, from the independent reference. */
+static double ref_noise(const fused_input *in, size_t r, size_t i) {
+  const uint64_t word = (in->m0 + r) * in->n + i;
+  return in->gumbel ? -log((double)pt_ref_uniform(in->key.seed, in->key.stream, word))
+                    : pt_ref_normal(in->key.seed, in->key.stream, word);
+}
+
+/* Checks one run against the reference: winners (up to float near-ties), grad_nu rows, t,
+   and the vjp sums.  Returns 0 if all agree. */
+static int fused_against_reference(const fused_input *in, const fused_run *run, const char *isa,
+                                   pt_parity_result *res) {
+  const size_t n = in->n, rows = in->rows;
+  double *key = malloc(n * sizeof *key), *g = malloc(rows * n * sizeof *g);
+  double *x_bar = calloc(n, sizeof *x_bar), *x_bar_size = calloc(n, sizeof *x_bar_size);
+  int bad = !key || !g || !x_bar || !x_bar_size;
+  if (bad) fail(res, "out of memory");
+  for (size_t r = 0; r < rows && !bad; r++) {
+    double t = 0, t_size = 0;
+    for (size_t i = 0; i < n; i++) {
+      const double z = ref_noise(in, r, i);
+      g[r * n + i] = in->gumbel ? 1.0 - z : z;
+      t += g[r * n + i] * in->x_dot[i];
+      t_size += fabs(g[r * n + i] * in->x_dot[i]);
+      const double tol = in->gumbel ? 4e-6 * fmax(1.0, z) : 1e-5 * fmax(1.0, fabs(z));
+      if (fabs(run->g[r * n + i] - g[r * n + i]) > tol) {
+        fail(res, "fused_argmax %s: grad_nu of sample %zu input %zu: %a, reference %a", isa, r, i,
+             (double)run->g[r * n + i], g[r * n + i]);
+        bad = 1;
+        break;
+      }
+    }
+    if (!bad && fabs(run->t[r] - t) > 1e-5 * t_size + 1e-6) {
+      fail(res, "fused_argmax %s: t of sample %zu: %a, reference %a", isa, r, (double)run->t[r], t);
+      bad = 1;
+    }
+    double c = -in->c_base;
+    for (size_t s = 0; s < in->segments && !bad; s++) {
+      const size_t o = in->offsets[s], e = in->offsets[s + 1];
+      double mx = -INFINITY;
+      for (size_t i = o; i < e; i++) mx = fmax(mx, in->x[i]);
+      size_t best = o;
+      for (size_t i = o; i < e; i++) {
+        const double z = ref_noise(in, r, i);
+        key[i] = in->gumbel ? z * exp((mx - in->x[i]) / in->sigma) : -(in->x[i] + (double)in->sigma * z);
+        if (key[i] < key[best]) best = i;
+      }
+      const size_t got = (size_t)run->winner[r * in->segments + s];
+      if (got < o || got >= e ||
+          (got != best && fabs(key[got] - key[best]) > 1e-5 * fabs(key[best]) + 1e-30)) {
+        fail(res, "fused_argmax %s: sample %zu segment %zu: winner %zu (key %.9g), reference %zu (key %.9g)",
+             isa, r, s, got, got < n ? key[got] : NAN, best, key[best]);
+        bad = 1;
+      }
+      c += in->y_bar[got < n ? got : 0];
+    }
+    for (size_t i = 0; i < n && !bad; i++) {
+      x_bar[i] += (double)(float)c * g[r * n + i];
+      x_bar_size[i] += fabs((double)(float)c * g[r * n + i]);
+    }
+  }
+  for (size_t i = 0; i < n && !bad; i++)
+    if (fabs(run->x_bar_sum[i] + run->partial[i] - x_bar[i]) > 1e-5 * x_bar_size[i] + 1e-6) {
+      fail(res, "fused_argmax %s: vjp sum of input %zu: %.9g, reference %.9g", isa, i,
+           run->x_bar_sum[i] + run->partial[i], x_bar[i]);
+      bad = 1;
+    }
+  free(key);
+  free(g);
+  free(x_bar);
+  free(x_bar_size);
+  return bad;
+}
+
+static int fused_same(const fused_input *in, const fused_run *a, const fused_run *b) {
+  const size_t n = in->n, rows = in->rows;
+  return memcmp(a->winner, b->winner, rows * in->segments * sizeof(int32_t)) == 0 &&
+         memcmp(a->t, b->t, rows * sizeof(float)) == 0 &&
+         memcmp(a->g, b->g, rows * n * sizeof(float)) == 0 &&
+         memcmp(a->partial, b->partial, n * sizeof(float)) == 0 &&
+         memcmp(a->x_bar_sum, b->x_bar_sum, n * sizeof(double)) == 0;
+}
+
+static void parity_fused(int gumbel, const pt_kernel_table *k, const pt_kernel_table *scalar,
+                         const pt_case *c, const float *x, pt_parity_result *res) {
+  static fused_input in;
+  fused_from_case(&in, gumbel, c, x);
+  fused_coefficients(&in, scalar);
+  fused_run run, want;
+  if (run_alloc(&run, &in) != 0 || run_alloc(&want, &in) != 0) {
+    fail(res, "out of memory");
+  } else {
+    (gumbel ? k->fused_argmax_gumbel : k->fused_argmax_normal)(&run.job, in.m0, in.rows);
+    (gumbel ? scalar->fused_argmax_gumbel : scalar->fused_argmax_normal)(&want.job, in.m0, in.rows);
+    if (!fused_same(&in, &run, &want))
+      fail(res, "fused_argmax_%s %s differs from scalar (n %zu, %zu segments, m0 %llu, rows %zu)",
+           gumbel ? "gumbel" : "normal", pt_isa_name(k->isa), in.n, in.segments,
+           (unsigned long long)in.m0, in.rows);
+    else if (k->isa == PT_ISA_SCALAR || c->seed % 4 == 0) /* the reference is slow: a quarter */
+      fused_against_reference(&in, &run, pt_isa_name(k->isa), res);
+  }
+  run_free(&run);
+  run_free(&want);
+}
+
+void parity_fused_argmax_gumbel(const pt_kernel_table *k, const pt_kernel_table *scalar,
+                                const pt_case *c, const float *x, pt_parity_result *res) {
+  parity_fused(1, k, scalar, c, x, res);
+}
+
+void parity_fused_argmax_normal(const pt_kernel_table *k, const pt_kernel_table *scalar,
+                                const pt_case *c, const float *x, pt_parity_result *res) {
+  parity_fused(0, k, scalar, c, x, res);
+}
+
+/* ---- known answers ----------------------------------------------------------------------------- */
+
+/* FNV-1a over bytes */
+static uint64_t hash_bytes(uint64_t h, const void *p, size_t size) {
+  const unsigned char *b = p;
+  for (size_t i = 0; i < size; i++) h = (h ^ b[i]) * 0x100000001b3ull;
+  return h;
+}
+#define FNV_START 0xcbf29ce484222325ull
+
+/* A fixed tile: 40 samples from sample 3 over inputs in 4 segments (or 5 inputs in one, shorter
+   than a vector). */
+static void known_input(fused_input *in, int gumbel, int packed) {
+  memset(in, 0, sizeof *in);
+  in->gumbel = gumbel;
+  in->n = packed ? 5 : 37;
+  in->segments = packed ? 1 : 4;
+  const size_t offsets[5] = {0, 5, 17, 18, 37};
+  memcpy(in->offsets, offsets, sizeof offsets);
+  if (packed) in->offsets[1] = 5;
+  for (size_t i = 0; i < in->n; i++) {
+    in->x[i] = (float)((i * 13) % 17) * 0.05f - 0.4f;
+    in->y_bar[i] = (float)((i * 7) % 5) * 0.25f - 0.5f;
+    in->x_dot[i] = (float)((i * 3) % 7) * 0.125f - 0.375f;
+  }
+  in->sigma = 0.3f;
+  in->key = (pt_key){0x1234, 0x5678};
+  in->m0 = 3;
+  in->rows = 40;
+  in->c_base = 0.25;
+}
+
+/* Hashes of the kernel outputs, [gumbel][packed]: {normal, Gumbel} x {37 inputs in 4 segments,
+   5 in one}.  Recorded from this library on x86 (scalar, AVX2, AVX-512 agree), on the stream's u35 logs; the winners, t,
+   grad_nu and the vjp sums are checked against the independent reference first. */
+static const uint64_t known_kernel[2][2] = {{0xeabca02732e87977ull, 0xe748ec250383569bull},
+                                            {0x588a961b7fe67287ull, 0xfad80a28af967625ull}};
+
+static void known_kernels(const pt_kernel_table *k, pt_parity_result *res) {
+  static fused_input in;
+  for (int gumbel = 0; gumbel < 2; gumbel++)
+    for (int packed = 0; packed < 2; packed++) {
+      known_input(&in, gumbel, packed);
+      fused_coefficients(&in, k);
+      fused_run run;
+      res->checked++;
+      if (run_alloc(&run, &in) != 0) {
+        fail(res, "out of memory");
+        run_free(&run);
+        return;
+      }
+      (gumbel ? k->fused_argmax_gumbel : k->fused_argmax_normal)(&run.job, in.m0, in.rows);
+      uint64_t h = FNV_START;
+      h = hash_bytes(h, in.a, in.n * sizeof(float));
+      h = hash_bytes(h, run.winner, in.rows * in.segments * sizeof(int32_t));
+      h = hash_bytes(h, run.t, in.rows * sizeof(float));
+      h = hash_bytes(h, run.g, in.rows * in.n * sizeof(float));
+      h = hash_bytes(h, run.partial, in.n * sizeof(float));
+      h = hash_bytes(h, run.x_bar_sum, in.n * sizeof(double));
+      if (fused_against_reference(&in, &run, pt_isa_name(k->isa), res) == 0 &&
+          h != known_kernel[gumbel][packed])
+        fail(res, "fused_argmax_%s %s: known tile (%s) hashes to %#018llx, want %#018llx",
+             gumbel ? "gumbel" : "normal", pt_isa_name(k->isa), packed ? "short" : "segments",
+             (unsigned long long)h, (unsigned long long)known_kernel[gumbel][packed]);
+      run_free(&run);
+    }
+}
+
+/* ranks of one point, stably ascending: the black box of the generic path */
+static int rank_callback(void *user, size_t batch, const float *x, float *y) {
+  const size_t d = *(const size_t *)user;
+  for (size_t b = 0; b < batch; b++)
+    for (size_t i = 0; i < d; i++) {
+      size_t r = 0;
+      for (size_t j = 0; j < d; j++) r += x[b * d + j] < x[b * d + i] || (x[b * d + j] == x[b * d + i] && j < i);
+      y[b * d + i] = (float)r;
+    }
+  return 0;
+}
+
+/* Hashes of every operation of perturbed functions through the public API: {argmax segments
+   Gumbel, argmax segments normal, black-box ranks Gumbel}, recorded as above; the Criterion
+   suite checks these functions against closed forms. */
+static const uint64_t known_api[3] = {0x5612a0351c0bf1ceull, 0xe51f477b677e720full,
+                                      0x616715ba0d63a0acull};
+
+static void known_api_results(const pt_kernel_table *k, pt_parity_result *res) {
+  static size_t d = 37;
+  const size_t sizes[4] = {5, 12, 1, 19};
+  static fused_input in;
+  known_input(&in, 1, 0);
+  pt_fn *fs[3] = {NULL, NULL, NULL}, *ps[3] = {NULL, NULL, NULL};
+  const pt_noise noises[3] = {PT_NOISE_GUMBEL, PT_NOISE_NORMAL, PT_NOISE_GUMBEL};
+  const pt_isa before = pt_isa_active();
+  float *out = malloc(4 * 37 * 38 * sizeof *out);
+  int ok = out && pt_isa_select(k->isa) == PT_OK &&
+           pt_fn_argmax_one_hot_segments(sizes, 4, &fs[0]) == PT_OK &&
+           pt_fn_argmax_one_hot_segments(sizes, 4, &fs[1]) == PT_OK &&
+           pt_fn_from_callback(d, d, rank_callback, &d, &fs[2]) == PT_OK;
+  for (int f = 0; f < 3 && ok; f++) {
+    res->checked++;
+    const pt_key key = {0xabc, (uint64_t)f};
+    ok = pt_make_perturbed_fun(fs[f], 700, 0.3f, noises[f], 1, &ps[f]) == PT_OK &&
+         pt_fn_eval(ps[f], key, in.x, out) == PT_OK &&
+         pt_fn_vjp(ps[f], key, in.x, in.y_bar, out + 37) == PT_OK &&
+         pt_fn_jvp(ps[f], key, in.x, in.x_dot, out + 74) == PT_OK &&
+         pt_fn_jacobian(ps[f], key, in.x, out + 111) == PT_OK;
+    if (!ok) break;
+    const uint64_t h = hash_bytes(FNV_START, out, (111 + 37 * 37) * sizeof *out);
+    if (h != known_api[f])
+      fail(res, "%s: perturbed function %d through the API hashes to %#018llx, want %#018llx",
+           pt_isa_name(k->isa), f, (unsigned long long)h, (unsigned long long)known_api[f]);
+  }
+  if (!ok) fail(res, "%s: the API known answers could not run", pt_isa_name(k->isa));
+  for (int f = 0; f < 3; f++) {
+    pt_fn_free(ps[f]);
+    pt_fn_free(fs[f]);
+  }
+  free(out);
+  pt_isa_select(before);
+}
+
+void pt_parity_fused_known(const pt_kernel_table *k, pt_parity_result *res) {
+  known_kernels(k, res);
+  known_api_results(k, res);
+}

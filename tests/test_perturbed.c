@@ -1,0 +1,661 @@
+/* pt_make_perturbed_fun against independent truth.  Each statistical test runs the library and
+   the plain reference estimator of tests/estimator.c on the same key: the library must agree
+   with the reference (the same samples, so only rounding apart, or a few samples for a fused
+   kernel that settles float near-ties its own way), and the reference must agree with the
+   closed form within 5 standard errors of its own per-sample terms.  Keys are fixed, so every
+   run is the same run: never flaky. */
+#include <criterion/criterion.h>
+#include <math.h>
+#include <pthread.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "estimator.h"
+#include "perturb.h"
+
+#define EULER_GAMMA 0.57721566490153286
+#define PI 3.14159265358979324
+
+/* ---- the functions perturbed, as plain point functions ----------------------------------- */
+
+typedef struct point_fn {
+  pt_ref_point_fn f;
+  size_t n_in, n_out;
+  const void *ctx;
+  int fail; /* the callback fails from this call on (0: never) */
+  int calls;
+} point_fn;
+
+static void argmax_point(const void *ctx, const float *x, float *y) {
+  const size_t d = *(const size_t *)ctx;
+  size_t best = 0;
+  for (size_t i = 1; i < d; i++)
+    if (x[i] > x[best]) best = i;
+  for (size_t i = 0; i < d; i++) y[i] = i == best ? 1.0f : 0.0f;
+}
+
+/* rank_i = how many elements come before x_i in the stable ascending order */
+static void rank_point(const void *ctx, const float *x, float *y) {
+  const size_t d = *(const size_t *)ctx;
+  for (size_t i = 0; i < d; i++) {
+    size_t r = 0;
+    for (size_t j = 0; j < d; j++) r += x[j] < x[i] || (x[j] == x[i] && j < i);
+    y[i] = (float)r;
+  }
+}
+
+typedef struct affine {
+  size_t n_in, n_out;
+  const float *a, *c;
+} affine;
+
+static void affine_point(const void *ctx, const float *x, float *y) {
+  const affine *l = ctx;
+  for (size_t j = 0; j < l->n_out; j++) {
+    double s = l->c[j];
+    for (size_t i = 0; i < l->n_in; i++) s += (double)l->a[j * l->n_in + i] * x[i];
+    y[j] = (float)s;
+  }
+}
+
+static void half_square_point(const void *ctx, const float *x, float *y) {
+  const size_t n = *(const size_t *)ctx;
+  double s = 0;
+  for (size_t i = 0; i < n; i++) s += 0.5 * (double)x[i] * x[i];
+  y[0] = (float)s;
+}
+
+static int batch_callback(void *user, size_t batch, const float *x, float *y) {
+  point_fn *p = user;
+  if (p->fail && __atomic_add_fetch(&p->calls, 1, __ATOMIC_RELAXED) >= p->fail) return 1;
+  for (size_t b = 0; b < batch; b++) p->f(p->ctx, x + b * p->n_in, y + b * p->n_out);
+  return 0;
+}
+
+static pt_fn *black_box(point_fn *p) {
+  pt_fn *f = NULL;
+  cr_assert_eq(pt_fn_from_callback(p->n_in, p->n_out, batch_callback, p, &f), PT_OK);
+  return f;
+}
+
+static pt_fn *perturbed(const pt_fn *f, size_t m, float sigma, pt_noise noise, int baseline) {
+  pt_fn *p = NULL;
+  cr_assert_eq(pt_make_perturbed_fun(f, m, sigma, noise, baseline, &p), PT_OK);
+  return p;
+}
+
+/* ---- checks --------------------------------------------------------------------------------- */
+
+/* The library against the reference on the same samples: within `rel` of the entry's size plus
+   `abs` (rounding; or a few samples' worth of disagreement on float near-ties). */
+static void expect_near(const float *got, const double *ref, size_t n, double rel, double abs,
+                        const char *what) {
+  for (size_t i = 0; i < n; i++)
+    cr_assert(fabs(got[i] - ref[i]) <= rel * fabs(ref[i]) + abs, "%s[%zu]: library %.9g, reference %.9g",
+              what, i, (double)got[i], ref[i]);
+}
+
+/* The reference against the closed form: within 5 standard errors (and a rounding floor). */
+static void expect_truth(const double *mean, const double *se, const double *truth, size_t n,
+                         const char *what) {
+  for (size_t i = 0; i < n; i++)
+    cr_assert(fabs(mean[i] - truth[i]) <= 5.0 * se[i] + 1e-9,
+              "%s[%zu]: estimate %.6g +- %.2g, closed form %.6g (%.1f standard errors)", what, i,
+              mean[i], se[i], truth[i], fabs(mean[i] - truth[i]) / se[i]);
+}
+
+/* Runs the reference for `pf` and checks the library's value and Jacobian of `pfn` (f perturbed
+   the same way) against it: `slack` samples may fall differently (fused near-ties). */
+static void expect_matches_reference(const pt_fn *pfn, point_fn *pf, size_t m, float sigma,
+                                     pt_noise noise, int baseline, pt_key key, const float *x,
+                                     double slack, pt_ref_estimate *ref) {
+  cr_assert_eq(pt_ref_estimate_run(pf->f, pf->ctx, pf->n_in, pf->n_out, m, sigma, noise, baseline,
+                                   key, x, ref), 0);
+  const size_t n_in = pf->n_in, n_out = pf->n_out;
+  float *y = malloc(n_out * sizeof *y), *jac = malloc(n_out * n_in * sizeof *jac);
+  cr_assert(y && jac);
+  cr_assert_eq(pt_fn_eval(pfn, key, x, y), PT_OK);
+  cr_assert_eq(pt_fn_jacobian(pfn, key, x, jac), PT_OK);
+  /* one sample moves a value entry by at most max|y|/M and a Jacobian entry by max|y g|/(M s);
+     g = 1 - exp(-z) of Gumbel noise is at most ~17 in magnitude over the stream's range */
+  const double unit = 1.0 / (double)m;
+  double top = 0;
+  for (size_t j = 0; j < n_out; j++) top = fmax(top, fabs(ref->value[j]));
+  expect_near(y, ref->value, n_out, 1e-5, slack * (top + 1) * unit + 1e-6, "value");
+  expect_near(jac, ref->jac, n_out * n_in, 1e-5, slack * 2 * (top + 1) * 17 * unit / sigma + 1e-6,
+              "jacobian");
+  free(y);
+  free(jac);
+}
+
+/* ---- Gumbel perturbed argmax: softmax(x / sigma), Jacobian (diag p - p p^T) / sigma --------- */
+
+static void softmax_truth(const float *x, size_t d, double sigma, double *p, double *jac) {
+  double mx = x[0], z = 0;
+  for (size_t i = 1; i < d; i++) mx = fmax(mx, x[i]);
+  for (size_t i = 0; i < d; i++) z += exp((x[i] - mx) / sigma);
+  for (size_t i = 0; i < d; i++) p[i] = exp((x[i] - mx) / sigma) / z;
+  for (size_t j = 0; j < d; j++)
+    for (size_t i = 0; i < d; i++) jac[j * d + i] = ((i == j ? p[i] : 0.0) - p[i] * p[j]) / sigma;
+}
+
+static void check_gumbel_argmax(int builtin, int baseline) {
+  size_t d = 5;
+  const float x[5] = {0.5f, -0.2f, 1.0f, 0.1f, -1.0f};
+  const float sigma = 0.5f;
+  const size_t m = 100000;
+  const pt_key key = pt_key_make(2024);
+  point_fn pf = {argmax_point, d, d, &d, 0, 0};
+  pt_fn *f = NULL;
+  if (builtin) cr_assert_eq(pt_fn_argmax_one_hot(d, &f), PT_OK);
+  else f = black_box(&pf);
+  pt_fn *p = perturbed(f, m, sigma, PT_NOISE_GUMBEL, baseline);
+  pt_ref_estimate ref;
+  expect_matches_reference(p, &pf, m, sigma, PT_NOISE_GUMBEL, baseline, key, x, builtin ? 3 : 0, &ref);
+  double prob[5], jac[25];
+  softmax_truth(x, d, sigma, prob, jac);
+  expect_truth(ref.value, ref.value_se, prob, d, "softmax");
+  expect_truth(ref.jac, ref.jac_se, jac, d * d, "softmax jacobian");
+  pt_ref_estimate_free(&ref);
+  pt_fn_free(p);
+  pt_fn_free(f);
+}
+
+Test(perturbed, gumbel_argmax_is_softmax_with_baseline) { check_gumbel_argmax(0, 1); }
+Test(perturbed, gumbel_argmax_is_softmax_without_baseline) { check_gumbel_argmax(0, 0); }
+Test(perturbed, builtin_gumbel_argmax_is_softmax_with_baseline) { check_gumbel_argmax(1, 1); }
+Test(perturbed, builtin_gumbel_argmax_is_softmax_without_baseline) { check_gumbel_argmax(1, 0); }
+
+/* ---- perturbed ranks ---------------------------------------------------------------------------
+   Gumbel: P(x_j + s G_j < x_i + s G_i) = sigmoid((x_i - x_j) / s) (a difference of Gumbels is
+   logistic); normal: Phi((x_i - x_j) / (s sqrt 2)).  E[rank_i] sums them over j != i. */
+
+static double sigmoid(double t) { return 1.0 / (1.0 + exp(-t)); }
+static double normal_cdf(double t) { return 0.5 * erfc(-t / sqrt(2.0)); }
+static double normal_pdf(double t) { return exp(-0.5 * t * t) / sqrt(2.0 * PI); }
+
+static void rank_truth(const float *x, size_t d, double sigma, pt_noise noise, double *r,
+                       double *jac) {
+  const double scale = noise == PT_NOISE_GUMBEL ? sigma : sigma * sqrt(2.0);
+  memset(jac, 0, d * d * sizeof *jac);
+  for (size_t i = 0; i < d; i++) {
+    r[i] = 0;
+    for (size_t j = 0; j < d; j++) {
+      if (j == i) continue;
+      const double t = (x[i] - x[j]) / scale;
+      const double cdf = noise == PT_NOISE_GUMBEL ? sigmoid(t) : normal_cdf(t);
+      const double pdf = noise == PT_NOISE_GUMBEL ? sigmoid(t) * (1 - sigmoid(t)) : normal_pdf(t);
+      r[i] += cdf;
+      jac[i * d + i] += pdf / scale;
+      jac[i * d + j] -= pdf / scale;
+    }
+  }
+}
+
+static void check_ranks(int builtin, pt_noise noise, int baseline) {
+  size_t d = 4;
+  const float x[4] = {0.3f, -0.5f, 0.9f, 0.0f};
+  const float sigma = 0.7f;
+  const size_t m = 20000;
+  const pt_key key = pt_key_make(77);
+  point_fn pf = {rank_point, d, d, &d, 0, 0};
+  pt_fn *f = NULL;
+  if (builtin) cr_assert_eq(pt_fn_ranking(d, &f), PT_OK);
+  else f = black_box(&pf);
+  pt_fn *p = perturbed(f, m, sigma, noise, baseline);
+  pt_ref_estimate ref;
+  expect_matches_reference(p, &pf, m, sigma, noise, baseline, key, x, 0, &ref);
+  double r[4], jac[16];
+  rank_truth(x, d, sigma, noise, r, jac);
+  expect_truth(ref.value, ref.value_se, r, d, "expected ranks");
+  expect_truth(ref.jac, ref.jac_se, jac, d * d, "rank jacobian");
+  pt_ref_estimate_free(&ref);
+  pt_fn_free(p);
+  pt_fn_free(f);
+}
+
+Test(perturbed, gumbel_ranks_are_sums_of_sigmoids) { check_ranks(0, PT_NOISE_GUMBEL, 1); }
+Test(perturbed, normal_ranks_are_sums_of_phi) { check_ranks(0, PT_NOISE_NORMAL, 1); }
+Test(perturbed, builtin_gumbel_ranks) { check_ranks(1, PT_NOISE_GUMBEL, 1); }
+Test(perturbed, builtin_normal_ranks_without_baseline) { check_ranks(1, PT_NOISE_NORMAL, 0); }
+
+/* ---- perturbed linear map: Jacobian A; value A x + c (+ s gamma A 1 for Gumbel, E G = gamma) */
+
+static const float a23[6] = {1.5f, -2.0f, 0.25f, 3.0f, 0.5f, -1.0f};
+static const float c2[2] = {0.125f, -4.0f};
+
+static void check_linear(pt_noise noise) {
+  const affine l = {3, 2, a23, c2};
+  point_fn pf = {affine_point, 3, 2, &l, 0, 0};
+  pt_fn *f = black_box(&pf);
+  const float x[3] = {0.5f, -1.0f, 2.0f}, sigma = 0.3f;
+  const size_t m = 100000;
+  pt_fn *p = perturbed(f, m, sigma, noise, 1);
+  pt_ref_estimate ref;
+  expect_matches_reference(p, &pf, m, sigma, noise, 1, pt_key_make(5), x, 0, &ref);
+  double value[2], jac[6];
+  const double shift = noise == PT_NOISE_GUMBEL ? sigma * EULER_GAMMA : 0.0;
+  for (size_t j = 0; j < 2; j++) {
+    value[j] = c2[j];
+    for (size_t i = 0; i < 3; i++) {
+      value[j] += a23[j * 3 + i] * ((double)x[i] + shift);
+      jac[j * 3 + i] = a23[j * 3 + i];
+    }
+  }
+  expect_truth(ref.value, ref.value_se, value, 2, "A x + c");
+  expect_truth(ref.jac, ref.jac_se, jac, 6, "A");
+  pt_ref_estimate_free(&ref);
+  pt_fn_free(p);
+  pt_fn_free(f);
+}
+
+Test(perturbed, linear_map_gumbel) { check_linear(PT_NOISE_GUMBEL); }
+Test(perturbed, linear_map_normal) { check_linear(PT_NOISE_NORMAL); }
+
+/* ---- Hessian of 0.5 |x|^2: the identity, for both noises; gradient x (+ s gamma) -------- */
+
+static void check_hessian(pt_noise noise) {
+  size_t n = 3;
+  point_fn pf = {half_square_point, n, 1, &n, 0, 0};
+  pt_fn *f = black_box(&pf);
+  const float x[3] = {0.2f, -0.1f, 0.3f}, sigma = 0.5f;
+  const size_t m = 200000;
+  const pt_key key = pt_key_make(99);
+  pt_fn *p = perturbed(f, m, sigma, noise, 1);
+  pt_ref_estimate ref;
+  cr_assert_eq(pt_ref_estimate_run(half_square_point, &n, n, 1, m, sigma, noise, 1, key, x, &ref), 0);
+  float hess[9], value, grad[3], y;
+  cr_assert_eq(pt_fn_hessian(p, key, x, hess), PT_OK);
+  cr_assert_eq(pt_fn_value_and_grad(p, key, x, &value, grad), PT_OK);
+  cr_assert_eq(pt_fn_eval(p, key, x, &y), PT_OK);
+  cr_assert(memcmp(&y, &value, sizeof y) == 0, "value_and_grad's value is eval's");
+  expect_near(hess, ref.hess, 9, 1e-5, 1e-5, "hessian");
+  expect_near(grad, ref.jac, 3, 1e-5, 1e-6, "gradient");
+  const double identity[9] = {1, 0, 0, 0, 1, 0, 0, 0, 1};
+  double gradient[3];
+  for (size_t i = 0; i < 3; i++) gradient[i] = x[i] + (noise == PT_NOISE_GUMBEL ? sigma * EULER_GAMMA : 0);
+  expect_truth(ref.hess, ref.hess_se, identity, 9, "hessian");
+  expect_truth(ref.jac, ref.jac_se, gradient, 3, "gradient");
+  pt_ref_estimate_free(&ref);
+  pt_fn_free(p);
+  pt_fn_free(f);
+}
+
+Test(perturbed, hessian_of_half_square_gumbel) { check_hessian(PT_NOISE_GUMBEL); }
+Test(perturbed, hessian_of_half_square_normal) { check_hessian(PT_NOISE_NORMAL); }
+
+/* ---- derivatives of one key agree: vjp = J^T y_bar, jvp = J x_dot --------------------------- */
+
+static void check_vjp_jvp(const pt_fn *p, pt_key key, const float *x) {
+  const size_t n_in = pt_fn_n_in(p), n_out = pt_fn_n_out(p);
+  float *jac = malloc(n_in * n_out * sizeof *jac), *y_bar = malloc(n_out * sizeof *y_bar);
+  float *x_dot = malloc(n_in * sizeof *x_dot), *x_bar = malloc(n_in * sizeof *x_bar);
+  float *y_dot = malloc(n_out * sizeof *y_dot);
+  cr_assert(jac && y_bar && x_dot && x_bar && y_dot);
+  for (size_t j = 0; j < n_out; j++) y_bar[j] = (float)j * 0.5f - 1.0f;
+  for (size_t i = 0; i < n_in; i++) x_dot[i] = 1.0f - (float)i * 0.25f;
+  cr_assert_eq(pt_fn_jacobian(p, key, x, jac), PT_OK);
+  cr_assert_eq(pt_fn_vjp(p, key, x, y_bar, x_bar), PT_OK);
+  cr_assert_eq(pt_fn_jvp(p, key, x, x_dot, y_dot), PT_OK);
+  for (size_t i = 0; i < n_in; i++) {
+    double s = 0, size = 0;
+    for (size_t j = 0; j < n_out; j++) {
+      s += (double)jac[j * n_in + i] * y_bar[j];
+      size += fabs((double)jac[j * n_in + i] * y_bar[j]);
+    }
+    cr_assert(fabs(x_bar[i] - s) <= 1e-5 * size + 1e-6, "vjp[%zu] %.9g, J^T y_bar %.9g", i,
+              (double)x_bar[i], s);
+  }
+  for (size_t j = 0; j < n_out; j++) {
+    double s = 0, size = 0;
+    for (size_t i = 0; i < n_in; i++) {
+      s += (double)jac[j * n_in + i] * x_dot[i];
+      size += fabs((double)jac[j * n_in + i] * x_dot[i]);
+    }
+    cr_assert(fabs(y_dot[j] - s) <= 1e-5 * size + 1e-6, "jvp[%zu] %.9g, J x_dot %.9g", j,
+              (double)y_dot[j], s);
+  }
+  free(jac);
+  free(y_bar);
+  free(x_dot);
+  free(x_bar);
+  free(y_dot);
+}
+
+Test(perturbed, vjp_and_jvp_are_the_jacobian_of_the_same_samples) {
+  size_t d = 7;
+  point_fn pf = {rank_point, d, d, &d, 0, 0};
+  pt_fn *f = black_box(&pf), *am = NULL, *rk = NULL;
+  cr_assert_eq(pt_fn_argmax_one_hot(d, &am), PT_OK);
+  cr_assert_eq(pt_fn_ranking(d, &rk), PT_OK);
+  const float x[7] = {0.1f, 0.4f, -0.3f, 0.0f, 0.2f, 1.0f, -0.5f};
+  for (int noise = PT_NOISE_GUMBEL; noise <= PT_NOISE_NORMAL; noise++)
+    for (int baseline = 0; baseline < 2; baseline++) {
+      const pt_fn *fs[3] = {f, am, rk};
+      for (size_t k = 0; k < 3; k++) {
+        pt_fn *p = perturbed(fs[k], 3000, 0.3f, (pt_noise)noise, baseline);
+        check_vjp_jvp(p, pt_key_make(11 + k), x);
+        pt_fn_free(p);
+      }
+    }
+  pt_fn_free(f);
+  pt_fn_free(am);
+  pt_fn_free(rk);
+}
+
+/* ---- batches and keys --------------------------------------------------------------------------- */
+
+Test(perturbed, eval_batch_rows_are_evals_with_folded_keys) {
+  size_t d = 6;
+  pt_fn *f = NULL;
+  cr_assert_eq(pt_fn_ranking(d, &f), PT_OK);
+  pt_fn *p = perturbed(f, 500, 0.4f, PT_NOISE_NORMAL, 1);
+  float x[3 * 6], y[3 * 6], one[6];
+  for (size_t i = 0; i < 18; i++) x[i] = (float)((i * 7) % 11) * 0.1f;
+  const pt_key key = pt_key_make(3);
+  cr_assert_eq(pt_fn_eval_batch(p, key, 3, x, y), PT_OK);
+  for (size_t b = 0; b < 3; b++) {
+    cr_assert_eq(pt_fn_eval(p, pt_key_fold_in(key, b), x + b * d, one), PT_OK);
+    cr_assert(memcmp(one, y + b * d, sizeof one) == 0, "row %zu", b);
+  }
+  pt_fn_free(p);
+  pt_fn_free(f);
+}
+
+/* A loss on a perturbed argmax: the composition's value is the loss of the perturbed value
+   (one random part: it draws with the call's own key), and its gradient estimates that of
+   L(softmax(x / s)) = 0.5 |softmax(x / s) - t|^2. */
+static int loss_eval(void *user, size_t batch, const float *y, float *out) {
+  const float *t = user;
+  for (size_t b = 0; b < batch; b++) {
+    double s = 0;
+    for (size_t i = 0; i < 4; i++) s += 0.5 * ((double)y[b * 4 + i] - t[i]) * ((double)y[b * 4 + i] - t[i]);
+    out[b] = (float)s;
+  }
+  return 0;
+}
+static int loss_vjp(void *user, const float *y, const float *y_bar, float *x_bar) {
+  const float *t = user;
+  for (size_t i = 0; i < 4; i++) x_bar[i] = (y[i] - t[i]) * y_bar[0];
+  return 0;
+}
+
+Test(perturbed, loss_of_perturbed_argmax_has_the_softmax_gradient) {
+  float target[4] = {0, 1, 0, 0};
+  const float x[4] = {0.3f, -0.2f, 0.8f, 0.0f}, sigma = 0.5f;
+  const size_t m = 40000;
+  const pt_key key = pt_key_make(8);
+  pt_fn *am = NULL, *loss = NULL, *total = NULL;
+  cr_assert_eq(pt_fn_argmax_one_hot(4, &am), PT_OK);
+  cr_assert_eq(pt_custom_gradient(4, 1, loss_eval, loss_vjp, target, &loss), PT_OK);
+  pt_fn *p = perturbed(am, m, sigma, PT_NOISE_GUMBEL, 1);
+  cr_assert_eq(pt_fn_compose(loss, p, &total), PT_OK);
+  float value, grad[4], y[4], l;
+  cr_assert_eq(pt_fn_value_and_grad(total, key, x, &value, grad), PT_OK);
+  cr_assert_eq(pt_fn_eval(p, key, x, y), PT_OK);
+  loss_eval(target, 1, y, &l);
+  cr_assert(memcmp(&l, &value, sizeof l) == 0, "value %a, loss of the perturbed value %a", (double)value, (double)l);
+  /* gradient: J^T (p_hat - t) with J the perturbed Jacobian of the same samples */
+  float jac[16];
+  cr_assert_eq(pt_fn_jacobian(p, key, x, jac), PT_OK);
+  double prob[4], truth_jac[16], truth[4];
+  softmax_truth(x, 4, sigma, prob, truth_jac);
+  for (size_t i = 0; i < 4; i++) {
+    double s = 0, t = 0;
+    for (size_t j = 0; j < 4; j++) {
+      s += (double)jac[j * 4 + i] * (y[j] - target[j]);
+      t += truth_jac[j * 4 + i] * (prob[j] - target[j]);
+    }
+    truth[i] = t;
+    cr_assert(fabs(grad[i] - s) <= 1e-5 * fabs(s) + 1e-6, "grad[%zu] %.9g, J^T(y - t) %.9g", i, (double)grad[i], s);
+    /* Per sample, (Y - b) has at most two entries, +-1, and E g^2 = 1: the gradient's terms
+       have a standard deviation below 2 max|p - t| / s; p_hat adds at most
+       |J| 5 sqrt(p (1 - p) / M) per entry, |J| <= 1 / (2 s). */
+    double worst = 0;
+    for (size_t j = 0; j < 4; j++) worst = fmax(worst, fabs(prob[j] - target[j]));
+    const double tol = 5 * (2 * worst / sigma + 4 * 0.5 / (2 * sigma)) / sqrt((double)m);
+    cr_assert(fabs(grad[i] - truth[i]) <= tol, "grad[%zu] %.6g, analytic %.6g, tolerance %.3g", i,
+              (double)grad[i], truth[i], tol);
+  }
+  pt_fn_free(total);
+  pt_fn_free(p);
+  pt_fn_free(loss);
+  pt_fn_free(am);
+}
+
+/* Several random parts: part p (inner first) draws with pt_key_fold_in(key, p). */
+Test(perturbed, composed_random_parts_get_folded_keys) {
+  pt_fn *am = NULL, *rk = NULL, *both = NULL;
+  cr_assert_eq(pt_fn_argmax_one_hot(5, &am), PT_OK);
+  cr_assert_eq(pt_fn_ranking(5, &rk), PT_OK);
+  pt_fn *pa = perturbed(am, 300, 0.5f, PT_NOISE_GUMBEL, 1);
+  pt_fn *pr = perturbed(rk, 200, 0.2f, PT_NOISE_NORMAL, 0);
+  cr_assert_eq(pt_fn_compose(pr, pa, &both), PT_OK);
+  const float x[5] = {0.1f, 0.5f, 0.2f, -0.3f, 0.45f};
+  const pt_key key = pt_key_make(1234);
+  float got[5], mid[5], want[5];
+  cr_assert_eq(pt_fn_eval(both, key, x, got), PT_OK);
+  cr_assert_eq(pt_fn_eval(pa, pt_key_fold_in(key, 0), x, mid), PT_OK);
+  cr_assert_eq(pt_fn_eval(pr, pt_key_fold_in(key, 1), mid, want), PT_OK);
+  cr_assert(memcmp(got, want, sizeof got) == 0);
+  /* and the chain rule holds with the same keys */
+  float y_bar[5] = {1, -1, 0.5f, 0, 2}, g[5], mid_bar[5], want_g[5];
+  cr_assert_eq(pt_fn_vjp(both, key, x, y_bar, g), PT_OK);
+  cr_assert_eq(pt_fn_vjp(pr, pt_key_fold_in(key, 1), mid, y_bar, mid_bar), PT_OK);
+  cr_assert_eq(pt_fn_vjp(pa, pt_key_fold_in(key, 0), x, mid_bar, want_g), PT_OK);
+  cr_assert(memcmp(g, want_g, sizeof g) == 0);
+  pt_fn_free(both);
+  pt_fn_free(pa);
+  pt_fn_free(pr);
+  pt_fn_free(am);
+  pt_fn_free(rk);
+}
+
+/* A perturbed function of a random function: sample m of the inner one is row m of a batch
+   with pt_key_fold_in(key, 0), so the value is the mean of those rows. */
+Test(perturbed, perturbing_a_random_function) {
+  pt_fn *am = NULL;
+  cr_assert_eq(pt_fn_argmax_one_hot(3, &am), PT_OK);
+  pt_fn *inner = perturbed(am, 50, 0.5f, PT_NOISE_GUMBEL, 1);
+  pt_fn *outer = perturbed(inner, 40, 0.25f, PT_NOISE_NORMAL, 1);
+  const float x[3] = {0.2f, 0.1f, -0.1f};
+  const pt_key key = pt_key_make(6);
+  float y[3], z[40 * 3], xt[40 * 3], rows[40 * 3];
+  cr_assert_eq(pt_fn_eval(outer, key, x, y), PT_OK);
+  cr_assert_eq(pt_noise_fill(PT_NOISE_NORMAL, key, 0, z, 120), PT_OK);
+  for (size_t k = 0; k < 120; k++) {
+    const float step = 0.25f * z[k];
+    xt[k] = x[k % 3] + step;
+  }
+  cr_assert_eq(pt_fn_eval_batch(inner, pt_key_fold_in(key, 0), 40, xt, rows), PT_OK);
+  for (size_t i = 0; i < 3; i++) {
+    double s = 0;
+    for (size_t m = 0; m < 40; m++) s += rows[m * 3 + i];
+    cr_assert_eq(y[i], (float)(s / 40), "entry %zu", i);
+  }
+  float g[3];
+  cr_assert_eq(pt_fn_vjp(outer, key, x, x, g), PT_OK);
+  pt_fn_free(outer);
+  pt_fn_free(inner);
+  pt_fn_free(am);
+}
+
+/* ---- bad inputs: a status, nothing written, the object still usable ------------------------- */
+
+static void poison(float *p, size_t n) {
+  for (size_t i = 0; i < n; i++) p[i] = -99.0f;
+}
+static void expect_untouched(const float *p, size_t n) {
+  for (size_t i = 0; i < n; i++) cr_assert_eq(p[i], -99.0f, "output %zu was written", i);
+}
+
+Test(perturbed, bad_construction) {
+  pt_fn *f = NULL, *p = NULL;
+  cr_assert_eq(pt_fn_argmax_one_hot(4, &f), PT_OK);
+  cr_assert_eq(pt_make_perturbed_fun(NULL, 10, 0.1f, PT_NOISE_GUMBEL, 1, &p), PT_EINVAL);
+  cr_assert_eq(pt_make_perturbed_fun(f, 10, 0.1f, PT_NOISE_GUMBEL, 1, NULL), PT_EINVAL);
+  cr_assert_eq(pt_make_perturbed_fun(f, 0, 0.1f, PT_NOISE_GUMBEL, 1, &p), PT_EINVAL);
+  const float bad_sigma[] = {0.0f, -0.0f, -1.0f, NAN, INFINITY, -INFINITY};
+  for (size_t i = 0; i < sizeof bad_sigma / sizeof bad_sigma[0]; i++)
+    cr_assert_eq(pt_make_perturbed_fun(f, 10, bad_sigma[i], PT_NOISE_NORMAL, 1, &p), PT_EINVAL);
+  cr_assert_eq(pt_make_perturbed_fun(f, 10, 0.1f, PT_NOISE_UNIFORM, 1, &p), PT_EINVAL);
+  cr_assert_eq(pt_make_perturbed_fun(f, 10, 0.1f, (pt_noise)7, 1, &p), PT_EINVAL);
+  cr_assert_eq(pt_make_perturbed_fun(f, 10, 0.1f, (pt_noise)-1, 1, &p), PT_EINVAL);
+  cr_assert_eq(pt_make_perturbed_fun(f, SIZE_MAX / 2, 0.1f, PT_NOISE_GUMBEL, 1, &p), PT_EOVERFLOW);
+  cr_assert_null(p);
+  pt_fn_free(f);
+}
+
+Test(perturbed, bad_calls_write_nothing) {
+  size_t d = 4;
+  point_fn pf = {argmax_point, d, d, &d, 0, 0};
+  pt_fn *f = black_box(&pf), *am = NULL;
+  cr_assert_eq(pt_fn_argmax_one_hot(d, &am), PT_OK);
+  const pt_fn *fs[2] = {f, am};
+  for (size_t k = 0; k < 2; k++) {
+    pt_fn *p = perturbed(fs[k], 100, 0.5f, PT_NOISE_GUMBEL, 1);
+    const pt_key key = pt_key_make(1);
+    const float ok_x[4] = {1, 2, 3, 4};
+    const float bad[4][4] = {{NAN, 0, 0, 0}, {0, INFINITY, 0, 0}, {0, 0, -INFINITY, 0}, {0, 0, 0, -NAN}};
+    float out[16];
+    for (size_t b = 0; b < 4; b++) {
+      poison(out, 16);
+      cr_assert_eq(pt_fn_eval(p, key, bad[b], out), PT_EINVAL);
+      cr_assert_eq(pt_fn_eval_batch(p, key, 1, bad[b], out), PT_EINVAL);
+      cr_assert_eq(pt_fn_vjp(p, key, bad[b], ok_x, out), PT_EINVAL);
+      cr_assert_eq(pt_fn_jvp(p, key, bad[b], ok_x, out), PT_EINVAL);
+      cr_assert_eq(pt_fn_jacobian(p, key, bad[b], out), PT_EINVAL);
+      expect_untouched(out, 16);
+    }
+    /* a NaN in the second row of a batch: the first row is not written either */
+    float two[8] = {1, 2, 3, 4, 1, NAN, 3, 4};
+    poison(out, 16);
+    cr_assert_eq(pt_fn_eval_batch(p, key, 2, two, out), PT_EINVAL);
+    expect_untouched(out, 16);
+    cr_assert_eq(pt_fn_hessian(p, key, ok_x, out), PT_EUNSUPPORTED, "n_out is 4");
+    float v;
+    cr_assert_eq(pt_fn_value_and_grad(p, key, ok_x, &v, out), PT_EINVAL, "n_out is 4");
+    expect_untouched(out, 16);
+    cr_assert_eq(pt_fn_eval(p, key, ok_x, out), PT_OK);
+    pt_fn_free(p);
+  }
+  pt_fn_free(am);
+  pt_fn_free(f);
+}
+
+Test(perturbed, failing_callback_writes_nothing) {
+  size_t d = 3;
+  point_fn pf = {argmax_point, d, d, &d, 0, 0};
+  pt_fn *f = black_box(&pf);
+  pt_fn *p = perturbed(f, 5000, 0.5f, PT_NOISE_GUMBEL, 1);
+  const float x[3] = {0.1f, 0.2f, 0.3f};
+  float out[9];
+  const int fail_at[] = {1, 2, 4}; /* jacobian: the baseline, the first tile, a later one */
+  for (size_t k = 0; k < 3; k++) {
+    pf.fail = fail_at[k];
+    pf.calls = 0;
+    poison(out, 9);
+    cr_assert_eq(pt_fn_jacobian(p, pt_key_make(0), x, out), PT_ECALLBACK);
+    pf.calls = 0;
+    cr_assert_eq(pt_fn_vjp(p, pt_key_make(0), x, x, out), PT_ECALLBACK);
+    pf.calls = 0;
+    cr_assert_eq(pt_fn_eval(p, pt_key_make(0), x, out), PT_ECALLBACK);
+    expect_untouched(out, 9);
+  }
+  pf.fail = 0;
+  cr_assert_eq(pt_fn_eval(p, pt_key_make(0), x, out), PT_OK);
+  pt_fn_free(p);
+  pt_fn_free(f);
+}
+
+/* ---- threads and ISAs ----------------------------------------------------------------------- */
+
+typedef struct job {
+  const pt_fn *p;
+  const float *x;
+  const float *want_y, *want_g;
+  int ok;
+} job;
+
+static void *job_body(void *arg) {
+  job *j = arg;
+  float y[6], g[6];
+  j->ok = 1;
+  for (int i = 0; i < 20 && j->ok; i++)
+    j->ok = pt_fn_eval(j->p, pt_key_make(42), j->x, y) == PT_OK &&
+            pt_fn_vjp(j->p, pt_key_make(42), j->x, j->x, g) == PT_OK &&
+            memcmp(y, j->want_y, sizeof y) == 0 && memcmp(g, j->want_g, sizeof g) == 0;
+  return NULL;
+}
+
+Test(perturbed, threads_share_one_perturbed_function) {
+  size_t d = 6;
+  point_fn pf = {rank_point, d, d, &d, 0, 0};
+  pt_fn *f = black_box(&pf), *am = NULL;
+  cr_assert_eq(pt_fn_argmax_one_hot(d, &am), PT_OK);
+  const pt_fn *fs[2] = {f, am};
+  const float x[6] = {0.3f, 0.1f, -0.2f, 0.25f, 0.0f, 0.5f};
+  for (size_t k = 0; k < 2; k++) {
+    pt_fn *p = perturbed(fs[k], 2000, 0.3f, PT_NOISE_GUMBEL, 1);
+    float y[6], g[6];
+    cr_assert_eq(pt_fn_eval(p, pt_key_make(42), x, y), PT_OK);
+    cr_assert_eq(pt_fn_vjp(p, pt_key_make(42), x, x, g), PT_OK);
+    enum { N = 4 };
+    pthread_t t[N];
+    job jobs[N];
+    for (int i = 0; i < N; i++) {
+      jobs[i] = (job){p, x, y, g, 0};
+      cr_assert_eq(pthread_create(&t[i], NULL, job_body, &jobs[i]), 0);
+    }
+    for (int i = 0; i < N; i++) {
+      pthread_join(t[i], NULL);
+      cr_assert(jobs[i].ok, "thread %d", i);
+    }
+    pt_fn_free(p);
+  }
+  pt_fn_free(am);
+  pt_fn_free(f);
+}
+
+/* Every supported ISA gives the same bits for every operation, generic and fused paths. */
+Test(perturbed, bitwise_identical_across_isas) {
+  size_t d = 37, one = 5;
+  point_fn pf = {rank_point, d, d, &d, 0, 0}, hs = {half_square_point, one, 1, &one, 0, 0};
+  pt_fn *fs[5];
+  fs[0] = black_box(&pf);
+  fs[1] = black_box(&hs);
+  cr_assert_eq(pt_fn_argmax_one_hot(d, &fs[2]), PT_OK);
+  cr_assert_eq(pt_fn_ranking(d, &fs[3]), PT_OK);
+  const size_t sizes[4] = {5, 12, 1, 19};
+  cr_assert_eq(pt_fn_argmax_one_hot_segments(sizes, 4, &fs[4]), PT_OK);
+  float x[37], v[37];
+  for (size_t i = 0; i < d; i++) {
+    x[i] = (float)((i * 13) % 17) * 0.05f - 0.4f;
+    v[i] = (float)((i * 5) % 7) * 0.25f - 0.5f;
+  }
+  for (size_t k = 0; k < 5; k++)
+    for (int noise = PT_NOISE_GUMBEL; noise <= PT_NOISE_NORMAL; noise++) {
+      pt_fn *p = perturbed(fs[k], 1000, 0.3f, (pt_noise)noise, 1);
+      const size_t n_in = pt_fn_n_in(p), n_out = pt_fn_n_out(p);
+      float first[4][37 * 38], now[4][37 * 38];
+      int have = 0;
+      for (int isa = PT_ISA_SCALAR; isa <= PT_ISA_NEON; isa++) {
+        if (pt_isa_select((pt_isa)isa) != PT_OK) continue;
+        float(*out)[37 * 38] = have ? now : first;
+        cr_assert_eq(pt_fn_eval(p, pt_key_make(9), x, out[0]), PT_OK);
+        cr_assert_eq(pt_fn_vjp(p, pt_key_make(9), x, v, out[1]), PT_OK);
+        cr_assert_eq(pt_fn_jvp(p, pt_key_make(9), x, v, out[2]), PT_OK);
+        cr_assert_eq(pt_fn_jacobian(p, pt_key_make(9), x, out[3]), PT_OK);
+        if (have) {
+          cr_assert(memcmp(first[0], now[0], n_out * sizeof(float)) == 0, "f%zu eval on %s", k, pt_isa_name((pt_isa)isa));
+          cr_assert(memcmp(first[1], now[1], n_in * sizeof(float)) == 0, "f%zu vjp on %s", k, pt_isa_name((pt_isa)isa));
+          cr_assert(memcmp(first[2], now[2], n_out * sizeof(float)) == 0, "f%zu jvp on %s", k, pt_isa_name((pt_isa)isa));
+          cr_assert(memcmp(first[3], now[3], n_out * n_in * sizeof(float)) == 0, "f%zu jacobian on %s", k, pt_isa_name((pt_isa)isa));
+        }
+        have = 1;
+      }
+      pt_fn_free(p);
+    }
+  for (size_t k = 0; k < 5; k++) pt_fn_free(fs[k]);
+}
