@@ -60,4 +60,27 @@ typedef struct pt_fused_argmax_job {
   int32_t *winner;       /* tile * segments: the argmax of segment s of sample r, an input index */
 } pt_fused_argmax_job;
 
+/* One perturbed ranking evaluation: sample m, input i has the noise word m*n + i of `key`;
+   the sample's ranks are those of x + sigma Z (Z the stream's Gumbel or normal noise), as
+   pt_rank_rows gives them.  grad_nu, the vjp, jvp and Jacobian outputs are as for the argmax
+   job, with c = rank . y_bar - c_base (in double, index order). */
+typedef struct pt_fused_rank_job {
+  pt_key key;
+  size_t n;
+  const float *x;        /* n */
+  float sigma;
+  uint64_t samples;
+  const float *y_bar;
+  double c_base;
+  float *partial;        /* n + PT_FUSED_PAD, zero before the first tile */
+  double *x_bar_sum;     /* n */
+  const float *x_dot;
+  float *t;              /* tile */
+  float *g;              /* tile * n + PT_FUSED_PAD */
+  float *noise;          /* tile * n + PT_FUSED_PAD */
+  float *keys;           /* tile * n + PT_FUSED_PAD */
+  int64_t *work;         /* PT_SORT_WORK(n): the rank kernel's */
+  int32_t *rank;         /* tile * n: the ranks of the tile's samples, the per-tile result */
+} pt_fused_rank_job;
+
 #endif
