@@ -311,6 +311,7 @@ typedef struct fused_state {
   size_t offsets[2];
   float *a, *noise;
   int32_t *winner;
+  uint64_t *count;
   size_t rows;
   int gumbel;
 } fused_state;
@@ -325,6 +326,7 @@ static void fused_release(void *p) {
   free(s->a);
   free(s->noise);
   free(s->winner);
+  free(s->count);
   free(s);
 }
 
@@ -334,17 +336,19 @@ static int setup_fused(bench_run *run, size_t rows, size_t d, int gumbel) {
   s->offsets[1] = d;
   s->a = random_floats(d, 9);
   s->noise = malloc((rows * d + PT_FUSED_PAD) * sizeof(float));
-  s->winner = malloc(rows * sizeof(int32_t));
+  s->winner = malloc((rows + 15) / 16 * 16 * sizeof(int32_t));
+  s->count = calloc(d, sizeof(uint64_t));
   s->rows = rows;
   s->gumbel = gumbel;
-  if (!s->a || !s->noise || !s->winner) {
+  if (!s->a || !s->noise || !s->winner || !s->count) {
     fused_release(s);
     return -1;
   }
   for (size_t i = 0; i < d; i++) s->a[i] = 1.0f + 4.0f * (s->a[i] + 0.5f); /* exp of a spread */
   s->job = (pt_fused_argmax_job){.key = {0x5eed, 2}, .n = d, .segments = 1, .offsets = s->offsets,
                                  .a = s->a, .sigma = 0.5f, .samples = rows, .noise = s->noise,
-                                 .winner = s->winner};
+                                 .stride = (rows + 15) / 16 * 16, .winner = s->winner,
+                                 .count = s->count};
   *run = (bench_run){rows * d, rows * d * sizeof(float), s, fused_call, fused_release, NULL};
   return 0;
 }

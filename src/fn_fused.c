@@ -53,6 +53,7 @@ static pt_status fused_argmax(size_t segments, const size_t *offsets, const pt_p
                               pt_key key, const float *x, const pt_estimate *want) {
   const pt_kernel_table *k = pt_kernels_active();
   const size_t n = offsets[segments], m_total = p->samples, tile = tile_rows(n, m_total);
+  const size_t stride = (tile + 15) / 16 * 16;
   const int gumbel = p->noise == PT_NOISE_GUMBEL;
   void (*kernel)(const pt_fused_argmax_job *, uint64_t, size_t) =
       gumbel ? k->fused_argmax_gumbel : k->fused_argmax_normal;
@@ -60,11 +61,11 @@ static pt_status fused_argmax(size_t segments, const size_t *offsets, const pt_p
   /* one zeroed block of scratch, carved into cache-line aligned pieces */
   const size_t pad = PT_FUSED_PAD;
   carve c = {0, 0};
-  const size_t at_count = take(&c, n, 4, 0, sizeof(uint64_t)); /* 4 interleaved counts */
+  const size_t at_count = take(&c, n, 1, 0, sizeof(uint64_t));
   const size_t at_x_bar = take(&c, want->x_bar ? n : 0, 1, 0, sizeof(double));
   const size_t at_y_dot = take(&c, want->y_dot ? n : 0, 1, 0, sizeof(double));
   const size_t at_jac = take(&c, want->jac ? n : 0, n + 1, 0, sizeof(double)); /* and g's sum */
-  const size_t at_base = take(&c, segments, tile + 1, 0, sizeof(int32_t));    /* and winners */
+  const size_t at_base = take(&c, segments, stride + 1, 0, sizeof(int32_t)); /* and winners */
   const size_t at_a = take(&c, n, 1, 0, sizeof(float));
   const size_t at_noise = take(&c, tile, n, pad, sizeof(float));
   const size_t at_partial = take(&c, want->x_bar ? n : 0, 1, want->x_bar ? pad : 0, sizeof(float));
@@ -105,37 +106,33 @@ static pt_status fused_argmax(size_t segments, const size_t *offsets, const pt_p
       .key = key, .n = n, .segments = segments, .offsets = offsets, .a = a, .sigma = p->sigma,
       .samples = m_total, .y_bar = want->x_bar ? want->y_bar : NULL, .c_base = c_base,
       .partial = partial, .x_bar_sum = x_bar_sum, .x_dot = want->y_dot ? want->x_dot : NULL,
-      .t = t, .g = want->jac ? g : NULL, .noise = noise, .winner = winner,
+      .t = t, .g = want->jac ? g : NULL, .noise = noise, .stride = stride, .winner = winner,
+      .count = count,
   };
 
   double t_sum = 0.0;
   for (size_t m0 = 0; m0 < m_total; m0 += tile) {
     const size_t rows = m_total - m0 < tile ? m_total - m0 : tile;
     kernel(&job, m0, rows);
-    for (size_t r = 0; r < rows; r++) {
-      const int32_t *won = winner + r * segments;
-      /* sample r counts in histogram r % 4: repeated winners do not wait on each other */
-      uint64_t *counts = count + (r & 3) * n;
-      for (size_t seg = 0; seg < segments; seg++) counts[won[seg]]++;
-      if (want->y_dot) {
-        for (size_t seg = 0; seg < segments; seg++) y_dot_sum[won[seg]] += t[r];
+    if (want->y_dot)
+      for (size_t r = 0; r < rows; r++) {
+        for (size_t seg = 0; seg < segments; seg++) y_dot_sum[winner[seg * stride + r]] += t[r];
         t_sum += t[r];
       }
-      if (want->jac) {
+    if (want->jac)
+      for (size_t r = 0; r < rows; r++) {
         const float *gr = g + r * n;
         for (size_t seg = 0; seg < segments; seg++) {
-          double *row = jac_sum + (size_t)won[seg] * n;
+          double *row = jac_sum + (size_t)winner[seg * stride + r] * n;
           for (size_t i = 0; i < n; i++) row[i] += gr[i];
         }
         for (size_t i = 0; i < n; i++) g_sum[i] += gr[i];
       }
-    }
   }
 
   const double mean = 1.0 / (double)m_total, per_sigma = mean / (double)p->sigma;
   if (want->y)
-    for (size_t i = 0; i < n; i++)
-      want->y[i] = (float)((double)(count[i] + count[n + i] + count[2 * n + i] + count[3 * n + i]) * mean);
+    for (size_t i = 0; i < n; i++) want->y[i] = (float)((double)count[i] * mean);
   if (want->x_bar)
     for (size_t i = 0; i < n; i++) want->x_bar[i] = (float)(x_bar_sum[i] * per_sigma);
   if (want->y_dot) {
