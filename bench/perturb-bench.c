@@ -316,6 +316,7 @@ typedef struct fused_state {
   size_t offsets[2];
   float *a, *noise;
   int32_t *winner;
+  uint64_t *count;
   size_t rows;
   int gumbel;
 } fused_state;
@@ -330,6 +331,7 @@ static void fused_release(void *p) {
   free(s->a);
   free(s->noise);
   free(s->winner);
+  free(s->count);
   free(s);
 }
 
@@ -339,17 +341,19 @@ static int setup_fused(bench_run *run, size_t rows, size_t d, int gumbel) {
   s->offsets[1] = d;
   s->a = random_floats(d, 9);
   s->noise = malloc((rows * d + PT_FUSED_PAD) * sizeof(float));
-  s->winner = malloc(rows * sizeof(int32_t));
+  s->winner = malloc((rows + 15) / 16 * 16 * sizeof(int32_t));
+  s->count = calloc(d, sizeof(uint64_t));
   s->rows = rows;
   s->gumbel = gumbel;
-  if (!s->a || !s->noise || !s->winner) {
+  if (!s->a || !s->noise || !s->winner || !s->count) {
     fused_release(s);
     return -1;
   }
   for (size_t i = 0; i < d; i++) s->a[i] = 1.0f + 4.0f * (s->a[i] + 0.5f); /* exp of a spread */
   s->job = (pt_fused_argmax_job){.key = {0x5eed, 2}, .n = d, .segments = 1, .offsets = s->offsets,
                                  .a = s->a, .sigma = 0.5f, .samples = rows, .noise = s->noise,
-                                 .winner = s->winner};
+                                 .stride = (rows + 15) / 16 * 16, .winner = s->winner,
+                                 .count = s->count};
   *run = (bench_run){rows * d, rows * d * sizeof(float), s, fused_call, fused_release, NULL};
   return 0;
 }
@@ -360,6 +364,62 @@ static int setup_fused_argmax_gumbel(bench_run *run, size_t rows, size_t d) {
 
 static int setup_fused_argmax_normal(bench_run *run, size_t rows, size_t d) {
   return setup_fused(run, rows, d, 0);
+}
+
+/* fused_rank_<kind>: one tile of `rows` samples of d inputs, values only: the noise, the keys
+   and their ranks. */
+typedef struct fused_rank_state {
+  pt_fused_rank_job job;
+  float *x, *noise, *keys;
+  int32_t *rank;
+  int64_t *work;
+  size_t rows;
+  int gumbel;
+} fused_rank_state;
+
+static void fused_rank_call(const pt_kernel_table *k, void *p) {
+  fused_rank_state *s = p;
+  (s->gumbel ? k->fused_rank_gumbel : k->fused_rank_normal)(&s->job, 0, s->rows);
+}
+
+static void fused_rank_release(void *p) {
+  fused_rank_state *s = p;
+  free(s->x);
+  free(s->noise);
+  free(s->keys);
+  free(s->rank);
+  free(s->work);
+  free(s);
+}
+
+static int setup_fused_rank(bench_run *run, size_t rows, size_t d, int gumbel) {
+  fused_rank_state *s = calloc(1, sizeof *s);
+  if (!s) return -1;
+  s->x = random_floats(d, 10);
+  s->noise = malloc((rows * d + PT_FUSED_PAD) * sizeof(float));
+  s->keys = malloc((rows * d + PT_FUSED_PAD) * sizeof(float));
+  s->rank = malloc(rows * d * sizeof(int32_t));
+  s->work = malloc(PT_SORT_WORK(d) * sizeof(int64_t));
+  s->rows = rows;
+  s->gumbel = gumbel;
+  if (!s->x || !s->noise || !s->keys || !s->rank || !s->work) {
+    fused_rank_release(s);
+    return -1;
+  }
+  s->job = (pt_fused_rank_job){.key = {0x5eed, 3}, .n = d, .x = s->x, .sigma = 0.5f,
+                               .samples = rows, .noise = s->noise, .keys = s->keys,
+                               .work = s->work, .rank = s->rank};
+  *run = (bench_run){rows * d, rows * d * sizeof(float), s, fused_rank_call, fused_rank_release,
+                     NULL};
+  return 0;
+}
+
+static int setup_fused_rank_gumbel(bench_run *run, size_t rows, size_t d) {
+  return setup_fused_rank(run, rows, d, 1);
+}
+
+static int setup_fused_rank_normal(bench_run *run, size_t rows, size_t d) {
+  return setup_fused_rank(run, rows, d, 0);
 }
 
 typedef struct bench_op {

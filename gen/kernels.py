@@ -133,7 +133,7 @@ def fused_argmax_kernel(kind):
 KERNELS += [fused_argmax_kernel(kind) for kind in ("gumbel", "normal")]
 
 # Macro libraries the kernel templates import: inputs of the generator like the templates.
-LIBRARIES = ["noise_lib.j2"]
+LIBRARIES = ["noise_lib.j2", "fused_lib.j2"]
 
 
 def function_name(kernel, isa):
@@ -146,3 +146,20 @@ def function_name(kernel, isa):
 def source_name(kernel, isa):
     """Path of the generated source, relative to the build directory."""
     return f"src/gen/{kernel.op}__{isa.name}.c"
+
+
+# fused_rank_<kind>: one tile of a perturbed ranking, its keys ranked by the same ISA's
+# rank_rows kernel (rank_fn, named here so the table stays the one list of functions).
+def fused_rank_kernel(kind):
+    rank_rows = next(k for k in KERNELS if k.op == "rank_rows")
+    return Kernel(
+        op=f"fused_rank_{kind}",
+        template="fused_rank.c.j2",
+        ret="void",
+        params="const pt_fused_rank_job *job, uint64_t m0, size_t rows",
+        variants={isa.name: {"kind": kind, "unroll": 4, "rank_fn": function_name(rank_rows, isa)}
+                  for isa in ISAS},
+    )
+
+
+KERNELS += [fused_rank_kernel(kind) for kind in ("gumbel", "normal")]

@@ -177,7 +177,13 @@ PT_API pt_status pt_fn_ranking(size_t d, pt_fn **out);
 /* The perturbed function of f: see API.md ("Differentiable functions").  num_samples == 0,
    sigma not finite or <= 0, or a noise other than Gumbel and normal: PT_EINVAL;
    num_samples * n_in past 2^64 (noise positions): PT_EOVERFLOW.  Non-finite x is refused
-   (PT_EINVAL) by every call of the result.  The Hessian needs f's n_out to be 1. */
+   (PT_EINVAL) by every call of the result.  The Hessian needs f's n_out to be 1.
+   When f is a built-in (argmax one-hot, segments, ranking) every call but the Hessian runs in
+   fused kernels that never hold more than a tile of the noise: memory O(n_in + tile), the
+   Jacobian's n_out x n_in aside.  The Gumbel argmax uses argmin_i E_i exp((max x - x_i)/sigma)
+   with E = -log(uniform), one logarithm per element, which may settle a float near-tie
+   differently from the literal formula; ranking and the normal argmax use the literal one.
+   Any other f runs on tiles of samples through its batch evaluation. */
 PT_API pt_status pt_make_perturbed_fun(const pt_fn *f, size_t num_samples, float sigma,
                                        pt_noise noise, int use_baseline, pt_fn **out);
 /* outer(inner(x)); PT_EINVAL unless outer's n_in is inner's n_out.  Differentiable when both

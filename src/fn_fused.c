@@ -1,12 +1,13 @@
 /* The fused paths of perturbed built-ins: the noise of each tile of samples is generated,
-   used and dropped inside one kernel (templates/fused_argmax.c.j2), so memory is O(n + tile),
-   never O(M n).  This file sets the kernels up, tile by tile, and turns their per-sample
-   results into the estimator of API.md:
+   used and dropped inside one kernel (templates/fused_argmax.c.j2, fused_rank.c.j2), so memory
+   is O(n + tile), never O(M n) (the Jacobian's n x n sums aside).  This file sets the kernels
+   up, tile by tile, and turns their per-sample results into the estimator of API.md:
      value     y_i = (samples whose segment argmax is i) / M
      vjp       x_bar = (1/(M s)) sum_m c_m grad_nu(Z_m),  c_m = (Y_m - b) . y_bar
      jvp       y_dot = (1/(M s)) sum_m (Y_m - b) t_m,     t_m = grad_nu(Z_m) . x_dot
      jacobian  J = (1/(M s)) sum_m (Y_m - b) grad_nu(Z_m)^T
-   where Y_m is one-hot on each segment's winner and b on the unperturbed argmax.  The sums over
+   where Y_m is one-hot on each segment's winner and b on the unperturbed argmax (or the ranks
+   of the perturbed and the unperturbed x, for ranking).  The sums over
    samples run in double in sample order (the vjp's after float sums of PT_FUSED_GROUP samples
    inside the kernel), so every ISA gives the same bits. */
 #include <stdint.h>
@@ -17,6 +18,7 @@
 #include "fn_perturbed.h"
 #include "fused.h"
 #include "kernels.h"
+#include "sort.h"
 
 /* Noise floats a tile holds: about 16 kB, so the tile's noise stays in L1 while it is used. */
 #define PT_FUSED_TILE_FLOATS 4096
@@ -51,6 +53,7 @@ static pt_status fused_argmax(size_t segments, const size_t *offsets, const pt_p
                               pt_key key, const float *x, const pt_estimate *want) {
   const pt_kernel_table *k = pt_kernels_active();
   const size_t n = offsets[segments], m_total = p->samples, tile = tile_rows(n, m_total);
+  const size_t stride = (tile + 15) / 16 * 16;
   const int gumbel = p->noise == PT_NOISE_GUMBEL;
   void (*kernel)(const pt_fused_argmax_job *, uint64_t, size_t) =
       gumbel ? k->fused_argmax_gumbel : k->fused_argmax_normal;
@@ -58,11 +61,11 @@ static pt_status fused_argmax(size_t segments, const size_t *offsets, const pt_p
   /* one zeroed block of scratch, carved into cache-line aligned pieces */
   const size_t pad = PT_FUSED_PAD;
   carve c = {0, 0};
-  const size_t at_count = take(&c, n, 4, 0, sizeof(uint64_t)); /* 4 interleaved counts */
+  const size_t at_count = take(&c, n, 1, 0, sizeof(uint64_t));
   const size_t at_x_bar = take(&c, want->x_bar ? n : 0, 1, 0, sizeof(double));
   const size_t at_y_dot = take(&c, want->y_dot ? n : 0, 1, 0, sizeof(double));
   const size_t at_jac = take(&c, want->jac ? n : 0, n + 1, 0, sizeof(double)); /* and g's sum */
-  const size_t at_base = take(&c, segments, tile + 1, 0, sizeof(int32_t));    /* and winners */
+  const size_t at_base = take(&c, segments, stride + 1, 0, sizeof(int32_t)); /* and winners */
   const size_t at_a = take(&c, n, 1, 0, sizeof(float));
   const size_t at_noise = take(&c, tile, n, pad, sizeof(float));
   const size_t at_partial = take(&c, want->x_bar ? n : 0, 1, want->x_bar ? pad : 0, sizeof(float));
@@ -103,37 +106,33 @@ static pt_status fused_argmax(size_t segments, const size_t *offsets, const pt_p
       .key = key, .n = n, .segments = segments, .offsets = offsets, .a = a, .sigma = p->sigma,
       .samples = m_total, .y_bar = want->x_bar ? want->y_bar : NULL, .c_base = c_base,
       .partial = partial, .x_bar_sum = x_bar_sum, .x_dot = want->y_dot ? want->x_dot : NULL,
-      .t = t, .g = want->jac ? g : NULL, .noise = noise, .winner = winner,
+      .t = t, .g = want->jac ? g : NULL, .noise = noise, .stride = stride, .winner = winner,
+      .count = count,
   };
 
   double t_sum = 0.0;
   for (size_t m0 = 0; m0 < m_total; m0 += tile) {
     const size_t rows = m_total - m0 < tile ? m_total - m0 : tile;
     kernel(&job, m0, rows);
-    for (size_t r = 0; r < rows; r++) {
-      const int32_t *won = winner + r * segments;
-      /* sample r counts in histogram r % 4: repeated winners do not wait on each other */
-      uint64_t *counts = count + (r & 3) * n;
-      for (size_t seg = 0; seg < segments; seg++) counts[won[seg]]++;
-      if (want->y_dot) {
-        for (size_t seg = 0; seg < segments; seg++) y_dot_sum[won[seg]] += t[r];
+    if (want->y_dot)
+      for (size_t r = 0; r < rows; r++) {
+        for (size_t seg = 0; seg < segments; seg++) y_dot_sum[winner[seg * stride + r]] += t[r];
         t_sum += t[r];
       }
-      if (want->jac) {
+    if (want->jac)
+      for (size_t r = 0; r < rows; r++) {
         const float *gr = g + r * n;
         for (size_t seg = 0; seg < segments; seg++) {
-          double *row = jac_sum + (size_t)won[seg] * n;
+          double *row = jac_sum + (size_t)winner[seg * stride + r] * n;
           for (size_t i = 0; i < n; i++) row[i] += gr[i];
         }
         for (size_t i = 0; i < n; i++) g_sum[i] += gr[i];
       }
-    }
   }
 
   const double mean = 1.0 / (double)m_total, per_sigma = mean / (double)p->sigma;
   if (want->y)
-    for (size_t i = 0; i < n; i++)
-      want->y[i] = (float)((double)(count[i] + count[n + i] + count[2 * n + i] + count[3 * n + i]) * mean);
+    for (size_t i = 0; i < n; i++) want->y[i] = (float)((double)count[i] * mean);
   if (want->x_bar)
     for (size_t i = 0; i < n; i++) want->x_bar[i] = (float)(x_bar_sum[i] * per_sigma);
   if (want->y_dot) {
@@ -154,6 +153,86 @@ out:
   return s;
 }
 
+/* Perturbed ranks: Y_m = rank(x + sigma Z_m), b = rank(x).  The kernel ranks each tile's
+   samples; here their sums: rank sums (exact integers), and per sample the jvp's
+   (Y_m - b) t_m and the Jacobian's (Y_m - b) grad_nu^T, in double in sample order. */
+static pt_status fused_rank(size_t n, const pt_perturbation *p, pt_key key, const float *x,
+                            const pt_estimate *want) {
+  const pt_kernel_table *k = pt_kernels_active();
+  const size_t m_total = p->samples, tile = tile_rows(n, m_total);
+  void (*kernel)(const pt_fused_rank_job *, uint64_t, size_t) =
+      p->noise == PT_NOISE_GUMBEL ? k->fused_rank_gumbel : k->fused_rank_normal;
+
+  const size_t pad = PT_FUSED_PAD;
+  carve c = {0, 0};
+  const size_t at_sum = take(&c, n, 1, 0, sizeof(uint64_t));
+  const size_t at_x_bar = take(&c, want->x_bar ? n : 0, 1, 0, sizeof(double));
+  const size_t at_y_dot = take(&c, want->y_dot ? n : 0, 1, 0, sizeof(double));
+  const size_t at_jac = take(&c, want->jac ? n : 0, n, 0, sizeof(double));
+  const size_t at_work = take(&c, PT_SORT_WORK(n), 1, 0, sizeof(int64_t));
+  const size_t at_base = take(&c, n, tile + 1, 0, sizeof(int32_t)); /* and the tile's ranks */
+  const size_t at_noise = take(&c, tile, n, pad, sizeof(float));
+  const size_t at_keys = take(&c, tile, n, pad, sizeof(float));
+  const size_t at_partial = take(&c, want->x_bar ? n : 0, 1, want->x_bar ? pad : 0, sizeof(float));
+  const size_t at_t = take(&c, want->y_dot ? tile : 0, 1, 0, sizeof(float));
+  const size_t at_g = take(&c, want->jac ? tile : 0, n, want->jac ? pad : 0, sizeof(float));
+  if (c.overflow) return PT_EOVERFLOW;
+  char *block = calloc(1, c.used);
+  if (!block) return PT_ENOMEM;
+  uint64_t *rank_sum = (uint64_t *)(block + at_sum);
+  double *x_bar_sum = (double *)(block + at_x_bar), *y_dot_sum = (double *)(block + at_y_dot);
+  double *jac_sum = (double *)(block + at_jac);
+  int32_t *base = (int32_t *)(block + at_base), *rank = base + n;
+  float *partial = (float *)(block + at_partial), *t = (float *)(block + at_t);
+  float *g = (float *)(block + at_g);
+
+  /* the unperturbed ranks: the baseline */
+  k->rank_rows(x, 1, n, n, base, n, (int64_t *)(block + at_work));
+  double c_base = 0.0;
+  if (want->x_bar && p->baseline)
+    for (size_t i = 0; i < n; i++) c_base += (double)base[i] * want->y_bar[i];
+  const pt_fused_rank_job job = {
+      .key = key, .n = n, .x = x, .sigma = p->sigma, .samples = m_total,
+      .y_bar = want->x_bar ? want->y_bar : NULL, .c_base = c_base, .partial = partial,
+      .x_bar_sum = x_bar_sum, .x_dot = want->y_dot ? want->x_dot : NULL, .t = t,
+      .g = want->jac ? g : NULL, .noise = (float *)(block + at_noise),
+      .keys = (float *)(block + at_keys), .work = (int64_t *)(block + at_work), .rank = rank,
+  };
+
+  for (size_t m0 = 0; m0 < m_total; m0 += tile) {
+    const size_t rows = m_total - m0 < tile ? m_total - m0 : tile;
+    kernel(&job, m0, rows);
+    for (size_t r = 0; r < rows; r++) {
+      const int32_t *yr = rank + r * n;
+      for (size_t i = 0; i < n; i++) rank_sum[i] += (uint64_t)yr[i];
+      if (want->y_dot)
+        for (size_t i = 0; i < n; i++)
+          y_dot_sum[i] += ((double)yr[i] - (p->baseline ? (double)base[i] : 0.0)) * t[r];
+      if (want->jac) {
+        const float *gr = g + r * n;
+        for (size_t j = 0; j < n; j++) {
+          const double d = (double)yr[j] - (p->baseline ? (double)base[j] : 0.0);
+          double *row = jac_sum + j * n;
+          if (d != 0.0)
+            for (size_t i = 0; i < n; i++) row[i] += d * gr[i];
+        }
+      }
+    }
+  }
+
+  const double mean = 1.0 / (double)m_total, per_sigma = mean / (double)p->sigma;
+  if (want->y)
+    for (size_t i = 0; i < n; i++) want->y[i] = (float)((double)rank_sum[i] * mean);
+  if (want->x_bar)
+    for (size_t i = 0; i < n; i++) want->x_bar[i] = (float)(x_bar_sum[i] * per_sigma);
+  if (want->y_dot)
+    for (size_t i = 0; i < n; i++) want->y_dot[i] = (float)(y_dot_sum[i] * per_sigma);
+  if (want->jac)
+    for (size_t i = 0; i < n * n; i++) want->jac[i] = (float)(jac_sum[i] * per_sigma);
+  free(block);
+  return PT_OK;
+}
+
 pt_status pt_fused_estimate(const pt_fn *f, const pt_perturbation *p, pt_key key, const float *x,
                             const pt_estimate *want) {
   size_t segments;
@@ -161,6 +240,7 @@ pt_status pt_fused_estimate(const pt_fn *f, const pt_perturbation *p, pt_key key
   if (want->hess) return PT_EUNSUPPORTED;
   switch (pt_fn_builtin(f, &segments, &offsets)) {
     case PT_BUILTIN_ARGMAX: return fused_argmax(segments, offsets, p, key, x, want);
+    case PT_BUILTIN_RANKING: return fused_rank(offsets[1], p, key, x, want);
     default: return PT_EUNSUPPORTED;
   }
 }

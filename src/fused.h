@@ -41,7 +41,7 @@ typedef struct pt_fused_argmax_job {
   const float *a;        /* n */
   float sigma;
   uint64_t samples;      /* M: the last sample flushes its group */
-  /* vjp (y_bar != NULL): per sample c = sum_s y_bar[winner_s] - c_base (in double, segment
+  /* vjp (y_bar != NULL): per sample c = sum_s y_bar[winner of s] - c_base (in double, segment
      order), and partial_i += c * grad_nu_i (a float fma; skipped when c == 0, which changes no
      bit); each group of samples adds partial into x_bar_sum and clears it. */
   const float *y_bar;
@@ -55,9 +55,36 @@ typedef struct pt_fused_argmax_job {
   float *t;              /* tile */
   /* jacobian (g != NULL): the rows grad_nu(sample r), n apart */
   float *g;              /* tile * n + PT_FUSED_PAD */
-  /* scratch and the per-tile result */
+  /* scratch and the results */
   float *noise;          /* tile * n + PT_FUSED_PAD */
-  int32_t *winner;       /* tile * segments: the argmax of segment s of sample r, an input index */
+  size_t stride;         /* of winner: the tile rounded up to a multiple of 16 */
+  int32_t *winner;       /* segments x stride: winner[s * stride + r] is the argmax of segment s
+                            of sample r, an input index (whole vectors stored: the lanes past
+                            the tile hold garbage) */
+  uint64_t *count;       /* n: how many samples each input won, added to */
 } pt_fused_argmax_job;
+
+/* One perturbed ranking evaluation: sample m, input i has the noise word m*n + i of `key`;
+   the sample's ranks are those of x + sigma Z (Z the stream's Gumbel or normal noise), as
+   pt_rank_rows gives them.  grad_nu, the vjp, jvp and Jacobian outputs are as for the argmax
+   job, with c = rank . y_bar - c_base (in double, index order). */
+typedef struct pt_fused_rank_job {
+  pt_key key;
+  size_t n;
+  const float *x;        /* n */
+  float sigma;
+  uint64_t samples;
+  const float *y_bar;
+  double c_base;
+  float *partial;        /* n + PT_FUSED_PAD, zero before the first tile */
+  double *x_bar_sum;     /* n */
+  const float *x_dot;
+  float *t;              /* tile */
+  float *g;              /* tile * n + PT_FUSED_PAD */
+  float *noise;          /* tile * n + PT_FUSED_PAD */
+  float *keys;           /* tile * n + PT_FUSED_PAD */
+  int64_t *work;         /* PT_SORT_WORK(n): the rank kernel's */
+  int32_t *rank;         /* tile * n: the ranks of the tile's samples, the per-tile result */
+} pt_fused_rank_job;
 
 #endif

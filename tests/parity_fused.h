@@ -15,6 +15,10 @@ void parity_fused_argmax_gumbel(const pt_kernel_table *k, const pt_kernel_table 
                                 const pt_case *c, const float *x, pt_parity_result *res);
 void parity_fused_argmax_normal(const pt_kernel_table *k, const pt_kernel_table *scalar,
                                 const pt_case *c, const float *x, pt_parity_result *res);
+void parity_fused_rank_gumbel(const pt_kernel_table *k, const pt_kernel_table *scalar,
+                              const pt_case *c, const float *x, pt_parity_result *res);
+void parity_fused_rank_normal(const pt_kernel_table *k, const pt_kernel_table *scalar,
+                              const pt_case *c, const float *x, pt_parity_result *res);
 
 /* The pinned answers on one ISA's kernels, and through the public API with that ISA selected
    (the previously active ISA is restored); a mismatch counts as one failed check in res. */

@@ -344,6 +344,35 @@ Test(perturbed, vjp_and_jvp_are_the_jacobian_of_the_same_samples) {
   pt_fn_free(rk);
 }
 
+/* The fused kernels compute the literal samples for ranking (both noises) and for the normal
+   argmax, so their values are the generic path's (a black box computing the same function)
+   bit for bit.  (The Gumbel argmax uses an equivalent form; its tests allow a few samples.) */
+Test(perturbed, fused_values_are_the_generic_values) {
+  size_t d = 23;
+  point_fn ranks = {rank_point, d, d, &d, 0, 0}, onehot = {argmax_point, d, d, &d, 0, 0};
+  pt_fn *box_rank = black_box(&ranks), *box_argmax = black_box(&onehot), *rk = NULL, *am = NULL;
+  cr_assert_eq(pt_fn_ranking(d, &rk), PT_OK);
+  cr_assert_eq(pt_fn_argmax_one_hot(d, &am), PT_OK);
+  float x[23];
+  for (size_t i = 0; i < d; i++) x[i] = (float)((i * 5) % 11) * 0.1f - 0.5f;
+  const struct { const pt_fn *fused, *generic; pt_noise noise; } pairs[3] = {
+      {rk, box_rank, PT_NOISE_GUMBEL}, {rk, box_rank, PT_NOISE_NORMAL}, {am, box_argmax, PT_NOISE_NORMAL}};
+  for (size_t k = 0; k < 3; k++) {
+    pt_fn *pf = perturbed(pairs[k].fused, 3001, 0.4f, pairs[k].noise, 1);
+    pt_fn *pg = perturbed(pairs[k].generic, 3001, 0.4f, pairs[k].noise, 1);
+    float yf[23], yg[23];
+    cr_assert_eq(pt_fn_eval(pf, pt_key_make(31), x, yf), PT_OK);
+    cr_assert_eq(pt_fn_eval(pg, pt_key_make(31), x, yg), PT_OK);
+    cr_assert(memcmp(yf, yg, sizeof yf) == 0, "pair %zu", k);
+    pt_fn_free(pf);
+    pt_fn_free(pg);
+  }
+  pt_fn_free(rk);
+  pt_fn_free(am);
+  pt_fn_free(box_rank);
+  pt_fn_free(box_argmax);
+}
+
 /* ---- batches and keys --------------------------------------------------------------------------- */
 
 Test(perturbed, eval_batch_rows_are_evals_with_folded_keys) {

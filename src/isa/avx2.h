@@ -101,6 +101,8 @@ static inline float vf_hmin(vf v) {
   return _mm_cvtss_f32(m);
 }
 static inline vf vf_exp(vf a) { return Sleef_finz_expf8_u10avx2(a); }
+static inline vm vi_eq(vi a, vi b) { return _mm256_castsi256_ps(_mm256_cmpeq_epi32(a, b)); }
+static inline unsigned vm_count(vm m) { return (unsigned)__builtin_popcount((unsigned)_mm256_movemask_ps(m)); }
 
 /* lane l = p[l * stride], 1 <= stride <= 16: whole vectors, each permuted by position and
    blended into the lanes it holds (no gather).  Reads p[0, 16 * stride + 16). */

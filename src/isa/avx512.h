@@ -86,6 +86,8 @@ static inline vf vf_min(vf a, vf b) { return _mm512_min_ps(a, b); }
 static inline vm vf_lt(vf a, vf b) { return _mm512_cmp_ps_mask(a, b, _CMP_LT_OQ); }
 static inline float vf_hmin(vf v) { return _mm512_reduce_min_ps(v); }
 static inline vf vf_exp(vf a) { return Sleef_finz_expf16_u10avx512f(a); }
+static inline vm vi_eq(vi a, vi b) { return _mm512_cmpeq_epi32_mask(a, b); }
+static inline unsigned vm_count(vm m) { return (unsigned)__builtin_popcount((unsigned)m); }
 
 /* lane l = p[l * stride], 1 <= stride <= 16: whole vectors in pairs, each pair permuted by
    position and blended into the lanes it holds (no gather: gathers are slow where measured).

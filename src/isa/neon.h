@@ -96,6 +96,8 @@ static inline vf vf_min(vf a, vf b) { return vminq_f32(a, b); }
 static inline vm vf_lt(vf a, vf b) { return vcltq_f32(a, b); }
 static inline float vf_hmin(vf v) { return vminvq_f32(v); }
 static inline vf vf_exp(vf a) { return Sleef_finz_expf4_u10advsimd(a); }
+static inline vm vi_eq(vi a, vi b) { return vceqq_s32(a, b); }
+static inline unsigned vm_count(vm m) { return vaddvq_u32(vshrq_n_u32(m, 31)); }
 
 /* lane l = p[l * stride], 1 <= stride <= 16: one lane load each.  Reads p[0, 16 * stride + 16)
    at most (the vocabulary's bound). */

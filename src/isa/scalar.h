@@ -79,6 +79,8 @@ static inline vm vf_lt(vf a, vf b) { return a < b; }
 static inline float vf_hmin(vf v) { return v; }
 float pt_scalar_expf(float a);
 static inline vf vf_exp(vf a) { return pt_scalar_expf(a); }
+static inline vm vi_eq(vi a, vi b) { return a == b; }
+static inline unsigned vm_count(vm m) { return m != 0; }
 
 static inline vf vf_load_stride(const float *p, size_t stride) {
   (void)stride;
