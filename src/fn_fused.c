@@ -49,6 +49,57 @@ static size_t take(carve *c, size_t count, size_t times, size_t extra, size_t si
   return at;
 }
 
+/* The estimator's part of a fused path's block, shared by the argmax and the ranking: the
+   sums over samples and the kernel's per-tile terms, each present only when the call wants
+   it.  jac_rows rows of n doubles hold the Jacobian's sum (the argmax keeps one more: the sum
+   of grad_nu).  Offsets first, pointers once the block exists. */
+typedef struct estimator_at {
+  size_t count, x_bar, y_dot, jac, partial, t, g;
+} estimator_at;
+
+typedef struct estimator {
+  uint64_t *count;              /* n: the sum of Y_m over samples (winners or ranks), exact */
+  double *x_bar, *y_dot, *jac;  /* n, n, jac_rows x n: the double sums over samples */
+  float *partial, *t, *g;       /* the kernel's: vjp float sums, and per tile t_m and grad_nu */
+} estimator;
+
+static estimator_at take_estimator(carve *c, const pt_estimate *want, size_t n, size_t tile,
+                                   size_t jac_rows) {
+  const size_t pad = PT_FUSED_PAD;
+  estimator_at at;
+  at.count = take(c, n, 1, 0, sizeof(uint64_t));
+  at.x_bar = take(c, want->x_bar ? n : 0, 1, 0, sizeof(double));
+  at.y_dot = take(c, want->y_dot ? n : 0, 1, 0, sizeof(double));
+  at.jac = take(c, want->jac ? jac_rows : 0, n, 0, sizeof(double));
+  at.partial = take(c, want->x_bar ? n : 0, 1, want->x_bar ? pad : 0, sizeof(float));
+  at.t = take(c, want->y_dot ? tile : 0, 1, 0, sizeof(float));
+  at.g = take(c, want->jac ? tile : 0, n, want->jac ? pad : 0, sizeof(float));
+  return at;
+}
+
+static estimator place_estimator(char *block, const estimator_at *at) {
+  return (estimator){
+      .count = (uint64_t *)(block + at->count), .x_bar = (double *)(block + at->x_bar),
+      .y_dot = (double *)(block + at->y_dot), .jac = (double *)(block + at->jac),
+      .partial = (float *)(block + at->partial), .t = (float *)(block + at->t),
+      .g = (float *)(block + at->g)};
+}
+
+/* The estimate of M samples from the sums (the baseline's terms already taken off): the
+   value is the mean of Y_m, the derivatives are over M sigma. */
+static void write_estimate(const pt_estimate *want, size_t n, const estimator *e,
+                           const pt_perturbation *p) {
+  const double mean = 1.0 / (double)p->samples, per_sigma = mean / (double)p->sigma;
+  if (want->y)
+    for (size_t i = 0; i < n; i++) want->y[i] = (float)((double)e->count[i] * mean);
+  if (want->x_bar)
+    for (size_t i = 0; i < n; i++) want->x_bar[i] = (float)(e->x_bar[i] * per_sigma);
+  if (want->y_dot)
+    for (size_t i = 0; i < n; i++) want->y_dot[i] = (float)(e->y_dot[i] * per_sigma);
+  if (want->jac)
+    for (size_t i = 0; i < n * n; i++) want->jac[i] = (float)(e->jac[i] * per_sigma);
+}
+
 static pt_status fused_argmax(size_t segments, const size_t *offsets, const pt_perturbation *p,
                               pt_key key, const float *x, const pt_estimate *want) {
   const pt_kernel_table *k = pt_kernels_active();
@@ -59,28 +110,18 @@ static pt_status fused_argmax(size_t segments, const size_t *offsets, const pt_p
       gumbel ? k->fused_argmax_gumbel : k->fused_argmax_normal;
 
   /* one zeroed block of scratch, carved into cache-line aligned pieces */
-  const size_t pad = PT_FUSED_PAD;
   carve c = {0, 0};
-  const size_t at_count = take(&c, n, 1, 0, sizeof(uint64_t));
-  const size_t at_x_bar = take(&c, want->x_bar ? n : 0, 1, 0, sizeof(double));
-  const size_t at_y_dot = take(&c, want->y_dot ? n : 0, 1, 0, sizeof(double));
-  const size_t at_jac = take(&c, want->jac ? n : 0, n + 1, 0, sizeof(double)); /* and g's sum */
+  const estimator_at at_e = take_estimator(&c, want, n, tile, n + 1); /* and grad_nu's sum */
   const size_t at_base = take(&c, segments, stride + 1, 0, sizeof(int32_t)); /* and winners */
   const size_t at_a = take(&c, n, 1, 0, sizeof(float));
-  const size_t at_noise = take(&c, tile, n, pad, sizeof(float));
-  const size_t at_partial = take(&c, want->x_bar ? n : 0, 1, want->x_bar ? pad : 0, sizeof(float));
-  const size_t at_t = take(&c, want->y_dot ? tile : 0, 1, 0, sizeof(float));
-  const size_t at_g = take(&c, want->jac ? tile : 0, n, want->jac ? pad : 0, sizeof(float));
+  const size_t at_noise = take(&c, tile, n, PT_FUSED_PAD, sizeof(float));
   if (c.overflow) return PT_EOVERFLOW;
   char *block = calloc(1, c.used);
   if (!block) return PT_ENOMEM;
-  uint64_t *count = (uint64_t *)(block + at_count);
-  double *x_bar_sum = (double *)(block + at_x_bar), *y_dot_sum = (double *)(block + at_y_dot);
-  double *jac_sum = (double *)(block + at_jac), *g_sum = jac_sum + n * n;
+  const estimator e = place_estimator(block, &at_e);
+  double *g_sum = want->jac ? e.jac + n * n : NULL;
   int32_t *base = (int32_t *)(block + at_base), *winner = base + segments;
   float *a = (float *)(block + at_a), *noise = (float *)(block + at_noise);
-  float *partial = (float *)(block + at_partial), *t = (float *)(block + at_t);
-  float *g = (float *)(block + at_g);
   pt_status s = PT_OK;
 
   /* the unperturbed winners (the baseline), and each input's key coefficient */
@@ -105,9 +146,9 @@ static pt_status fused_argmax(size_t segments, const size_t *offsets, const pt_p
   const pt_fused_argmax_job job = {
       .key = key, .n = n, .segments = segments, .offsets = offsets, .a = a, .sigma = p->sigma,
       .samples = m_total, .y_bar = want->x_bar ? want->y_bar : NULL, .c_base = c_base,
-      .partial = partial, .x_bar_sum = x_bar_sum, .x_dot = want->y_dot ? want->x_dot : NULL,
-      .t = t, .g = want->jac ? g : NULL, .noise = noise, .stride = stride, .winner = winner,
-      .count = count,
+      .partial = e.partial, .x_bar_sum = e.x_bar, .x_dot = want->y_dot ? want->x_dot : NULL,
+      .t = e.t, .g = want->jac ? e.g : NULL, .noise = noise, .stride = stride,
+      .winner = winner, .count = e.count,
   };
 
   double t_sum = 0.0;
@@ -116,38 +157,30 @@ static pt_status fused_argmax(size_t segments, const size_t *offsets, const pt_p
     kernel(&job, m0, rows);
     if (want->y_dot)
       for (size_t r = 0; r < rows; r++) {
-        for (size_t seg = 0; seg < segments; seg++) y_dot_sum[winner[seg * stride + r]] += t[r];
-        t_sum += t[r];
+        for (size_t seg = 0; seg < segments; seg++) e.y_dot[winner[seg * stride + r]] += e.t[r];
+        t_sum += e.t[r];
       }
     if (want->jac)
       for (size_t r = 0; r < rows; r++) {
-        const float *gr = g + r * n;
+        const float *gr = e.g + r * n;
         for (size_t seg = 0; seg < segments; seg++) {
-          double *row = jac_sum + (size_t)winner[seg * stride + r] * n;
+          double *row = e.jac + (size_t)winner[seg * stride + r] * n;
           for (size_t i = 0; i < n; i++) row[i] += gr[i];
         }
         for (size_t i = 0; i < n; i++) g_sum[i] += gr[i];
       }
   }
 
-  const double mean = 1.0 / (double)m_total, per_sigma = mean / (double)p->sigma;
-  if (want->y)
-    for (size_t i = 0; i < n; i++) want->y[i] = (float)((double)count[i] * mean);
-  if (want->x_bar)
-    for (size_t i = 0; i < n; i++) want->x_bar[i] = (float)(x_bar_sum[i] * per_sigma);
-  if (want->y_dot) {
-    if (p->baseline)
-      for (size_t seg = 0; seg < segments; seg++) y_dot_sum[base[seg]] -= t_sum;
-    for (size_t i = 0; i < n; i++) want->y_dot[i] = (float)(y_dot_sum[i] * per_sigma);
-  }
-  if (want->jac) {
-    if (p->baseline)
-      for (size_t seg = 0; seg < segments; seg++) {
-        double *row = jac_sum + (size_t)base[seg] * n;
+  /* the baseline's terms, one-hot on the unperturbed winners: summed once, not per sample */
+  if (p->baseline)
+    for (size_t seg = 0; seg < segments; seg++) {
+      if (want->y_dot) e.y_dot[base[seg]] -= t_sum;
+      if (want->jac) {
+        double *row = e.jac + (size_t)base[seg] * n;
         for (size_t i = 0; i < n; i++) row[i] -= g_sum[i];
       }
-    for (size_t i = 0; i < n * n; i++) want->jac[i] = (float)(jac_sum[i] * per_sigma);
-  }
+    }
+  write_estimate(want, n, &e, p);
 out:
   free(block);
   return s;
@@ -163,28 +196,17 @@ static pt_status fused_rank(size_t n, const pt_perturbation *p, pt_key key, cons
   void (*kernel)(const pt_fused_rank_job *, uint64_t, size_t) =
       p->noise == PT_NOISE_GUMBEL ? k->fused_rank_gumbel : k->fused_rank_normal;
 
-  const size_t pad = PT_FUSED_PAD;
   carve c = {0, 0};
-  const size_t at_sum = take(&c, n, 1, 0, sizeof(uint64_t));
-  const size_t at_x_bar = take(&c, want->x_bar ? n : 0, 1, 0, sizeof(double));
-  const size_t at_y_dot = take(&c, want->y_dot ? n : 0, 1, 0, sizeof(double));
-  const size_t at_jac = take(&c, want->jac ? n : 0, n, 0, sizeof(double));
+  const estimator_at at_e = take_estimator(&c, want, n, tile, n);
   const size_t at_work = take(&c, PT_SORT_WORK(n), 1, 0, sizeof(int64_t));
   const size_t at_base = take(&c, n, tile + 1, 0, sizeof(int32_t)); /* and the tile's ranks */
-  const size_t at_noise = take(&c, tile, n, pad, sizeof(float));
-  const size_t at_keys = take(&c, tile, n, pad, sizeof(float));
-  const size_t at_partial = take(&c, want->x_bar ? n : 0, 1, want->x_bar ? pad : 0, sizeof(float));
-  const size_t at_t = take(&c, want->y_dot ? tile : 0, 1, 0, sizeof(float));
-  const size_t at_g = take(&c, want->jac ? tile : 0, n, want->jac ? pad : 0, sizeof(float));
+  const size_t at_noise = take(&c, tile, n, PT_FUSED_PAD, sizeof(float));
+  const size_t at_keys = take(&c, tile, n, PT_FUSED_PAD, sizeof(float));
   if (c.overflow) return PT_EOVERFLOW;
   char *block = calloc(1, c.used);
   if (!block) return PT_ENOMEM;
-  uint64_t *rank_sum = (uint64_t *)(block + at_sum);
-  double *x_bar_sum = (double *)(block + at_x_bar), *y_dot_sum = (double *)(block + at_y_dot);
-  double *jac_sum = (double *)(block + at_jac);
+  const estimator e = place_estimator(block, &at_e);
   int32_t *base = (int32_t *)(block + at_base), *rank = base + n;
-  float *partial = (float *)(block + at_partial), *t = (float *)(block + at_t);
-  float *g = (float *)(block + at_g);
 
   /* the unperturbed ranks: the baseline */
   k->rank_rows(x, 1, n, n, base, n, (int64_t *)(block + at_work));
@@ -193,9 +215,9 @@ static pt_status fused_rank(size_t n, const pt_perturbation *p, pt_key key, cons
     for (size_t i = 0; i < n; i++) c_base += (double)base[i] * want->y_bar[i];
   const pt_fused_rank_job job = {
       .key = key, .n = n, .x = x, .sigma = p->sigma, .samples = m_total,
-      .y_bar = want->x_bar ? want->y_bar : NULL, .c_base = c_base, .partial = partial,
-      .x_bar_sum = x_bar_sum, .x_dot = want->y_dot ? want->x_dot : NULL, .t = t,
-      .g = want->jac ? g : NULL, .noise = (float *)(block + at_noise),
+      .y_bar = want->x_bar ? want->y_bar : NULL, .c_base = c_base, .partial = e.partial,
+      .x_bar_sum = e.x_bar, .x_dot = want->y_dot ? want->x_dot : NULL, .t = e.t,
+      .g = want->jac ? e.g : NULL, .noise = (float *)(block + at_noise),
       .keys = (float *)(block + at_keys), .work = (int64_t *)(block + at_work), .rank = rank,
   };
 
@@ -204,31 +226,22 @@ static pt_status fused_rank(size_t n, const pt_perturbation *p, pt_key key, cons
     kernel(&job, m0, rows);
     for (size_t r = 0; r < rows; r++) {
       const int32_t *yr = rank + r * n;
-      for (size_t i = 0; i < n; i++) rank_sum[i] += (uint64_t)yr[i];
+      for (size_t i = 0; i < n; i++) e.count[i] += (uint64_t)yr[i];
       if (want->y_dot)
         for (size_t i = 0; i < n; i++)
-          y_dot_sum[i] += ((double)yr[i] - (p->baseline ? (double)base[i] : 0.0)) * t[r];
+          e.y_dot[i] += ((double)yr[i] - (p->baseline ? (double)base[i] : 0.0)) * e.t[r];
       if (want->jac) {
-        const float *gr = g + r * n;
+        const float *gr = e.g + r * n;
         for (size_t j = 0; j < n; j++) {
           const double d = (double)yr[j] - (p->baseline ? (double)base[j] : 0.0);
-          double *row = jac_sum + j * n;
+          double *row = e.jac + j * n;
           if (d != 0.0)
             for (size_t i = 0; i < n; i++) row[i] += d * gr[i];
         }
       }
     }
   }
-
-  const double mean = 1.0 / (double)m_total, per_sigma = mean / (double)p->sigma;
-  if (want->y)
-    for (size_t i = 0; i < n; i++) want->y[i] = (float)((double)rank_sum[i] * mean);
-  if (want->x_bar)
-    for (size_t i = 0; i < n; i++) want->x_bar[i] = (float)(x_bar_sum[i] * per_sigma);
-  if (want->y_dot)
-    for (size_t i = 0; i < n; i++) want->y_dot[i] = (float)(y_dot_sum[i] * per_sigma);
-  if (want->jac)
-    for (size_t i = 0; i < n * n; i++) want->jac[i] = (float)(jac_sum[i] * per_sigma);
+  write_estimate(want, n, &e, p);
   free(block);
   return PT_OK;
 }
