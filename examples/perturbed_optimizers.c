@@ -74,6 +74,45 @@ static void descend(const pt_fn *loss, float *x, size_t n, size_t steps, float e
   free(grad);
 }
 
+/* What the argmax and the ranking parts print around gradient descent on the loss
+   |perturbed(x) - target|^2: its value and gradient at `values`, then `steps` steps of descent
+   (step size eta), and the hard and the perturbed function (`what` names the hard one's
+   output) before and after, next to the target.  Keys: fold_in(key, 1 ...) in that order. */
+static void descent_part(const char *loss_name, const char *what, const pt_fn *hard,
+                         const pt_fn *perturbed, size_t n, const float *values,
+                         const float *target, size_t steps, float eta, pt_key key) {
+  square_loss l = {n, target, 1.0f};
+  pt_fn *loss = loss_of(perturbed, &l);
+  float value, *gradient = malloc(n * sizeof(float)), *x = malloc(n * sizeof(float)),
+               *y = malloc(n * sizeof(float));
+  if (!gradient || !x || !y) check(PT_ENOMEM, "descent_part");
+  check(pt_fn_value_and_grad(loss, pt_key_fold_in(key, 1), values, &value, gradient), "grad");
+  printf("%s = %.4f\n", loss_name, (double)value);
+  show("gradient", gradient, n);
+
+  for (size_t i = 0; i < n; i++) x[i] = values[i];
+  descend(loss, x, n, steps, eta, pt_key_fold_in(key, 2));
+  char label[64];
+  for (int after = 0; after < 2; after++) {
+    const float *at = after ? x : values;
+    printf("\n");
+    show(after ? "values after GD" : "initial values", at, n);
+    check(pt_fn_eval(hard, key, at, y), "eval");
+    snprintf(label, sizeof label, after ? "%s after GD" : "initial %s", what);
+    show(label, y, n);
+    check(pt_fn_eval(perturbed, pt_key_fold_in(key, 3 + (uint64_t)after), at, y), "eval");
+    snprintf(label, sizeof label, after ? "diff. %s after GD" : "initial diff. %s", what);
+    show(label, y, n);
+  }
+  snprintf(label, sizeof label, "target diff. %s", what);
+  show(label, target, n);
+  printf("\n");
+  free(gradient);
+  free(x);
+  free(y);
+  pt_fn_free(loss);
+}
+
 static void argmax_one_hot_part(void) {
   printf("# Argmax one-hot\n\n");
   enum { N = 5 };
@@ -107,31 +146,7 @@ static void argmax_one_hot_part(void) {
   float y_true[N], sum = 0;
   for (size_t i = 0; i < N; i++) sum += (float)i + 2;
   for (size_t i = 0; i < N; i++) y_true[i] = ((float)i + 2) / sum;
-  square_loss l = {N, y_true, 1.0f};
-  pt_fn *loss = loss_of(pert_one_hot, &l);
-  float value, gradient[N];
-  check(pt_fn_value_and_grad(loss, pt_key_fold_in(key, 1), values, &value, gradient), "grad");
-  printf("loss_simplex = %.4f\n", (double)value);
-  show("gradient", gradient, N);
-
-  float values_t[N];
-  for (size_t i = 0; i < N; i++) values_t[i] = values[i];
-  descend(loss, values_t, N, 200, 0.5f, pt_key_fold_in(key, 2));
-  printf("\n");
-  show("initial values", values, N);
-  check(pt_fn_eval(one_hot, key, values, y), "eval");
-  show("initial one-hot", y, N);
-  check(pt_fn_eval(pert_one_hot, pt_key_fold_in(key, 3), values, pert), "eval");
-  show("initial diff. one-hot", pert, N);
-  printf("\n");
-  show("values after GD", values_t, N);
-  check(pt_fn_eval(one_hot, key, values_t, y), "eval");
-  show("ranks after GD", y, N);
-  check(pt_fn_eval(pert_one_hot, pt_key_fold_in(key, 4), values_t, pert), "eval");
-  show("diff. one-hot after GD", pert, N);
-  show("target diff. one-hot", y_true, N);
-  printf("\n");
-  pt_fn_free(loss);
+  descent_part("loss_simplex", "one-hot", one_hot, pert_one_hot, N, values, y_true, 200, 0.5f, key);
   pt_fn_free(pert_one_hot);
   pt_fn_free(one_hot);
 }
@@ -156,31 +171,7 @@ static void ranking_part(void) {
   /* loss_example: squared distance to the ranks of 0, 1, ..., n-1 */
   float y_true[N];
   for (size_t i = 0; i < N; i++) y_true[i] = (float)i;
-  square_loss l = {N, y_true, 1.0f};
-  pt_fn *loss = loss_of(pert_ranking, &l);
-  float value, gradient[N];
-  check(pt_fn_value_and_grad(loss, pt_key_fold_in(key, 1), values, &value, gradient), "grad");
-  printf("loss_example = %.4f\n", (double)value);
-  show("gradient", gradient, N);
-
-  float values_t[N];
-  for (size_t i = 0; i < N; i++) values_t[i] = values[i];
-  descend(loss, values_t, N, 20, 0.1f, pt_key_fold_in(key, 2));
-  printf("\n");
-  show("initial values", values, N);
-  check(pt_fn_eval(ranking, key, values, r), "eval");
-  show("initial ranks", r, N);
-  check(pt_fn_eval(pert_ranking, pt_key_fold_in(key, 3), values, diff_ranks), "eval");
-  show("initial diff. ranks", diff_ranks, N);
-  printf("\n");
-  show("values after GD", values_t, N);
-  check(pt_fn_eval(ranking, key, values_t, r), "eval");
-  show("ranks after GD", r, N);
-  check(pt_fn_eval(pert_ranking, pt_key_fold_in(key, 4), values_t, diff_ranks), "eval");
-  show("diff. ranks after GD", diff_ranks, N);
-  show("target diff. ranks", y_true, N);
-  printf("\n");
-  pt_fn_free(loss);
+  descent_part("loss_example", "ranks", ranking, pert_ranking, N, values, y_true, 20, 0.1f, key);
   pt_fn_free(pert_ranking);
   pt_fn_free(ranking);
 }
