@@ -6,13 +6,19 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "cases.h"
-#include "kernels.h"
-#include "parity_fused.h"
-#include "parity_noise.h"
+#include "hash.h"
 #include "reference.h"
 #include "sort.h"
 
+void pt_parity_fail(pt_parity_result *res, const char *fmt, ...) {
+  if (res->failed++) return;
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(res->first_failure, sizeof res->first_failure, fmt, ap);
+  va_end(ap);
+}
+
+/* pt_parity_fail, naming the case */
 static void fail(pt_parity_result *res, const pt_case *c, const char *fmt, ...) {
   if (res->failed++) return;
   char what[256];
@@ -28,8 +34,8 @@ static void fail(pt_parity_result *res, const pt_case *c, const char *fmt, ...) 
 /* One function per kernel family (PT_FOR_EACH_OP below makes a missing one a compile error):
    run the ISA's kernel and the scalar one on the case and compare both with the reference. */
 
-static void parity_argmax_rows(const pt_kernel_table *k, const pt_kernel_table *scalar,
-                               const pt_case *c, const float *x, pt_parity_result *res) {
+void parity_argmax_rows(const pt_kernel_table *k, const pt_kernel_table *scalar,
+                        const pt_case *c, const float *x, pt_parity_result *res) {
   /* one sentinel past the end catches a write beyond `rows` */
   int32_t *got = malloc((c->rows + 1) * sizeof *got), *want = malloc(c->rows * sizeof *want);
   if (!got || !want) {
@@ -104,13 +110,13 @@ out:
   free(work);
 }
 
-static void parity_argsort_rows(const pt_kernel_table *k, const pt_kernel_table *scalar,
-                                const pt_case *c, const float *x, pt_parity_result *res) {
+void parity_argsort_rows(const pt_kernel_table *k, const pt_kernel_table *scalar,
+                         const pt_case *c, const float *x, pt_parity_result *res) {
   parity_sort(k, scalar, c, x, 0, res);
 }
 
-static void parity_rank_rows(const pt_kernel_table *k, const pt_kernel_table *scalar,
-                             const pt_case *c, const float *x, pt_parity_result *res) {
+void parity_rank_rows(const pt_kernel_table *k, const pt_kernel_table *scalar,
+                      const pt_case *c, const float *x, pt_parity_result *res) {
   parity_sort(k, scalar, c, x, 1, res);
 }
 
@@ -123,8 +129,8 @@ static uint32_t float_bits(float f) {
 /* weighted_sum_rows, with random signed weights and with w == NULL: bit for bit equal to the
    scalar kernel and to the reference of its order; within 1e-5 of sum |w x| of the float64
    truth where that is finite and nothing can overflow. */
-static void parity_weighted_sum_rows(const pt_kernel_table *k, const pt_kernel_table *scalar,
-                                     const pt_case *c, const float *x, pt_parity_result *res) {
+void parity_weighted_sum_rows(const pt_kernel_table *k, const pt_kernel_table *scalar,
+                              const pt_case *c, const float *x, pt_parity_result *res) {
   const size_t d = c->d;
   float *got = malloc((d + 1) * sizeof *got), *want = malloc(d * sizeof *want);
   float *w = malloc(c->rows * sizeof *w);
@@ -167,12 +173,6 @@ out:
    (tests/reference.c) and checked for every ISA's kernel and for the references themselves, so
    that a run on another machine (AArch64 under qemu) is held to the same constants as x86-64. */
 
-static uint64_t hash_words(uint64_t h, const uint32_t *v, size_t n) {
-  for (size_t i = 0; i < n; i++)
-    for (int byte = 0; byte < 4; byte++) h = (h ^ ((v[i] >> (8 * byte)) & 0xff)) * 0x100000001b3ull;
-  return h;
-}
-#define HASH_START 0xcbf29ce484222325ull
 
 typedef struct known_answer {
   pt_case input;      /* seed 0: the seed is the answer's index */
@@ -206,7 +206,7 @@ static int known_hashes(const pt_kernel_table *k, const pt_case *c, const float 
   if (ok) {
     uint64_t s = c->seed;
     for (size_t r = 0; r < c->rows; r++) w[r] = (float)(pt_test_rand(&s) >> 40) * 0x1p-23f - 1.0f;
-    *sort_hash = *sum_hash = HASH_START;
+    *sort_hash = *sum_hash = PT_HASH_START;
     for (int ranks = 0; ranks < 2; ranks++) {
       if (k && ranks) k->rank_rows(x, c->rows, d, c->ld, out, d, work);
       if (k && !ranks) k->argsort_rows(x, c->rows, d, c->ld, out, d, work);
@@ -218,16 +218,13 @@ static int known_hashes(const pt_kernel_table *k, const pt_case *c, const float 
           memcpy(o, tmp, d * sizeof *o);
         }
       }
-      *sort_hash = hash_words(*sort_hash, (const uint32_t *)out, c->rows * d);
+      *sort_hash = pt_hash32(*sort_hash, out, c->rows * d);
     }
     for (int weighted = 1; weighted >= 0; weighted--) {
       if (k) k->weighted_sum_rows(x, c->rows, d, c->ld, weighted ? w : NULL, sums);
       for (size_t j = 0; !k && j < d; j++)
         sums[j] = pt_ref_weighted_sum_ordered(x, c->rows, d, c->ld, weighted ? w : NULL, j);
-      for (size_t j = 0; j < d; j++) {
-        const uint32_t b = float_bits(sums[j]);
-        *sum_hash = hash_words(*sum_hash, &b, 1);
-      }
+      *sum_hash = pt_hash32(*sum_hash, sums, d);
     }
   }
   free(out);

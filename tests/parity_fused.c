@@ -1,22 +1,14 @@
-#include "parity_fused.h"
+#include "parity.h"
 
 #include <float.h>
 #include <math.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "hash.h"
 #include "reference.h"
 #include "sort.h"
-
-static void fail(pt_parity_result *res, const char *fmt, ...) {
-  if (res->failed++) return;
-  va_list ap;
-  va_start(ap, fmt);
-  vsnprintf(res->first_failure, sizeof res->first_failure, fmt, ap);
-  va_end(ap);
-}
 
 static int same(float a, float b) { return memcmp(&a, &b, sizeof a) == 0 || (isnan(a) && isnan(b)); }
 
@@ -32,7 +24,7 @@ void parity_perturb_tile(const pt_kernel_table *k, const pt_kernel_table *scalar
   float *z = malloc(total * sizeof *z), *xv = malloc(n * sizeof *xv);
   float *out = malloc(4 * (total + GUARD) * sizeof *out);
   if (!z || !xv || !out) {
-    fail(res, "out of memory");
+    pt_parity_fail(res, "out of memory");
     goto done;
   }
   for (size_t r = 0; r < rows; r++) memcpy(z + r * n, x + r * c->ld, n * sizeof *z);
@@ -45,7 +37,8 @@ void parity_perturb_tile(const pt_kernel_table *k, const pt_kernel_table *scalar
   scalar->perturb_tile(z, rows, n, xv, sigma, xt_s, e_s);
   for (size_t i = total; i < total + GUARD; i++)
     if (xt[i] != guard || e[i] != guard) {
-      fail(res, "perturb_tile %s wrote past rows x n (rows %zu, n %zu)", pt_isa_name(k->isa), rows, n);
+      pt_parity_fail(res, "perturb_tile %s wrote past rows x n (rows %zu, n %zu)",
+                     pt_isa_name(k->isa), rows, n);
       goto done;
     }
   for (size_t i = 0; i < total; i++) {
@@ -55,9 +48,11 @@ void parity_perturb_tile(const pt_kernel_table *k, const pt_kernel_table *scalar
                      : want_e > FLT_MAX ? isinf(e[i])
                                      : fabs(e[i] - want_e) <= 2.5e-7 * want_e + 1e-37;
     if (!same(xt[i], xt_s[i]) || !same(e[i], e_s[i]) || !same(xt[i], want_xt) || !e_ok) {
-      fail(res, "perturb_tile %s: element %zu of z %a: xt %a (scalar %a, want %a), e %a (scalar %a, exp %a)",
-           pt_isa_name(k->isa), i, (double)z[i], (double)xt[i], (double)xt_s[i], (double)want_xt,
-           (double)e[i], (double)e_s[i], want_e);
+      pt_parity_fail(res,
+                     "perturb_tile %s: element %zu of z %a: xt %a (scalar %a, want %a), e %a "
+                     "(scalar %a, exp %a)",
+                     pt_isa_name(k->isa), i, (double)z[i], (double)xt[i], (double)xt_s[i],
+                     (double)want_xt, (double)e[i], (double)e_s[i], want_e);
       goto done;
     }
   }
@@ -66,7 +61,8 @@ void parity_perturb_tile(const pt_kernel_table *k, const pt_kernel_table *scalar
   k->perturb_tile(z, rows, n, xv, sigma, e_s, NULL);
   for (size_t i = 0; i < total; i++)
     if (!same(xt_s[i], e[i]) || !same(e_s[i], xt[i])) {
-      fail(res, "perturb_tile %s: one output alone differs at %zu", pt_isa_name(k->isa), i);
+      pt_parity_fail(res, "perturb_tile %s: one output alone differs at %zu", pt_isa_name(k->isa),
+                     i);
       break;
     }
 done:
@@ -187,7 +183,7 @@ static int fused_against_reference(const fused_input *in, const fused_run *run, 
   double *key = malloc(n * sizeof *key), *g = malloc(rows * n * sizeof *g);
   double *x_bar = calloc(n, sizeof *x_bar), *x_bar_size = calloc(n, sizeof *x_bar_size);
   int bad = !key || !g || !x_bar || !x_bar_size;
-  if (bad) fail(res, "out of memory");
+  if (bad) pt_parity_fail(res, "out of memory");
   for (size_t r = 0; r < rows && !bad; r++) {
     double t = 0, t_size = 0;
     for (size_t i = 0; i < n; i++) {
@@ -197,14 +193,15 @@ static int fused_against_reference(const fused_input *in, const fused_run *run, 
       t_size += fabs(g[r * n + i] * in->x_dot[i]);
       const double tol = in->gumbel ? 4e-6 * fmax(1.0, z) : 1e-5 * fmax(1.0, fabs(z));
       if (fabs(run->g[r * n + i] - g[r * n + i]) > tol) {
-        fail(res, "fused_argmax %s: grad_nu of sample %zu input %zu: %a, reference %a", isa, r, i,
-             (double)run->g[r * n + i], g[r * n + i]);
+        pt_parity_fail(res, "fused_argmax %s: grad_nu of sample %zu input %zu: %a, reference %a",
+                       isa, r, i, (double)run->g[r * n + i], g[r * n + i]);
         bad = 1;
         break;
       }
     }
     if (!bad && fabs(run->t[r] - t) > 1e-5 * t_size + 1e-6) {
-      fail(res, "fused_argmax %s: t of sample %zu: %a, reference %a", isa, r, (double)run->t[r], t);
+      pt_parity_fail(res, "fused_argmax %s: t of sample %zu: %a, reference %a", isa, r,
+                     (double)run->t[r], t);
       bad = 1;
     }
     double c = -in->c_base;
@@ -221,8 +218,10 @@ static int fused_against_reference(const fused_input *in, const fused_run *run, 
       const size_t got = (size_t)run->winner[s * run->job.stride + r];
       if (got < o || got >= e ||
           (got != best && fabs(key[got] - key[best]) > 1e-5 * fabs(key[best]) + 1e-30)) {
-        fail(res, "fused_argmax %s: sample %zu segment %zu: winner %zu (key %.9g), reference %zu (key %.9g)",
-             isa, r, s, got, got < n ? key[got] : NAN, best, key[best]);
+        pt_parity_fail(res,
+                       "fused_argmax %s: sample %zu segment %zu: winner %zu (key %.9g), reference "
+                       "%zu (key %.9g)",
+                       isa, r, s, got, got < n ? key[got] : NAN, best, key[best]);
         bad = 1;
       }
       c += in->y_bar[got < n ? got : 0];
@@ -241,14 +240,14 @@ static int fused_against_reference(const fused_input *in, const fused_run *run, 
     for (size_t s = 0; s < in->segments; s++)
       for (size_t r = 0; r < rows; r++) won += (size_t)run->winner[s * run->job.stride + r] == i;
     if (run->count[i] != won) {
-      fail(res, "fused_argmax %s: input %zu counted %llu times, won %llu", isa, i,
+      pt_parity_fail(res, "fused_argmax %s: input %zu counted %llu times, won %llu", isa, i,
            (unsigned long long)run->count[i], (unsigned long long)won);
       bad = 1;
     }
   }
   for (size_t i = 0; i < n && !bad; i++)
     if (fabs(run->x_bar_sum[i] + run->partial[i] - x_bar[i]) > 1e-5 * x_bar_size[i] + 1e-6) {
-      fail(res, "fused_argmax %s: vjp sum of input %zu: %.9g, reference %.9g", isa, i,
+      pt_parity_fail(res, "fused_argmax %s: vjp sum of input %zu: %.9g, reference %.9g", isa, i,
            run->x_bar_sum[i] + run->partial[i], x_bar[i]);
       bad = 1;
     }
@@ -278,14 +277,15 @@ static void parity_fused(int gumbel, const pt_kernel_table *k, const pt_kernel_t
   fused_coefficients(&in, scalar);
   fused_run run, want;
   if (run_alloc(&run, &in) != 0 || run_alloc(&want, &in) != 0) {
-    fail(res, "out of memory");
+    pt_parity_fail(res, "out of memory");
   } else {
     (gumbel ? k->fused_argmax_gumbel : k->fused_argmax_normal)(&run.job, in.m0, in.rows);
     (gumbel ? scalar->fused_argmax_gumbel : scalar->fused_argmax_normal)(&want.job, in.m0, in.rows);
     if (!fused_same(&in, &run, &want))
-      fail(res, "fused_argmax_%s %s differs from scalar (n %zu, %zu segments, m0 %llu, rows %zu)",
-           gumbel ? "gumbel" : "normal", pt_isa_name(k->isa), in.n, in.segments,
-           (unsigned long long)in.m0, in.rows);
+      pt_parity_fail(
+          res, "fused_argmax_%s %s differs from scalar (n %zu, %zu segments, m0 %llu, rows %zu)",
+          gumbel ? "gumbel" : "normal", pt_isa_name(k->isa), in.n, in.segments,
+          (unsigned long long)in.m0, in.rows);
     else if (k->isa == PT_ISA_SCALAR || c->seed % 4 == 0) /* the reference is slow: a quarter */
       fused_against_reference(&in, &run, pt_isa_name(k->isa), res);
   }
@@ -367,7 +367,7 @@ static int rank_against_reference(const pt_kernel_table *scalar, const fused_inp
   double *x_bar = calloc(n, sizeof *x_bar), *x_bar_size = calloc(n, sizeof *x_bar_size);
   int bad = !z || !perm || !tmp || !x_bar || !x_bar_size;
   if (bad) {
-    fail(res, "out of memory");
+    pt_parity_fail(res, "out of memory");
   } else {
     (in->gumbel ? scalar->noise_gumbel : scalar->noise_normal)(in->key, in->m0 * n, z, rows * n);
   }
@@ -376,8 +376,8 @@ static int rank_against_reference(const pt_kernel_table *scalar, const fused_inp
     for (size_t i = 0; i < n; i++) {
       const float step = in->sigma * z[r * n + i], want = in->x[i] + step;
       if (memcmp(&keys[i], &want, sizeof want) != 0) {
-        fail(res, "fused_rank %s: key of sample %zu input %zu: %a, x + sigma z %a", isa, r, i,
-             (double)keys[i], (double)want);
+        pt_parity_fail(res, "fused_rank %s: key of sample %zu input %zu: %a, x + sigma z %a", isa,
+                       r, i, (double)keys[i], (double)want);
         bad = 1;
         break;
       }
@@ -386,16 +386,16 @@ static int rank_against_reference(const pt_kernel_table *scalar, const fused_inp
     double c = -in->c_base, t = 0, t_size = 0;
     for (size_t p = 0; p < n && !bad; p++)
       if (run->rank[r * n + (size_t)perm[p]] != (int32_t)p) {
-        fail(res, "fused_rank %s: sample %zu: input %d has rank %d, not %zu", isa, r, perm[p],
-             run->rank[r * n + (size_t)perm[p]], p);
+        pt_parity_fail(res, "fused_rank %s: sample %zu: input %d has rank %d, not %zu", isa, r,
+                       perm[p], run->rank[r * n + (size_t)perm[p]], p);
         bad = 1;
       }
     for (size_t i = 0; i < n && !bad; i++) {
       const double zi = ref_noise(in, r, i), g = in->gumbel ? 1.0 - zi : zi;
       const double tol = in->gumbel ? 4e-6 * fmax(1.0, zi) : 1e-5 * fmax(1.0, fabs(zi));
       if (fabs(run->g[r * n + i] - g) > tol) {
-        fail(res, "fused_rank %s: grad_nu of sample %zu input %zu: %a, reference %a", isa, r, i,
-             (double)run->g[r * n + i], g);
+        pt_parity_fail(res, "fused_rank %s: grad_nu of sample %zu input %zu: %a, reference %a", isa,
+                       r, i, (double)run->g[r * n + i], g);
         bad = 1;
       }
       c += (double)run->rank[r * n + i] * in->y_bar[i];
@@ -403,7 +403,8 @@ static int rank_against_reference(const pt_kernel_table *scalar, const fused_inp
       t_size += fabs(g * in->x_dot[i]);
     }
     if (!bad && fabs(run->t[r] - t) > 1e-5 * t_size + 1e-6) {
-      fail(res, "fused_rank %s: t of sample %zu: %a, reference %a", isa, r, (double)run->t[r], t);
+      pt_parity_fail(res, "fused_rank %s: t of sample %zu: %a, reference %a", isa, r,
+                     (double)run->t[r], t);
       bad = 1;
     }
     for (size_t i = 0; i < n && !bad; i++) { /* as for the argmax's vjp sums */
@@ -415,7 +416,7 @@ static int rank_against_reference(const pt_kernel_table *scalar, const fused_inp
   }
   for (size_t i = 0; i < n && !bad; i++)
     if (fabs(run->x_bar_sum[i] + run->partial[i] - x_bar[i]) > 1e-5 * x_bar_size[i] + 1e-6) {
-      fail(res, "fused_rank %s: vjp sum of input %zu: %.9g, reference %.9g", isa, i,
+      pt_parity_fail(res, "fused_rank %s: vjp sum of input %zu: %.9g, reference %.9g", isa, i,
            run->x_bar_sum[i] + run->partial[i], x_bar[i]);
       bad = 1;
     }
@@ -435,12 +436,12 @@ static void parity_rank(int gumbel, const pt_kernel_table *k, const pt_kernel_ta
   in.rows = 1 + in.rows / 4;
   rank_run run, want;
   if (rank_alloc(&run, &in) != 0 || rank_alloc(&want, &in) != 0) {
-    fail(res, "out of memory");
+    pt_parity_fail(res, "out of memory");
   } else {
     (gumbel ? k->fused_rank_gumbel : k->fused_rank_normal)(&run.job, in.m0, in.rows);
     (gumbel ? scalar->fused_rank_gumbel : scalar->fused_rank_normal)(&want.job, in.m0, in.rows);
     if (!rank_same(&in, &run, &want))
-      fail(res, "fused_rank_%s %s differs from scalar (n %zu, m0 %llu, rows %zu)",
+      pt_parity_fail(res, "fused_rank_%s %s differs from scalar (n %zu, m0 %llu, rows %zu)",
            gumbel ? "gumbel" : "normal", pt_isa_name(k->isa), in.n, (unsigned long long)in.m0,
            in.rows);
     else if (k->isa == PT_ISA_SCALAR || c->seed % 4 == 0)
@@ -461,14 +462,6 @@ void parity_fused_rank_normal(const pt_kernel_table *k, const pt_kernel_table *s
 }
 
 /* ---- known answers ----------------------------------------------------------------------------- */
-
-/* FNV-1a over bytes */
-static uint64_t hash_bytes(uint64_t h, const void *p, size_t size) {
-  const unsigned char *b = p;
-  for (size_t i = 0; i < size; i++) h = (h ^ b[i]) * 0x100000001b3ull;
-  return h;
-}
-#define FNV_START 0xcbf29ce484222325ull
 
 /* A fixed tile: 40 samples from sample 3 over inputs in 4 segments (or 5 inputs in one, shorter
    than a vector). */
@@ -513,21 +506,21 @@ static void known_rank_kernels(const pt_kernel_table *k, const pt_kernel_table *
       rank_run run;
       res->checked++;
       if (rank_alloc(&run, &in) != 0) {
-        fail(res, "out of memory");
+        pt_parity_fail(res, "out of memory");
         rank_free(&run);
         return;
       }
       (gumbel ? k->fused_rank_gumbel : k->fused_rank_normal)(&run.job, in.m0, in.rows);
-      uint64_t h = FNV_START;
-      h = hash_bytes(h, run.rank, in.rows * in.n * sizeof(int32_t));
-      h = hash_bytes(h, run.keys, in.rows * in.n * sizeof(float));
-      h = hash_bytes(h, run.t, in.rows * sizeof(float));
-      h = hash_bytes(h, run.g, in.rows * in.n * sizeof(float));
-      h = hash_bytes(h, run.partial, in.n * sizeof(float));
-      h = hash_bytes(h, run.x_bar_sum, in.n * sizeof(double));
+      uint64_t h = PT_HASH_START;
+      h = pt_hash32(h, run.rank, in.rows * in.n);
+      h = pt_hash32(h, run.keys, in.rows * in.n);
+      h = pt_hash32(h, run.t, in.rows);
+      h = pt_hash32(h, run.g, in.rows * in.n);
+      h = pt_hash32(h, run.partial, in.n);
+      h = pt_hash64(h, run.x_bar_sum, in.n);
       if (rank_against_reference(scalar, &in, &run, pt_isa_name(k->isa), res) == 0 &&
           h != known_rank[gumbel][packed])
-        fail(res, "fused_rank_%s %s: known tile (%s) hashes to %#018llx, want %#018llx",
+        pt_parity_fail(res, "fused_rank_%s %s: known tile (%s) hashes to %#018llx, want %#018llx",
              gumbel ? "gumbel" : "normal", pt_isa_name(k->isa), packed ? "short" : "long",
              (unsigned long long)h, (unsigned long long)known_rank[gumbel][packed]);
       rank_free(&run);
@@ -543,23 +536,23 @@ static void known_kernels(const pt_kernel_table *k, pt_parity_result *res) {
       fused_run run;
       res->checked++;
       if (run_alloc(&run, &in) != 0) {
-        fail(res, "out of memory");
+        pt_parity_fail(res, "out of memory");
         run_free(&run);
         return;
       }
       (gumbel ? k->fused_argmax_gumbel : k->fused_argmax_normal)(&run.job, in.m0, in.rows);
-      uint64_t h = FNV_START;
-      h = hash_bytes(h, in.a, in.n * sizeof(float));
+      uint64_t h = PT_HASH_START;
+      h = pt_hash32(h, in.a, in.n);
       for (size_t s = 0; s < in.segments; s++)
         for (size_t r = 0; r < in.rows; r++)
-          h = hash_bytes(h, &run.winner[s * run.job.stride + r], sizeof(int32_t));
-      h = hash_bytes(h, run.t, in.rows * sizeof(float));
-      h = hash_bytes(h, run.g, in.rows * in.n * sizeof(float));
-      h = hash_bytes(h, run.partial, in.n * sizeof(float));
-      h = hash_bytes(h, run.x_bar_sum, in.n * sizeof(double));
+          h = pt_hash32(h, &run.winner[s * run.job.stride + r], 1);
+      h = pt_hash32(h, run.t, in.rows);
+      h = pt_hash32(h, run.g, in.rows * in.n);
+      h = pt_hash32(h, run.partial, in.n);
+      h = pt_hash64(h, run.x_bar_sum, in.n);
       if (fused_against_reference(&in, &run, pt_isa_name(k->isa), res) == 0 &&
           h != known_kernel[gumbel][packed])
-        fail(res, "fused_argmax_%s %s: known tile (%s) hashes to %#018llx, want %#018llx",
+        pt_parity_fail(res, "fused_argmax_%s %s: known tile (%s) hashes to %#018llx, want %#018llx",
              gumbel ? "gumbel" : "normal", pt_isa_name(k->isa), packed ? "short" : "segments",
              (unsigned long long)h, (unsigned long long)known_kernel[gumbel][packed]);
       run_free(&run);
@@ -607,12 +600,13 @@ static void known_api_results(const pt_kernel_table *k, pt_parity_result *res) {
          pt_fn_jvp(ps[f], key, in.x, in.x_dot, out + 74) == PT_OK &&
          pt_fn_jacobian(ps[f], key, in.x, out + 111) == PT_OK;
     if (!ok) break;
-    const uint64_t h = hash_bytes(FNV_START, out, (111 + 37 * 37) * sizeof *out);
+    const uint64_t h = pt_hash32(PT_HASH_START, out, 111 + 37 * 37);
     if (h != known_api[f])
-      fail(res, "%s: perturbed function %d through the API hashes to %#018llx, want %#018llx",
-           pt_isa_name(k->isa), f, (unsigned long long)h, (unsigned long long)known_api[f]);
+      pt_parity_fail(
+          res, "%s: perturbed function %d through the API hashes to %#018llx, want %#018llx",
+          pt_isa_name(k->isa), f, (unsigned long long)h, (unsigned long long)known_api[f]);
   }
-  if (!ok) fail(res, "%s: the API known answers could not run", pt_isa_name(k->isa));
+  if (!ok) pt_parity_fail(res, "%s: the API known answers could not run", pt_isa_name(k->isa));
   for (int f = 0; f < 4; f++) {
     pt_fn_free(ps[f]);
     pt_fn_free(fs[f]);

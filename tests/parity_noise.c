@@ -1,22 +1,15 @@
 #include "parity_noise.h"
 
 #include <math.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "hash.h"
+#include "parity.h"
 #include "reference.h"
 
 typedef void (*noise_kernel)(pt_key key, uint64_t offset, float *out, size_t n);
-
-static void fail(pt_parity_result *res, const char *fmt, ...) {
-  if (res->failed++) return;
-  va_list ap;
-  va_start(ap, fmt);
-  vsnprintf(res->first_failure, sizeof res->first_failure, fmt, ap);
-  va_end(ap);
-}
 
 /* The case picks a key and an offset meant to break things: zero and all-ones keys, offsets
    inside the first chunk, across the 2^32 wrap of the counter's low word (word 2^34), with a
@@ -67,7 +60,7 @@ static void parity_noise(kind kd, noise_kernel fn, noise_kernel scalar_fn, pt_is
   const size_t total = n + c->misalign + 2 * GUARD;
   float *block = malloc(total * sizeof *block), *want = malloc(n * sizeof *want);
   if (!block || !want) {
-    fail(res, "out of memory");
+    pt_parity_fail(res, "out of memory");
     goto out;
   }
   const float guard = -12345.0f;
@@ -81,13 +74,13 @@ static void parity_noise(kind kd, noise_kernel fn, noise_kernel scalar_fn, pt_is
            (unsigned long long)offset, n, c->misalign);
   for (size_t i = 0; i < total; i++)
     if ((block + i < got || block + i >= got + n) && block[i] != guard) {
-      fail(res, "%s: %s wrote outside the output", what, pt_isa_name(isa));
+      pt_parity_fail(res, "%s: %s wrote outside the output", what, pt_isa_name(isa));
       goto out;
     }
   for (size_t i = 0; i < n; i++) {
     double truth = NAN;
     if (memcmp(&got[i], &want[i], sizeof got[i]) != 0 || !accurate(kd, got[i], key, offset + i, &truth)) {
-      fail(res, "%s: word %zu: %s %a, scalar %a, reference %a", what, i, pt_isa_name(isa),
+      pt_parity_fail(res, "%s: word %zu: %s %a, scalar %a, reference %a", what, i, pt_isa_name(isa),
            got[i], want[i], (double)truth);
       break;
     }
@@ -115,16 +108,6 @@ void parity_noise_normal(const pt_kernel_table *k, const pt_kernel_table *scalar
   parity_noise(NORMAL, k->noise_normal, scalar->noise_normal, k->isa, c, res);
 }
 
-uint64_t pt_noise_hash(const float *out, size_t n) {
-  uint64_t h = 0xcbf29ce484222325ull;
-  for (size_t i = 0; i < n; i++) {
-    uint32_t bits;
-    memcpy(&bits, &out[i], sizeof bits);
-    for (int b = 0; b < 4; b++) h = (h ^ ((bits >> (8 * b)) & 0xFF)) * 0x100000001b3ull;
-  }
-  return h;
-}
-
 /* The uniform hashes are those of tests/reference.c (test_noise.c recomputes them); the
    gumbel and normal ones were recorded from this library and are checked against the
    reference within API.md's accuracy there. */
@@ -145,15 +128,15 @@ void pt_parity_noise_known(const pt_kernel_table *k, pt_parity_result *res) {
   res->checked++;
   for (int w = 0; w < 4; w++)
     if (u[16 * w] != (float)((zero_block[w] >> 8) | 1) * 0x1p-24f) {
-      fail(res, "%s: uniform word %d of key {0,0} is %a, not Random123's block", pt_isa_name(k->isa),
-           16 * w, u[16 * w]);
+      pt_parity_fail(res, "%s: uniform word %d of key {0,0} is %a, not Random123's block",
+                     pt_isa_name(k->isa), 16 * w, u[16 * w]);
       return;
     }
   for (size_t i = 0; i < pt_noise_known_count; i++) {
     const pt_noise_known *f = &pt_noise_known_fills[i];
     float *out = malloc(f->n * sizeof *out);
     if (!out) {
-      fail(res, "out of memory");
+      pt_parity_fail(res, "out of memory");
       return;
     }
     const noise_kernel fn[3] = {k->noise_uniform, k->noise_gumbel, k->noise_normal};
@@ -161,9 +144,9 @@ void pt_parity_noise_known(const pt_kernel_table *k, pt_parity_result *res) {
     for (int kd = 0; kd < 3; kd++) {
       res->checked++;
       fn[kd](f->key, f->offset, out, f->n);
-      const uint64_t h = pt_noise_hash(out, f->n);
+      const uint64_t h = pt_hash32(PT_HASH_START, out, f->n);
       if (h != want[kd])
-        fail(res, "%s: noise_%s known fill %zu hashes to %#018llx, want %#018llx",
+        pt_parity_fail(res, "%s: noise_%s known fill %zu hashes to %#018llx, want %#018llx",
              pt_isa_name(k->isa), kind_name[kd], i, (unsigned long long)h,
              (unsigned long long)want[kd]);
     }
