@@ -22,7 +22,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
-#include <time.h>
+
+#include "timing.h"
 
 typedef enum kind { ARGMAX_EVAL, ARGMAX_VJP, RANKING_EVAL, NOISE_ALONE } kind;
 static const char *const kind_names[] = {"argmax_eval", "argmax_vjp", "ranking_eval", "noise_alone"};
@@ -82,7 +83,8 @@ static void release(prepared *p) {
   free(p->out);
 }
 
-static void call(const prepared *p) {
+static void call(const void *ctx) {
+  const prepared *p = ctx;
   const pt_key key = pt_key_make(7);
   switch (p->c->what) {
     case ARGMAX_EVAL:
@@ -92,36 +94,6 @@ static void call(const prepared *p) {
       check(pt_noise_fill(PT_NOISE_GUMBEL, key, 0, p->out, p->c->d * p->c->samples), "noise");
       break;
   }
-}
-
-static double now_ns(void) {
-  struct timespec t;
-  clock_gettime(CLOCK_MONOTONIC, &t);
-  return (double)t.tv_sec * 1e9 + (double)t.tv_nsec;
-}
-
-static int cmp_double(const void *a, const void *b) {
-  const double x = *(const double *)a, y = *(const double *)b;
-  return (x > y) - (x < y);
-}
-
-static double time_call(const prepared *p, int repeats) {
-  size_t iters = 1;
-  for (;;) {
-    const double t0 = now_ns();
-    for (size_t i = 0; i < iters; i++) call(p);
-    if (now_ns() - t0 >= 2e7 || iters >= ((size_t)1 << 30)) break;
-    iters *= 2;
-  }
-  double samples[101];
-  if (repeats > 101) repeats = 101;
-  for (int r = 0; r < repeats; r++) {
-    const double t0 = now_ns();
-    for (size_t i = 0; i < iters; i++) call(p);
-    samples[r] = (now_ns() - t0) / (double)iters;
-  }
-  qsort(samples, (size_t)repeats, sizeof samples[0], cmp_double);
-  return samples[repeats / 2];
 }
 
 static long max_rss_kb(void) {
@@ -140,9 +112,9 @@ static int memory(size_t d, size_t samples) {
   if (!x || !y) return 1;
   for (size_t i = 0; i < d; i++) x[i] = (float)(i % 13) * 0.1f;
   const long before = max_rss_kb();
-  const double t0 = now_ns();
+  const double t0 = bench_now_ns();
   check(pt_fn_eval(p, pt_key_make(1), x, y), "eval");
-  const double t = now_ns() - t0;
+  const double t = bench_now_ns() - t0;
   const long after = max_rss_kb();
   printf("perturbed argmax eval, d=%zu, M=%zu on %s: %.1f ms, peak RSS %ld kB -> %ld kB "
          "(grew %.1f MB; the noise alone would be %.0f MB)\n",
@@ -186,7 +158,7 @@ int main(int argc, char **argv) {
     for (int isa = PT_ISA_SCALAR; isa <= PT_ISA_NEON; isa++) {
       if (only_isa && strcmp(only_isa, pt_isa_name((pt_isa)isa)) != 0) continue;
       if (pt_isa_select((pt_isa)isa) != PT_OK) continue;
-      const double ns = time_call(&p, repeats);
+      const double ns = bench_median_ns(call, &p, repeats);
       const double per = ns / ((double)c->d * (double)c->samples);
       if (json)
         printf("{\"case\": \"%s\", \"isa\": \"%s\", \"d\": %zu, \"samples\": %zu, "
