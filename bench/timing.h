@@ -1,6 +1,5 @@
-/* timing.h: the timer shared by perturb-bench and perturbed-bench.  The numpy peers
-   (numpy_peer.py, perturbed_peer.py) time the same way, so that the ratios compare like
-   with like.
+/* timing.h: the timer shared by perturb-bench and perturbed-bench.  peer_timing.py times
+   the numpy peers the same way, so that the ratios compare like with like.
 
    The including program defines _POSIX_C_SOURCE 200809L before its first #include, for
    clock_gettime. */
