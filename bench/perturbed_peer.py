@@ -5,7 +5,9 @@
 
 Each peer is what a numpy user would write for the perturbed function: draw the (M, d) Gumbel
 noise, add it to the scaled logits, take the argmax (or argsort twice for ranks) and average;
-for the VJP, weight grad_nu = 1 - exp(-z) by the cotangent of each sample's argmax.  Timed like
+for the VJP, weight grad_nu = 1 - exp(-z) by each sample's cotangent: y_bar . (Y_m - b), with
+b the unperturbed value (the baseline), that is y_bar[argmax] - y_bar[argmax(x)] for the
+argmax and (ranks - base_ranks) @ y_bar for the ranking.  Timed like
 perturbed-bench (peer_timing.py): batches of calls lasting at least 20 ms, the median of 11.
 "speedup" is numpy's time over libperturb's for the same work, per ISA.
 """
@@ -63,6 +65,19 @@ def ranking_eval(d, m):
     return call
 
 
+def ranking_vjp(d, m):
+    rng, x, y_bar = inputs(d)
+    base = np.argsort(np.argsort(x))
+
+    def call():
+        z = rng.gumbel(size=(m, d))
+        ranks = np.argsort(np.argsort(x + SIGMA * z, axis=1), axis=1)
+        c = (ranks - base) @ y_bar
+        return (c[:, None] * (1.0 - np.exp(-z))).sum(axis=0) / (m * SIGMA)
+
+    return call
+
+
 def noise_alone(d, m):
     rng, _, _ = inputs(d)
     return lambda: rng.gumbel(size=(m, d))
@@ -72,6 +87,8 @@ PEERS = {
     "argmax_eval": ("gumbel, add, argmax, bincount", argmax_eval),
     "argmax_vjp": ("gumbel, argmax, (y_bar[idx] - b) * (1 - exp(-z)) summed", argmax_vjp),
     "ranking_eval": ("gumbel, add, argsort twice, mean", ranking_eval),
+    "ranking_vjp": ("gumbel, argsort twice, ((ranks - b) @ y_bar) * (1 - exp(-z)) summed",
+                    ranking_vjp),
     "noise_alone": ("rng.gumbel(size=(M, d))", noise_alone),
 }
 
