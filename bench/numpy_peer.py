@@ -3,17 +3,19 @@
 
   numpy_peer.py RESULTS.json     (the JSON lines of `perturb-bench --json`)
 
-Each peer is what a numpy user would write; it is timed like perturb-bench times kernels:
-batches of calls lasting at least 20 ms, the median of 11.  "speedup" is numpy's time over
-libperturb's for the same work, per ISA.  Where perturb-bench timed a "read" baseline (a plain
-sum of the same input), each ISA's time is also given as a multiple of it.
+Each peer is what a numpy user would write; it is timed like perturb-bench times kernels
+(peer_timing.py): batches of calls lasting at least 20 ms, the median of 11.  "speedup" is
+numpy's time over libperturb's for the same work, per ISA.  Where perturb-bench timed a "read"
+baseline (a plain sum of the same input), each ISA's time is also given as a multiple of it.
 """
 
-import json
+import os
 import sys
-import time
 
 import numpy as np
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # run from the build directory
+from peer_timing import load_groups, median_ns, print_banner, speedup_cells  # noqa: E402
 
 
 def argmax_rows(rows, d):
@@ -65,32 +67,11 @@ PEERS = {
 }
 
 
-def median_ns(call, repeats=11):
-    iters = 1
-    while True:
-        t0 = time.perf_counter_ns()
-        for _ in range(iters):
-            call()
-        if time.perf_counter_ns() - t0 >= 20_000_000:
-            break
-        iters *= 2
-    samples = []
-    for _ in range(repeats):
-        t0 = time.perf_counter_ns()
-        for _ in range(iters):
-            call()
-        samples.append((time.perf_counter_ns() - t0) / iters)
-    return sorted(samples)[repeats // 2]
-
-
 def main():
     if len(sys.argv) != 2:
         sys.exit(__doc__)
-    results = [json.loads(line) for line in open(sys.argv[1]) if line.strip()]
-    groups = {}
-    for r in results:
-        groups.setdefault((r["op"], r["rows"], r["d"]), []).append(r)
-    print(f"numpy {np.__version__}; speedup = numpy time / libperturb time")
+    groups = load_groups(sys.argv[1], ("op", "rows", "d"))
+    print_banner()
     print(f"{'op':<14} {'rows':>8} {'d':>6} {'numpy ns/elem':>14}  per-ISA ns/elem (speedup)")
     for (op, rows, d), runs in groups.items():
         if op not in PEERS:
@@ -98,8 +79,7 @@ def main():
             continue
         what, setup = PEERS[op]
         ns = median_ns(setup(rows, d)) / (rows * d)
-        cells = "  ".join(f"{r['isa']} {r['ns_per_element']:.4f} ({ns / r['ns_per_element']:.1f}x)"
-                          for r in runs)
+        cells = speedup_cells(runs, "ns_per_element", ns, 4)
         print(f"{op:<14} {rows:>8} {d:>6} {ns:>14.4f}  {cells}   [{what}]")
         read = [r for r in runs if r["isa"] == "read"]
         if read:  # kernels bound by reading: time over the time of a plain read of the input

@@ -15,10 +15,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "kernels.h"
 #include "sort.h"
+#include "timing.h"
 
 /* A prepared run of one kernel family at one size. */
 typedef struct bench_run {
@@ -433,43 +433,18 @@ static const bench_op ops[] = {
 #undef PT_BENCH_OP
 };
 
-/* ---- timing ---- */
+/* ---- timing (bench/timing.h) ---- */
 
-static double now_ns(void) {
-  struct timespec t;
-  clock_gettime(CLOCK_MONOTONIC, &t);
-  return (double)t.tv_sec * 1e9 + (double)t.tv_nsec;
-}
+/* What one timed call runs: run's kernel from table k, or its read baseline. */
+typedef struct timed {
+  const bench_run *run;
+  const pt_kernel_table *k; /* NULL: the read baseline */
+} timed;
 
-static int cmp_double(const void *a, const void *b) {
-  const double x = *(const double *)a, y = *(const double *)b;
-  return (x > y) - (x < y);
-}
-
-/* One call of the kernel of table k, or of the read baseline when k is NULL. */
-static void call_once(const bench_run *run, const pt_kernel_table *k) {
-  if (k) run->call(k, run->state);
-  else run->read_baseline(run->state);
-}
-
-/* Median nanoseconds per call over `repeats` timed batches of calls. */
-static double time_call(const bench_run *run, const pt_kernel_table *k, int repeats) {
-  size_t iters = 1;
-  for (;;) { /* grow the batch until it lasts 20 ms */
-    const double t0 = now_ns();
-    for (size_t i = 0; i < iters; i++) call_once(run, k);
-    if (now_ns() - t0 >= 2e7 || iters >= ((size_t)1 << 30)) break;
-    iters *= 2;
-  }
-  double samples[101];
-  if (repeats > 101) repeats = 101;
-  for (int r = 0; r < repeats; r++) {
-    const double t0 = now_ns();
-    for (size_t i = 0; i < iters; i++) call_once(run, k);
-    samples[r] = (now_ns() - t0) / (double)iters;
-  }
-  qsort(samples, (size_t)repeats, sizeof samples[0], cmp_double);
-  return samples[repeats / 2];
+static void call_once(const void *p) {
+  const timed *t = p;
+  if (t->k) t->run->call(t->k, t->run->state);
+  else t->run->read_baseline(t->run->state);
 }
 
 /* ---- command line ---- */
@@ -542,7 +517,8 @@ int main(int argc, char **argv) {
         const char *name = baseline ? "read" : pt_isa_name((pt_isa)isa);
         if (baseline ? !run.read_baseline : !k) continue;
         if (only_isa && strcmp(only_isa, name) != 0) continue;
-        const double ns = time_call(&run, k, repeats);
+        const timed t = {&run, k};
+        const double ns = bench_median_ns(call_once, &t, repeats);
         const double per = ns / (double)run.elements, gbs = (double)run.bytes / ns;
         char line[256];
         snprintf(line, sizeof line,

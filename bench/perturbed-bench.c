@@ -7,7 +7,8 @@
    Cases (name: what one call computes):
      argmax_eval    the perturbed argmax one-hot (Gumbel, sigma 0.5, baseline) at one point
      argmax_vjp     its vector-Jacobian product (the backward pass of a loss)
-     ranking_eval   perturbed ranks (Gumbel, sigma 0.5)
+     ranking_eval   perturbed ranks (Gumbel, sigma 0.5, baseline)
+     ranking_vjp    their vector-Jacobian product
      noise_alone    pt_noise_fill of the same M x d Gumbel noise into memory, for scale
    each at the sizes (d, M) listed in `cases` below.  Each (case, ISA) runs enough calls to
    last at least 20 ms, `repeats` times; the median is reported per call and per sampled
@@ -22,20 +23,29 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
-#include <time.h>
 
-typedef enum kind { ARGMAX_EVAL, ARGMAX_VJP, RANKING_EVAL, NOISE_ALONE } kind;
-static const char *const kind_names[] = {"argmax_eval", "argmax_vjp", "ranking_eval", "noise_alone"};
+#include "timing.h"
+
+/* What one call does: evaluate the perturbed built-in, take its VJP, or only draw its noise. */
+typedef enum op { EVAL, VJP, NOISE } op;
 
 typedef struct bench_case {
-  kind what;
+  const char *name;
+  pt_status (*builtin)(size_t d, pt_fn **out); /* the function perturbed; NULL for NOISE */
+  op what;
   size_t d, samples;
 } bench_case;
 
 static const bench_case cases[] = {
-    {ARGMAX_EVAL, 1000, 1000}, {ARGMAX_EVAL, 5, 100},  {ARGMAX_EVAL, 1000, 100000},
-    {ARGMAX_VJP, 1000, 1000},  {ARGMAX_VJP, 5, 100},   {RANKING_EVAL, 100, 1000},
-    {NOISE_ALONE, 1000, 1000}, {NOISE_ALONE, 1000, 100000},
+    {"argmax_eval", pt_fn_argmax_one_hot, EVAL, 1000, 1000},
+    {"argmax_eval", pt_fn_argmax_one_hot, EVAL, 5, 100},
+    {"argmax_eval", pt_fn_argmax_one_hot, EVAL, 1000, 100000},
+    {"argmax_vjp", pt_fn_argmax_one_hot, VJP, 1000, 1000},
+    {"argmax_vjp", pt_fn_argmax_one_hot, VJP, 5, 100},
+    {"ranking_eval", pt_fn_ranking, EVAL, 100, 1000},
+    {"ranking_vjp", pt_fn_ranking, VJP, 100, 1000},
+    {"noise_alone", NULL, NOISE, 1000, 1000},
+    {"noise_alone", NULL, NOISE, 1000, 100000},
 };
 
 /* A prepared case: the function and the buffers of one call. */
@@ -55,7 +65,7 @@ static void check(pt_status s, const char *what) {
 static int prepare(const bench_case *c, prepared *p) {
   memset(p, 0, sizeof *p);
   p->c = c;
-  const size_t out_n = c->what == NOISE_ALONE ? c->d * c->samples : c->d;
+  const size_t out_n = c->what == NOISE ? c->d * c->samples : c->d;
   p->x = malloc(c->d * sizeof *p->x);
   p->y_bar = malloc(c->d * sizeof *p->y_bar);
   p->out = malloc(out_n * sizeof *p->out);
@@ -66,9 +76,8 @@ static int prepare(const bench_case *c, prepared *p) {
     p->x[i] = (float)(s >> 40) * 0x1p-24f * 2.0f - 1.0f;
     p->y_bar[i] = (float)(i % 7) * 0.25f - 0.75f;
   }
-  if (c->what == NOISE_ALONE) return 0;
-  check(c->what == RANKING_EVAL ? pt_fn_ranking(c->d, &p->f) : pt_fn_argmax_one_hot(c->d, &p->f),
-        "built-in");
+  if (c->what == NOISE) return 0;
+  check(c->builtin(c->d, &p->f), "built-in");
   check(pt_make_perturbed_fun(p->f, c->samples, 0.5f, PT_NOISE_GUMBEL, 1, &p->p),
         "pt_make_perturbed_fun");
   return 0;
@@ -82,46 +91,16 @@ static void release(prepared *p) {
   free(p->out);
 }
 
-static void call(const prepared *p) {
+static void call(const void *ctx) {
+  const prepared *p = ctx;
   const pt_key key = pt_key_make(7);
   switch (p->c->what) {
-    case ARGMAX_EVAL:
-    case RANKING_EVAL: check(pt_fn_eval(p->p, key, p->x, p->out), "eval"); break;
-    case ARGMAX_VJP: check(pt_fn_vjp(p->p, key, p->x, p->y_bar, p->out), "vjp"); break;
-    case NOISE_ALONE:
+    case EVAL: check(pt_fn_eval(p->p, key, p->x, p->out), "eval"); break;
+    case VJP: check(pt_fn_vjp(p->p, key, p->x, p->y_bar, p->out), "vjp"); break;
+    case NOISE:
       check(pt_noise_fill(PT_NOISE_GUMBEL, key, 0, p->out, p->c->d * p->c->samples), "noise");
       break;
   }
-}
-
-static double now_ns(void) {
-  struct timespec t;
-  clock_gettime(CLOCK_MONOTONIC, &t);
-  return (double)t.tv_sec * 1e9 + (double)t.tv_nsec;
-}
-
-static int cmp_double(const void *a, const void *b) {
-  const double x = *(const double *)a, y = *(const double *)b;
-  return (x > y) - (x < y);
-}
-
-static double time_call(const prepared *p, int repeats) {
-  size_t iters = 1;
-  for (;;) {
-    const double t0 = now_ns();
-    for (size_t i = 0; i < iters; i++) call(p);
-    if (now_ns() - t0 >= 2e7 || iters >= ((size_t)1 << 30)) break;
-    iters *= 2;
-  }
-  double samples[101];
-  if (repeats > 101) repeats = 101;
-  for (int r = 0; r < repeats; r++) {
-    const double t0 = now_ns();
-    for (size_t i = 0; i < iters; i++) call(p);
-    samples[r] = (now_ns() - t0) / (double)iters;
-  }
-  qsort(samples, (size_t)repeats, sizeof samples[0], cmp_double);
-  return samples[repeats / 2];
 }
 
 static long max_rss_kb(void) {
@@ -140,9 +119,9 @@ static int memory(size_t d, size_t samples) {
   if (!x || !y) return 1;
   for (size_t i = 0; i < d; i++) x[i] = (float)(i % 13) * 0.1f;
   const long before = max_rss_kb();
-  const double t0 = now_ns();
+  const double t0 = bench_now_ns();
   check(pt_fn_eval(p, pt_key_make(1), x, y), "eval");
-  const double t = now_ns() - t0;
+  const double t = bench_now_ns() - t0;
   const long after = max_rss_kb();
   printf("perturbed argmax eval, d=%zu, M=%zu on %s: %.1f ms, peak RSS %ld kB -> %ld kB "
          "(grew %.1f MB; the noise alone would be %.0f MB)\n",
@@ -177,7 +156,7 @@ int main(int argc, char **argv) {
     printf("%-13s %-7s %6s %8s %14s %12s\n", "case", "isa", "d", "M", "ns/call", "ns/element");
   for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
     const bench_case *c = &cases[k];
-    if (only_case && strcmp(only_case, kind_names[c->what]) != 0) continue;
+    if (only_case && strcmp(only_case, c->name) != 0) continue;
     prepared p;
     if (prepare(c, &p) != 0) {
       fprintf(stderr, "perturbed-bench: out of memory\n");
@@ -186,15 +165,15 @@ int main(int argc, char **argv) {
     for (int isa = PT_ISA_SCALAR; isa <= PT_ISA_NEON; isa++) {
       if (only_isa && strcmp(only_isa, pt_isa_name((pt_isa)isa)) != 0) continue;
       if (pt_isa_select((pt_isa)isa) != PT_OK) continue;
-      const double ns = time_call(&p, repeats);
+      const double ns = bench_median_ns(call, &p, repeats);
       const double per = ns / ((double)c->d * (double)c->samples);
       if (json)
         printf("{\"case\": \"%s\", \"isa\": \"%s\", \"d\": %zu, \"samples\": %zu, "
                "\"ns_per_call\": %.1f, \"ns_per_element\": %.5f}\n",
-               kind_names[c->what], pt_isa_name((pt_isa)isa), c->d, c->samples, ns, per);
+               c->name, pt_isa_name((pt_isa)isa), c->d, c->samples, ns, per);
       else
-        printf("%-13s %-7s %6zu %8zu %14.1f %12.4f\n", kind_names[c->what],
-               pt_isa_name((pt_isa)isa), c->d, c->samples, ns, per);
+        printf("%-13s %-7s %6zu %8zu %14.1f %12.4f\n", c->name, pt_isa_name((pt_isa)isa), c->d,
+               c->samples, ns, per);
       fflush(stdout);
     }
     release(&p);
