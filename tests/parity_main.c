@@ -1,7 +1,9 @@
 /* Stand-alone ISA parity runner: the parity battery on every ISA this CPU supports, without
    Criterion (whose runner hangs under qemu user emulation).  `--require ISA` fails unless
-   that ISA is supported, so an emulated run cannot pass by skipping the ISA it is for.
-   Ends with "N passed, N failed" counting (ISA, case) checks. */
+   that ISA is supported, so an emulated run cannot pass by skipping the ISA it is for;
+   `--only ISA` also skips every other ISA (the scalar kernels still serve as the reference),
+   for slow runs such as valgrind's.  Ends with "N passed, N failed" counting (ISA, case)
+   checks. */
 #include <stdio.h>
 #include <string.h>
 
@@ -10,8 +12,14 @@
 
 int main(int argc, char **argv) {
   size_t passed = 0, failed = 0;
-  for (int i = 1; i + 1 < argc; i += 2) {
-    if (strcmp(argv[i], "--require") != 0) continue;
+  const char *only = NULL;
+  for (int i = 1; i < argc; i += 2) {
+    const int require = strcmp(argv[i], "--require") == 0, only_one = strcmp(argv[i], "--only") == 0;
+    if ((!require && !only_one) || i + 1 == argc) {
+      printf("usage: %s [--require ISA] [--only ISA] ...\n", argv[0]);
+      return 2;
+    }
+    if (only_one) only = argv[i + 1];
     int known = 0;
 #define PT_REQUIRE(name, value)                                                 \
   if (strcmp(argv[i + 1], #name) == 0) {                                        \
@@ -29,7 +37,9 @@ int main(int argc, char **argv) {
     }
   }
 #define PT_RUN(name, value)                                                                  \
-  if (!pt_isa_supported(value)) {                                                            \
+  if (only && strcmp(only, #name) != 0) {                                                    \
+    printf("parity: %-7s skipped: not asked for\n", #name);                                  \
+  } else if (!pt_isa_supported(value)) {                                                     \
     printf("parity: %-7s skipped: not supported by this build and CPU\n", #name);            \
   } else {                                                                                   \
     pt_parity_result res;                                                                    \
