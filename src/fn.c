@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "alloc.h"
 #include "kernels.h"
 
 pt_status pt_fn_check_sizes(size_t n_in, size_t n_out) {
@@ -65,7 +66,7 @@ void *pt_fn_alloc(size_t n, size_t m, size_t size, pt_status *status) {
     return NULL;
   }
   const size_t bytes = n * m * size;
-  void *p = malloc(bytes > 0 ? bytes : 1);
+  void *p = pt_malloc(bytes > 0 ? bytes : 1);
   *status = p ? PT_OK : PT_ENOMEM;
   return p;
 }

@@ -8,6 +8,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "alloc.h"
+
 typedef struct builtin_fn {
   pt_fn base;
   pt_builtin_kind kind;
@@ -103,7 +105,7 @@ static pt_status make(pt_builtin_kind kind, const size_t *sizes, size_t count, p
     total += sizes[g];
   }
   if (count > (SIZE_MAX - sizeof(builtin_fn)) / sizeof(size_t) - 1) return PT_EOVERFLOW;
-  builtin_fn *b = malloc(sizeof *b + (count + 1) * sizeof b->offsets[0]);
+  builtin_fn *b = pt_malloc(sizeof *b + (count + 1) * sizeof b->offsets[0]);
   if (!b) return PT_ENOMEM;
   pt_fn_init(&b->base, &builtin_ops, total, total, 0, PT_CAP_DERIVATIVES);
   b->kind = kind;

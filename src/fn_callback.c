@@ -4,6 +4,7 @@
    callbacks that may run concurrently. */
 #include <stdlib.h>
 
+#include "alloc.h"
 #include "fn.h"
 
 typedef struct callback_fn {
@@ -34,7 +35,7 @@ static pt_status custom_rows(const callback_fn *c, const float *x, const float *
                              float *y_dot, float *jac) {
   const size_t n_in = c->base.n_in, n_out = c->base.n_out;
   pt_status s = PT_OK;
-  float *e = calloc(n_out, sizeof *e);
+  float *e = pt_calloc(n_out, sizeof *e);
   float *row = jac ? NULL : pt_fn_alloc(n_in, 1, sizeof *row, &s);
   if (!e || (!jac && !row)) {
     free(e);
@@ -89,7 +90,7 @@ static pt_status make(size_t n_in, size_t n_out, pt_eval_fn fx, pt_vjp_fn gx, vo
   if (!out || !fx) return PT_EINVAL;
   const pt_status s = pt_fn_check_sizes(n_in, n_out);
   if (s != PT_OK) return s;
-  callback_fn *c = malloc(sizeof *c);
+  callback_fn *c = pt_malloc(sizeof *c);
   if (!c) return PT_ENOMEM;
   pt_fn_init(&c->base, gx ? &custom_gradient_ops : &black_box_ops, n_in, n_out, 0,
              gx ? PT_CAP_DERIVATIVES : 0);

@@ -2,6 +2,7 @@
    part's random parts come first in the numbering of pt_fn_keys, the outer part's after them. */
 #include <stdlib.h>
 
+#include "alloc.h"
 #include "fn.h"
 
 typedef struct compose_fn {
@@ -102,7 +103,7 @@ static const pt_fn_ops compose_ops = {
 
 pt_status pt_fn_compose(const pt_fn *outer, const pt_fn *inner, pt_fn **out) {
   if (!outer || !inner || !out || outer->n_in != inner->n_out) return PT_EINVAL;
-  compose_fn *c = malloc(sizeof *c);
+  compose_fn *c = pt_malloc(sizeof *c);
   if (!c) return PT_ENOMEM;
   /* A composition is differentiable when both parts are; its Hessian would need second
      derivatives of the inner part, which no kind provides. */

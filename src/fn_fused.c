@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "alloc.h"
 #include "fn_builtin.h"
 #include "fn_perturbed.h"
 #include "fused.h"
@@ -116,7 +117,7 @@ static pt_status fused_argmax(size_t segments, const size_t *offsets, const pt_p
   const size_t at_a = take(&c, n, 1, 0, sizeof(float));
   const size_t at_noise = take(&c, tile, n, PT_FUSED_PAD, sizeof(float));
   if (c.overflow) return PT_EOVERFLOW;
-  char *block = calloc(1, c.used);
+  char *block = pt_calloc(1, c.used);
   if (!block) return PT_ENOMEM;
   const estimator e = place_estimator(block, &at_e);
   double *g_sum = want->jac ? e.jac + n * n : NULL;
@@ -203,7 +204,7 @@ static pt_status fused_rank(size_t n, const pt_perturbation *p, pt_key key, cons
   const size_t at_noise = take(&c, tile, n, PT_FUSED_PAD, sizeof(float));
   const size_t at_keys = take(&c, tile, n, PT_FUSED_PAD, sizeof(float));
   if (c.overflow) return PT_EOVERFLOW;
-  char *block = calloc(1, c.used);
+  char *block = pt_calloc(1, c.used);
   if (!block) return PT_ENOMEM;
   const estimator e = place_estimator(block, &at_e);
   int32_t *base = (int32_t *)(block + at_base), *rank = base + n;

@@ -18,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "alloc.h"
 #include "fn.h"
 #include "fn_perturbed.h"
 #include "kernels.h"
@@ -208,7 +209,7 @@ pt_status pt_make_perturbed_fun(const pt_fn *f, size_t num_samples, float sigma,
   if (noise != PT_NOISE_GUMBEL && noise != PT_NOISE_NORMAL) return PT_EINVAL;
   /* every noise position m*n_in + i must be a word of the stream */
   if (num_samples > UINT64_MAX / f->n_in) return PT_EOVERFLOW;
-  perturbed_fn *p = malloc(sizeof *p);
+  perturbed_fn *p = pt_malloc(sizeof *p);
   if (!p) return PT_ENOMEM;
   pt_fn_init(&p->base, &perturbed_ops, f->n_in, f->n_out, 1,
              PT_CAP_DERIVATIVES | (f->n_out == 1 ? PT_CAP_HESSIAN : 0));

@@ -2,6 +2,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 
+#include "alloc.h"
 #include "kernels.h"
 #include "rows.h"
 #include "sort.h"
@@ -42,7 +43,7 @@ static pt_status sort_rows(const pt_kernel_table *k, sort_kernel kernel, const f
   if (s != PT_OK || rows == 0) return s;
   if (d > SIZE_MAX / (2 * sizeof(int64_t)) - PT_SORT_SLACK) return PT_EOVERFLOW;
   int64_t local[PT_SORT_WORK(SORT_STACK_D)];
-  int64_t *work = d <= SORT_STACK_D ? local : malloc(PT_SORT_WORK(d) * sizeof *work);
+  int64_t *work = d <= SORT_STACK_D ? local : pt_malloc(PT_SORT_WORK(d) * sizeof *work);
   if (!work) return PT_ENOMEM;
   kernel(x, rows, d, ld, out, ld_out, work);
   if (work != local) free(work);

@@ -1,0 +1,209 @@
+/* Allocation failure, through src/alloc.h's fault injection.  Each call below runs first
+   without failures, then again with its first allocation failing, then its second, and so
+   on until it succeeds: every failing run must return PT_ENOMEM with its outputs untouched,
+   and the run that finally succeeds must give the first run's bits (so the objects it used
+   came through every failure intact). */
+#include <criterion/criterion.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "alloc.h"
+#include "perturb.h"
+
+#define D 23          /* inputs of the perturbed functions */
+#define SORT_D 1000   /* a row too long for the row kernels' stack scratch */
+#define UNTOUCHED 0xA5
+
+/* The objects and inputs every call shares, built without failures. */
+typedef struct world {
+  pt_fn *argmax, *ranking, *box, *scalar_box, *perturbed_argmax, *perturbed_ranking,
+      *perturbed_box, *perturbed_scalar_box, *custom, *loss;
+  float x[D], y_bar[D], x_dot[D];
+  float rows[2 * SORT_D];
+} world;
+
+static int square_rows(void *user, size_t batch, const float *x, float *y) {
+  (void)user;
+  for (size_t i = 0; i < batch * D; i++) y[i] = x[i] * x[i];
+  return 0;
+}
+
+static int half_square_norm(void *user, size_t batch, const float *x, float *y) {
+  (void)user;
+  for (size_t b = 0; b < batch; b++) {
+    double s = 0;
+    for (size_t i = 0; i < D; i++) s += 0.5 * x[b * D + i] * x[b * D + i];
+    y[b] = (float)s;
+  }
+  return 0;
+}
+
+static int half_square_norm_vjp(void *user, const float *x, const float *y_bar, float *x_bar) {
+  (void)user;
+  for (size_t i = 0; i < D; i++) x_bar[i] = x[i] * y_bar[0];
+  return 0;
+}
+
+static world w;
+
+static void build(void) {
+  const size_t sizes[3] = {5, 10, 8};
+  cr_assert_eq(pt_fn_argmax_one_hot_segments(sizes, 3, &w.argmax), PT_OK);
+  cr_assert_eq(pt_fn_ranking(D, &w.ranking), PT_OK);
+  cr_assert_eq(pt_fn_from_callback(D, D, square_rows, NULL, &w.box), PT_OK);
+  cr_assert_eq(pt_fn_from_callback(D, 1, half_square_norm, NULL, &w.scalar_box), PT_OK);
+  cr_assert_eq(pt_make_perturbed_fun(w.argmax, 300, 0.5f, PT_NOISE_GUMBEL, 1, &w.perturbed_argmax),
+               PT_OK);
+  cr_assert_eq(pt_make_perturbed_fun(w.ranking, 300, 0.5f, PT_NOISE_NORMAL, 1, &w.perturbed_ranking),
+               PT_OK);
+  cr_assert_eq(pt_make_perturbed_fun(w.box, 300, 0.5f, PT_NOISE_NORMAL, 1, &w.perturbed_box), PT_OK);
+  cr_assert_eq(pt_make_perturbed_fun(w.scalar_box, 300, 0.5f, PT_NOISE_GUMBEL, 0,
+                                     &w.perturbed_scalar_box),
+               PT_OK);
+  cr_assert_eq(pt_custom_gradient(D, 1, half_square_norm, half_square_norm_vjp, NULL, &w.custom),
+               PT_OK);
+  cr_assert_eq(pt_fn_compose(w.custom, w.perturbed_argmax, &w.loss), PT_OK);
+  for (size_t i = 0; i < D; i++) {
+    w.x[i] = (float)((i * 7) % 11) * 0.1f - 0.5f;
+    w.y_bar[i] = (float)(i % 3) - 1.0f;
+    w.x_dot[i] = (float)(i % 5) * 0.25f;
+  }
+  for (size_t i = 0; i < 2 * SORT_D; i++) w.rows[i] = (float)((i * 37) % 101);
+}
+
+static void tear_down(void) {
+  pt_fn *all[] = {w.argmax, w.ranking, w.box, w.scalar_box, w.perturbed_argmax,
+                  w.perturbed_ranking, w.perturbed_box, w.perturbed_scalar_box, w.custom, w.loss};
+  for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) pt_fn_free(all[i]);
+  pt_alloc_fail_after(PT_ALLOC_NEVER_FAIL);
+}
+
+TestSuite(alloc, .init = build, .fini = tear_down);
+
+/* One call writing `bytes` bytes at out; returns its status. */
+typedef pt_status (*call_fn)(void *out);
+
+/* The runs described at the top; returns how many failed. */
+static size_t each_failure(const char *what, call_fn call, size_t bytes) {
+  unsigned char *want = malloc(bytes), *got = malloc(bytes), *untouched = malloc(bytes);
+  cr_assert(want && got && untouched);
+  memset(untouched, UNTOUCHED, bytes);
+  cr_assert_eq(call(want), PT_OK, "%s without failures", what);
+  size_t failures = 0;
+  for (;; failures++) {
+    cr_assert_lt(failures, 100, "%s: still failing after 100 allocations", what);
+    memset(got, UNTOUCHED, bytes);
+    pt_alloc_fail_after(failures);
+    const pt_status s = call(got);
+    pt_alloc_fail_after(PT_ALLOC_NEVER_FAIL);
+    if (s == PT_OK) break;
+    cr_assert_eq(s, PT_ENOMEM, "%s, allocation %zu failing: %s", what, failures,
+                 pt_strerror(s));
+    cr_assert(memcmp(got, untouched, bytes) == 0, "%s wrote after allocation %zu failed", what,
+              failures);
+  }
+  cr_assert(memcmp(got, want, bytes) == 0, "%s after %zu failures differs", what, failures);
+  free(want);
+  free(got);
+  free(untouched);
+  return failures;
+}
+
+static const pt_key key = {0x5eed, 3};
+
+static pt_status argsort_long_rows(void *out) {
+  return pt_argsort_rows(w.rows, 2, SORT_D, SORT_D, out, SORT_D);
+}
+static pt_status fused_argmax_eval(void *out) { return pt_fn_eval(w.perturbed_argmax, key, w.x, out); }
+static pt_status fused_argmax_vjp(void *out) {
+  return pt_fn_vjp(w.perturbed_argmax, key, w.x, w.y_bar, out);
+}
+static pt_status fused_argmax_jvp(void *out) {
+  return pt_fn_jvp(w.perturbed_argmax, key, w.x, w.x_dot, out);
+}
+static pt_status fused_argmax_jacobian(void *out) {
+  return pt_fn_jacobian(w.perturbed_argmax, key, w.x, out);
+}
+static pt_status fused_ranking_vjp(void *out) {
+  return pt_fn_vjp(w.perturbed_ranking, key, w.x, w.y_bar, out);
+}
+static pt_status fused_ranking_jacobian(void *out) {
+  return pt_fn_jacobian(w.perturbed_ranking, key, w.x, out);
+}
+static pt_status generic_eval_batch(void *out) {
+  float x2[2 * D];
+  memcpy(x2, w.x, sizeof w.x);
+  memcpy(x2 + D, w.x_dot, sizeof w.x_dot);
+  return pt_fn_eval_batch(w.perturbed_box, key, 2, x2, out);
+}
+static pt_status generic_jvp(void *out) { return pt_fn_jvp(w.perturbed_box, key, w.x, w.x_dot, out); }
+static pt_status generic_hessian(void *out) {
+  return pt_fn_hessian(w.perturbed_scalar_box, key, w.x, out);
+}
+static pt_status custom_gradient_jvp(void *out) { return pt_fn_jvp(w.custom, key, w.x, w.x_dot, out); }
+static pt_status custom_gradient_jacobian(void *out) { return pt_fn_jacobian(w.custom, key, w.x, out); }
+static pt_status composed_value_and_grad(void *out) {
+  float *o = out;
+  return pt_fn_value_and_grad(w.loss, key, w.x, o, o + 1);
+}
+
+/* Building objects: out receives the built function's value at x, so a failure must leave
+   both the output and the caller's pointer alone. */
+static pt_status build_then_eval(pt_status (*make)(pt_fn **), void *out) {
+  pt_fn *sentinel = (pt_fn *)&w, *f = sentinel;
+  const pt_status s = make(&f);
+  if (s != PT_OK) {
+    if (f != sentinel) memset(out, 0, 1); /* a failed build wrote its pointer */
+    return s;
+  }
+  const pt_status e = pt_fn_eval(f, key, w.x, out);
+  pt_fn_free(f);
+  return e;
+}
+static pt_status make_perturbed(pt_fn **f) {
+  return pt_make_perturbed_fun(w.ranking, 50, 0.3f, PT_NOISE_GUMBEL, 1, f);
+}
+static pt_status make_segments(pt_fn **f) {
+  const size_t sizes[2] = {D - 3, 3};
+  return pt_fn_argmax_one_hot_segments(sizes, 2, f);
+}
+static pt_status make_compose(pt_fn **f) { return pt_fn_compose(w.custom, w.box, f); }
+static pt_status make_callback(pt_fn **f) { return pt_fn_from_callback(D, D, square_rows, NULL, f); }
+static pt_status build_perturbed(void *out) { return build_then_eval(make_perturbed, out); }
+static pt_status build_segments(void *out) { return build_then_eval(make_segments, out); }
+static pt_status build_compose(void *out) { return build_then_eval(make_compose, out); }
+static pt_status build_callback(void *out) { return build_then_eval(make_callback, out); }
+
+/* Each call allocates at least once: a table row that never failed would test nothing. */
+#define EVERY_FAILURE(call, bytes) cr_expect_gt(each_failure(#call, call, bytes), 0, #call)
+
+Test(alloc, row_kernels) { EVERY_FAILURE(argsort_long_rows, 2 * SORT_D * sizeof(int32_t)); }
+
+Test(alloc, fused_perturbed_builtins) {
+  EVERY_FAILURE(fused_argmax_eval, D * sizeof(float));
+  EVERY_FAILURE(fused_argmax_vjp, D * sizeof(float));
+  EVERY_FAILURE(fused_argmax_jvp, D * sizeof(float));
+  EVERY_FAILURE(fused_argmax_jacobian, D * D * sizeof(float));
+  EVERY_FAILURE(fused_ranking_vjp, D * sizeof(float));
+  EVERY_FAILURE(fused_ranking_jacobian, D * D * sizeof(float));
+}
+
+Test(alloc, generic_perturbed_functions) {
+  EVERY_FAILURE(generic_eval_batch, 2 * D * sizeof(float));
+  EVERY_FAILURE(generic_jvp, D * sizeof(float));
+  EVERY_FAILURE(generic_hessian, D * D * sizeof(float));
+}
+
+Test(alloc, custom_gradients_and_compositions) {
+  EVERY_FAILURE(custom_gradient_jvp, sizeof(float));
+  EVERY_FAILURE(custom_gradient_jacobian, D * sizeof(float));
+  EVERY_FAILURE(composed_value_and_grad, (1 + D) * sizeof(float));
+}
+
+Test(alloc, building_functions) {
+  EVERY_FAILURE(build_perturbed, D * sizeof(float));
+  EVERY_FAILURE(build_segments, D * sizeof(float));
+  EVERY_FAILURE(build_compose, sizeof(float));
+  EVERY_FAILURE(build_callback, D * sizeof(float));
+}
