@@ -176,7 +176,8 @@ PT_API pt_status pt_fn_argmax_one_hot_segments(const size_t *sizes, size_t count
 PT_API pt_status pt_fn_ranking(size_t d, pt_fn **out);
 /* The perturbed function of f: see API.md ("Differentiable functions").  num_samples == 0,
    sigma not finite or <= 0, or a noise other than Gumbel and normal: PT_EINVAL;
-   num_samples * n_in past 2^64 (noise positions): PT_EOVERFLOW.  Non-finite x is refused
+   num_samples * n_in of 2^64 or more (noise positions; the end of the last sample must be
+   representable too): PT_EOVERFLOW.  Non-finite x is refused
    (PT_EINVAL) by every call of the result.  The Hessian needs f's n_out to be 1.
    When f is a built-in (argmax one-hot, segments, ranking) every call but the Hessian runs in
    fused kernels that never hold more than a tile of the noise: memory O(n_in + tile), the
@@ -194,6 +195,9 @@ PT_API size_t pt_fn_n_in(const pt_fn *f);   /* 0 for NULL */
 PT_API size_t pt_fn_n_out(const pt_fn *f);  /* 0 for NULL */
 PT_API void pt_fn_free(pt_fn *f);           /* NULL is a no-op */
 
+/* The calls below compute in scratch memory and write their outputs only at the end, on
+   success: an output may be the memory of an input (y over x, x_bar over y_bar, ...).  The two
+   outputs of pt_fn_value_and_grad must not overlap each other. */
 PT_API pt_status pt_fn_eval(const pt_fn *f, pt_key key, const float *x, float *y);
 /* Row b uses pt_key_fold_in(key, b): equals `batch` calls of pt_fn_eval.  batch == 0 is allowed
    and writes nothing. */

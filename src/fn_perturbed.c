@@ -207,7 +207,8 @@ pt_status pt_make_perturbed_fun(const pt_fn *f, size_t num_samples, float sigma,
                                 int use_baseline, pt_fn **out) {
   if (!f || !out || num_samples == 0 || !isfinite(sigma) || sigma <= 0.0f) return PT_EINVAL;
   if (noise != PT_NOISE_GUMBEL && noise != PT_NOISE_NORMAL) return PT_EINVAL;
-  /* every noise position m*n_in + i must be a word of the stream */
+  /* every noise position m*n_in + i must be a word of the stream, and the end of a sample's
+     positions, (m + 1)*n_in, must not wrap: num_samples * n_in < 2^64 */
   if (num_samples > UINT64_MAX / f->n_in) return PT_EOVERFLOW;
   perturbed_fn *p = pt_malloc(sizeof *p);
   if (!p) return PT_ENOMEM;

@@ -532,6 +532,14 @@ Test(perturbed, bad_construction) {
   cr_assert_eq(pt_make_perturbed_fun(f, 10, 0.1f, (pt_noise)7, 1, &p), PT_EINVAL);
   cr_assert_eq(pt_make_perturbed_fun(f, 10, 0.1f, (pt_noise)-1, 1, &p), PT_EINVAL);
   cr_assert_eq(pt_make_perturbed_fun(f, SIZE_MAX / 2, 0.1f, PT_NOISE_GUMBEL, 1, &p), PT_EOVERFLOW);
+#if SIZE_MAX >= UINT64_MAX
+  /* num_samples * n_in = 2^64 is refused, one sample fewer is not (n_in = 4) */
+  cr_assert_eq(pt_make_perturbed_fun(f, (size_t)1 << 62, 0.1f, PT_NOISE_GUMBEL, 1, &p), PT_EOVERFLOW);
+  cr_assert_null(p);
+  cr_assert_eq(pt_make_perturbed_fun(f, ((size_t)1 << 62) - 1, 0.1f, PT_NOISE_GUMBEL, 1, &p), PT_OK);
+  pt_fn_free(p);
+  p = NULL;
+#endif
   cr_assert_null(p);
   pt_fn_free(f);
 }
@@ -567,6 +575,45 @@ Test(perturbed, bad_calls_write_nothing) {
     cr_assert_eq(pt_fn_value_and_grad(p, key, ok_x, &v, out), PT_EINVAL, "n_out is 4");
     expect_untouched(out, 16);
     cr_assert_eq(pt_fn_eval(p, key, ok_x, out), PT_OK);
+    pt_fn_free(p);
+  }
+  pt_fn_free(am);
+  pt_fn_free(f);
+}
+
+/* An output may be the memory of an input (results are made in scratch memory and copied out
+   at the end): in-place calls give the bits of out-of-place ones, on the generic and the fused
+   paths. */
+static void expect_bits(const float *got, const float *want, size_t n, const char *what) {
+  cr_assert(memcmp(got, want, n * sizeof *got) == 0, "%s: not the out-of-place bits", what);
+}
+
+Test(perturbed, outputs_may_overwrite_inputs) {
+  size_t d = 5;
+  point_fn pf = {argmax_point, d, d, &d, 0, 0};
+  pt_fn *f = black_box(&pf), *am = NULL;
+  cr_assert_eq(pt_fn_argmax_one_hot(d, &am), PT_OK);
+  const pt_fn *fs[2] = {f, am};
+  const float x[5] = {0.3f, -1.0f, 0.25f, 0.0f, 0.5f}, v[5] = {1.0f, -2.0f, 0.5f, 3.0f, -0.25f};
+  const pt_key key = pt_key_make(9);
+  for (size_t k = 0; k < 2; k++) {
+    pt_fn *p = perturbed(fs[k], 300, 0.5f, PT_NOISE_GUMBEL, 1);
+    float want[3][5], io[5];
+    cr_assert_eq(pt_fn_eval(p, key, x, want[0]), PT_OK);
+    cr_assert_eq(pt_fn_vjp(p, key, x, v, want[1]), PT_OK);
+    cr_assert_eq(pt_fn_jvp(p, key, x, v, want[2]), PT_OK);
+    memcpy(io, x, sizeof io);
+    cr_assert_eq(pt_fn_eval(p, key, io, io), PT_OK);
+    expect_bits(io, want[0], d, "eval, y over x");
+    memcpy(io, x, sizeof io);
+    cr_assert_eq(pt_fn_vjp(p, key, io, v, io), PT_OK);
+    expect_bits(io, want[1], d, "vjp, x_bar over x");
+    memcpy(io, v, sizeof io);
+    cr_assert_eq(pt_fn_vjp(p, key, x, io, io), PT_OK);
+    expect_bits(io, want[1], d, "vjp, x_bar over y_bar");
+    memcpy(io, v, sizeof io);
+    cr_assert_eq(pt_fn_jvp(p, key, x, io, io), PT_OK);
+    expect_bits(io, want[2], d, "jvp, y_dot over x_dot");
     pt_fn_free(p);
   }
   pt_fn_free(am);
