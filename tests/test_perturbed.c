@@ -544,14 +544,30 @@ Test(perturbed, bad_construction) {
   pt_fn_free(f);
 }
 
+/* Argmax one-hot twice: as a black box (the generic, tiled path) and as the built-in (fused). */
+typedef struct argmax_paths {
+  size_t d;
+  point_fn pf;
+  pt_fn *fn[2];
+} argmax_paths;
+
+static void argmax_paths_make(argmax_paths *a, size_t d) {
+  a->d = d;
+  a->pf = (point_fn){argmax_point, d, d, &a->d, 0, 0};
+  a->fn[0] = black_box(&a->pf);
+  cr_assert_eq(pt_fn_argmax_one_hot(d, &a->fn[1]), PT_OK);
+}
+
+static void argmax_paths_free(argmax_paths *a) {
+  pt_fn_free(a->fn[0]);
+  pt_fn_free(a->fn[1]);
+}
+
 Test(perturbed, bad_calls_write_nothing) {
-  size_t d = 4;
-  point_fn pf = {argmax_point, d, d, &d, 0, 0};
-  pt_fn *f = black_box(&pf), *am = NULL;
-  cr_assert_eq(pt_fn_argmax_one_hot(d, &am), PT_OK);
-  const pt_fn *fs[2] = {f, am};
+  argmax_paths a;
+  argmax_paths_make(&a, 4);
   for (size_t k = 0; k < 2; k++) {
-    pt_fn *p = perturbed(fs[k], 100, 0.5f, PT_NOISE_GUMBEL, 1);
+    pt_fn *p = perturbed(a.fn[k], 100, 0.5f, PT_NOISE_GUMBEL, 1);
     const pt_key key = pt_key_make(1);
     const float ok_x[4] = {1, 2, 3, 4};
     const float bad[4][4] = {{NAN, 0, 0, 0}, {0, INFINITY, 0, 0}, {0, 0, -INFINITY, 0}, {0, 0, 0, -NAN}};
@@ -577,8 +593,7 @@ Test(perturbed, bad_calls_write_nothing) {
     cr_assert_eq(pt_fn_eval(p, key, ok_x, out), PT_OK);
     pt_fn_free(p);
   }
-  pt_fn_free(am);
-  pt_fn_free(f);
+  argmax_paths_free(&a);
 }
 
 /* An output may be the memory of an input (results are made in scratch memory and copied out
@@ -589,15 +604,13 @@ static void expect_bits(const float *got, const float *want, size_t n, const cha
 }
 
 Test(perturbed, outputs_may_overwrite_inputs) {
-  size_t d = 5;
-  point_fn pf = {argmax_point, d, d, &d, 0, 0};
-  pt_fn *f = black_box(&pf), *am = NULL;
-  cr_assert_eq(pt_fn_argmax_one_hot(d, &am), PT_OK);
-  const pt_fn *fs[2] = {f, am};
+  const size_t d = 5;
+  argmax_paths a;
+  argmax_paths_make(&a, d);
   const float x[5] = {0.3f, -1.0f, 0.25f, 0.0f, 0.5f}, v[5] = {1.0f, -2.0f, 0.5f, 3.0f, -0.25f};
   const pt_key key = pt_key_make(9);
   for (size_t k = 0; k < 2; k++) {
-    pt_fn *p = perturbed(fs[k], 300, 0.5f, PT_NOISE_GUMBEL, 1);
+    pt_fn *p = perturbed(a.fn[k], 300, 0.5f, PT_NOISE_GUMBEL, 1);
     float want[3][5], io[5];
     cr_assert_eq(pt_fn_eval(p, key, x, want[0]), PT_OK);
     cr_assert_eq(pt_fn_vjp(p, key, x, v, want[1]), PT_OK);
@@ -616,8 +629,7 @@ Test(perturbed, outputs_may_overwrite_inputs) {
     expect_bits(io, want[2], d, "jvp, y_dot over x_dot");
     pt_fn_free(p);
   }
-  pt_fn_free(am);
-  pt_fn_free(f);
+  argmax_paths_free(&a);
 }
 
 Test(perturbed, failing_callback_writes_nothing) {
