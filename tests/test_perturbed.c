@@ -167,6 +167,83 @@ Test(perturbed, gumbel_argmax_is_softmax_without_baseline) { check_gumbel_argmax
 Test(perturbed, builtin_gumbel_argmax_is_softmax_with_baseline) { check_gumbel_argmax(1, 1); }
 Test(perturbed, builtin_gumbel_argmax_is_softmax_without_baseline) { check_gumbel_argmax(1, 0); }
 
+/* ---- argmax on segments: each segment its own argmax, so its own softmax --------------------
+   Segments far apart in scale (50, -100, 0): a kernel that scaled every segment by one maximum
+   would overflow or underflow the others' keys. */
+
+typedef struct segments {
+  size_t count;
+  const size_t *sizes;
+} segments;
+
+static void segments_argmax_point(const void *ctx, const float *x, float *y) {
+  const segments *s = ctx;
+  for (size_t k = 0, o = 0; k < s->count; o += s->sizes[k++]) argmax_point(&s->sizes[k], x + o, y + o);
+}
+
+static void check_segments(pt_noise noise) {
+  const size_t sizes[3] = {2, 3, 2}, n = 7;
+  const segments seg = {3, sizes};
+  const float x[7] = {50.0f, 49.9f, -100.0f, -100.2f, -99.9f, 0.0f, 0.05f}, sigma = 0.1f;
+  const size_t m = 20000;
+  point_fn pf = {segments_argmax_point, n, n, &seg, 0, 0};
+  pt_fn *f = NULL;
+  cr_assert_eq(pt_fn_argmax_one_hot_segments(sizes, 3, &f), PT_OK);
+  pt_fn *p = perturbed(f, m, sigma, noise, 1);
+  pt_ref_estimate ref;
+  expect_matches_reference(p, &pf, m, sigma, noise, 1, pt_key_make(5), x,
+                           noise == PT_NOISE_GUMBEL ? 3 : 0, &ref);
+  float y[7];
+  cr_assert_eq(pt_fn_eval(p, pt_key_make(5), x, y), PT_OK);
+  for (size_t k = 0, o = 0; k < 3; o += sizes[k++]) {
+    double total = 0;
+    for (size_t i = o; i < o + sizes[k]; i++) total += y[i];
+    cr_assert(fabs(total - 1) <= 1e-6, "segment %zu sums to %.9g", k, total);
+  }
+  if (noise == PT_NOISE_GUMBEL) { /* block-diagonal softmax */
+    double prob[7], jac[49] = {0}, block_p[3], block_jac[9];
+    for (size_t k = 0, o = 0; k < 3; o += sizes[k++]) {
+      softmax_truth(x + o, sizes[k], sigma, block_p, block_jac);
+      for (size_t j = 0; j < sizes[k]; j++) {
+        prob[o + j] = block_p[j];
+        for (size_t i = 0; i < sizes[k]; i++) jac[(o + j) * n + o + i] = block_jac[j * sizes[k] + i];
+      }
+    }
+    expect_truth(ref.value, ref.value_se, prob, n, "softmax per segment");
+    expect_truth(ref.jac, ref.jac_se, jac, n * n, "block-diagonal softmax jacobian");
+  }
+  pt_ref_estimate_free(&ref);
+  pt_fn_free(p);
+  pt_fn_free(f);
+}
+
+Test(perturbed, gumbel_segments_are_softmax_per_segment) { check_segments(PT_NOISE_GUMBEL); }
+Test(perturbed, normal_segments_match_the_reference) { check_segments(PT_NOISE_NORMAL); }
+
+/* Exact ties: x + sigma z rounds to x for every sample when all x are 1e9 (an ulp is 64), and
+   the argmax rule gives the first index, so the perturbed normal argmax is exactly e_0, on
+   every ISA, for short rows (several samples per vector) and long ones (with a tail). */
+Test(perturbed, normal_argmax_ties_take_the_first_index) {
+  const size_t lengths[3] = {5, 45, 100};
+  float x[100], y[100];
+  for (size_t i = 0; i < 100; i++) x[i] = 1e9f;
+  for (size_t k = 0; k < 3; k++) {
+    const size_t n = lengths[k];
+    pt_fn *am = NULL;
+    cr_assert_eq(pt_fn_argmax_one_hot(n, &am), PT_OK);
+    pt_fn *p = perturbed(am, 500, 0.3f, PT_NOISE_NORMAL, 1);
+    for (int isa = PT_ISA_SCALAR; isa <= PT_ISA_NEON; isa++) {
+      if (pt_isa_select((pt_isa)isa) != PT_OK) continue;
+      cr_assert_eq(pt_fn_eval(p, pt_key_make(3), x, y), PT_OK);
+      for (size_t i = 0; i < n; i++)
+        cr_assert_eq(y[i], i == 0 ? 1.0f : 0.0f, "d %zu on %s: y[%zu] = %g", n,
+                     pt_isa_name((pt_isa)isa), i, (double)y[i]);
+    }
+    pt_fn_free(p);
+    pt_fn_free(am);
+  }
+}
+
 /* ---- perturbed ranks ---------------------------------------------------------------------------
    Gumbel: P(x_j + s G_j < x_i + s G_i) = sigmoid((x_i - x_j) / s) (a difference of Gumbels is
    logistic); normal: Phi((x_i - x_j) / (s sqrt 2)).  E[rank_i] sums them over j != i. */
@@ -255,16 +332,16 @@ Test(perturbed, linear_map_normal) { check_linear(PT_NOISE_NORMAL); }
 
 /* ---- Hessian of 0.5 |x|^2: the identity, for both noises; gradient x (+ s gamma) -------- */
 
-static void check_hessian(pt_noise noise) {
+static void check_hessian(pt_noise noise, int baseline) {
   size_t n = 3;
   point_fn pf = {half_square_point, n, 1, &n, 0, 0};
   pt_fn *f = black_box(&pf);
   const float x[3] = {0.2f, -0.1f, 0.3f}, sigma = 0.5f;
   const size_t m = 200000;
   const pt_key key = pt_key_make(99);
-  pt_fn *p = perturbed(f, m, sigma, noise, 1);
+  pt_fn *p = perturbed(f, m, sigma, noise, baseline);
   pt_ref_estimate ref;
-  cr_assert_eq(pt_ref_estimate_run(half_square_point, &n, n, 1, m, sigma, noise, 1, key, x, &ref), 0);
+  cr_assert_eq(pt_ref_estimate_run(half_square_point, &n, n, 1, m, sigma, noise, baseline, key, x, &ref), 0);
   float hess[9], value, grad[3], y;
   cr_assert_eq(pt_fn_hessian(p, key, x, hess), PT_OK);
   cr_assert_eq(pt_fn_value_and_grad(p, key, x, &value, grad), PT_OK);
@@ -282,8 +359,10 @@ static void check_hessian(pt_noise noise) {
   pt_fn_free(f);
 }
 
-Test(perturbed, hessian_of_half_square_gumbel) { check_hessian(PT_NOISE_GUMBEL); }
-Test(perturbed, hessian_of_half_square_normal) { check_hessian(PT_NOISE_NORMAL); }
+Test(perturbed, hessian_of_half_square_gumbel) { check_hessian(PT_NOISE_GUMBEL, 1); }
+Test(perturbed, hessian_of_half_square_normal) { check_hessian(PT_NOISE_NORMAL, 1); }
+Test(perturbed, hessian_of_half_square_gumbel_without_baseline) { check_hessian(PT_NOISE_GUMBEL, 0); }
+Test(perturbed, hessian_of_half_square_normal_without_baseline) { check_hessian(PT_NOISE_NORMAL, 0); }
 
 /* ---- derivatives of one key agree: vjp = J^T y_bar, jvp = J x_dot --------------------------- */
 
@@ -342,6 +421,21 @@ Test(perturbed, vjp_and_jvp_are_the_jacobian_of_the_same_samples) {
   pt_fn_free(f);
   pt_fn_free(am);
   pt_fn_free(rk);
+}
+
+Test(perturbed, segments_vjp_and_jvp_are_the_jacobian_of_the_same_samples) {
+  const size_t sizes[4] = {5, 12, 1, 19};
+  pt_fn *seg = NULL;
+  cr_assert_eq(pt_fn_argmax_one_hot_segments(sizes, 4, &seg), PT_OK);
+  float x[37];
+  for (size_t i = 0; i < 37; i++) x[i] = (float)((i * 13) % 17) * 0.05f - 0.4f;
+  for (int noise = PT_NOISE_GUMBEL; noise <= PT_NOISE_NORMAL; noise++)
+    for (int baseline = 0; baseline < 2; baseline++) {
+      pt_fn *p = perturbed(seg, 2000, 0.3f, (pt_noise)noise, baseline);
+      check_vjp_jvp(p, pt_key_make(4), x);
+      pt_fn_free(p);
+    }
+  pt_fn_free(seg);
 }
 
 /* The fused kernels compute the literal samples for ranking (both noises) and for the normal
@@ -474,6 +568,28 @@ Test(perturbed, composed_random_parts_get_folded_keys) {
   cr_assert_eq(pt_fn_vjp(pr, pt_key_fold_in(key, 1), mid, y_bar, mid_bar), PT_OK);
   cr_assert_eq(pt_fn_vjp(pa, pt_key_fold_in(key, 0), x, mid_bar, want_g), PT_OK);
   cr_assert(memcmp(g, want_g, sizeof g) == 0);
+  /* the jvp, forward through the same keys */
+  const float x_dot[5] = {1, -0.5f, 0.25f, 2, -1};
+  float y_dot[5], mid_dot[5], want_dot[5];
+  cr_assert_eq(pt_fn_jvp(both, key, x, x_dot, y_dot), PT_OK);
+  cr_assert_eq(pt_fn_jvp(pa, pt_key_fold_in(key, 0), x, x_dot, mid_dot), PT_OK);
+  cr_assert_eq(pt_fn_jvp(pr, pt_key_fold_in(key, 1), mid, mid_dot, want_dot), PT_OK);
+  cr_assert(memcmp(y_dot, want_dot, sizeof y_dot) == 0);
+  /* the Jacobian, the product of the parts' */
+  float jac[25], ja[25], jr[25];
+  cr_assert_eq(pt_fn_jacobian(both, key, x, jac), PT_OK);
+  cr_assert_eq(pt_fn_jacobian(pa, pt_key_fold_in(key, 0), x, ja), PT_OK);
+  cr_assert_eq(pt_fn_jacobian(pr, pt_key_fold_in(key, 1), mid, jr), PT_OK);
+  for (size_t j = 0; j < 5; j++)
+    for (size_t i = 0; i < 5; i++) {
+      double s = 0, size = 0;
+      for (size_t k = 0; k < 5; k++) {
+        s += (double)jr[j * 5 + k] * ja[k * 5 + i];
+        size += fabs((double)jr[j * 5 + k] * ja[k * 5 + i]);
+      }
+      cr_assert(fabs(jac[j * 5 + i] - s) <= 1e-5 * size + 1e-6, "jacobian[%zu][%zu] %.9g, product %.9g",
+                j, i, (double)jac[j * 5 + i], s);
+    }
   pt_fn_free(both);
   pt_fn_free(pa);
   pt_fn_free(pr);
@@ -481,30 +597,81 @@ Test(perturbed, composed_random_parts_get_folded_keys) {
   pt_fn_free(rk);
 }
 
+/* The numbering of random parts does not depend on the bracketing: p3 o (p2 o p1) and
+   (p3 o p2) o p1 both give part p the key pt_key_fold_in(key, p - 1). */
+Test(perturbed, random_parts_numbered_whatever_the_bracketing) {
+  pt_fn *am = NULL, *rk = NULL;
+  cr_assert_eq(pt_fn_argmax_one_hot(4, &am), PT_OK);
+  cr_assert_eq(pt_fn_ranking(4, &rk), PT_OK);
+  pt_fn *p1 = perturbed(am, 100, 0.5f, PT_NOISE_GUMBEL, 1);
+  pt_fn *p2 = perturbed(rk, 100, 0.3f, PT_NOISE_NORMAL, 1);
+  pt_fn *p3 = perturbed(am, 100, 0.4f, PT_NOISE_NORMAL, 0);
+  pt_fn *c21 = NULL, *right = NULL, *c32 = NULL, *left = NULL;
+  cr_assert_eq(pt_fn_compose(p2, p1, &c21), PT_OK);
+  cr_assert_eq(pt_fn_compose(p3, c21, &right), PT_OK);
+  cr_assert_eq(pt_fn_compose(p3, p2, &c32), PT_OK);
+  cr_assert_eq(pt_fn_compose(c32, p1, &left), PT_OK);
+  const float x[4] = {0.2f, -0.1f, 0.3f, 0.0f};
+  const pt_key key = pt_key_make(77);
+  float u[4], v[4], want[4], got[4];
+  cr_assert_eq(pt_fn_eval(p1, pt_key_fold_in(key, 0), x, u), PT_OK);
+  cr_assert_eq(pt_fn_eval(p2, pt_key_fold_in(key, 1), u, v), PT_OK);
+  cr_assert_eq(pt_fn_eval(p3, pt_key_fold_in(key, 2), v, want), PT_OK);
+  cr_assert_eq(pt_fn_eval(right, key, x, got), PT_OK);
+  cr_assert(memcmp(got, want, sizeof got) == 0, "p3 o (p2 o p1)");
+  cr_assert_eq(pt_fn_eval(left, key, x, got), PT_OK);
+  cr_assert(memcmp(got, want, sizeof got) == 0, "(p3 o p2) o p1");
+  pt_fn *fs[9] = {right, c21, left, c32, p1, p2, p3, am, rk};
+  for (size_t k = 0; k < 9; k++) pt_fn_free(fs[k]);
+}
+
 /* A perturbed function of a random function: sample m of the inner one is row m of a batch
-   with pt_key_fold_in(key, 0), so the value is the mean of those rows. */
+   with pt_key_fold_in(key, 0), and its baseline is row M (the unperturbed x), so the value is
+   the mean of rows 0 .. M-1 and the vjp is (1/(M s)) sum_m ((Y_m - Y_M) . y_bar) z_m.  M spans
+   several of the generic path's tiles. */
 Test(perturbed, perturbing_a_random_function) {
+  enum { M = 3000, N = 3 };
+  const float sigma = 0.25f, x[N] = {0.2f, 0.1f, -0.1f}, y_bar[N] = {1.0f, -0.5f, 0.25f};
   pt_fn *am = NULL;
-  cr_assert_eq(pt_fn_argmax_one_hot(3, &am), PT_OK);
-  pt_fn *inner = perturbed(am, 50, 0.5f, PT_NOISE_GUMBEL, 1);
-  pt_fn *outer = perturbed(inner, 40, 0.25f, PT_NOISE_NORMAL, 1);
-  const float x[3] = {0.2f, 0.1f, -0.1f};
+  cr_assert_eq(pt_fn_argmax_one_hot(N, &am), PT_OK);
+  pt_fn *inner = perturbed(am, 20, 0.5f, PT_NOISE_GUMBEL, 1);
+  pt_fn *outer = perturbed(inner, M, sigma, PT_NOISE_NORMAL, 1);
   const pt_key key = pt_key_make(6);
-  float y[3], z[40 * 3], xt[40 * 3], rows[40 * 3];
+  float *z = malloc(M * N * sizeof *z), *xt = malloc((M + 1) * N * sizeof *xt);
+  float *rows = malloc((M + 1) * N * sizeof *rows);
+  cr_assert(z && xt && rows);
+  cr_assert_eq(pt_noise_fill(PT_NOISE_NORMAL, key, 0, z, M * N), PT_OK);
+  for (size_t k = 0; k < M * N; k++) {
+    const float step = sigma * z[k];
+    xt[k] = x[k % N] + step;
+  }
+  memcpy(xt + M * N, x, sizeof x);
+  cr_assert_eq(pt_fn_eval_batch(inner, pt_key_fold_in(key, 0), M + 1, xt, rows), PT_OK);
+  float y[N], g[N];
   cr_assert_eq(pt_fn_eval(outer, key, x, y), PT_OK);
-  cr_assert_eq(pt_noise_fill(PT_NOISE_NORMAL, key, 0, z, 120), PT_OK);
-  for (size_t k = 0; k < 120; k++) {
-    const float step = 0.25f * z[k];
-    xt[k] = x[k % 3] + step;
+  cr_assert_eq(pt_fn_vjp(outer, key, x, y_bar, g), PT_OK);
+  double want[N] = {0}, size[N] = {0}, mean[N] = {0};
+  for (size_t m = 0; m < M; m++) {
+    double c = 0;
+    for (size_t j = 0; j < N; j++) {
+      c += ((double)rows[m * N + j] - rows[M * N + j]) * y_bar[j];
+      mean[j] += rows[m * N + j];
+    }
+    for (size_t i = 0; i < N; i++) {
+      want[i] += c * z[m * N + i];
+      size[i] += fabs(c * z[m * N + i]);
+    }
   }
-  cr_assert_eq(pt_fn_eval_batch(inner, pt_key_fold_in(key, 0), 40, xt, rows), PT_OK);
-  for (size_t i = 0; i < 3; i++) {
-    double s = 0;
-    for (size_t m = 0; m < 40; m++) s += rows[m * 3 + i];
-    cr_assert_eq(y[i], (float)(s / 40), "entry %zu", i);
+  for (size_t i = 0; i < N; i++) {
+    cr_assert_eq(y[i], (float)(mean[i] / M), "value %zu", i);
+    want[i] /= (double)M * sigma;
+    size[i] /= (double)M * sigma;
+    cr_assert(fabs(g[i] - want[i]) <= 1e-5 * size[i] + 1e-7, "vjp[%zu] %.9g, by hand %.9g", i,
+              (double)g[i], want[i]);
   }
-  float g[3];
-  cr_assert_eq(pt_fn_vjp(outer, key, x, x, g), PT_OK);
+  free(z);
+  free(xt);
+  free(rows);
   pt_fn_free(outer);
   pt_fn_free(inner);
   pt_fn_free(am);
