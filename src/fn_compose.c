@@ -34,8 +34,9 @@ static pt_status compose_vjp(const pt_fn *f, pt_fn_keys keys, const float *x, co
                              float *y, float *x_bar) {
   PARTS(f);
   pt_status s;
-  float *u = pt_fn_alloc(2, n_mid, sizeof *u, &s), *u_bar = u + n_mid;
+  float *u = pt_fn_alloc(2, n_mid, sizeof *u, &s);
   if (!u) return s;
+  float *u_bar = u + n_mid;
   s = inner->ops->eval(inner, keys, 1, x, u);
   if (s == PT_OK) s = outer->ops->vjp(outer, keys_outer, u, y_bar, y, u_bar);
   if (s == PT_OK) s = inner->ops->vjp(inner, keys, x, u_bar, NULL, x_bar);
@@ -48,8 +49,9 @@ static pt_status compose_jvp(const pt_fn *f, pt_fn_keys keys, const float *x, co
                              float *y, float *y_dot) {
   PARTS(f);
   pt_status s;
-  float *u = pt_fn_alloc(2, n_mid, sizeof *u, &s), *u_dot = u + n_mid;
+  float *u = pt_fn_alloc(2, n_mid, sizeof *u, &s);
   if (!u) return s;
+  float *u_dot = u + n_mid;
   s = inner->ops->jvp(inner, keys, x, x_dot, u, u_dot);
   if (s == PT_OK) s = outer->ops->jvp(outer, keys_outer, u, u_dot, y, y_dot);
   free(u);
