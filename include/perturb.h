@@ -53,10 +53,11 @@ PT_API const char *pt_isa_name(pt_isa isa);
 /* 1 when the ISA's kernels are built into this library AND the CPU and OS can run them. */
 PT_API int pt_isa_supported(pt_isa isa);
 /* The ISA computing calls use now: the best supported one, unless PERTURB_ISA (read once, at
-   first use) or pt_isa_select chose another.  While PERTURB_ISA names an unknown or unsupported
+   first use; empty or "auto" mean the best) or pt_isa_select chose another.  While PERTURB_ISA names an unknown or unsupported
    ISA, every computing call returns PT_EUNSUPPORTED and this returns PT_ISA_SCALAR. */
 PT_API pt_isa pt_isa_active(void);
-/* Makes `isa` the active ISA for every thread; PT_EUNSUPPORTED if it is not supported. */
+/* Makes `isa` the active ISA for every thread; PT_EUNSUPPORTED if it is not supported (a value
+   outside the enum included). */
 PT_API pt_status pt_isa_select(pt_isa isa);
 
 /* ---- Keys and random streams ---------------------------------------------------------------

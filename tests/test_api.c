@@ -62,12 +62,16 @@ Test(api, default_is_best_supported) {
   cr_assert_eq(pt_isa_active(), best);
 }
 
-Test(api, auto_is_default) {
-  setenv("PERTURB_ISA", "auto", 1);
+static void check_best_chosen(const char *value) {
+  setenv("PERTURB_ISA", value, 1);
   const pt_isa chosen = pt_isa_active();
   cr_assert(pt_isa_supported(chosen));
-  cr_assert(chosen != PT_ISA_SCALAR || (!pt_isa_supported(PT_ISA_AVX2) && !pt_isa_supported(PT_ISA_NEON)));
+  cr_assert(chosen != PT_ISA_SCALAR || (!pt_isa_supported(PT_ISA_AVX2) && !pt_isa_supported(PT_ISA_NEON)),
+            "PERTURB_ISA=\"%s\"", value);
 }
+
+Test(api, auto_is_default) { check_best_chosen("auto"); }
+Test(api, empty_is_default) { check_best_chosen(""); }
 
 Test(api, select_every_supported_isa) {
   for (int isa = PT_ISA_SCALAR; isa <= PT_ISA_NEON; isa++) {
