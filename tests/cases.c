@@ -62,6 +62,8 @@ static const struct {
     {700, 128, 128, 3, PT_FILL_RANDOM}, {700, 129, 131, 0, PT_FILL_RANDOM},
     {300, 1100, 1100, 1, PT_FILL_RANDOM}, {600, 40, 40, 0, PT_FILL_SPECIAL},
     {600, 40, 41, 0, PT_FILL_SORTED}, {600, 200, 200, 2, PT_FILL_REVERSED},
+    /* rows % 512 % 16 == 15: a block's last round of rows, one short of the 16 of a full one */
+    {527, 3, 5, 1, PT_FILL_RANDOM}, {1039, 1, 2, 0, PT_FILL_RANDOM}, {543, 16, 17, 2, PT_FILL_RANDOM},
 };
 #define N_TALL (sizeof tall / sizeof tall[0])
 

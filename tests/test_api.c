@@ -151,3 +151,16 @@ Test(api, select_while_other_threads_compute) {
     cr_assert_null(result, "a worker saw %s results", (const char *)result);
   }
 }
+
+/* ---- dispatch: PERTURB_ISA=<name> selects that ISA, for every supported one ------------------
+   Only "scalar" is tested, so a dispatcher that maps every recognised name to scalar (or to the
+   default) survives.  Criterion runs each test in its own process: PERTURB_ISA is read afresh. */
+static void expect_env_selects(pt_isa isa) {
+  if (!pt_isa_supported(isa)) cr_skip_test("%s is not supported here", pt_isa_name(isa));
+  setenv("PERTURB_ISA", pt_isa_name(isa), 1);
+  cr_assert_eq(pt_isa_active(), isa, "PERTURB_ISA=%s gave %s", pt_isa_name(isa),
+               pt_isa_name(pt_isa_active()));
+}
+Test(api, env_forces_avx2) { expect_env_selects(PT_ISA_AVX2); }
+Test(api, env_forces_avx512) { expect_env_selects(PT_ISA_AVX512); }
+Test(api, env_forces_neon) { expect_env_selects(PT_ISA_NEON); }

@@ -1,11 +1,13 @@
 /* pt_argmax_rows through the public API: known answers for every ordering rule, strides, and
    every bad input (a clear status and nothing written).  Parity across ISAs on the full
    battery is tests/test_parity.c. */
+#define _DEFAULT_SOURCE /* MAP_ANONYMOUS, MAP_NORESERVE */
 #include <criterion/criterion.h>
 #include <float.h>
 #include <math.h>
 #include <stdint.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #include "perturb.h"
 
@@ -100,4 +102,26 @@ Test(argmax, zero_rows_writes_nothing) {
   cr_assert_eq(pt_argmax_rows(NULL, 0, 4, 4, NULL), PT_OK);
   /* the shape must still be consistent */
   cr_assert_eq(pt_argmax_rows(NULL, 0, 0, 4, NULL), PT_EINVAL);
+}
+
+/* ---- argmax: rows far apart (ld * PT_LANES past 2^31 elements) -------------------------------
+   The columns path (d <= 8, PT_LANES rows at a time) gathers with 32-bit offsets i * ld; a guard
+   sends larger strides to the row-at-a-time path.  No test has ld above a few thousand, so
+   removing or loosening the guard survives.  Truth: the known argmax of each row, on a sparse
+   mapping of 20 GB (MAP_NORESERVE: only the 16 touched pages are real). */
+Test(argmax, rows_with_a_huge_stride) {
+  const size_t rows = 16, d = 5, ld = (size_t)320 << 20; /* 7 * ld and 15 * ld exceed INT32_MAX */
+  const size_t bytes = ((rows - 1) * ld + d) * sizeof(float);
+  float *x = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+  if (x == MAP_FAILED) cr_skip_test("cannot map %zu bytes", bytes);
+  for (size_t r = 0; r < rows; r++)
+    for (size_t j = 0; j < d; j++) x[r * ld + j] = j == (r * 3) % d ? 1.0f + (float)r : -(float)j;
+  for (int isa = PT_ISA_SCALAR; isa <= PT_ISA_NEON; isa++) {
+    if (pt_isa_select((pt_isa)isa) != PT_OK) continue;
+    int32_t idx[16];
+    cr_assert_eq(pt_argmax_rows(x, rows, d, ld, idx), PT_OK);
+    for (size_t r = 0; r < rows; r++)
+      cr_assert_eq(idx[r], (int32_t)((r * 3) % d), "%s row %zu: %d", pt_isa_name((pt_isa)isa), r, idx[r]);
+  }
+  munmap(x, bytes);
 }

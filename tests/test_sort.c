@@ -202,3 +202,50 @@ Test(sort, zero_rows_writes_nothing) {
   expect_refused(PT_EINVAL, NULL, 0, 0, 4, NULL, 4);
   expect_refused(PT_EINVAL, NULL, 0, 4, 4, NULL, 3);
 }
+
+/* ---- argument checks (src/rows.c, shared by the four row kernels): the exact edge of "rows
+   of ld elements fit in PTRDIFF_MAX bytes" ---------------------------------------------------
+   Only far-off sizes (SIZE_MAX / 2 rows) are tested, so an off-by-one in the row-count bound
+   survives.  The largest x that fits must pass the x check: with out == NULL the call then
+   fails on out (PT_EINVAL) without touching memory; one row more must be PT_EOVERFLOW. */
+Test(sort, overflow_bound_is_exact) {
+  static const float dummy[4];
+  const size_t limit = (size_t)PTRDIFF_MAX / sizeof(float);
+  static const size_t ds[][2] = {{4, 4}, {3, 1000}, {1, 1}};
+  for (size_t k = 0; k < 3; k++) {
+    const size_t d = ds[k][0], ld = ds[k][1], fit = (limit - d) / ld + 1; /* rows that fit */
+    cr_assert_eq(pt_argsort_rows(dummy, fit, d, ld, NULL, d), PT_EINVAL, "d=%zu ld=%zu rows=%zu", d, ld, fit);
+    cr_assert_eq(pt_rank_rows(dummy, fit, d, ld, NULL, d), PT_EINVAL);
+    cr_assert_eq(pt_argmax_rows(dummy, fit, d, ld, NULL), PT_EINVAL);
+    cr_assert_eq(pt_weighted_sum_rows(dummy, fit, d, ld, NULL, NULL), PT_EINVAL);
+    cr_assert_eq(pt_argsort_rows(dummy, fit + 1, d, ld, NULL, d), PT_EOVERFLOW, "d=%zu ld=%zu", d, ld);
+    cr_assert_eq(pt_argmax_rows(dummy, fit + 1, d, ld, NULL), PT_EOVERFLOW);
+    cr_assert_eq(pt_weighted_sum_rows(dummy, fit + 1, d, ld, NULL, NULL), PT_EOVERFLOW);
+  }
+}
+
+/* ---- argsort/rank through the API at the lengths where rows.c's stack work space ends --------
+   The parity battery calls the kernels with its own work space, and test_sort.c's lengths jump
+   from 300 to 1000, so sizing the on-stack work space wrongly (e.g. `d <= 2 * SORT_STACK_D`:
+   1024 int64 for a row that needs ~2 * 512 + a vector) overflows the stack unseen.  Truth: the
+   reference merge sort, at every length around 256 and 512 (run under ASan/valgrind too). */
+Test(sort, sort_lengths_around_the_stack_work_space) {
+  static const size_t lengths[] = {255, 256, 257, 384, 449, 480, 500, 511, 512, 513};
+  float x[513];
+  int32_t perm[513], rank[513], ref[513], tmp[513];
+  uint64_t s = 7;
+  for (size_t n = 0; n < sizeof lengths / sizeof lengths[0]; n++) {
+    const size_t d = lengths[n];
+    for (size_t i = 0; i < d; i++) x[i] = (float)(pt_test_rand(&s) % 97) - 48.0f;
+    pt_ref_argsort(x, d, ref, tmp);
+    for (int isa = PT_ISA_SCALAR; isa <= PT_ISA_NEON; isa++) {
+      if (pt_isa_select((pt_isa)isa) != PT_OK) continue;
+      cr_assert_eq(pt_argsort_rows(x, 1, d, d, perm, d), PT_OK);
+      cr_assert_eq(pt_rank_rows(x, 1, d, d, rank, d), PT_OK);
+      for (size_t p = 0; p < d; p++) {
+        cr_assert_eq(perm[p], ref[p], "%s d=%zu perm[%zu]", pt_isa_name((pt_isa)isa), d, p);
+        cr_assert_eq(rank[ref[p]], (int32_t)p, "%s d=%zu rank", pt_isa_name((pt_isa)isa), d);
+      }
+    }
+  }
+}

@@ -147,3 +147,29 @@ Test(weighted_sum, zero_rows_writes_nothing) {
   expect_refused(PT_EINVAL, NULL, 0, 0, 4, NULL, out);
   expect_refused(PT_EINVAL, NULL, 0, 4, 3, NULL, out);
 }
+
+/* ---- weighted_sum: block sums are added to the double in block order -------------------------
+   With inputs in [-1, 1) the double accumulation is exact, so its order is never tested: adding
+   the block sums of one GROUP (4 blocks on AVX-512, 2 on AVX2) in another order survives every
+   test.  Block sums 2^60, 0, 1, -2^60 give 0 in order and 1 with pairs swapped; 2^60, 1, -2^60, 1
+   give 1 in order and 0 reversed.  Truth: the reference of the order, on every ISA. */
+Test(weighted_sum, block_sums_added_in_block_order) {
+  static const float patterns[2][4] = {{0x1p60f, 0, 1, -0x1p60f}, {0x1p60f, 1, -0x1p60f, 1}};
+  const size_t rows = 8 * 512;
+  float *x = calloc(rows, sizeof *x);
+  cr_assert(x);
+  for (int p = 0; p < 2; p++) {
+    memset(x, 0, rows * sizeof *x);
+    for (size_t b = 0; b < 8; b++) x[b * 512 + 7] = patterns[p][b % 4]; /* one term per block */
+    const float want = pt_ref_weighted_sum_ordered(x, rows, 1, 1, NULL, 0);
+    cr_assert_eq(want, p == 0 ? 0.0f : 1.0f, "the reference itself");
+    for (int isa = PT_ISA_SCALAR; isa <= PT_ISA_NEON; isa++) {
+      if (pt_isa_select((pt_isa)isa) != PT_OK) continue;
+      float out = -5;
+      cr_assert_eq(pt_weighted_sum_rows(x, rows, 1, 1, NULL, &out), PT_OK);
+      cr_assert_eq(bits(out), bits(want), "%s pattern %d: %a, want %a", pt_isa_name((pt_isa)isa), p,
+                   out, want);
+    }
+  }
+  free(x);
+}
