@@ -10,8 +10,18 @@
 #include "reference.h"
 #include "sort.h"
 
+/* Counts the current check as failed (once), and says whether this is the first failure of the
+   run, whose message is kept. */
+static int count_failure(pt_parity_result *res) {
+  if (res->failed_at != res->checked) {
+    res->failed++;
+    res->failed_at = res->checked;
+  }
+  return res->first_failure[0] == '\0';
+}
+
 void pt_parity_fail(pt_parity_result *res, const char *fmt, ...) {
-  if (res->failed++) return;
+  if (!count_failure(res)) return;
   va_list ap;
   va_start(ap, fmt);
   vsnprintf(res->first_failure, sizeof res->first_failure, fmt, ap);
@@ -20,7 +30,7 @@ void pt_parity_fail(pt_parity_result *res, const char *fmt, ...) {
 
 /* pt_parity_fail, naming the case */
 static void fail(pt_parity_result *res, const pt_case *c, const char *fmt, ...) {
-  if (res->failed++) return;
+  if (!count_failure(res)) return;
   char what[256];
   va_list ap;
   va_start(ap, fmt);
@@ -255,6 +265,7 @@ static int known_hashes(const pt_kernel_table *k, const pt_case *c, const float 
 
 static void check_known_answers(const pt_kernel_table *k, pt_parity_result *res) {
   for (size_t i = 0; i < sizeof known / sizeof known[0]; i++) {
+    res->checked++;
     pt_case c = known[i].input;
     c.seed = i + 1;
     void *block;
@@ -285,15 +296,14 @@ int pt_parity_check(pt_isa isa, pt_parity_result *res) {
     void *block;
     const float *x = pt_case_data(&c, &block);
     if (!x) return -1;
+    res->checked++;
 #define PT_PARITY(op, ret, params) parity_##op(k, scalar, &c, x, res);
     PT_FOR_EACH_OP(PT_PARITY)
 #undef PT_PARITY
-    res->checked++;
     free(block);
   }
   pt_parity_noise_known(k, res);
   pt_parity_fused_known(k, res);
   check_known_answers(k, res);
-  res->checked += sizeof known / sizeof known[0];
   return 0;
 }

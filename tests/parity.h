@@ -11,8 +11,10 @@
 #include "kernels.h"
 #include "perturb.h"
 
+/* checked: checks begun (each counts itself when it starts); failed: those of them with at
+   least one failure, so never more than checked; failed_at: the last one counted as failed. */
 typedef struct pt_parity_result {
-  size_t checked, failed;
+  size_t checked, failed, failed_at;
   char first_failure[512];
 } pt_parity_result;
 
@@ -34,7 +36,8 @@ PT_FOR_EACH_OP(PT_PARITY_DECLARE)
 void pt_parity_noise_known(const pt_kernel_table *k, pt_parity_result *res);
 void pt_parity_fused_known(const pt_kernel_table *k, pt_parity_result *res);
 
-/* Counts a failed check in res, keeping the first message. */
+/* Records a failure of the current check in res (the check counts once however many it has),
+   keeping the first message. */
 void pt_parity_fail(pt_parity_result *res, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 

@@ -2,8 +2,8 @@
    Criterion (whose runner hangs under qemu user emulation).  `--require ISA` fails unless
    that ISA is supported, so an emulated run cannot pass by skipping the ISA it is for;
    `--only ISA` also skips every other ISA (the scalar kernels still serve as the reference),
-   for slow runs such as valgrind's.  Ends with "N passed, N failed" counting (ISA, case)
-   checks. */
+   for slow runs such as valgrind's.  Ends with "N passed, N failed" counting checks (a case on
+   every kernel family, a known answer), each failed at most once. */
 #include <stdio.h>
 #include <string.h>
 
@@ -47,7 +47,7 @@ int main(int argc, char **argv) {
       printf("parity: %-7s could not run (out of memory)\n", #name);                         \
       failed++;                                                                              \
     } else {                                                                                 \
-      printf("parity: %-7s %zu cases, %zu failed%s%s\n", #name, res.checked, res.failed,     \
+      printf("parity: %-7s %zu checks, %zu failed%s%s\n", #name, res.checked, res.failed,     \
              res.failed ? ": first: " : "", res.first_failure);                              \
       passed += res.checked - res.failed;                                                    \
       failed += res.failed;                                                                  \

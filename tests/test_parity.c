@@ -11,7 +11,7 @@
     pt_parity_result res;                                                                 \
     cr_assert_eq(pt_parity_check(value, &res), 0, "parity battery ran out of memory");    \
     cr_assert_gt(res.checked, 0);                                                         \
-    cr_assert_eq(res.failed, 0, "%zu of %zu cases differ; first: %s", res.failed,         \
+    cr_assert_eq(res.failed, 0, "%zu of %zu checks failed; first: %s", res.failed,         \
                  res.checked, res.first_failure);                                         \
   }
 PT_FOR_EACH_ISA(PT_PARITY_TEST)
