@@ -6,11 +6,8 @@
 
 #include "cpu.h"
 
-enum { CPU_FMA = 1, CPU_AVX2 = 2, CPU_AVX512 = 4 };
-
 #if defined(__x86_64__) || defined(__i386__)
 #include <cpuid.h>
-#include <stdint.h>
 
 static uint64_t xgetbv0(void) {
   uint32_t lo, hi;
@@ -18,26 +15,39 @@ static uint64_t xgetbv0(void) {
   return ((uint64_t)hi << 32) | lo;
 }
 
-static unsigned detect(void) {
-  unsigned a, b, c, d;
-  if (!__get_cpuid(1, &a, &b, &c, &d)) return 0;
+/* The bits of DESIGN.md on the registers detect() reads (cpu.h says why it stands apart). */
+unsigned pt_cpu_decide(const pt_cpu_regs *r) {
+  const unsigned c = r->leaf1_ecx, b = r->leaf7_ebx;
   const int fma = (c >> 12) & 1, osxsave = (c >> 27) & 1, avx = (c >> 28) & 1;
   /* FMA3 and AVX2 are VEX-encoded: they need the OS to save SSE and AVX state */
   if (!fma || !osxsave || !avx) return 0;
-  const uint64_t xcr0 = xgetbv0();
-  if ((xcr0 & 0x6) != 0x6) return 0;
-  unsigned features = CPU_FMA;
-  if (__get_cpuid_max(0, 0) < 7) return features;
-  __cpuid_count(7, 0, a, b, c, d);
+  if ((r->xcr0 & 0x6) != 0x6) return 0;
+  unsigned features = PT_CPU_FMA;
+  if (r->max_leaf < 7) return features;
   if (!((b >> 5) & 1)) return features;
-  features |= CPU_AVX2;
+  features |= PT_CPU_AVX2;
   const int avx512 = ((b >> 16) & 1) && ((b >> 17) & 1) && ((b >> 30) & 1) && ((b >> 31) & 1);
-  if (avx512 && (xcr0 & 0xE6) == 0xE6) features |= CPU_AVX512; /* + opmask, ZMM state */
+  if (avx512 && (r->xcr0 & 0xE6) == 0xE6) features |= PT_CPU_AVX512; /* + opmask, ZMM state */
   return features;
+}
+
+static unsigned detect(void) {
+  unsigned a, b, c, d;
+  pt_cpu_regs r = {0};
+  if (!__get_cpuid(1, &a, &b, &c, &d)) return 0;
+  r.leaf1_ecx = c;
+  r.max_leaf = __get_cpuid_max(0, 0);
+  /* XGETBV faults unless the OS enabled it (OSXSAVE) */
+  if ((c >> 27) & 1) r.xcr0 = xgetbv0();
+  if (r.max_leaf >= 7) {
+    __cpuid_count(7, 0, a, b, c, d);
+    r.leaf7_ebx = b;
+  }
+  return pt_cpu_decide(&r);
 }
 #else
 /* AArch64 (the only other host with kernels) has FMA and Advanced SIMD architecturally. */
-static unsigned detect(void) { return CPU_FMA; }
+static unsigned detect(void) { return PT_CPU_FMA; }
 #endif
 
 static unsigned features;
@@ -50,14 +60,14 @@ static unsigned cpu_features(void) {
   return features;
 }
 
-int pt_cpu_has_fma(void) { return (cpu_features() & CPU_FMA) != 0; }
+int pt_cpu_has_fma(void) { return (cpu_features() & PT_CPU_FMA) != 0; }
 
 int pt_cpu_can_run(pt_isa isa) {
   switch (isa) {
     case PT_ISA_SCALAR: return 1;
 #if defined(__x86_64__) || defined(__i386__)
-    case PT_ISA_AVX2: return (cpu_features() & CPU_AVX2) != 0;
-    case PT_ISA_AVX512: return (cpu_features() & CPU_AVX512) != 0;
+    case PT_ISA_AVX2: return (cpu_features() & PT_CPU_AVX2) != 0;
+    case PT_ISA_AVX512: return (cpu_features() & PT_CPU_AVX512) != 0;
 #endif
 #if defined(__aarch64__)
     case PT_ISA_NEON: return 1;
