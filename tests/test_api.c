@@ -152,9 +152,8 @@ Test(api, select_while_other_threads_compute) {
   }
 }
 
-/* ---- dispatch: PERTURB_ISA=<name> selects that ISA, for every supported one ------------------
-   Only "scalar" is tested, so a dispatcher that maps every recognised name to scalar (or to the
-   default) survives.  Criterion runs each test in its own process: PERTURB_ISA is read afresh. */
+/* ---- dispatch: PERTURB_ISA=<name> selects that ISA, for every supported one (not merely some
+   ISA, or scalar).  Criterion runs each test in its own process: PERTURB_ISA is read afresh. */
 static void expect_env_selects(pt_isa isa) {
   if (!pt_isa_supported(isa)) cr_skip_test("%s is not supported here", pt_isa_name(isa));
   setenv("PERTURB_ISA", pt_isa_name(isa), 1);

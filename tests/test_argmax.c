@@ -106,9 +106,8 @@ Test(argmax, zero_rows_writes_nothing) {
 
 /* ---- argmax: rows far apart (ld * PT_LANES past 2^31 elements) -------------------------------
    The columns path (d <= 8, PT_LANES rows at a time) gathers with 32-bit offsets i * ld; a guard
-   sends larger strides to the row-at-a-time path.  No test has ld above a few thousand, so
-   removing or loosening the guard survives.  Truth: the known argmax of each row, on a sparse
-   mapping of 20 GB (MAP_NORESERVE: only the 16 touched pages are real). */
+   sends larger strides to the row-at-a-time path.  Truth: the known argmax of each row, on a
+   sparse mapping of 20 GB (MAP_NORESERVE: only the 16 touched pages are real). */
 Test(argmax, rows_with_a_huge_stride) {
   const size_t rows = 16, d = 5, ld = (size_t)320 << 20; /* 7 * ld and 15 * ld exceed INT32_MAX */
   const size_t bytes = ((rows - 1) * ld + d) * sizeof(float);

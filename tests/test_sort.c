@@ -205,9 +205,8 @@ Test(sort, zero_rows_writes_nothing) {
 
 /* ---- argument checks (src/rows.c, shared by the four row kernels): the exact edge of "rows
    of ld elements fit in PTRDIFF_MAX bytes" ---------------------------------------------------
-   Only far-off sizes (SIZE_MAX / 2 rows) are tested, so an off-by-one in the row-count bound
-   survives.  The largest x that fits must pass the x check: with out == NULL the call then
-   fails on out (PT_EINVAL) without touching memory; one row more must be PT_EOVERFLOW. */
+   The largest x that fits must pass the x check: with out == NULL the call then fails on out
+   (PT_EINVAL) without touching memory; one row more must be PT_EOVERFLOW. */
 Test(sort, overflow_bound_is_exact) {
   static const float dummy[4];
   const size_t limit = (size_t)PTRDIFF_MAX / sizeof(float);
@@ -224,12 +223,11 @@ Test(sort, overflow_bound_is_exact) {
   }
 }
 
-/* ---- argsort/rank through the API at the lengths where rows.c's stack work space ends --------
-   The parity battery calls the kernels with its own work space, and test_sort.c's lengths jump
-   from 300 to 1000, so sizing the on-stack work space wrongly (e.g. `d <= 2 * SORT_STACK_D`:
-   1024 int64 for a row that needs ~2 * 512 + a vector) overflows the stack unseen.  Truth: the
-   reference merge sort, at every length around 256 and 512 (run under ASan/valgrind too). */
-Test(sort, sort_lengths_around_the_stack_work_space) {
+/* ---- argsort/rank through the API at the lengths where rows.c's on-stack work space ends ----
+   (rows up to 256 use it, longer ones a heap buffer; the parity battery passes its own work
+   space, so only these calls cross that edge).  Truth: the reference merge sort, at every
+   length around 256 and 512 (under ASan in CI). */
+Test(sort, lengths_around_the_stack_work_space) {
   static const size_t lengths[] = {255, 256, 257, 384, 449, 480, 500, 511, 512, 513};
   float x[513];
   int32_t perm[513], rank[513], ref[513], tmp[513];

@@ -149,10 +149,10 @@ Test(weighted_sum, zero_rows_writes_nothing) {
 }
 
 /* ---- weighted_sum: block sums are added to the double in block order -------------------------
-   With inputs in [-1, 1) the double accumulation is exact, so its order is never tested: adding
-   the block sums of one GROUP (4 blocks on AVX-512, 2 on AVX2) in another order survives every
-   test.  Block sums 2^60, 0, 1, -2^60 give 0 in order and 1 with pairs swapped; 2^60, 1, -2^60, 1
-   give 1 in order and 0 reversed.  Truth: the reference of the order, on every ISA. */
+   With inputs in [-1, 1) the double accumulation is exact, so it shows no order; these block
+   sums do: 2^60, 0, 1, -2^60 give 0 in order and 1 with pairs swapped (the block sums of one
+   GROUP, 4 blocks on AVX-512 and 2 on AVX2, taken in another order), and 2^60, 1, -2^60, 1 give
+   1 in order and 0 reversed.  Truth: the reference of the order, on every ISA. */
 Test(weighted_sum, block_sums_added_in_block_order) {
   static const float patterns[2][4] = {{0x1p60f, 0, 1, -0x1p60f}, {0x1p60f, 1, -0x1p60f, 1}};
   const size_t rows = 8 * 512;
