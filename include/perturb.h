@@ -53,8 +53,9 @@ PT_API const char *pt_isa_name(pt_isa isa);
 /* 1 when the ISA's kernels are built into this library AND the CPU and OS can run them. */
 PT_API int pt_isa_supported(pt_isa isa);
 /* The ISA computing calls use now: the best supported one, unless PERTURB_ISA (read once, at
-   first use; empty or "auto" mean the best) or pt_isa_select chose another.  While PERTURB_ISA names an unknown or unsupported
-   ISA, every computing call returns PT_EUNSUPPORTED and this returns PT_ISA_SCALAR. */
+   first use; empty or "auto" mean the best) or pt_isa_select chose another.  While PERTURB_ISA
+   names an unknown or unsupported ISA, every computing call returns PT_EUNSUPPORTED and this
+   returns PT_ISA_SCALAR. */
 PT_API pt_isa pt_isa_active(void);
 /* Makes `isa` the active ISA for every thread; PT_EUNSUPPORTED if it is not supported (a value
    outside the enum included). */
@@ -178,8 +179,8 @@ PT_API pt_status pt_fn_ranking(size_t d, pt_fn **out);
 /* The perturbed function of f: see API.md ("Differentiable functions").  num_samples == 0,
    sigma not finite or <= 0, or a noise other than Gumbel and normal: PT_EINVAL;
    num_samples * n_in of 2^64 or more (noise positions; the end of the last sample must be
-   representable too): PT_EOVERFLOW.  Non-finite x is refused
-   (PT_EINVAL) by every call of the result.  The Hessian needs f's n_out to be 1.
+   representable too): PT_EOVERFLOW.  Non-finite x is refused (PT_EINVAL) by every call of the
+   result.  The Hessian needs f's n_out to be 1.
    When f is a built-in (argmax one-hot, segments, ranking) every call but the Hessian runs in
    fused kernels that never hold more than a tile of the noise: memory O(n_in + tile), the
    Jacobian's n_out x n_in aside.  The Gumbel argmax uses argmin_i E_i exp((max x - x_i)/sigma)
