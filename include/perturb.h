@@ -217,6 +217,83 @@ PT_API pt_status pt_fn_value_and_grad(const pt_fn *f, pt_key key, const float *x
 /* n_in x n_in; perturbed functions with n_out == 1 only, others PT_EUNSUPPORTED. */
 PT_API pt_status pt_fn_hessian(const pt_fn *f, pt_key key, const float *x, float *hess);
 
+/* ---- Threads (v0.2) -------------------------------------------------------------------------
+ * Computing calls run on a pool of threads inside the library (pthreadpool), the calling
+ * thread among them.  Every result is bitwise the same for any thread count: work is split by
+ * rows and by sample groups (pt_fn_sample_group), whose sums meet in an exact accumulator.
+ * Calls from several user threads at once neither queue nor oversubscribe: a call that finds
+ * the pool busy runs on its own thread. */
+
+/* n >= 1, else PT_EINVAL; applies to later calls.  Default: the number of CPUs this process
+   may run on (its affinity mask), or PERTURB_NUM_THREADS=N (read once, at first use); a value
+   that is not a positive decimal integer makes every computing call return PT_EINVAL until
+   pt_set_num_threads is called. */
+PT_API pt_status pt_set_num_threads(size_t n);
+/* The count computing calls use now (>= 1). */
+PT_API size_t pt_get_num_threads(void);
+
+/* ---- Callbacks with options (v0.2) ---------------------------------------------------------- */
+
+typedef void (*pt_free_fn)(void *user);
+enum { PT_CALLBACK_THREAD_SAFE = 1u };
+
+/* gx == NULL: a black box, as pt_fn_from_callback; otherwise as pt_custom_gradient.
+   free_user (may be NULL) is called once with user when the object is destroyed; if this
+   constructor fails it is not called (the caller still owns user).  PT_CALLBACK_THREAD_SAFE:
+   the library may call f and gx from its own threads, on different rows at once; without it
+   they are only ever called from the thread that made the computing call, in row order.
+   Unknown flag bits: PT_EINVAL. */
+PT_API pt_status pt_fn_from_callback_ex(size_t n_in, size_t n_out, pt_eval_fn f, pt_vjp_fn gx,
+                                        void *user, pt_free_fn free_user, unsigned flags,
+                                        pt_fn **out);
+
+/* ---- Batched derivatives (v0.2) ------------------------------------------------------------
+ * Row b (of x, y_bar, x_dot and the outputs: batch rows, row-major) uses pt_key_fold_in(key, b),
+ * exactly as pt_fn_eval_batch: each equals `batch` calls of the single-row function, bit for
+ * bit.  batch == 0 is allowed and writes nothing. */
+PT_API pt_status pt_fn_vjp_batch(const pt_fn *f, pt_key key, size_t batch, const float *x,
+                                 const float *y_bar, float *x_bar);
+PT_API pt_status pt_fn_jvp_batch(const pt_fn *f, pt_key key, size_t batch, const float *x,
+                                 const float *x_dot, float *y_dot);
+/* n_out must be 1 (else PT_EINVAL). */
+PT_API pt_status pt_fn_value_and_grad_batch(const pt_fn *f, pt_key key, size_t batch,
+                                            const float *x, float *value, float *grad);
+
+/* ---- Shards of a perturbed estimate (v0.2) -------------------------------------------------- */
+
+typedef enum pt_op { PT_OP_EVAL = 0, PT_OP_VJP = 1, PT_OP_JVP = 2, PT_OP_JACOBIAN = 3,
+                     PT_OP_HESSIAN = 4 } pt_op;
+typedef struct pt_partial pt_partial;
+
+/* The granularity of shards of f: a partial's range starts and ends at a multiple of it (or at
+   num_samples).  It depends on f alone (never on the ISA or the thread count); 1 means any
+   range.  0 when f is not a perturbed function. */
+PT_API uint64_t pt_fn_sample_group(const pt_fn *f);
+/* The estimate of `op` of the perturbed function f (made by pt_make_perturbed_fun) at x, with
+   key, over the samples m0 <= m < m1 only.  v is y_bar for PT_OP_VJP, x_dot for PT_OP_JVP, and
+   NULL otherwise.  m0 == m1 is an empty partial (a rank with no samples); m0 > m1,
+   m1 > num_samples, or an end that is neither a multiple of pt_fn_sample_group(f) nor
+   num_samples: PT_EINVAL.  Functions that are not perturbed functions: PT_EUNSUPPORTED. */
+PT_API pt_status pt_fn_partial(const pt_fn *f, pt_op op, pt_key key, const float *x,
+                               const float *v, uint64_t m0, uint64_t m1, pt_partial **out);
+/* Adds `from` into `into`: exactly associative and commutative.  Partials of another function,
+   op, key, x or v, or with overlapping sample ranges: PT_EINVAL, `into` unchanged. */
+PT_API pt_status pt_partial_merge(pt_partial *into, const pt_partial *from);
+/* When the merged ranges cover exactly [0, num_samples): writes the op's output (as the
+   one-call function would, bit for bit); otherwise PT_EINVAL. */
+PT_API pt_status pt_partial_finish(const pt_partial *p, float *out);
+/* Portable bytes (the same on every machine and byte order): the size, then the bytes.  The
+   size depends only on f, op and the sample count, not on the range. */
+PT_API size_t pt_partial_size(const pt_partial *p);
+/* size too small: PT_EINVAL. */
+PT_API pt_status pt_partial_save(const pt_partial *p, void *buf, size_t size);
+/* malformed (truncated, corrupted, another format version): PT_EINVAL. */
+PT_API pt_status pt_partial_load(const void *buf, size_t size, pt_partial **out);
+/* Merges the saved partial in `in` into the saved partial in `inout`, both `size` bytes, in
+   place (an MPI_User_function can call it directly); the merged partial has the same size. */
+PT_API pt_status pt_partial_merge_bytes(const void *in, void *inout, size_t size);
+PT_API void pt_partial_free(pt_partial *p); /* NULL: no-op */
+
 #ifdef __cplusplus
 }
 #endif
