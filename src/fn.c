@@ -23,6 +23,7 @@ void pt_fn_init(pt_fn *f, const pt_fn_ops *ops, size_t n_in, size_t n_out, size_
   f->n_out = n_out;
   f->n_random = n_random;
   f->caps = caps;
+  f->work = (double)n_in + (double)n_out;
   f->refs = 1;
 }
 
@@ -86,74 +87,62 @@ pt_status pt_fn_eval_rows(const pt_fn *f, pt_key key, uint64_t row0, size_t batc
    Every computing call refuses to run while PERTURB_ISA names an ISA this machine lacks (API.md,
    "ISA dispatch"), even one that would call no kernel, so a mistaken override is never silent. */
 
-static pt_status ready(const pt_fn *f) {
+pt_status pt_fn_ready(const pt_fn *f) {
   if (!pt_kernels_active()) return PT_EUNSUPPORTED;
   return f ? PT_OK : PT_EINVAL;
 }
 
-/* Copies n floats of a successful result out of the scratch buffer, and frees it. */
-static pt_status finish(pt_status s, float *scratch, float *out, size_t n) {
+pt_status pt_fn_copy_out(pt_status s, float *scratch, float *out, size_t n) {
   if (s == PT_OK) memcpy(out, scratch, n * sizeof *out);
   free(scratch);
   return s;
 }
 
 pt_status pt_fn_eval(const pt_fn *f, pt_key key, const float *x, float *y) {
-  pt_status s = ready(f);
+  pt_status s = pt_fn_ready(f);
   if (s != PT_OK) return s;
   if (!x || !y) return PT_EINVAL;
   float *out = pt_fn_alloc(f->n_out, 1, sizeof *out, &s);
   if (!out) return s;
-  return finish(f->ops->eval(f, pt_fn_keys_for(f, key), 1, x, out), out, y, f->n_out);
-}
-
-/* batch == 0 is allowed and writes nothing, as rows == 0 is for the row kernels. */
-pt_status pt_fn_eval_batch(const pt_fn *f, pt_key key, size_t batch, const float *x, float *y) {
-  pt_status s = ready(f);
-  if (s != PT_OK || batch == 0) return s;
-  if (!x || !y) return PT_EINVAL;
-  if (pt_fn_too_big(batch, f->n_in, sizeof *x)) return PT_EOVERFLOW;
-  float *out = pt_fn_alloc(batch, f->n_out, sizeof *out, &s);
-  if (!out) return s;
-  return finish(pt_fn_eval_rows(f, key, 0, batch, x, out), out, y, batch * f->n_out);
+  return pt_fn_copy_out(f->ops->eval(f, pt_fn_keys_for(f, key), 1, x, out), out, y, f->n_out);
 }
 
 pt_status pt_fn_vjp(const pt_fn *f, pt_key key, const float *x, const float *y_bar, float *x_bar) {
-  pt_status s = ready(f);
+  pt_status s = pt_fn_ready(f);
   if (s != PT_OK) return s;
   if (!x || !y_bar || !x_bar) return PT_EINVAL;
   if (!(f->caps & PT_CAP_DERIVATIVES)) return PT_EUNSUPPORTED;
   float *out = pt_fn_alloc(f->n_in, 1, sizeof *out, &s);
   if (!out) return s;
   s = f->ops->vjp(f, pt_fn_keys_for(f, key), x, y_bar, NULL, out);
-  return finish(s, out, x_bar, f->n_in);
+  return pt_fn_copy_out(s, out, x_bar, f->n_in);
 }
 
 pt_status pt_fn_jvp(const pt_fn *f, pt_key key, const float *x, const float *x_dot, float *y_dot) {
-  pt_status s = ready(f);
+  pt_status s = pt_fn_ready(f);
   if (s != PT_OK) return s;
   if (!x || !x_dot || !y_dot) return PT_EINVAL;
   if (!(f->caps & PT_CAP_DERIVATIVES)) return PT_EUNSUPPORTED;
   float *out = pt_fn_alloc(f->n_out, 1, sizeof *out, &s);
   if (!out) return s;
   s = f->ops->jvp(f, pt_fn_keys_for(f, key), x, x_dot, NULL, out);
-  return finish(s, out, y_dot, f->n_out);
+  return pt_fn_copy_out(s, out, y_dot, f->n_out);
 }
 
 pt_status pt_fn_jacobian(const pt_fn *f, pt_key key, const float *x, float *jac) {
-  pt_status s = ready(f);
+  pt_status s = pt_fn_ready(f);
   if (s != PT_OK) return s;
   if (!x || !jac) return PT_EINVAL;
   if (!(f->caps & PT_CAP_DERIVATIVES)) return PT_EUNSUPPORTED;
   float *out = pt_fn_alloc(f->n_out, f->n_in, sizeof *out, &s);
   if (!out) return s;
   s = f->ops->jacobian(f, pt_fn_keys_for(f, key), x, NULL, out);
-  return finish(s, out, jac, f->n_out * f->n_in);
+  return pt_fn_copy_out(s, out, jac, f->n_out * f->n_in);
 }
 
 pt_status pt_fn_value_and_grad(const pt_fn *f, pt_key key, const float *x, float *value,
                                float *grad) {
-  pt_status s = ready(f);
+  pt_status s = pt_fn_ready(f);
   if (s != PT_OK) return s;
   if (!x || !value || !grad || f->n_out != 1) return PT_EINVAL;
   if (!(f->caps & PT_CAP_DERIVATIVES)) return PT_EUNSUPPORTED;
@@ -163,16 +152,16 @@ pt_status pt_fn_value_and_grad(const pt_fn *f, pt_key key, const float *x, float
   float v;
   s = f->ops->vjp(f, pt_fn_keys_for(f, key), x, &one, &v, out);
   if (s == PT_OK) *value = v;
-  return finish(s, out, grad, f->n_in);
+  return pt_fn_copy_out(s, out, grad, f->n_in);
 }
 
 pt_status pt_fn_hessian(const pt_fn *f, pt_key key, const float *x, float *hess) {
-  pt_status s = ready(f);
+  pt_status s = pt_fn_ready(f);
   if (s != PT_OK) return s;
   if (!x || !hess) return PT_EINVAL;
   if (!(f->caps & PT_CAP_HESSIAN)) return PT_EUNSUPPORTED;
   float *out = pt_fn_alloc(f->n_in, f->n_in, sizeof *out, &s);
   if (!out) return s;
   s = f->ops->hessian(f, pt_fn_keys_for(f, key), x, out);
-  return finish(s, out, hess, f->n_in * f->n_in);
+  return pt_fn_copy_out(s, out, hess, f->n_in * f->n_in);
 }

@@ -31,14 +31,17 @@ typedef struct pt_fn_keys {
 
 typedef struct pt_fn_ops pt_fn_ops;
 
-/* Derivatives a function provides (pt_fn.caps).  vjp, jvp and jacobian come together. */
-enum { PT_CAP_DERIVATIVES = 1, PT_CAP_HESSIAN = 2 };
+/* What a function provides (pt_fn.caps).  vjp, jvp and jacobian come together.
+   PT_CAP_THREAD_SAFE: its operations may run on several library threads at once (built-ins,
+   callbacks made with PT_CALLBACK_THREAD_SAFE, and functions made of such parts only). */
+enum { PT_CAP_DERIVATIVES = 1, PT_CAP_HESSIAN = 2, PT_CAP_THREAD_SAFE = 4 };
 
 struct pt_fn {
   const pt_fn_ops *ops;
   size_t n_in, n_out;
   size_t n_random; /* random parts (see pt_fn_keys) */
   unsigned caps;
+  double work; /* about how many operations one evaluation costs: when threads pay */
   size_t refs; /* atomic; the object is destroyed when it drops to 0 */
 };
 
@@ -84,6 +87,13 @@ pt_key pt_fn_part_key(pt_fn_keys keys);
    pt_key_fold_in(key, r), as pt_fn_eval_batch defines (a deterministic f in one call). */
 pt_status pt_fn_eval_rows(const pt_fn *f, pt_key key, uint64_t row0, size_t batch, const float *x,
                           float *y);
+
+/* The public calls' first check: PT_EUNSUPPORTED while PERTURB_ISA names an ISA this machine
+   lacks, PT_EINVAL for a NULL f. */
+pt_status pt_fn_ready(const pt_fn *f);
+
+/* On success copies n floats from scratch to out; frees scratch either way; returns s. */
+pt_status pt_fn_copy_out(pt_status s, float *scratch, float *out, size_t n);
 
 /* malloc(n * m * size) with *status = PT_OK, or NULL with *status = PT_EOVERFLOW if that size
    overflows (past PTRDIFF_MAX bytes) or PT_ENOMEM if the allocation fails. */

@@ -107,7 +107,7 @@ static pt_status make(pt_builtin_kind kind, const size_t *sizes, size_t count, p
   if (count > (SIZE_MAX - sizeof(builtin_fn)) / sizeof(size_t) - 1) return PT_EOVERFLOW;
   builtin_fn *b = pt_malloc(sizeof *b + (count + 1) * sizeof b->offsets[0]);
   if (!b) return PT_ENOMEM;
-  pt_fn_init(&b->base, &builtin_ops, total, total, 0, PT_CAP_DERIVATIVES);
+  pt_fn_init(&b->base, &builtin_ops, total, total, 0, PT_CAP_DERIVATIVES | PT_CAP_THREAD_SAFE);
   b->kind = kind;
   b->count = count;
   b->offsets[0] = 0;

@@ -1,7 +1,9 @@
 /* Functions given by user callbacks: a black box (pt_fn_from_callback), and a black box with a
-   vector-Jacobian product (pt_custom_gradient, as tfp.math.custom_gradient).  The callbacks run
-   on the caller's thread; a program that uses one object from several threads must give it
-   callbacks that may run concurrently. */
+   vector-Jacobian product (pt_custom_gradient, as tfp.math.custom_gradient); both, with a
+   destructor for the user data and a thread-safety flag, from pt_fn_from_callback_ex.  Without
+   PT_CALLBACK_THREAD_SAFE the object lacks PT_CAP_THREAD_SAFE, so the library calls it only
+   from the thread of the computing call, in row order; a program that uses one object from
+   several threads of its own must still give it callbacks that may run concurrently. */
 #include <stdlib.h>
 
 #include "alloc.h"
@@ -12,6 +14,7 @@ typedef struct callback_fn {
   pt_eval_fn fx;
   pt_vjp_fn gx; /* NULL for a black box */
   void *user;
+  pt_free_fn free_user; /* NULL: the caller keeps user */
 } callback_fn;
 
 static pt_status callback_eval(const pt_fn *f, pt_fn_keys keys, size_t batch, const float *x,
@@ -70,7 +73,11 @@ static pt_status custom_jacobian(const pt_fn *f, pt_fn_keys keys, const float *x
   return custom_rows((const callback_fn *)f, x, NULL, NULL, jac);
 }
 
-static void callback_destroy(pt_fn *f) { free(f); }
+static void callback_destroy(pt_fn *f) {
+  callback_fn *c = (callback_fn *)f;
+  if (c->free_user) c->free_user(c->user);
+  free(c);
+}
 
 static const pt_fn_ops black_box_ops = {
     .eval = callback_eval,
@@ -86,27 +93,35 @@ static const pt_fn_ops custom_gradient_ops = {
 };
 
 static pt_status make(size_t n_in, size_t n_out, pt_eval_fn fx, pt_vjp_fn gx, void *user,
-                      pt_fn **out) {
-  if (!out || !fx) return PT_EINVAL;
+                      pt_free_fn free_user, unsigned flags, pt_fn **out) {
+  if (!out || !fx || (flags & ~(unsigned)PT_CALLBACK_THREAD_SAFE)) return PT_EINVAL;
   const pt_status s = pt_fn_check_sizes(n_in, n_out);
   if (s != PT_OK) return s;
   callback_fn *c = pt_malloc(sizeof *c);
   if (!c) return PT_ENOMEM;
   pt_fn_init(&c->base, gx ? &custom_gradient_ops : &black_box_ops, n_in, n_out, 0,
-             gx ? PT_CAP_DERIVATIVES : 0);
+             (gx ? PT_CAP_DERIVATIVES : 0) |
+                 (flags & PT_CALLBACK_THREAD_SAFE ? PT_CAP_THREAD_SAFE : 0));
   c->fx = fx;
   c->gx = gx;
   c->user = user;
+  c->free_user = free_user;
+  c->base.work = 64.0 * c->base.work; /* unknown: count a user's call as costly */
   *out = &c->base;
   return PT_OK;
 }
 
 pt_status pt_fn_from_callback(size_t n_in, size_t n_out, pt_eval_fn f, void *user, pt_fn **out) {
-  return make(n_in, n_out, f, NULL, user, out);
+  return make(n_in, n_out, f, NULL, user, NULL, 0, out);
 }
 
 pt_status pt_custom_gradient(size_t n_in, size_t n_out, pt_eval_fn fx, pt_vjp_fn gx, void *user,
                              pt_fn **out) {
   if (!gx) return PT_EINVAL;
-  return make(n_in, n_out, fx, gx, user, out);
+  return make(n_in, n_out, fx, gx, user, NULL, 0, out);
+}
+
+pt_status pt_fn_from_callback_ex(size_t n_in, size_t n_out, pt_eval_fn f, pt_vjp_fn gx,
+                                 void *user, pt_free_fn free_user, unsigned flags, pt_fn **out) {
+  return make(n_in, n_out, f, gx, user, free_user, flags, out);
 }

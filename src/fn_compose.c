@@ -107,10 +107,12 @@ pt_status pt_fn_compose(const pt_fn *outer, const pt_fn *inner, pt_fn **out) {
   if (!outer || !inner || !out || outer->n_in != inner->n_out) return PT_EINVAL;
   compose_fn *c = pt_malloc(sizeof *c);
   if (!c) return PT_ENOMEM;
-  /* A composition is differentiable when both parts are; its Hessian would need second
-     derivatives of the inner part, which no kind provides. */
+  /* A composition is differentiable (and thread-safe) when both parts are; its Hessian would
+     need second derivatives of the inner part, which no kind provides. */
   pt_fn_init(&c->base, &compose_ops, inner->n_in, outer->n_out,
-             inner->n_random + outer->n_random, outer->caps & inner->caps & PT_CAP_DERIVATIVES);
+             inner->n_random + outer->n_random,
+             outer->caps & inner->caps & (PT_CAP_DERIVATIVES | PT_CAP_THREAD_SAFE));
+  c->base.work = outer->work + inner->work;
   c->outer = pt_fn_retain(outer);
   c->inner = pt_fn_retain(inner);
   *out = &c->base;

@@ -1,5 +1,4 @@
-/* What the perturbed estimator computes, shared by its generic path (fn_perturbed.c) and its
-   fused paths for built-ins (fn_fused.c). */
+/* What a perturbed function is, for the estimator (estimate.c) and its paths. */
 #ifndef PT_FN_PERTURBED_H
 #define PT_FN_PERTURBED_H
 
@@ -14,18 +13,8 @@ typedef struct pt_perturbation {
   int baseline;
 } pt_perturbation;
 
-/* One pass of the estimator; NULL members are not wanted. */
-typedef struct pt_estimate {
-  float *y;                         /* value, n_out */
-  const float *y_bar; float *x_bar; /* vjp */
-  const float *x_dot; float *y_dot; /* jvp */
-  float *jac;                       /* n_out x n_in */
-  float *hess;                      /* n_in x n_in (n_out == 1) */
-} pt_estimate;
-
-/* The fused path of f perturbed by p at x (finite) with the noise of `key`: PT_EUNSUPPORTED
-   when there is none for this f and request (the generic path runs instead). */
-pt_status pt_fused_estimate(const pt_fn *f, const pt_perturbation *p, pt_key key, const float *x,
-                            const pt_estimate *want);
+/* The perturbation of f and the function it perturbs, when f was made by
+   pt_make_perturbed_fun; NULL otherwise. */
+const pt_perturbation *pt_fn_perturbation(const pt_fn *f, const pt_fn **inner);
 
 #endif

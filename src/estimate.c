@@ -1,0 +1,226 @@
+/* The perturbed estimator's one accumulation path (estimate.h): groups of samples summed in
+   order by a path, each finished group added exactly into the sums, the groups of a call split
+   among the library's threads, and the sums turned into the estimate. */
+#include "estimate.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "alloc.h"
+#include "pool.h"
+
+uint64_t pt_estimate_group(uint64_t samples) {
+  uint64_t group = PT_ESTIMATE_MIN_GROUP;
+  while ((samples - 1) / group + 1 > PT_ESTIMATE_MAX_GROUPS) group *= 2;
+  return group;
+}
+
+static uint64_t group_count(uint64_t samples, uint64_t group) { return (samples - 1) / group + 1; }
+
+/* Lays out the cells of the wanted terms, one after another. */
+static size_t place(unsigned want, unsigned term, size_t n, size_t *cells) {
+  if (!(want & term)) return SIZE_MAX;
+  const size_t at = *cells;
+  *cells += n;
+  return at;
+}
+
+pt_status pt_estimator_begin(pt_estimator *e, const pt_fn *f, const pt_perturbation *p,
+                             pt_key key, const float *x, const float *y_bar, const float *x_dot,
+                             unsigned want) {
+  memset(e, 0, sizeof *e);
+  e->f = f;
+  e->p = *p;
+  e->key = key;
+  e->x = x;
+  e->y_bar = y_bar;
+  e->x_dot = x_dot;
+  e->want = want;
+  e->group = pt_estimate_group(p->samples);
+  e->path = pt_fused_path(f, want);
+  if (!e->path) e->path = &pt_generic_path;
+  e->counted = e->path->counted;
+  const size_t n_in = f->n_in, n_out = f->n_out;
+  /* every product below is at most the size of an output the caller has allocated */
+  size_t cells = 0;
+  e->at_value = place(e->counted ? 0 : want, PT_WANT_VALUE, n_out, &cells);
+  e->at_x_bar = place(want, PT_WANT_VJP, n_in, &cells);
+  e->at_y_dot = place(want, PT_WANT_JVP, n_out, &cells);
+  e->at_jac = place(want, PT_WANT_JAC, n_out * n_in, &cells);
+  e->at_hess = place(want, PT_WANT_HESS, n_in * n_in, &cells);
+  e->cells = cells;
+  e->counts = e->counted && (want & PT_WANT_VALUE) ? n_out : 0;
+  if (pt_fn_too_big(cells, 1, sizeof(pt_xsum) + sizeof(double))) return PT_EOVERFLOW;
+  return e->path->prepare(e);
+}
+
+void pt_estimator_end(pt_estimator *e) {
+  if (e->path && e->path->release) e->path->release(e);
+  e->prep = NULL;
+}
+
+pt_status pt_sums_alloc_shape(size_t cells, size_t counts, uint64_t groups, pt_sums *s) {
+  memset(s, 0, sizeof *s);
+  pt_status st = PT_OK;
+  s->groups = groups;
+  s->cell = pt_fn_alloc(cells, 1, sizeof *s->cell, &st);
+  s->count = st == PT_OK && counts ? pt_fn_alloc(counts, 1, sizeof *s->count, &st) : NULL;
+  s->covered = st == PT_OK ? pt_fn_alloc((size_t)((groups + 7) / 8), 1, 1, &st) : NULL;
+  if (st != PT_OK) {
+    pt_sums_free(s);
+    return st;
+  }
+  pt_xsum_clear(s->cell, cells);
+  if (counts) memset(s->count, 0, counts * sizeof *s->count);
+  memset(s->covered, 0, (size_t)((groups + 7) / 8));
+  return PT_OK;
+}
+
+pt_status pt_sums_alloc(const pt_estimator *e, pt_sums *s) {
+  return pt_sums_alloc_shape(e->cells, e->counts,
+                             group_count(e->p.samples, e->group), s);
+}
+
+void pt_sums_free(pt_sums *s) {
+  free(s->cell);
+  free(s->count);
+  free(s->covered);
+  memset(s, 0, sizeof *s);
+}
+
+void pt_sums_merge(pt_sums *into, const pt_sums *from, size_t cells, size_t counts) {
+  pt_xsum_merge(into->cell, from->cell, cells);
+  for (size_t i = 0; i < counts; i++) into->count[i] += from->count[i];
+  for (uint64_t b = 0; b < (into->groups + 7) / 8; b++) into->covered[b] |= from->covered[b];
+}
+
+/* ---- the groups of a call, on the library's threads ------------------------------------------ */
+
+/* Sample-element operations below which a call stays on one thread: waking the pool costs
+   about as much as this many operations of the cheapest path. */
+#define PT_PARALLEL_MIN_WORK 65536.0
+
+typedef struct sum_job {
+  const pt_estimator *e;
+  uint64_t g0, g1;   /* the groups of the call */
+  size_t tasks;
+  pt_sums *sums;     /* per task; task 0's is the caller's */
+  pt_status *status; /* per task */
+} sum_job;
+
+/* Task t: its share of the groups, each run by the path into a zeroed double buffer and added
+   exactly into the task's sums. */
+static void sum_task(void *ctx, size_t t) {
+  const sum_job *job = ctx;
+  const pt_estimator *e = job->e;
+  const uint64_t span = job->g1 - job->g0;
+  const uint64_t g0 = job->g0 + span * t / job->tasks, g1 = job->g0 + span * (t + 1) / job->tasks;
+  pt_sums *s = &job->sums[t];
+  pt_status st = PT_OK;
+  if (t > 0) st = pt_sums_alloc(e, s);
+  double *group_sums = st == PT_OK ? pt_fn_alloc(e->cells ? e->cells : 1, 1, sizeof(double), &st)
+                                   : NULL;
+  /* zeroed: the fused vjp's float partial sums start at zero, and the padding past a tile is
+     defined memory for the kernels' whole-vector loads */
+  void *scratch = st == PT_OK ? pt_calloc(1, e->scratch_bytes ? e->scratch_bytes : 1) : NULL;
+  if (st == PT_OK && !scratch) st = PT_ENOMEM;
+  for (uint64_t g = g0; g < g1 && st == PT_OK; g++) {
+    const uint64_t m0 = g * e->group;
+    const uint64_t m1 = e->p.samples - m0 < e->group ? e->p.samples : m0 + e->group;
+    memset(group_sums, 0, e->cells * sizeof *group_sums);
+    st = e->path->run(e, scratch, m0, m1, group_sums, s->count);
+    if (st != PT_OK) break;
+    pt_xsum_add(s->cell, group_sums, e->cells);
+    s->covered[g / 8] |= (uint8_t)(1u << (g % 8));
+  }
+  free(scratch);
+  free(group_sums);
+  job->status[t] = st;
+}
+
+pt_status pt_estimator_sum(const pt_estimator *e, uint64_t m0, uint64_t m1, pt_sums *s) {
+  if (m0 >= m1) return PT_OK;
+  const uint64_t g0 = m0 / e->group, g1 = (m1 - 1) / e->group + 1;
+  size_t tasks = 1;
+  if (e->thread_safe && (double)(m1 - m0) * e->work >= PT_PARALLEL_MIN_WORK) {
+    tasks = pt_threads();
+    if (tasks > g1 - g0) tasks = (size_t)(g1 - g0);
+  }
+  pt_status st = PT_OK;
+  pt_sums *sums = tasks > 1 ? pt_calloc(tasks, sizeof *sums) : s;
+  pt_status *status = tasks > 1 ? pt_calloc(tasks, sizeof *status) : &st;
+  if (!sums || !status) {
+    if (sums != s) free(sums);
+    if (status != &st) free(status);
+    return PT_ENOMEM;
+  }
+  if (tasks > 1) sums[0] = *s; /* task 0 adds into the caller's sums */
+  sum_job job = {e, g0, g1, tasks, sums, status};
+  pt_parallel_for(tasks, sum_task, &job);
+  /* the first failure in task order, so that the error is the same on every run */
+  for (size_t t = 0; t < tasks && st == PT_OK; t++) st = status[t];
+  for (size_t t = 1; t < tasks; t++) {
+    if (st == PT_OK) pt_sums_merge(&sums[0], &sums[t], e->cells, e->counts);
+    pt_sums_free(&sums[t]);
+  }
+  if (tasks > 1) {
+    *s = sums[0];
+    free(sums);
+    free(status);
+  }
+  return st;
+}
+
+/* ---- the estimate -------------------------------------------------------------------------- */
+
+static void write_cells(const pt_xsum *cell, float *out, size_t n, double by) {
+  for (size_t i = 0; i < n; i++) out[i] = (float)(pt_xsum_value(&cell[i]) * by);
+}
+
+void pt_estimate_write(const pt_sums *s, unsigned want, size_t n_in, size_t n_out,
+                       uint64_t samples, float sigma, int counted, const pt_outputs *out) {
+  const double mean = 1.0 / (double)samples, per_sigma = mean / (double)sigma;
+  size_t at = 0;
+  if (want & PT_WANT_VALUE) {
+    if (counted) {
+      for (size_t i = 0; i < n_out; i++) out->y[i] = (float)((double)s->count[i] * mean);
+    } else {
+      write_cells(s->cell, out->y, n_out, mean);
+      at += n_out;
+    }
+  }
+  if (want & PT_WANT_VJP) {
+    write_cells(s->cell + at, out->x_bar, n_in, per_sigma);
+    at += n_in;
+  }
+  if (want & PT_WANT_JVP) {
+    write_cells(s->cell + at, out->y_dot, n_out, per_sigma);
+    at += n_out;
+  }
+  if (want & PT_WANT_JAC) {
+    write_cells(s->cell + at, out->jac, n_out * n_in, per_sigma);
+    at += n_out * n_in;
+  }
+  if (want & PT_WANT_HESS) write_cells(s->cell + at, out->hess, n_in * n_in, per_sigma / sigma);
+}
+
+static unsigned wanted(const pt_outputs *out) {
+  return (out->y ? PT_WANT_VALUE : 0) | (out->x_bar ? PT_WANT_VJP : 0) |
+         (out->y_dot ? PT_WANT_JVP : 0) | (out->jac ? PT_WANT_JAC : 0) |
+         (out->hess ? PT_WANT_HESS : 0);
+}
+
+pt_status pt_estimate(const pt_fn *f, const pt_perturbation *p, pt_key key, const float *x,
+                      const float *y_bar, const float *x_dot, const pt_outputs *out) {
+  pt_estimator e;
+  const unsigned want = wanted(out);
+  pt_status st = pt_estimator_begin(&e, f, p, key, x, y_bar, x_dot, want);
+  pt_sums s = {0};
+  if (st == PT_OK) st = pt_sums_alloc(&e, &s);
+  if (st == PT_OK) st = pt_estimator_sum(&e, 0, p->samples, &s);
+  if (st == PT_OK)
+    pt_estimate_write(&s, want, f->n_in, f->n_out, p->samples, p->sigma, e.counted, out);
+  pt_sums_free(&s);
+  pt_estimator_end(&e);
+  return st;
+}
