@@ -219,10 +219,22 @@ PT_API pt_status pt_fn_hessian(const pt_fn *f, pt_key key, const float *x, float
 
 /* ---- Threads (v0.2) -------------------------------------------------------------------------
  * Computing calls run on a pool of threads inside the library (pthreadpool), the calling
- * thread among them.  Every result is bitwise the same for any thread count: work is split by
- * rows and by sample groups (pt_fn_sample_group), whose sums meet in an exact accumulator.
- * Calls from several user threads at once neither queue nor oversubscribe: a call that finds
- * the pool busy runs on its own thread. */
+ * thread among them.  Calls from several user threads at once neither queue nor
+ * oversubscribe: a call that finds the pool busy runs on its own thread.
+ *
+ * Every result is bitwise the same for any thread count and any split into shards, because
+ * the order of every sum over samples depends on the sample index alone.  The M samples of a
+ * perturbed function are cut into groups of G = pt_fn_sample_group(f) consecutive indices
+ * (G = 128, doubled until M / G <= 2^16).  Inside a group each estimator adds its samples'
+ * terms in sample order in double (the fused vector-Jacobian product first in float over runs
+ * of 32 samples, m = 32k .. 32k + 31); a finished group's sums are then added into an exact
+ * accumulator: each double is cut into integer slices on one fixed grid of 32-bit bins, and
+ * the three bins below the highest any group reached are kept, so that the kept integers, and
+ * the double they round to, are a function of the set of group sums alone (bits more than 64
+ * places below the largest group sum's leading bit are dropped).  Integer-valued terms (the
+ * built-ins' values: winner counts, rank sums) are counted exactly in 64 bits.  Groups are
+ * split among threads, shards and machines in any way and merged in any order: the result is
+ * the one-thread result.  Rows of batched calls are independent calls (keys folded by row). */
 
 /* n >= 1, else PT_EINVAL; applies to later calls.  Default: the number of CPUs this process
    may run on (its affinity mask), or PERTURB_NUM_THREADS=N (read once, at first use); a value
@@ -277,7 +289,9 @@ PT_API uint64_t pt_fn_sample_group(const pt_fn *f);
 PT_API pt_status pt_fn_partial(const pt_fn *f, pt_op op, pt_key key, const float *x,
                                const float *v, uint64_t m0, uint64_t m1, pt_partial **out);
 /* Adds `from` into `into`: exactly associative and commutative.  Partials of another function,
-   op, key, x or v, or with overlapping sample ranges: PT_EINVAL, `into` unchanged. */
+   op, key, x or v, or with overlapping sample ranges: PT_EINVAL, `into` unchanged.  "Another
+   function" is told by structure (sizes, samples, sigma, noise, baseline, the built-in and its
+   segments): two user black boxes of the same sizes are not told apart. */
 PT_API pt_status pt_partial_merge(pt_partial *into, const pt_partial *from);
 /* When the merged ranges cover exactly [0, num_samples): writes the op's output (as the
    one-call function would, bit for bit); otherwise PT_EINVAL. */
@@ -287,7 +301,8 @@ PT_API pt_status pt_partial_finish(const pt_partial *p, float *out);
 PT_API size_t pt_partial_size(const pt_partial *p);
 /* size too small: PT_EINVAL. */
 PT_API pt_status pt_partial_save(const pt_partial *p, void *buf, size_t size);
-/* malformed (truncated, corrupted, another format version): PT_EINVAL. */
+/* malformed (truncated or too long, corrupted: a checksum covers every byte, another format
+   version): PT_EINVAL. */
 PT_API pt_status pt_partial_load(const void *buf, size_t size, pt_partial **out);
 /* Merges the saved partial in `in` into the saved partial in `inout`, both `size` bytes, in
    place (an MPI_User_function can call it directly); the merged partial has the same size. */

@@ -59,20 +59,20 @@ void pt_estimator_end(pt_estimator *e) {
   e->prep = NULL;
 }
 
+/* One zeroed block: the cells, then the counts, then the coverage map (groups <= 2^16). */
 pt_status pt_sums_alloc_shape(size_t cells, size_t counts, uint64_t groups, pt_sums *s) {
   memset(s, 0, sizeof *s);
-  pt_status st = PT_OK;
+  const size_t map = (size_t)((groups + 7) / 8);
+  if (pt_fn_too_big(cells, 1, sizeof(pt_xsum)) || pt_fn_too_big(counts, 1, 2 * sizeof(uint64_t)))
+    return PT_EOVERFLOW;
+  const size_t bytes = cells * sizeof(pt_xsum) + counts * sizeof(uint64_t) + map;
+  char *block = pt_calloc(1, bytes);
+  if (!block) return PT_ENOMEM;
+  s->cell = (pt_xsum *)block;
+  s->count = counts ? (uint64_t *)(block + cells * sizeof(pt_xsum)) : NULL;
+  s->covered = (uint8_t *)(block + cells * sizeof(pt_xsum) + counts * sizeof(uint64_t));
   s->groups = groups;
-  s->cell = pt_fn_alloc(cells, 1, sizeof *s->cell, &st);
-  s->count = st == PT_OK && counts ? pt_fn_alloc(counts, 1, sizeof *s->count, &st) : NULL;
-  s->covered = st == PT_OK ? pt_fn_alloc((size_t)((groups + 7) / 8), 1, 1, &st) : NULL;
-  if (st != PT_OK) {
-    pt_sums_free(s);
-    return st;
-  }
   pt_xsum_clear(s->cell, cells);
-  if (counts) memset(s->count, 0, counts * sizeof *s->count);
-  memset(s->covered, 0, (size_t)((groups + 7) / 8));
   return PT_OK;
 }
 
@@ -82,9 +82,7 @@ pt_status pt_sums_alloc(const pt_estimator *e, pt_sums *s) {
 }
 
 void pt_sums_free(pt_sums *s) {
-  free(s->cell);
-  free(s->count);
-  free(s->covered);
+  free(s->cell); /* the block */
   memset(s, 0, sizeof *s);
 }
 
@@ -118,12 +116,13 @@ static void sum_task(void *ctx, size_t t) {
   pt_sums *s = &job->sums[t];
   pt_status st = PT_OK;
   if (t > 0) st = pt_sums_alloc(e, s);
-  double *group_sums = st == PT_OK ? pt_fn_alloc(e->cells ? e->cells : 1, 1, sizeof(double), &st)
-                                   : NULL;
-  /* zeroed: the fused vjp's float partial sums start at zero, and the padding past a tile is
-     defined memory for the kernels' whole-vector loads */
-  void *scratch = st == PT_OK ? pt_calloc(1, e->scratch_bytes ? e->scratch_bytes : 1) : NULL;
-  if (st == PT_OK && !scratch) st = PT_ENOMEM;
+  /* one zeroed block: a group's double sums, then the path's scratch (zero: the fused vjp's
+     float partial sums start at zero, and the padding past a tile is defined memory for the
+     kernels' whole-vector loads); the sizes were checked by pt_estimator_begin */
+  const size_t sums_bytes = (e->cells * sizeof(double) + 63) & ~(size_t)63;
+  double *group_sums = st == PT_OK ? pt_calloc(1, sums_bytes + e->scratch_bytes + 1) : NULL;
+  if (st == PT_OK && !group_sums) st = PT_ENOMEM;
+  void *scratch = group_sums ? (char *)group_sums + sums_bytes : NULL;
   for (uint64_t g = g0; g < g1 && st == PT_OK; g++) {
     const uint64_t m0 = g * e->group;
     const uint64_t m1 = e->p.samples - m0 < e->group ? e->p.samples : m0 + e->group;
@@ -133,7 +132,6 @@ static void sum_task(void *ctx, size_t t) {
     pt_xsum_add(s->cell, group_sums, e->cells);
     s->covered[g / 8] |= (uint8_t)(1u << (g % 8));
   }
-  free(scratch);
   free(group_sums);
   job->status[t] = st;
 }

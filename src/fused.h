@@ -13,9 +13,10 @@
 
 #include "perturb.h"
 
-/* Samples whose vjp terms sum in float before joining the double total: the flush follows the
-   sample number m (after m % PT_FUSED_GROUP == PT_FUSED_GROUP - 1, and after the last one),
-   not the tiling, so it is the same for every ISA and tile size. */
+/* Samples whose vjp terms sum in float before joining the group's double sums: the flush
+   follows the sample number m (after m % PT_FUSED_GROUP == PT_FUSED_GROUP - 1, and after the
+   last one), not the tiling, so it is the same for every ISA and tile size; the estimator's
+   sample groups (src/estimate.h) are multiples of it, so a flush never straddles two. */
 #define PT_FUSED_GROUP 32
 
 /* Inputs per sample up to which the argmax kernels settle PT_LANES samples at once, one per
@@ -47,7 +48,7 @@ typedef struct pt_fused_argmax_job {
   const float *y_bar;
   double c_base;
   float *partial;        /* n + PT_FUSED_PAD, zero before the first tile */
-  double *x_bar_sum;     /* n */
+  double *x_bar_sum;     /* n: the sums of the current group of samples (src/estimate.h) */
   /* jvp (x_dot != NULL): t[r] = grad_nu(sample r) . x_dot, over 16 virtual lanes (lane j sums
      the inputs i = j mod 16 in order, padded with zeros to a multiple of 16) then the fixed
      tree ((l0 + l8) + (l4 + l12)) + ... */
@@ -77,7 +78,7 @@ typedef struct pt_fused_rank_job {
   const float *y_bar;
   double c_base;
   float *partial;        /* n + PT_FUSED_PAD, zero before the first tile */
-  double *x_bar_sum;     /* n */
+  double *x_bar_sum;     /* n: the current group's sums */
   const float *x_dot;
   float *t;              /* tile */
   float *g;              /* tile * n + PT_FUSED_PAD */

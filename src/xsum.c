@@ -34,9 +34,11 @@ static void add_one(pt_xsum *s, double v) {
   const uint64_t m = (bits & 0xfffffffffffffull) | (biased ? (uint64_t)1 << 52 : 0);
   const uint32_t q = biased ? biased - 1 : 0;
   const int32_t low = (int32_t)(q >> 5);
-  const unsigned __int128 t = (unsigned __int128)m << (q & 31);
-  const int64_t slice[3] = {(int64_t)(uint32_t)t, (int64_t)(uint32_t)(t >> 32),
-                            (int64_t)(uint64_t)(t >> 64)};
+  /* m << shift (< 32) spans bits 0 .. 84: its low 64 bits wrap, its high ones come from m */
+  const unsigned shift = q & 31;
+  const uint64_t t = m << shift;
+  const int64_t slice[3] = {(int64_t)(uint32_t)t, (int64_t)(t >> 32),
+                            (int64_t)(shift ? m >> (64 - shift) : 0)};
   const int32_t high = low + (slice[2] ? 2 : slice[1] ? 1 : 0);
   if (s->top == PT_XSUM_EMPTY || high > s->top) raise_top(s, high);
   const int negative = (int)(bits >> 63);
@@ -62,6 +64,20 @@ void pt_xsum_merge(pt_xsum *into, const pt_xsum *from, size_t n) {
   }
 }
 
+/* 2^e for a normal exponent e (-1022 <= e <= 1023), built from its bits */
+static double power2(int e) {
+  const uint64_t bits = (uint64_t)(e + 1023) << 52;
+  double p;
+  memcpy(&p, &bits, sizeof p);
+  return p;
+}
+
+/* v 2^e rounded once, as ldexp (|v| < 2^129, -1138 <= e <= 1006), by multiplications: below
+   the normal range the first factor is exact and the second rounds. */
+static double scale(double v, int e) {
+  return e >= -1022 ? v * power2(e) : v * power2(e + 600) * power2(-600);
+}
+
 /* floor(v / 2^32) and v mod 2^32, exactly, for any sign */
 static __int128 carry(__int128 v, uint64_t *rest) {
   *rest = (uint64_t)v & 0xffffffffu;
@@ -78,8 +94,8 @@ double pt_xsum_value(const pt_xsum *s) {
   uint64_t r1, r2;
   const __int128 c1 = carry((__int128)s->bin[2], &r2);
   const __int128 high = (__int128)s->bin[0] + carry((__int128)s->bin[1] + c1, &r1);
-  const double total = ldexp((double)high, 64) + (double)(r1 << 32 | r2);
-  return ldexp(total, 32 * (s->top - (PT_XSUM_BINS - 1)) - 1074);
+  const double total = (double)high * 0x1p64 + (double)(r1 << 32 | r2);
+  return scale(total, 32 * (s->top - (PT_XSUM_BINS - 1)) - 1074);
 }
 
 int pt_xsum_valid(const pt_xsum *s, uint64_t addends) {
