@@ -220,16 +220,22 @@ PT_API pt_status pt_fn_hessian(const pt_fn *f, pt_key key, const float *x, float
 /* ---- Threads (v0.2) -------------------------------------------------------------------------
  * Computing calls run on a pool of threads inside the library (pthreadpool), the calling
  * thread among them.  Every result is bitwise the same for any thread count: work is split by
- * rows and by sample groups (pt_fn_sample_group), whose sums meet in an exact accumulator.
+ * rows, by blocks of columns of a weighted sum (whose order of operations is per column), by
+ * positions of a random stream, and by sample groups (pt_fn_sample_group), whose sums meet in
+ * an exact accumulator.
  * Calls from several user threads at once neither queue nor oversubscribe: a call that finds
  * the pool busy runs on its own thread. */
 
-/* n >= 1, else PT_EINVAL; applies to later calls.  Default: the number of CPUs this process
-   may run on (its affinity mask), or PERTURB_NUM_THREADS=N (read once, at first use); a value
-   that is not a positive decimal integer makes every computing call return PT_EINVAL until
-   pt_set_num_threads is called. */
+/* 1 <= n <= 1024, else PT_EINVAL; applies to later calls, in every thread.  Default: the
+   number of CPUs this process may run on (its affinity mask, read at first use; at most 1024),
+   or PERTURB_NUM_THREADS=N (read once, at first use); a value that is not a positive decimal
+   integer of at most 1024 (the empty string included: unlike PERTURB_ISA's, it does not mean
+   the default) makes every computing call return PT_EINVAL until pt_set_num_threads is
+   called.  The count is a ceiling: a call splits its work only where each thread gets enough
+   to pay for its wake-up, so small calls run on the calling thread alone. */
 PT_API pt_status pt_set_num_threads(size_t n);
-/* The count computing calls use now (>= 1). */
+/* The count computing calls use now (>= 1); the default while a refused PERTURB_NUM_THREADS
+   holds. */
 PT_API size_t pt_get_num_threads(void);
 
 /* ---- Callbacks with options (v0.2) ---------------------------------------------------------- */
