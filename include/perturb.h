@@ -220,7 +220,9 @@ PT_API pt_status pt_fn_hessian(const pt_fn *f, pt_key key, const float *x, float
 /* ---- Threads (v0.2) -------------------------------------------------------------------------
  * Computing calls run on a pool of threads inside the library (pthreadpool), the calling
  * thread among them.  Calls from several user threads at once neither queue nor
- * oversubscribe: a call that finds the pool busy runs on its own thread.
+ * oversubscribe: a call that finds the pool busy runs on its own thread.  Work is split by
+ * rows, by blocks of columns of a weighted sum (whose order of operations is per column), by
+ * positions of a random stream, and by sample groups.
  *
  * Every result is bitwise the same for any thread count and any split into shards, because
  * the order of every sum over samples depends on the sample index alone.  The M samples of a
@@ -236,12 +238,16 @@ PT_API pt_status pt_fn_hessian(const pt_fn *f, pt_key key, const float *x, float
  * split among threads, shards and machines in any way and merged in any order: the result is
  * the one-thread result.  Rows of batched calls are independent calls (keys folded by row). */
 
-/* n >= 1, else PT_EINVAL; applies to later calls.  Default: the number of CPUs this process
-   may run on (its affinity mask), or PERTURB_NUM_THREADS=N (read once, at first use); a value
-   that is not a positive decimal integer makes every computing call return PT_EINVAL until
-   pt_set_num_threads is called. */
+/* 1 <= n <= 1024, else PT_EINVAL; applies to later calls, in every thread.  Default: the
+   number of CPUs this process may run on (its affinity mask, read at first use; at most 1024),
+   or PERTURB_NUM_THREADS=N (read once, at first use); a value that is not a positive decimal
+   integer of at most 1024 (the empty string included: unlike PERTURB_ISA's, it does not mean
+   the default) makes every computing call return PT_EINVAL until pt_set_num_threads is
+   called.  The count is a ceiling: a call splits its work only where each thread gets enough
+   to pay for its wake-up, so small calls run on the calling thread alone. */
 PT_API pt_status pt_set_num_threads(size_t n);
-/* The count computing calls use now (>= 1). */
+/* The count computing calls use now (>= 1); the default while a refused PERTURB_NUM_THREADS
+   holds. */
 PT_API size_t pt_get_num_threads(void);
 
 /* ---- Callbacks with options (v0.2) ---------------------------------------------------------- */

@@ -8,6 +8,7 @@
 
 #include "alloc.h"
 #include "kernels.h"
+#include "pool.h"
 
 pt_status pt_fn_check_sizes(size_t n_in, size_t n_out) {
   if (n_in == 0 || n_out == 0) return PT_EINVAL;
@@ -85,11 +86,12 @@ pt_status pt_fn_eval_rows(const pt_fn *f, pt_key key, uint64_t row0, size_t batc
 
 /* ---- the public calls -------------------------------------------------------------------------
    Every computing call refuses to run while PERTURB_ISA names an ISA this machine lacks (API.md,
-   "ISA dispatch"), even one that would call no kernel, so a mistaken override is never silent. */
+   "ISA dispatch") or PERTURB_NUM_THREADS is not a thread count, even one that would call no
+   kernel or run on one thread, so a mistaken override is never silent. */
 
 pt_status pt_fn_ready(const pt_fn *f) {
   if (!pt_kernels_active()) return PT_EUNSUPPORTED;
-  return f ? PT_OK : PT_EINVAL;
+  return f && pt_threads_ready() == PT_OK ? PT_OK : PT_EINVAL;
 }
 
 pt_status pt_fn_copy_out(pt_status s, float *scratch, float *out, size_t n) {

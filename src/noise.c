@@ -2,10 +2,12 @@
 #include <stdint.h>
 
 #include "kernels.h"
+#include "pool.h"
 
 pt_status pt_noise_fill(pt_noise kind, pt_key key, uint64_t offset, float *out, size_t n) {
   const pt_kernel_table *k = pt_kernels_active();
   if (!k) return PT_EUNSUPPORTED;
+  if (pt_threads_ready() != PT_OK) return PT_EINVAL;
   if (kind != PT_NOISE_GUMBEL && kind != PT_NOISE_NORMAL && kind != PT_NOISE_UNIFORM)
     return PT_EINVAL;
   if (n == 0) return PT_OK;

@@ -4,6 +4,7 @@
 
 #include "alloc.h"
 #include "kernels.h"
+#include "pool.h"
 #include "rows.h"
 #include "sort.h"
 
@@ -21,6 +22,7 @@ pt_status pt_check_matrix(const void *p, size_t rows, size_t d, size_t ld, size_
 pt_status pt_argmax_rows(const float *x, size_t rows, size_t d, size_t ld, int32_t *idx) {
   const pt_kernel_table *k = pt_kernels_active();
   if (!k) return PT_EUNSUPPORTED;
+  if (pt_threads_ready() != PT_OK) return PT_EINVAL;
   pt_status s = pt_check_matrix(x, rows, d, ld, sizeof(float));
   if (s == PT_OK) s = pt_check_matrix(idx, rows, 1, 1, sizeof(int32_t));
   if (s != PT_OK || rows == 0) return s;
@@ -38,6 +40,7 @@ typedef void (*sort_kernel)(const float *x, size_t rows, size_t d, size_t ld, in
 static pt_status sort_rows(const pt_kernel_table *k, sort_kernel kernel, const float *x,
                            size_t rows, size_t d, size_t ld, int32_t *out, size_t ld_out) {
   if (!k) return PT_EUNSUPPORTED;
+  if (pt_threads_ready() != PT_OK) return PT_EINVAL;
   pt_status s = pt_check_matrix(x, rows, d, ld, sizeof(float));
   if (s == PT_OK) s = pt_check_matrix(out, rows, d, ld_out, sizeof(int32_t));
   if (s != PT_OK || rows == 0) return s;
@@ -66,6 +69,7 @@ pt_status pt_weighted_sum_rows(const float *x, size_t rows, size_t d, size_t ld,
                                float *out) {
   const pt_kernel_table *k = pt_kernels_active();
   if (!k) return PT_EUNSUPPORTED;
+  if (pt_threads_ready() != PT_OK) return PT_EINVAL;
   pt_status s = pt_check_matrix(x, rows, d, ld, sizeof(float));
   if (s == PT_OK && w) s = pt_check_matrix(w, rows, 1, 1, sizeof(float));
   if (s == PT_OK) s = pt_check_matrix(out, rows ? 1 : 0, d, d, sizeof(float));
