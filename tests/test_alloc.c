@@ -18,7 +18,7 @@
 /* The objects and inputs every call shares, built without failures. */
 typedef struct world {
   pt_fn *argmax, *ranking, *box, *scalar_box, *perturbed_argmax, *perturbed_ranking,
-      *perturbed_box, *perturbed_scalar_box, *custom, *loss;
+      *perturbed_box, *perturbed_scalar_box, *custom, *loss, *many_samples;
   float x[D], y_bar[D], x_dot[D];
   float rows[2 * SORT_D];
 } world;
@@ -64,6 +64,10 @@ static void build(void) {
   cr_assert_eq(pt_custom_gradient(D, 1, half_square_norm, half_square_norm_vjp, NULL, &w.custom),
                PT_OK);
   cr_assert_eq(pt_fn_compose(w.custom, w.perturbed_argmax, &w.loss), PT_OK);
+  /* enough samples to be split among threads */
+  cr_assert_eq(pt_make_perturbed_fun(w.argmax, 4000, 0.5f, PT_NOISE_GUMBEL, 1, &w.many_samples),
+               PT_OK);
+  cr_assert_eq(pt_set_num_threads(2), PT_OK);
   for (size_t i = 0; i < D; i++) {
     w.x[i] = (float)((i * 7) % 11) * 0.1f - 0.5f;
     w.y_bar[i] = (float)(i % 3) - 1.0f;
@@ -74,7 +78,8 @@ static void build(void) {
 
 static void tear_down(void) {
   pt_fn *all[] = {w.argmax, w.ranking, w.box, w.scalar_box, w.perturbed_argmax,
-                  w.perturbed_ranking, w.perturbed_box, w.perturbed_scalar_box, w.custom, w.loss};
+                  w.perturbed_ranking, w.perturbed_box, w.perturbed_scalar_box, w.custom, w.loss,
+                  w.many_samples};
   for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) pt_fn_free(all[i]);
   pt_alloc_fail_after(PT_ALLOC_NEVER_FAIL);
 }
@@ -148,6 +153,41 @@ static pt_status composed_value_and_grad(void *out) {
   return pt_fn_value_and_grad(w.loss, key, w.x, o, o + 1);
 }
 
+static pt_status threaded_vjp_batch(void *out) {
+  float x2[2 * D], y_bar2[2 * D];
+  memcpy(x2, w.x, sizeof w.x);
+  memcpy(x2 + D, w.x_dot, sizeof w.x_dot);
+  memcpy(y_bar2, w.y_bar, sizeof w.y_bar);
+  memcpy(y_bar2 + D, w.x, sizeof w.x);
+  return pt_fn_vjp_batch(w.many_samples, key, 2, x2, y_bar2, out);
+}
+static pt_status generic_value_and_grad_batch(void *out) {
+  float x2[2 * D], *o = out;
+  memcpy(x2, w.x, sizeof w.x);
+  memcpy(x2 + D, w.x_dot, sizeof w.x_dot);
+  return pt_fn_value_and_grad_batch(w.perturbed_scalar_box, key, 2, x2, o, o + 2);
+}
+/* A shard's whole life: made, saved, loaded, merged as bytes with an empty one, finished. */
+static pt_status shard_round_trip(void *out) {
+  pt_partial *whole = NULL, *empty = NULL, *back = NULL;
+  unsigned char *a = NULL, *b = NULL;
+  pt_status s = pt_fn_partial(w.many_samples, PT_OP_VJP, key, w.x, w.y_bar, 0, 4000, &whole);
+  if (s == PT_OK) s = pt_fn_partial(w.many_samples, PT_OP_VJP, key, w.x, w.y_bar, 0, 0, &empty);
+  const size_t size = pt_partial_size(whole);
+  if (s == PT_OK && (!(a = malloc(size)) || !(b = malloc(size)))) s = PT_ENOMEM;
+  if (s == PT_OK) s = pt_partial_save(whole, a, size);
+  if (s == PT_OK) s = pt_partial_save(empty, b, size);
+  if (s == PT_OK) s = pt_partial_merge_bytes(b, a, size);
+  if (s == PT_OK) s = pt_partial_load(a, size, &back);
+  if (s == PT_OK) s = pt_partial_finish(back, out);
+  pt_partial_free(whole);
+  pt_partial_free(empty);
+  pt_partial_free(back);
+  free(a);
+  free(b);
+  return s;
+}
+
 /* Building objects: out receives the built function's value at x, so a failure must leave
    both the output and the caller's pointer alone. */
 static pt_status build_then_eval(pt_status (*make)(pt_fn **), void *out) {
@@ -193,6 +233,12 @@ Test(alloc, generic_perturbed_functions) {
   EVERY_FAILURE(generic_eval_batch, 2 * D * sizeof(float));
   EVERY_FAILURE(generic_jvp, D * sizeof(float));
   EVERY_FAILURE(generic_hessian, D * D * sizeof(float));
+}
+
+Test(alloc, threads_batches_and_shards) {
+  EVERY_FAILURE(threaded_vjp_batch, 2 * D * sizeof(float));
+  EVERY_FAILURE(generic_value_and_grad_batch, (2 + 2 * D) * sizeof(float));
+  EVERY_FAILURE(shard_round_trip, D * sizeof(float));
 }
 
 Test(alloc, custom_gradients_and_compositions) {
