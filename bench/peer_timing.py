@@ -1,7 +1,7 @@
 """What the peers (numpy_peer.py, perturbed_peer.py) share: the timer, the reading of the
 benchmark's JSON lines, the peers themselves (numpy, and PyTorch on one thread and on every
-CPU, when it can be imported), the Gumbel noise as their users write it, and the one table both
-print.
+CPU, when it can be imported), the Gumbel noise as their users write it, the one table both
+print and the counting of --check's verdicts.
 
 The timer is bench/timing.h's, so that the peers and libperturb are timed alike: the batch of
 calls doubles until it lasts 20 ms (the clock's resolution and cost vanish against it), then
@@ -100,6 +100,16 @@ class Peers:
             result.append(median_ns(torch_call))
         return result
 
+    def outputs(self, numpy_setup, torch_setup):
+        """The first result of each peer as a float64 numpy array, in the order of self.names.
+        Each peer is set up afresh (numpy_setup() and torch_setup() return the call), so that
+        every one draws the first numbers of its seeded generator."""
+        result = [np.asarray(numpy_setup()(), dtype=np.float64)]
+        for n in self.torch_threads:
+            self.torch.set_num_threads(n)
+            result.append(torch_setup()().numpy().astype(np.float64))
+        return result
+
 
 def libperturb_threads(groups):
     """The distinct "threads" fields of the benchmark's runs (a benchmark given --threads N
@@ -155,3 +165,21 @@ def print_legend(peers, what):
             print(f"  {case}: {code}")
         else:
             print(f"  {case}: numpy {code[0]}" + (f"; torch {code[1]}" if peers.torch else ""))
+
+
+class Verdicts:
+    """--check's verdicts, one line each, ending with "N passed, N failed"."""
+
+    def __init__(self):
+        self.passed = self.failed = 0
+
+    def expect(self, ok, text):
+        print(f"{'ok  ' if ok else 'FAIL'} {text}")
+        if ok:
+            self.passed += 1
+        else:
+            self.failed += 1
+
+    def finish(self):
+        print(f"{self.passed} passed, {self.failed} failed")
+        return self.failed == 0
