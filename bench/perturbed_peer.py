@@ -1,42 +1,74 @@
 #!/usr/bin/env python3
-"""Runs numpy's version of each perturbed-bench case on the same sizes and prints the ratios.
+"""Runs the numpy and PyTorch versions of each perturbed-bench case on the same sizes and
+prints the ratios.
 
-  perturbed_peer.py RESULTS.json     (the JSON lines of `perturbed-bench --json`)
+  perturbed_peer.py RESULTS.json          (the JSON lines of `perturbed-bench --json`)
+  perturbed_peer.py --check [RESULTS.json]
 
-Each peer is what a numpy user would write for the perturbed function: draw the (M, d) Gumbel
-noise, add it to the scaled logits, take the argmax (or argsort twice for ranks) and average;
-for the VJP, weight grad_nu = 1 - exp(-z) by each sample's cotangent: y_bar . (Y_m - b), with
-b the unperturbed value (the baseline), that is y_bar[argmax] - y_bar[argmax(x)] for the
-argmax and (ranks - base_ranks) @ y_bar for the ranking.  Timed like
-perturbed-bench (peer_timing.py): batches of calls lasting at least 20 ms, the median of 11.
-"speedup" is numpy's time over libperturb's for the same work, per ISA.
+Each peer is what a user would write for the perturbed function, in float32: draw the (M, d)
+Gumbel noise as -log(-log(uniform)), add it to the scaled logits, take the argmax (or argsort
+twice, stably, for ranks) and average; for the VJP, weight grad_nu = 1 - exp(-z) by each
+sample's cotangent: y_bar . (Y_m - b), with b the unperturbed value (the baseline), that is
+y_bar[argmax] - y_bar[argmax(x)] for the argmax and (ranks - base_ranks) @ y_bar for the
+ranking.  The PyTorch peer is the numpy one written with tensors, timed at one thread and at
+one per CPU; without PyTorch, numpy runs alone.  Timed like perturbed-bench (peer_timing.py):
+batches of calls lasting at least 20 ms, the median of 11.  "speedup" is the fastest peer's
+time over libperturb's for the same work, per ISA.
+
+--check runs every peer on sizes where the estimates are sharp and compares them with the
+closed forms libperturb's own tests use (softmax and its Jacobian; sums of sigmoids for the
+ranks; the Gumbel mean and variance) within 5 standard errors, and numpy with torch-1; it
+exits 1 if any comparison fails.
 """
 
+import argparse
+import math
 import os
 import sys
 
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # run from the build directory
-from peer_timing import load_groups, median_ns, print_banner, speedup_cells  # noqa: E402
+from peer_timing import (Peers, Table, Verdicts, gumbel_numpy, gumbel_torch,  # noqa: E402
+                         load_groups, print_legend)
 
 SIGMA = 0.5
+SEED = 42
 
 
 def inputs(d):
-    rng = np.random.default_rng(42)
+    """The generator of the numpy peer's noise, x and y_bar (float32), all from one seed."""
+    rng = np.random.default_rng(SEED)
     x = rng.uniform(-1.0, 1.0, d).astype(np.float32)
     y_bar = ((np.arange(d) % 7) * 0.25 - 0.75).astype(np.float32)
     return rng, x, y_bar
+
+
+def torch_inputs(torch, d):
+    """The numpy peer's x and y_bar as tensors; the noise from torch's generator, seeded."""
+    _, x, y_bar = inputs(d)
+    torch.manual_seed(SEED)
+    return torch.from_numpy(x), torch.from_numpy(y_bar)
 
 
 def argmax_eval(d, m):
     rng, x, _ = inputs(d)
 
     def call():
-        z = rng.gumbel(size=(m, d))
+        z = gumbel_numpy(rng, (m, d))
         idx = np.argmax(x + SIGMA * z, axis=1)
         return np.bincount(idx, minlength=d) / m
+
+    return call
+
+
+def argmax_eval_torch(torch, d, m):
+    x, _ = torch_inputs(torch, d)
+
+    def call():
+        z = gumbel_torch(torch, (m, d))
+        idx = torch.argmax(x + SIGMA * z, dim=1)
+        return torch.bincount(idx, minlength=d) / m
 
     return call
 
@@ -46,7 +78,7 @@ def argmax_vjp(d, m):
     base = y_bar[np.argmax(x)]
 
     def call():
-        z = rng.gumbel(size=(m, d))
+        z = gumbel_numpy(rng, (m, d))
         idx = np.argmax(x + SIGMA * z, axis=1)
         c = y_bar[idx] - base
         return (c[:, None] * (1.0 - np.exp(-z))).sum(axis=0) / (m * SIGMA)
@@ -54,56 +86,229 @@ def argmax_vjp(d, m):
     return call
 
 
+def argmax_vjp_torch(torch, d, m):
+    x, y_bar = torch_inputs(torch, d)
+    base = y_bar[torch.argmax(x)]
+
+    def call():
+        z = gumbel_torch(torch, (m, d))
+        idx = torch.argmax(x + SIGMA * z, dim=1)
+        c = y_bar[idx] - base
+        return (c[:, None] * (1.0 - torch.exp(-z))).sum(dim=0) / (m * SIGMA)
+
+    return call
+
+
+# Ranks as float32, as pt_fn_ranking gives them: the VJP's (ranks - base) @ y_bar then stays
+# in float32 (numpy would promote int64 @ float32 to float64; torch refuses to mix them).
+def ranks_numpy(v):
+    return np.argsort(np.argsort(v, axis=-1, kind="stable"), axis=-1,
+                      kind="stable").astype(np.float32)
+
+
+def ranks_torch(torch, v):
+    return torch.argsort(torch.argsort(v, dim=-1, stable=True), dim=-1,
+                         stable=True).to(torch.float32)
+
+
 def ranking_eval(d, m):
     rng, x, _ = inputs(d)
 
     def call():
-        z = rng.gumbel(size=(m, d))
-        ranks = np.argsort(np.argsort(x + SIGMA * z, axis=1), axis=1)
-        return ranks.mean(axis=0)
+        z = gumbel_numpy(rng, (m, d))
+        return ranks_numpy(x + SIGMA * z).mean(axis=0)
+
+    return call
+
+
+def ranking_eval_torch(torch, d, m):
+    x, _ = torch_inputs(torch, d)
+
+    def call():
+        z = gumbel_torch(torch, (m, d))
+        return ranks_torch(torch, x + SIGMA * z).mean(dim=0)
 
     return call
 
 
 def ranking_vjp(d, m):
     rng, x, y_bar = inputs(d)
-    base = np.argsort(np.argsort(x))
+    base = ranks_numpy(x)
 
     def call():
-        z = rng.gumbel(size=(m, d))
-        ranks = np.argsort(np.argsort(x + SIGMA * z, axis=1), axis=1)
-        c = (ranks - base) @ y_bar
+        z = gumbel_numpy(rng, (m, d))
+        c = (ranks_numpy(x + SIGMA * z) - base) @ y_bar
         return (c[:, None] * (1.0 - np.exp(-z))).sum(axis=0) / (m * SIGMA)
+
+    return call
+
+
+def ranking_vjp_torch(torch, d, m):
+    x, y_bar = torch_inputs(torch, d)
+    base = ranks_torch(torch, x)
+
+    def call():
+        z = gumbel_torch(torch, (m, d))
+        c = (ranks_torch(torch, x + SIGMA * z) - base) @ y_bar
+        return (c[:, None] * (1.0 - torch.exp(-z))).sum(dim=0) / (m * SIGMA)
 
     return call
 
 
 def noise_alone(d, m):
     rng, _, _ = inputs(d)
-    return lambda: rng.gumbel(size=(m, d))
+    return lambda: gumbel_numpy(rng, (m, d))
 
 
+def noise_alone_torch(torch, d, m):
+    torch_inputs(torch, d)
+    return lambda: gumbel_torch(torch, (m, d))
+
+
+# ---- --check: each peer's estimate against the closed form, within 5 standard errors --------
+# Each returns (exact value, a bound on one sample's standard deviation per entry), float64.
+
+def softmax_bound(d, m):
+    _, x, _ = inputs(d)
+    p = np.exp((x - x.max()) / SIGMA, dtype=np.float64)
+    p /= p.sum()
+    return p, np.sqrt(p * (1.0 - p))
+
+
+def softmax_vjp_bound(d, m):
+    _, x, y_bar = inputs(d)
+    p, _ = softmax_bound(d, m)
+    # One sample is c (1 - E) / sigma, E ~ Exp(1): E[(1 - E)^2] = 1, |c| <= max |y_bar - b|.
+    c_max = np.abs(y_bar - y_bar[np.argmax(x)]).max()
+    return p * (y_bar - p @ y_bar) / SIGMA, np.full(d, c_max / SIGMA)
+
+
+def pairwise_sigmoid(x):
+    """s[i, j] = P(x_j + sigma Z_j < x_i + sigma Z_i) for Gumbel Z: the difference of two
+    Gumbels is logistic.  The diagonal is zeroed (an element does not outrank itself)."""
+    x = x.astype(np.float64)
+    s = 1.0 / (1.0 + np.exp(-(x[:, None] - x[None, :]) / SIGMA))
+    np.fill_diagonal(s, 0.0)
+    return s
+
+
+def ranks_bound(d, m):
+    _, x, _ = inputs(d)
+    return pairwise_sigmoid(x).sum(axis=1), np.full(d, (d - 1) / 2.0)  # a rank is in [0, d-1]
+
+
+def ranks_vjp_bound(d, m):
+    _, x, y_bar = inputs(d)
+    s = pairwise_sigmoid(x)
+    ds = s * (1.0 - s) / SIGMA  # d s[i, j] / d x_i = -d s[i, j] / d x_j
+    np.fill_diagonal(ds, 0.0)
+    y = y_bar.astype(np.float64)
+    # |c| = |(ranks - base) @ y_bar| <= (d - 1) sum |y_bar|, and E[(1 - E)^2] = 1 as above.
+    c_max = (d - 1) * np.abs(y).sum()
+    return y * ds.sum(axis=1) - ds.T @ y, np.full(d, c_max / SIGMA)
+
+
+EULER_GAMMA = 0.5772156649015329
+
+
+def zero_uniforms(peers, d, m):
+    """Per peer, the columns where its first (M, d) uniforms hold an exact 0.  There the users'
+    Gumbel formula gives -inf, and the VJP's weight 1 - exp(-z) an infinity: probability 2^-24
+    per draw, in numpy and torch alike (libperturb's uniforms exclude 0).  torch.rand is the
+    same at any thread count, so both torch peers share one mask."""
+    masks = [(inputs(d)[0].random((m, d), dtype=np.float32) == 0).any(axis=0)]
+    if peers.torch:
+        peers.torch.manual_seed(SEED)
+        masks += [(peers.torch.rand((m, d)) == 0).any(dim=0).numpy()] * len(peers.torch_threads)
+    return masks
+
+
+def check_noise(verdicts, peers, d, m):
+    """The peers' Gumbel noise: mean and variance against gamma and pi^2 / 6, the -infs of
+    uniforms of 0 counted and left out."""
+    var = math.pi ** 2 / 6
+    outs = peers.outputs(lambda: noise_alone(d, m), lambda: noise_alone_torch(peers.torch, d, m))
+    for name, z in zip(peers.names, outs):
+        finite = z[np.isfinite(z)]
+        n = finite.size
+        # the Gumbel's fourth central moment is 5.4 var^2 (excess kurtosis 12/5)
+        se_mean, se_var = math.sqrt(var / n), math.sqrt(4.4 / n) * var
+        mean, v = finite.mean(), finite.var()
+        verdicts.expect(abs(mean - EULER_GAMMA) <= 5 * se_mean and abs(v - var) <= 5 * se_var,
+                        f"noise_alone {name} d={d} M={m}: mean {mean:.5f} (gamma {EULER_GAMMA:.5f}"
+                        f" +- {5 * se_mean:.5f}), variance {v:.5f} ({var:.5f} +- {5 * se_var:.5f})"
+                        f", {z.size - n} of {z.size} not finite")
+
+
+def check_estimates(verdicts, peers, case, d, m, exact_bound):
+    _, setup, torch_setup = PEERS[case]
+    exact, sd = exact_bound(d, m)
+    # 5 standard errors, plus one sample's step 1/M: the counts of rare classes are Poisson
+    # with means below 1, far from normal.
+    tol = 5 * sd / math.sqrt(m) + 1.0 / m
+    outs = peers.outputs(lambda: setup(d, m), lambda: torch_setup(peers.torch, d, m))
+    for name, out, zero in zip(peers.names, outs, zero_uniforms(peers, d, m)):
+        finite = np.isfinite(out)
+        err = np.abs(out - exact)[finite]
+        text = (f"{case} {name} d={d} M={m}: max |estimate - closed form| "
+                f"{err.max(initial=0.0):.2e} (allowed {tol.min():.2e} to {tol.max():.2e})")
+        if not finite.all():
+            text += (f"; not finite at {np.count_nonzero(~finite)} of {d} entries, "
+                     f"{np.count_nonzero(~finite & zero)} of them where a uniform was 0")
+        verdicts.expect(bool(np.all(err <= tol[finite]) and np.all(zero[~finite])), text)
+    if peers.torch:
+        both = np.isfinite(outs[0]) & np.isfinite(outs[1])
+        diff = np.abs(outs[0] - outs[1])[both]
+        verdicts.expect(bool(np.all(diff <= math.sqrt(2) * tol[both])),
+                        f"{case} numpy vs torch-1 d={d} M={m}: max difference "
+                        f"{diff.max(initial=0.0):.2e} over {np.count_nonzero(both)} entries")
+
+
+def check(peers):
+    """Every case's peers on sizes where 5 standard errors are small against the values."""
+    verdicts = Verdicts()
+    check_estimates(verdicts, peers, "argmax_eval", 1000, 1000, softmax_bound)
+    check_estimates(verdicts, peers, "argmax_vjp", 5, 1_000_000, softmax_vjp_bound)
+    check_estimates(verdicts, peers, "ranking_eval", 5, 1_000_000, ranks_bound)
+    check_estimates(verdicts, peers, "ranking_vjp", 5, 1_000_000, ranks_vjp_bound)
+    check_noise(verdicts, peers, 1000, 1000)
+    return verdicts.finish()
+
+
+# case -> (what both peers compute, numpy setup(d, m), torch setup(torch, d, m))
 PEERS = {
-    "argmax_eval": ("gumbel, add, argmax, bincount", argmax_eval),
-    "argmax_vjp": ("gumbel, argmax, (y_bar[idx] - b) * (1 - exp(-z)) summed", argmax_vjp),
-    "ranking_eval": ("gumbel, add, argsort twice, mean", ranking_eval),
-    "ranking_vjp": ("gumbel, argsort twice, ((ranks - b) @ y_bar) * (1 - exp(-z)) summed",
-                    ranking_vjp),
-    "noise_alone": ("rng.gumbel(size=(M, d))", noise_alone),
+    "argmax_eval": ("Gumbel, add, argmax, bincount / M", argmax_eval, argmax_eval_torch),
+    "argmax_vjp": ("Gumbel, add, argmax, (y_bar[idx] - b) * (1 - exp(-z)) summed",
+                   argmax_vjp, argmax_vjp_torch),
+    "ranking_eval": ("Gumbel, add, stable argsort twice, mean", ranking_eval,
+                     ranking_eval_torch),
+    "ranking_vjp": ("Gumbel, add, stable argsort twice, ((ranks - b) @ y_bar) * (1 - exp(-z))"
+                    " summed", ranking_vjp, ranking_vjp_torch),
+    "noise_alone": ("-log(-log(uniform (M, d)))", noise_alone, noise_alone_torch),
 }
 
 
 def main():
-    if len(sys.argv) != 2:
-        sys.exit(__doc__)
-    groups = load_groups(sys.argv[1], ("case", "d", "samples"))
-    print_banner()
-    print(f"{'case':<13} {'d':>6} {'M':>8} {'numpy us/call':>14}  per-ISA us/call (speedup)")
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("results", nargs="?", help="the JSON lines of perturbed-bench --json")
+    parser.add_argument("--check", action="store_true",
+                        help="compare every peer with the closed forms and with each other")
+    args = parser.parse_args()
+    if not args.results and not args.check:
+        parser.error("a RESULTS.json, or --check")
+    peers = Peers()
+    if args.check and not check(peers):
+        sys.exit(1)
+    if not args.results:
+        return
+    groups = load_groups(args.results, ("case", "d", "samples"))
+    table = Table(peers, groups, [("case", 13), ("d", 6), ("M", 8)], "ns_per_call", "us per call",
+                  scale=1e3)
     for (case, d, m), runs in groups.items():
-        what, setup = PEERS[case]
-        ns = median_ns(setup(d, m))
-        cells = speedup_cells(runs, "ns_per_call", ns, 1, scale=1e3)
-        print(f"{case:<13} {d:>6} {m:>8} {ns / 1e3:>14.1f}  {cells}   [{what}]")
+        _, setup, torch_setup = PEERS[case]
+        torch_call = torch_setup(peers.torch, d, m) if peers.torch else None
+        table.row((case, d, m), peers.times(setup(d, m), torch_call), runs)
+    print_legend(peers, {case: what for case, (what, _, _) in PEERS.items()})
 
 
 if __name__ == "__main__":
