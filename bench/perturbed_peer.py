@@ -155,6 +155,115 @@ def ranking_vjp_torch(torch, d, m):
     return call
 
 
+# ---- batches: BATCH inputs at once, as a user vectorises them (noise (BATCH, M, d)) -----------
+BATCH = 256
+
+
+def batch_inputs(d):
+    rng, _, y_bar = inputs(d)
+    x = rng.uniform(-1.0, 1.0, (BATCH, d)).astype(np.float32)
+    return rng, x, np.tile(y_bar, (BATCH, 1))
+
+
+def argmax_eval_batch(d, m):
+    rng, x, _ = batch_inputs(d)
+
+    def call():
+        z = gumbel_numpy(rng, (BATCH, m, d))
+        idx = np.argmax(x[:, None, :] + SIGMA * z, axis=2)
+        return np.stack([np.bincount(r, minlength=d) for r in idx]) / m
+
+    return call
+
+
+def argmax_eval_batch_torch(torch, d, m):
+    _, x, _ = batch_inputs(d)
+    x = torch.from_numpy(x)
+
+    def call():
+        z = gumbel_torch(torch, (BATCH, m, d))
+        idx = torch.argmax(x[:, None, :] + SIGMA * z, dim=2)
+        return torch.nn.functional.one_hot(idx, d).to(torch.float32).mean(dim=1)
+
+    return call
+
+
+def argmax_vjp_batch(d, m):
+    rng, x, y_bar = batch_inputs(d)
+    rows = np.arange(BATCH)
+    base = y_bar[rows, np.argmax(x, axis=1)]
+
+    def call():
+        z = gumbel_numpy(rng, (BATCH, m, d))
+        idx = np.argmax(x[:, None, :] + SIGMA * z, axis=2)
+        c = np.take_along_axis(y_bar, idx, axis=1) - base[:, None]
+        return (c[:, :, None] * (1.0 - np.exp(-z))).sum(axis=1) / (m * SIGMA)
+
+    return call
+
+
+def argmax_vjp_batch_torch(torch, d, m):
+    _, x, y_bar = batch_inputs(d)
+    x, y_bar = torch.from_numpy(x), torch.from_numpy(y_bar)
+    base = y_bar.gather(1, torch.argmax(x, dim=1, keepdim=True))
+
+    def call():
+        z = gumbel_torch(torch, (BATCH, m, d))
+        idx = torch.argmax(x[:, None, :] + SIGMA * z, dim=2)
+        c = y_bar.gather(1, idx) - base
+        return (c[:, :, None] * (1.0 - torch.exp(-z))).sum(dim=1) / (m * SIGMA)
+
+    return call
+
+
+def ranking_eval_batch(d, m):
+    rng, x, _ = batch_inputs(d)
+
+    def call():
+        z = gumbel_numpy(rng, (BATCH, m, d))
+        return ranks_numpy(x[:, None, :] + SIGMA * z).mean(axis=1)
+
+    return call
+
+
+def ranking_eval_batch_torch(torch, d, m):
+    _, x, _ = batch_inputs(d)
+    x = torch.from_numpy(x)
+
+    def call():
+        z = gumbel_torch(torch, (BATCH, m, d))
+        return ranks_torch(torch, x[:, None, :] + SIGMA * z).mean(dim=1)
+
+    return call
+
+
+def ranking_vjp_batch(d, m):
+    rng, x, y_bar = batch_inputs(d)
+    base = ranks_numpy(x)
+
+    def call():
+        z = gumbel_numpy(rng, (BATCH, m, d))
+        c = np.einsum("bmd,bd->bm", ranks_numpy(x[:, None, :] + SIGMA * z) - base[:, None, :],
+                      y_bar)
+        return (c[:, :, None] * (1.0 - np.exp(-z))).sum(axis=1) / (m * SIGMA)
+
+    return call
+
+
+def ranking_vjp_batch_torch(torch, d, m):
+    _, x, y_bar = batch_inputs(d)
+    x, y_bar = torch.from_numpy(x), torch.from_numpy(y_bar)
+    base = ranks_torch(torch, x)
+
+    def call():
+        z = gumbel_torch(torch, (BATCH, m, d))
+        c = torch.einsum("bmd,bd->bm", ranks_torch(torch, x[:, None, :] + SIGMA * z)
+                         - base[:, None, :], y_bar)
+        return (c[:, :, None] * (1.0 - torch.exp(-z))).sum(dim=1) / (m * SIGMA)
+
+    return call
+
+
 def noise_alone(d, m):
     rng, _, _ = inputs(d)
     return lambda: gumbel_numpy(rng, (m, d))
@@ -285,6 +394,17 @@ PEERS = {
     "ranking_vjp": ("Gumbel, add, stable argsort twice, ((ranks - b) @ y_bar) * (1 - exp(-z))"
                     " summed", ranking_vjp, ranking_vjp_torch),
     "noise_alone": ("-log(-log(uniform (M, d)))", noise_alone, noise_alone_torch),
+    "argmax_eval_batch": (f"argmax_eval of {BATCH} inputs at once: noise ({BATCH}, M, d)",
+                          argmax_eval_batch, argmax_eval_batch_torch),
+    "argmax_vjp_batch": (f"argmax_vjp of {BATCH} inputs at once", argmax_vjp_batch,
+                         argmax_vjp_batch_torch),
+    "ranking_eval_batch": (f"ranking_eval of {BATCH} inputs at once", ranking_eval_batch,
+                           ranking_eval_batch_torch),
+    "ranking_vjp_batch": (f"ranking_vjp of {BATCH} inputs at once", ranking_vjp_batch,
+                          ranking_vjp_batch_torch),
+    # a user's solver as a thread-safe callback: its peer is the same argmax in numpy/torch
+    "box_argmax_vjp": ("argmax_vjp (the library runs it as a thread-safe black box)",
+                       argmax_vjp, argmax_vjp_torch),
 }
 
 
