@@ -2,7 +2,7 @@
    every ISA this CPU supports.  The function layer is not a kernel-table family, so it has
    this program of its own beside perturb-bench.
 
-   perturbed-bench [--case NAME] [--isa NAME] [--repeats N] [--json]
+   perturbed-bench [--case NAME] [--isa NAME] [--repeats N] [--threads N] [--json]
 
    Cases (name: what one call computes):
      argmax_eval    the perturbed argmax one-hot (Gumbel, sigma 0.5, baseline) at one point
@@ -10,7 +10,11 @@
      ranking_eval   perturbed ranks (Gumbel, sigma 0.5, baseline)
      ranking_vjp    their vector-Jacobian product
      noise_alone    pt_noise_fill of the same M x d Gumbel noise into memory, for scale
-   each at the sizes (d, M) listed in `cases` below.  Each (case, ISA) runs enough calls to
+     *_batch        pt_fn_eval_batch / pt_fn_vjp_batch of 256 inputs
+     box_argmax_vjp the argmax VJP of a user's argmax, a callback made with
+                    PT_CALLBACK_THREAD_SAFE (the generic path, samples on every thread)
+   each at the sizes (d, M) listed in `cases` below, on the library's default thread count or
+   --threads N.  Each (case, ISA) runs enough calls to
    last at least 20 ms, `repeats` times; the median is reported per call and per sampled
    element (M x d), as a table or JSON lines for bench/perturbed_peer.py.
 
@@ -33,19 +37,43 @@ typedef struct bench_case {
   const char *name;
   pt_status (*builtin)(size_t d, pt_fn **out); /* the function perturbed; NULL for NOISE */
   op what;
-  size_t d, samples;
+  size_t d, samples, batch; /* batch > 1: the batched call on that many inputs */
 } bench_case;
 
+/* A user's argmax one-hot solver, as a black box that may run on library threads. */
+static int argmax_rows_callback(void *user, size_t batch, const float *x, float *y) {
+  const size_t d = *(const size_t *)user;
+  for (size_t b = 0; b < batch; b++) {
+    size_t best = 0;
+    for (size_t i = 1; i < d; i++)
+      if (x[b * d + i] > x[b * d + best]) best = i;
+    for (size_t i = 0; i < d; i++) y[b * d + i] = i == best ? 1.0f : 0.0f;
+  }
+  return 0;
+}
+
+static size_t box_d;
+static pt_status box_argmax(size_t d, pt_fn **out) {
+  box_d = d;
+  return pt_fn_from_callback_ex(d, d, argmax_rows_callback, NULL, &box_d, NULL,
+                                PT_CALLBACK_THREAD_SAFE, out);
+}
+
 static const bench_case cases[] = {
-    {"argmax_eval", pt_fn_argmax_one_hot, EVAL, 1000, 1000},
-    {"argmax_eval", pt_fn_argmax_one_hot, EVAL, 5, 100},
-    {"argmax_eval", pt_fn_argmax_one_hot, EVAL, 1000, 100000},
-    {"argmax_vjp", pt_fn_argmax_one_hot, VJP, 1000, 1000},
-    {"argmax_vjp", pt_fn_argmax_one_hot, VJP, 5, 100},
-    {"ranking_eval", pt_fn_ranking, EVAL, 100, 1000},
-    {"ranking_vjp", pt_fn_ranking, VJP, 100, 1000},
-    {"noise_alone", NULL, NOISE, 1000, 1000},
-    {"noise_alone", NULL, NOISE, 1000, 100000},
+    {"argmax_eval", pt_fn_argmax_one_hot, EVAL, 1000, 1000, 1},
+    {"argmax_eval", pt_fn_argmax_one_hot, EVAL, 5, 100, 1},
+    {"argmax_eval", pt_fn_argmax_one_hot, EVAL, 1000, 100000, 1},
+    {"argmax_vjp", pt_fn_argmax_one_hot, VJP, 1000, 1000, 1},
+    {"argmax_vjp", pt_fn_argmax_one_hot, VJP, 5, 100, 1},
+    {"ranking_eval", pt_fn_ranking, EVAL, 100, 1000, 1},
+    {"ranking_vjp", pt_fn_ranking, VJP, 100, 1000, 1},
+    {"noise_alone", NULL, NOISE, 1000, 1000, 1},
+    {"noise_alone", NULL, NOISE, 1000, 100000, 1},
+    {"argmax_eval_batch", pt_fn_argmax_one_hot, EVAL, 100, 1000, 256},
+    {"argmax_vjp_batch", pt_fn_argmax_one_hot, VJP, 100, 1000, 256},
+    {"ranking_eval_batch", pt_fn_ranking, EVAL, 100, 1000, 256},
+    {"ranking_vjp_batch", pt_fn_ranking, VJP, 100, 1000, 256},
+    {"box_argmax_vjp", box_argmax, VJP, 100, 10000, 1},
 };
 
 /* A prepared case: the function and the buffers of one call. */
@@ -65,16 +93,16 @@ static void check(pt_status s, const char *what) {
 static int prepare(const bench_case *c, prepared *p) {
   memset(p, 0, sizeof *p);
   p->c = c;
-  const size_t out_n = c->what == NOISE ? c->d * c->samples : c->d;
-  p->x = malloc(c->d * sizeof *p->x);
-  p->y_bar = malloc(c->d * sizeof *p->y_bar);
+  const size_t n = c->d * c->batch, out_n = c->what == NOISE ? c->d * c->samples : n;
+  p->x = malloc(n * sizeof *p->x);
+  p->y_bar = malloc(n * sizeof *p->y_bar);
   p->out = malloc(out_n * sizeof *p->out);
   if (!p->x || !p->y_bar || !p->out) return -1;
   uint64_t s = 42;
-  for (size_t i = 0; i < c->d; i++) { /* logits spread over a few sigma, like a trained model's */
+  for (size_t i = 0; i < n; i++) { /* logits spread over a few sigma, like a trained model's */
     s = s * 6364136223846793005ull + 1442695040888963407ull;
     p->x[i] = (float)(s >> 40) * 0x1p-24f * 2.0f - 1.0f;
-    p->y_bar[i] = (float)(i % 7) * 0.25f - 0.75f;
+    p->y_bar[i] = (float)(i % c->d % 7) * 0.25f - 0.75f;
   }
   if (c->what == NOISE) return 0;
   check(c->builtin(c->d, &p->f), "built-in");
@@ -94,9 +122,16 @@ static void release(prepared *p) {
 static void call(const void *ctx) {
   const prepared *p = ctx;
   const pt_key key = pt_key_make(7);
+  const size_t batch = p->c->batch;
   switch (p->c->what) {
-    case EVAL: check(pt_fn_eval(p->p, key, p->x, p->out), "eval"); break;
-    case VJP: check(pt_fn_vjp(p->p, key, p->x, p->y_bar, p->out), "vjp"); break;
+    case EVAL:
+      check(batch > 1 ? pt_fn_eval_batch(p->p, key, batch, p->x, p->out)
+                      : pt_fn_eval(p->p, key, p->x, p->out), "eval");
+      break;
+    case VJP:
+      check(batch > 1 ? pt_fn_vjp_batch(p->p, key, batch, p->x, p->y_bar, p->out)
+                      : pt_fn_vjp(p->p, key, p->x, p->y_bar, p->out), "vjp");
+      break;
     case NOISE:
       check(pt_noise_fill(PT_NOISE_GUMBEL, key, 0, p->out, p->c->d * p->c->samples), "noise");
       break;
@@ -143,17 +178,21 @@ int main(int argc, char **argv) {
     else if (v && !strcmp(a, "--case")) only_case = argv[++i];
     else if (v && !strcmp(a, "--isa")) only_isa = argv[++i];
     else if (v && !strcmp(a, "--repeats")) repeats = atoi(argv[++i]);
+    else if (v && !strcmp(a, "--threads")) check(pt_set_num_threads(strtoull(argv[++i], NULL, 10)), "--threads");
     else if (v && i + 2 < argc && !strcmp(a, "--memory"))
       return memory(strtoull(argv[i + 1], NULL, 10), strtoull(argv[i + 2], NULL, 10));
     else {
-      fprintf(stderr, "usage: %s [--case NAME] [--isa NAME] [--repeats N] [--json] | --memory D M\n",
-              argv[0]);
+      fprintf(stderr,
+              "usage: %s [--case NAME] [--isa NAME] [--repeats N] [--threads N] [--json] | "
+              "--memory D M\n", argv[0]);
       return 2;
     }
   }
   if (repeats < 1) repeats = 1;
+  const size_t threads = pt_get_num_threads();
   if (!json)
-    printf("%-13s %-7s %6s %8s %14s %12s\n", "case", "isa", "d", "M", "ns/call", "ns/element");
+    printf("%-18s %-7s %6s %8s %5s %14s %12s   (%zu threads)\n", "case", "isa", "d", "M", "batch",
+           "ns/call", "ns/element", threads);
   for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
     const bench_case *c = &cases[k];
     if (only_case && strcmp(only_case, c->name) != 0) continue;
@@ -166,14 +205,15 @@ int main(int argc, char **argv) {
       if (only_isa && strcmp(only_isa, pt_isa_name((pt_isa)isa)) != 0) continue;
       if (pt_isa_select((pt_isa)isa) != PT_OK) continue;
       const double ns = bench_median_ns(call, &p, repeats);
-      const double per = ns / ((double)c->d * (double)c->samples);
+      const double per = ns / ((double)c->d * (double)c->samples * (double)c->batch);
       if (json)
         printf("{\"case\": \"%s\", \"isa\": \"%s\", \"d\": %zu, \"samples\": %zu, "
-               "\"ns_per_call\": %.1f, \"ns_per_element\": %.5f}\n",
-               c->name, pt_isa_name((pt_isa)isa), c->d, c->samples, ns, per);
+               "\"batch\": %zu, \"threads\": %zu, \"ns_per_call\": %.1f, "
+               "\"ns_per_element\": %.5f}\n",
+               c->name, pt_isa_name((pt_isa)isa), c->d, c->samples, c->batch, threads, ns, per);
       else
-        printf("%-13s %-7s %6zu %8zu %14.1f %12.4f\n", c->name, pt_isa_name((pt_isa)isa), c->d,
-               c->samples, ns, per);
+        printf("%-18s %-7s %6zu %8zu %5zu %14.1f %12.4f\n", c->name, pt_isa_name((pt_isa)isa),
+               c->d, c->samples, c->batch, ns, per);
       fflush(stdout);
     }
     release(&p);
