@@ -26,6 +26,12 @@ static inline uint64_t pt_hash_values(uint64_t h, const void *p, size_t n, size_
   return h;
 }
 
+/* n bytes, in order */
+static inline uint64_t pt_hash_bytes(uint64_t h, const void *p, size_t n) {
+  for (size_t i = 0; i < n; i++) h = (h ^ ((const unsigned char *)p)[i]) * 0x100000001b3ull;
+  return h;
+}
+
 /* n floats or 32-bit integers; n doubles */
 static inline uint64_t pt_hash32(uint64_t h, const void *p, size_t n) { return pt_hash_values(h, p, n, 4); }
 static inline uint64_t pt_hash64(uint64_t h, const void *p, size_t n) { return pt_hash_values(h, p, n, 8); }

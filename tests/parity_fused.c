@@ -615,8 +615,76 @@ static void known_api_results(const pt_kernel_table *k, pt_parity_result *res) {
   pt_isa_select(before);
 }
 
+/* The saved bytes of shards are portable: the same on every ISA and machine (the byte order
+   included), recorded here as hashes of {a VJP shard of the segments argmax over samples
+   [128, 384), a JVP shard of the black-box ranks over [0, 256)} of M = 700; and the shards of
+   a partition merged as bytes finish to the one call's bits. */
+static const uint64_t known_shards[2] = {0x6c0888ba7e75d84aull, 0x15e68c3886244c1full};
+
+static void known_shard_bytes(const pt_kernel_table *k, pt_parity_result *res) {
+  static size_t d = 37;
+  const size_t sizes[4] = {5, 12, 1, 19};
+  static fused_input in;
+  known_input(&in, 1, 0);
+  const pt_isa before = pt_isa_active();
+  pt_fn *f[2] = {NULL, NULL}, *p[2] = {NULL, NULL};
+  pt_partial *part[3] = {NULL, NULL, NULL}, *merged = NULL;
+  unsigned char *bytes[3] = {NULL, NULL, NULL};
+  float one_call[37], finished[37];
+  const pt_key key = {0xdef, 1};
+  int ok = pt_isa_select(k->isa) == PT_OK &&
+           pt_fn_argmax_one_hot_segments(sizes, 4, &f[0]) == PT_OK &&
+           pt_fn_from_callback(d, d, rank_callback, &d, &f[1]) == PT_OK &&
+           pt_make_perturbed_fun(f[0], 700, 0.3f, PT_NOISE_GUMBEL, 1, &p[0]) == PT_OK &&
+           pt_make_perturbed_fun(f[1], 700, 0.3f, PT_NOISE_NORMAL, 0, &p[1]) == PT_OK;
+  const pt_op ops[2] = {PT_OP_VJP, PT_OP_JVP};
+  const uint64_t ranges[2][2] = {{128, 384}, {0, 256}};
+  for (int s = 0; s < 2 && ok; s++) {
+    res->checked++;
+    const float *v = s == 0 ? in.y_bar : in.x_dot;
+    ok = pt_fn_partial(p[s], ops[s], key, in.x, v, ranges[s][0], ranges[s][1], &part[0]) == PT_OK;
+    const size_t size = ok ? pt_partial_size(part[0]) : 0;
+    for (int b = 0; b < 3 && ok; b++) ok = (bytes[b] = malloc(size)) != NULL;
+    ok = ok && pt_partial_save(part[0], bytes[0], size) == PT_OK;
+    if (!ok) break;
+    const uint64_t h = pt_hash_bytes(PT_HASH_START, bytes[0], size);
+    if (h != known_shards[s])
+      pt_parity_fail(res, "%s: shard %d's bytes hash to %#018llx, want %#018llx",
+                     pt_isa_name(k->isa), s, (unsigned long long)h,
+                     (unsigned long long)known_shards[s]);
+    /* the rest of the samples in two more shards, merged as bytes in another order */
+    ok = pt_fn_partial(p[s], ops[s], key, in.x, v, 0, ranges[s][0], &part[1]) == PT_OK &&
+         pt_fn_partial(p[s], ops[s], key, in.x, v, ranges[s][1], 700, &part[2]) == PT_OK &&
+         pt_partial_save(part[1], bytes[1], size) == PT_OK &&
+         pt_partial_save(part[2], bytes[2], size) == PT_OK &&
+         pt_partial_merge_bytes(bytes[0], bytes[2], size) == PT_OK &&
+         pt_partial_merge_bytes(bytes[1], bytes[2], size) == PT_OK &&
+         pt_partial_load(bytes[2], size, &merged) == PT_OK &&
+         pt_partial_finish(merged, finished) == PT_OK &&
+         (s == 0 ? pt_fn_vjp(p[s], key, in.x, v, one_call) : pt_fn_jvp(p[s], key, in.x, v, one_call)) == PT_OK;
+    if (ok && memcmp(finished, one_call, sizeof one_call) != 0)
+      pt_parity_fail(res, "%s: shard %d's merged bytes finish to other bits than the one call",
+                     pt_isa_name(k->isa), s);
+    for (int b = 0; b < 3; b++) {
+      pt_partial_free(part[b]);
+      part[b] = NULL;
+      free(bytes[b]);
+      bytes[b] = NULL;
+    }
+    pt_partial_free(merged);
+    merged = NULL;
+  }
+  if (!ok) pt_parity_fail(res, "%s: the shard known answers could not run", pt_isa_name(k->isa));
+  for (int s = 0; s < 2; s++) {
+    pt_fn_free(p[s]);
+    pt_fn_free(f[s]);
+  }
+  pt_isa_select(before);
+}
+
 void pt_parity_fused_known(const pt_kernel_table *k, pt_parity_result *res) {
   known_kernels(k, res);
   known_rank_kernels(k, pt_kernels_for(PT_ISA_SCALAR), res);
   known_api_results(k, res);
+  known_shard_bytes(k, res);
 }
