@@ -15,6 +15,20 @@ uint64_t pt_estimate_group(uint64_t samples) {
   return group;
 }
 
+void *pt_arena_zalloc(pt_arena *a, size_t bytes) {
+  const size_t at = a ? (a->used + 63) & ~(size_t)63 : 0;
+  if (a && at <= a->size && bytes <= a->size - at) {
+    a->used = at + bytes;
+    return memset(a->base + at, 0, bytes);
+  }
+  return pt_calloc(1, bytes ? bytes : 1);
+}
+
+void pt_arena_free(pt_arena *a, void *p) {
+  const unsigned char *c = p;
+  if (!a || c < a->base || c >= a->base + a->size) free(p);
+}
+
 static uint64_t group_count(uint64_t samples, uint64_t group) { return (samples - 1) / group + 1; }
 
 /* Lays out the cells of the wanted terms, one after another. */
@@ -27,8 +41,9 @@ static size_t place(unsigned want, unsigned term, size_t n, size_t *cells) {
 
 pt_status pt_estimator_begin(pt_estimator *e, const pt_fn *f, const pt_perturbation *p,
                              pt_key key, const float *x, const float *y_bar, const float *x_dot,
-                             unsigned want) {
+                             unsigned want, pt_arena *arena) {
   memset(e, 0, sizeof *e);
+  e->arena = arena;
   e->f = f;
   e->p = *p;
   e->key = key;
@@ -60,13 +75,14 @@ void pt_estimator_end(pt_estimator *e) {
 }
 
 /* One zeroed block: the cells, then the counts, then the coverage map (groups <= 2^16). */
-pt_status pt_sums_alloc_shape(size_t cells, size_t counts, uint64_t groups, pt_sums *s) {
+pt_status pt_sums_alloc_shape(size_t cells, size_t counts, uint64_t groups, pt_arena *a,
+                              pt_sums *s) {
   memset(s, 0, sizeof *s);
   const size_t map = (size_t)((groups + 7) / 8);
   if (pt_fn_too_big(cells, 1, sizeof(pt_xsum)) || pt_fn_too_big(counts, 1, 2 * sizeof(uint64_t)))
     return PT_EOVERFLOW;
   const size_t bytes = cells * sizeof(pt_xsum) + counts * sizeof(uint64_t) + map;
-  char *block = pt_calloc(1, bytes);
+  char *block = pt_arena_zalloc(a, bytes);
   if (!block) return PT_ENOMEM;
   s->cell = (pt_xsum *)block;
   s->count = counts ? (uint64_t *)(block + cells * sizeof(pt_xsum)) : NULL;
@@ -76,13 +92,12 @@ pt_status pt_sums_alloc_shape(size_t cells, size_t counts, uint64_t groups, pt_s
   return PT_OK;
 }
 
-pt_status pt_sums_alloc(const pt_estimator *e, pt_sums *s) {
-  return pt_sums_alloc_shape(e->cells, e->counts,
-                             group_count(e->p.samples, e->group), s);
+pt_status pt_sums_alloc(const pt_estimator *e, pt_arena *a, pt_sums *s) {
+  return pt_sums_alloc_shape(e->cells, e->counts, group_count(e->p.samples, e->group), a, s);
 }
 
-void pt_sums_free(pt_sums *s) {
-  free(s->cell); /* the block */
+void pt_sums_free(pt_sums *s, pt_arena *a) {
+  pt_arena_free(a, s->cell); /* the block */
   memset(s, 0, sizeof *s);
 }
 
@@ -115,12 +130,14 @@ static void sum_task(void *ctx, size_t t) {
   const uint64_t g0 = job->g0 + span * t / job->tasks, g1 = job->g0 + span * (t + 1) / job->tasks;
   pt_sums *s = &job->sums[t];
   pt_status st = PT_OK;
-  if (t > 0) st = pt_sums_alloc(e, s);
+  if (t > 0) st = pt_sums_alloc(e, NULL, s);
+  /* the caller's arena only when this task is the call's only one: it runs on that thread */
+  pt_arena *arena = job->tasks == 1 ? e->arena : NULL;
   /* one zeroed block: a group's double sums, then the path's scratch (zero: the fused vjp's
      float partial sums start at zero, and the padding past a tile is defined memory for the
      kernels' whole-vector loads); the sizes were checked by pt_estimator_begin */
   const size_t sums_bytes = (e->cells * sizeof(double) + 63) & ~(size_t)63;
-  double *group_sums = st == PT_OK ? pt_calloc(1, sums_bytes + e->scratch_bytes + 1) : NULL;
+  double *group_sums = st == PT_OK ? pt_arena_zalloc(arena, sums_bytes + e->scratch_bytes) : NULL;
   if (st == PT_OK && !group_sums) st = PT_ENOMEM;
   void *scratch = group_sums ? (char *)group_sums + sums_bytes : NULL;
   for (uint64_t g = g0; g < g1 && st == PT_OK; g++) {
@@ -132,7 +149,7 @@ static void sum_task(void *ctx, size_t t) {
     pt_xsum_add(s->cell, group_sums, e->cells);
     s->covered[g / 8] |= (uint8_t)(1u << (g % 8));
   }
-  free(group_sums);
+  pt_arena_free(arena, group_sums);
   job->status[t] = st;
 }
 
@@ -159,7 +176,7 @@ pt_status pt_estimator_sum(const pt_estimator *e, uint64_t m0, uint64_t m1, pt_s
   for (size_t t = 0; t < tasks && st == PT_OK; t++) st = status[t];
   for (size_t t = 1; t < tasks; t++) {
     if (st == PT_OK) pt_sums_merge(&sums[0], &sums[t], e->cells, e->counts);
-    pt_sums_free(&sums[t]);
+    pt_sums_free(&sums[t], NULL);
   }
   if (tasks > 1) {
     *s = sums[0];
@@ -211,14 +228,16 @@ static unsigned wanted(const pt_outputs *out) {
 pt_status pt_estimate(const pt_fn *f, const pt_perturbation *p, pt_key key, const float *x,
                       const float *y_bar, const float *x_dot, const pt_outputs *out) {
   pt_estimator e;
+  _Alignas(64) unsigned char local[PT_ARENA_BYTES];
+  pt_arena arena = {local, sizeof local, 0};
   const unsigned want = wanted(out);
-  pt_status st = pt_estimator_begin(&e, f, p, key, x, y_bar, x_dot, want);
+  pt_status st = pt_estimator_begin(&e, f, p, key, x, y_bar, x_dot, want, &arena);
   pt_sums s = {0};
-  if (st == PT_OK) st = pt_sums_alloc(&e, &s);
+  if (st == PT_OK) st = pt_sums_alloc(&e, &arena, &s);
   if (st == PT_OK) st = pt_estimator_sum(&e, 0, p->samples, &s);
   if (st == PT_OK)
     pt_estimate_write(&s, want, f->n_in, f->n_out, p->samples, p->sigma, e.counted, out);
-  pt_sums_free(&s);
+  pt_sums_free(&s, &arena);
   pt_estimator_end(&e);
   return st;
 }

@@ -37,6 +37,17 @@ enum {
 
 typedef struct pt_estimator pt_estimator;
 
+/* Zeroed scratch of one call on its own thread: carved from a buffer on the caller's stack
+   while it lasts, then from the heap, so that a small call (d = 5, M = 100) does not pay for
+   allocations.  A NULL arena is the heap alone; pt_arena_free frees heap blocks only. */
+typedef struct pt_arena {
+  unsigned char *base;
+  size_t size, used;
+} pt_arena;
+#define PT_ARENA_BYTES 8192
+void *pt_arena_zalloc(pt_arena *a, size_t bytes);
+void pt_arena_free(pt_arena *a, void *p);
+
 /* A path: how the terms of a range of samples are computed.  `prepare` runs once per call on
    the calling thread (baselines, coefficients); `run` adds the terms of samples [m0, m1), all
    in one group, into `sums` (the doubles of the layout below, zero at the group's start) and
@@ -56,6 +67,7 @@ struct pt_estimator {
   pt_key key;
   const float *x;
   const float *y_bar, *x_dot; /* for PT_WANT_VJP, PT_WANT_JVP */
+  pt_arena *arena;            /* the calling thread's scratch (NULL: the heap) */
   unsigned want;
   uint64_t group;             /* pt_estimate_group(p.samples) */
   /* where each wanted term's sums start among the `cells` (SIZE_MAX: not wanted) */
@@ -82,13 +94,14 @@ typedef struct pt_sums {
    chooses the path and lays out the sums.  pt_estimator_end releases what it took. */
 pt_status pt_estimator_begin(pt_estimator *e, const pt_fn *f, const pt_perturbation *p,
                              pt_key key, const float *x, const float *y_bar, const float *x_dot,
-                             unsigned want);
+                             unsigned want, pt_arena *arena);
 void pt_estimator_end(pt_estimator *e);
 
-/* Empty sums for e (every group absent); pt_sums_free frees them. */
-pt_status pt_sums_alloc(const pt_estimator *e, pt_sums *s);
-pt_status pt_sums_alloc_shape(size_t cells, size_t counts, uint64_t groups, pt_sums *s);
-void pt_sums_free(pt_sums *s);
+/* Empty sums for e (every group absent), from arena a; pt_sums_free frees them. */
+pt_status pt_sums_alloc(const pt_estimator *e, pt_arena *a, pt_sums *s);
+pt_status pt_sums_alloc_shape(size_t cells, size_t counts, uint64_t groups, pt_arena *a,
+                              pt_sums *s);
+void pt_sums_free(pt_sums *s, pt_arena *a);
 
 /* Adds the groups covering samples [m0, m1) (group boundaries, or M) into s, on the library's
    threads when the work pays for them. */

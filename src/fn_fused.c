@@ -82,7 +82,7 @@ typedef struct argmax_prep {
 } argmax_prep;
 
 static void prep_free(pt_estimator *e) {
-  free(e->prep);
+  pt_arena_free(e->arena, e->prep);
   e->prep = NULL;
 }
 
@@ -91,7 +91,7 @@ static pt_status argmax_prepare(pt_estimator *e) {
   size_t segments;
   const size_t *offsets;
   pt_fn_builtin(e->f, &segments, &offsets);
-  const size_t n = offsets[segments], tile = tile_rows(n, e->group);
+  const size_t n = offsets[segments], tile = tile_rows(n, e->group < e->p.samples ? e->group : e->p.samples);
   const size_t stride = (tile + 15) / 16 * 16;
   const int gumbel = e->p.noise == PT_NOISE_GUMBEL;
 
@@ -101,7 +101,7 @@ static pt_status argmax_prepare(pt_estimator *e) {
   const size_t at_a = take(&c, n, 1, 0, sizeof(float));
   const size_t at_tmp = take(&c, n, 1, 0, sizeof(float));
   if (c.overflow) return PT_EOVERFLOW;
-  char *block = pt_calloc(1, c.used);
+  char *block = pt_arena_zalloc(e->arena, c.used);
   if (!block) return PT_ENOMEM;
   argmax_prep *pr = (argmax_prep *)block;
   pr->segments = segments;
@@ -216,12 +216,12 @@ typedef struct rank_prep {
 
 static pt_status rank_prepare(pt_estimator *e) {
   const pt_kernel_table *k = pt_kernels_active();
-  const size_t n = e->f->n_in, tile = tile_rows(n, e->group);
+  const size_t n = e->f->n_in, tile = tile_rows(n, e->group < e->p.samples ? e->group : e->p.samples);
   carve c = {sizeof(rank_prep), 0};
   const size_t at_base = take(&c, n, 1, 0, sizeof(int32_t));
   const size_t at_work = take(&c, PT_SORT_WORK(n), 1, 0, sizeof(int64_t));
   if (c.overflow) return PT_EOVERFLOW;
-  char *block = pt_calloc(1, c.used);
+  char *block = pt_arena_zalloc(e->arena, c.used);
   if (!block) return PT_ENOMEM;
   rank_prep *pr = (rank_prep *)block;
   pr->kernel = e->p.noise == PT_NOISE_GUMBEL ? k->fused_rank_gumbel : k->fused_rank_normal;

@@ -51,7 +51,7 @@ typedef struct generic_prep {
 } generic_prep;
 
 static void generic_release(pt_estimator *e) {
-  free(e->prep);
+  pt_arena_free(e->arena, e->prep);
   e->prep = NULL;
 }
 
@@ -61,8 +61,9 @@ static pt_status generic_prepare(pt_estimator *e) {
   const pt_fn *f = e->f;
   const size_t n_in = f->n_in, n_out = f->n_out;
   pt_status s = PT_OK;
-  generic_prep *pr = pt_fn_alloc(1, sizeof *pr + n_out * sizeof(double), 1, &s);
-  if (!pr) return s;
+  if (pt_fn_too_big(n_out, 1, 2 * sizeof(double))) return PT_EOVERFLOW;
+  generic_prep *pr = pt_arena_zalloc(e->arena, sizeof *pr + n_out * sizeof(double));
+  if (!pr) return PT_ENOMEM;
   /* sample m is row m of a batch with f's key, the baseline the row after the last sample
      (perturb.h, "Keys") */
   pr->f_key = f->n_random ? pt_key_fold_in(e->key, 0) : e->key;

@@ -122,7 +122,7 @@ static pt_partial *partial_new(const partial_id *id, size_t cells, size_t counts
   p->id = *id;
   p->cells = cells;
   p->counts = counts;
-  *s = pt_sums_alloc_shape(cells, counts, groups_of(id), &p->sums);
+  *s = pt_sums_alloc_shape(cells, counts, groups_of(id), NULL, &p->sums);
   if (*s != PT_OK) {
     free(p);
     return NULL;
@@ -132,7 +132,7 @@ static pt_partial *partial_new(const partial_id *id, size_t cells, size_t counts
 
 void pt_partial_free(pt_partial *p) {
   if (!p) return;
-  pt_sums_free(&p->sums);
+  pt_sums_free(&p->sums, NULL);
   free(p);
 }
 
@@ -160,7 +160,7 @@ pt_status pt_fn_partial(const pt_fn *f, pt_op op, pt_key key, const float *x, co
 
   pt_estimator e;
   s = pt_estimator_begin(&e, inner, pert, key, x, op == PT_OP_VJP ? v : NULL,
-                         op == PT_OP_JVP ? v : NULL, op_want(op));
+                         op == PT_OP_JVP ? v : NULL, op_want(op), NULL);
   const partial_id id = {
       .op = (uint32_t)op, .noise = (uint32_t)pert->noise, .baseline = (uint32_t)pert->baseline,
       .counted = (uint32_t)e.counted, .sigma = pert->sigma, .n_in = f->n_in, .n_out = f->n_out,

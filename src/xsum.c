@@ -78,10 +78,11 @@ static double scale(double v, int e) {
   return e >= -1022 ? v * power2(e) : v * power2(e + 600) * power2(-600);
 }
 
-/* floor(v / 2^32) and v mod 2^32, exactly, for any sign */
+/* floor(v / 2^32) and v mod 2^32, exactly, for any sign (GCC and Clang shift signed values
+   arithmetically) */
 static __int128 carry(__int128 v, uint64_t *rest) {
   *rest = (uint64_t)v & 0xffffffffu;
-  return (v - (__int128)*rest) / ((__int128)1 << 32);
+  return v >> 32;
 }
 
 double pt_xsum_value(const pt_xsum *s) {
@@ -94,7 +95,9 @@ double pt_xsum_value(const pt_xsum *s) {
   uint64_t r1, r2;
   const __int128 c1 = carry((__int128)s->bin[2], &r2);
   const __int128 high = (__int128)s->bin[0] + carry((__int128)s->bin[1] + c1, &r1);
-  const double total = (double)high * 0x1p64 + (double)(r1 << 32 | r2);
+  /* high fits an int64 but for sums near 2^127 units: convert it without the int128 routine */
+  const double head = high >= INT64_MIN && high <= INT64_MAX ? (double)(int64_t)high : (double)high;
+  const double total = head * 0x1p64 + (double)(r1 << 32 | r2);
   return scale(total, 32 * (s->top - (PT_XSUM_BINS - 1)) - 1074);
 }
 
