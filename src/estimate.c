@@ -121,6 +121,16 @@ typedef struct sum_job {
   pt_status *status; /* per task */
 } sum_job;
 
+/* A finished group's sums, into s exactly. */
+static void add_group(const pt_estimator *e, pt_sums *s, uint64_t g, const double *group_sums) {
+  pt_xsum_add(s->cell, group_sums, e->cells);
+  s->covered[g / 8] |= (uint8_t)(1u << (g % 8));
+}
+
+static uint64_t group_end(const pt_estimator *e, uint64_t m0) {
+  return e->p.samples - m0 < e->group ? e->p.samples : m0 + e->group;
+}
+
 /* Task t: its share of the groups, each run by the path into a zeroed double buffer and added
    exactly into the task's sums. */
 static void sum_task(void *ctx, size_t t) {
@@ -142,22 +152,73 @@ static void sum_task(void *ctx, size_t t) {
   void *scratch = group_sums ? (char *)group_sums + sums_bytes : NULL;
   for (uint64_t g = g0; g < g1 && st == PT_OK; g++) {
     const uint64_t m0 = g * e->group;
-    const uint64_t m1 = e->p.samples - m0 < e->group ? e->p.samples : m0 + e->group;
     memset(group_sums, 0, e->cells * sizeof *group_sums);
-    st = e->path->run(e, scratch, m0, m1, group_sums, s->count);
-    if (st != PT_OK) break;
-    pt_xsum_add(s->cell, group_sums, e->cells);
-    s->covered[g / 8] |= (uint8_t)(1u << (g % 8));
+    st = e->path->run(e, scratch, m0, group_end(e, m0), group_sums, s->count);
+    if (st == PT_OK) add_group(e, s, g, group_sums);
   }
   pt_arena_free(arena, group_sums);
   job->status[t] = st;
 }
 
+/* ---- a function that stays on the calling thread: rounds of consecutive groups ------------- */
+
+/* One round: groups g .. g + groups - 1, one per task, each with a buffer of `stride` bytes
+   (its double sums, then its staged inputs) and its own sums. */
+typedef struct round_job {
+  const pt_estimator *e;
+  uint64_t g;
+  int finishing; /* 0: stage the inputs; 1: add the terms */
+  unsigned char *buffers;
+  size_t stride, sums_bytes;
+  pt_sums *sums;
+} round_job;
+
+static void round_task(void *ctx, size_t t) {
+  const round_job *r = ctx;
+  const pt_estimator *e = r->e;
+  const uint64_t g = r->g + t, m0 = g * e->group, m1 = group_end(e, m0);
+  double *group_sums = (double *)(r->buffers + t * r->stride);
+  void *staged = r->buffers + t * r->stride + r->sums_bytes;
+  if (!r->finishing) {
+    e->path->stage(e, staged, m0, m1);
+    return;
+  }
+  memset(group_sums, 0, e->cells * sizeof *group_sums);
+  e->path->finish(e, staged, m0, m1, group_sums);
+  add_group(e, &r->sums[t], g, group_sums);
+}
+
+/* Groups g0 .. g1 - 1 in rounds of `tasks`: the pool stages a round's inputs, the calling
+   thread runs the function over the round's samples in order, the pool adds their terms, task
+   t of every round into sums[t]. */
+static pt_status sum_ordered(const pt_estimator *e, uint64_t g0, uint64_t g1, size_t tasks,
+                             pt_sums *sums) {
+  const size_t sums_bytes = (e->cells * sizeof(double) + 63) & ~(size_t)63;
+  const size_t stride = sums_bytes + ((e->staged_bytes + 63) & ~(size_t)63);
+  pt_status st = PT_OK;
+  unsigned char *buffers = pt_fn_alloc(tasks, stride, 1, &st);
+  if (!buffers) return st;
+  for (uint64_t g = g0; g < g1 && st == PT_OK; g += tasks) {
+    const size_t groups = g1 - g < tasks ? (size_t)(g1 - g) : tasks;
+    round_job r = {e, g, 0, buffers, stride, sums_bytes, sums};
+    pt_parallel_for(groups, round_task, &r);
+    for (size_t t = 0; t < groups && st == PT_OK; t++) {
+      const uint64_t m0 = (g + t) * e->group;
+      st = e->path->call(e, buffers + t * stride + sums_bytes, m0, group_end(e, m0));
+    }
+    r.finishing = 1;
+    if (st == PT_OK) pt_parallel_for(groups, round_task, &r);
+  }
+  free(buffers);
+  return st;
+}
+
 pt_status pt_estimator_sum(const pt_estimator *e, uint64_t m0, uint64_t m1, pt_sums *s) {
   if (m0 >= m1) return PT_OK;
   const uint64_t g0 = m0 / e->group, g1 = (m1 - 1) / e->group + 1;
+  const int ordered = !e->thread_safe && e->path->call && e->staged_bytes;
   size_t tasks = 1;
-  if (e->thread_safe && (double)(m1 - m0) * e->work >= PT_PARALLEL_MIN_WORK) {
+  if ((e->thread_safe || ordered) && (double)(m1 - m0) * e->work >= PT_PARALLEL_MIN_WORK) {
     tasks = pt_threads();
     if (tasks > g1 - g0) tasks = (size_t)(g1 - g0);
   }
@@ -170,8 +231,14 @@ pt_status pt_estimator_sum(const pt_estimator *e, uint64_t m0, uint64_t m1, pt_s
     return PT_ENOMEM;
   }
   if (tasks > 1) sums[0] = *s; /* task 0 adds into the caller's sums */
-  sum_job job = {e, g0, g1, tasks, sums, status};
-  pt_parallel_for(tasks, sum_task, &job);
+  if (ordered && tasks > 1) {
+    for (size_t t = 1; t < tasks && st == PT_OK; t++) st = pt_sums_alloc(e, NULL, &sums[t]);
+    if (st == PT_OK) st = sum_ordered(e, g0, g1, tasks, sums);
+    status[0] = st;
+  } else {
+    sum_job job = {e, g0, g1, tasks, sums, status};
+    pt_parallel_for(tasks, sum_task, &job);
+  }
   /* the first failure in task order, so that the error is the same on every run */
   for (size_t t = 0; t < tasks && st == PT_OK; t++) st = status[t];
   for (size_t t = 1; t < tasks; t++) {

@@ -51,14 +51,21 @@ void pt_arena_free(pt_arena *a, void *p);
 /* A path: how the terms of a range of samples are computed.  `prepare` runs once per call on
    the calling thread (baselines, coefficients); `run` adds the terms of samples [m0, m1), all
    in one group, into `sums` (the doubles of the layout below, zero at the group's start) and
-   `counts` (n_out integers, when the path counts its value); it may run on any thread, with its
-   own `scratch` of scratch_bytes. */
+   `counts` (n_out integers, when the path counts its value), with its own `scratch` of
+   scratch_bytes; it may run on any thread when `thread_safe`, else on the calling thread only.
+   A path whose function must stay on the calling thread, in row order, may split a group's work
+   around it, so that the rest runs on the pool: `stage` (any thread) draws the group's noise and
+   inputs into a buffer of staged_bytes, `call` (the calling thread) runs the function on them,
+   and `finish` (any thread) adds the group's terms to `sums`; NULL when it cannot. */
 typedef struct pt_path {
   int counted; /* the value's terms are integers, counted exactly in uint64 instead of cells */
   pt_status (*prepare)(pt_estimator *e);
   pt_status (*run)(const pt_estimator *e, void *scratch, uint64_t m0, uint64_t m1, double *sums,
                    uint64_t *counts);
   void (*release)(pt_estimator *e);
+  void (*stage)(const pt_estimator *e, void *buffer, uint64_t m0, uint64_t m1);
+  pt_status (*call)(const pt_estimator *e, void *buffer, uint64_t m0, uint64_t m1);
+  void (*finish)(const pt_estimator *e, void *buffer, uint64_t m0, uint64_t m1, double *sums);
 } pt_path;
 
 struct pt_estimator {
@@ -78,6 +85,7 @@ struct pt_estimator {
   const pt_path *path;
   void *prep;                 /* the path's precomputed state, freed by release */
   size_t scratch_bytes;
+  size_t staged_bytes;        /* a group's staged buffer; 0: no staging (too large, or none) */
   int thread_safe;            /* run may be called from several threads at once */
   double work;                /* about how many element-operations a sample costs */
 };

@@ -201,7 +201,7 @@ static pt_status argmax_run(const pt_estimator *e, void *scratch, uint64_t m0, u
   return PT_OK;
 }
 
-static const pt_path argmax_path = {1, argmax_prepare, argmax_run, prep_free};
+static const pt_path argmax_path = {1, argmax_prepare, argmax_run, prep_free, NULL, NULL, NULL};
 
 /* ---- perturbed ranking ------------------------------------------------------------------------ */
 
@@ -290,7 +290,7 @@ static pt_status rank_run(const pt_estimator *e, void *scratch, uint64_t m0, uin
   return PT_OK;
 }
 
-static const pt_path rank_path = {1, rank_prepare, rank_run, prep_free};
+static const pt_path rank_path = {1, rank_prepare, rank_run, prep_free, NULL, NULL, NULL};
 
 const pt_path *pt_fused_path(const pt_fn *f, unsigned want) {
   if (want & PT_WANT_HESS) return NULL;

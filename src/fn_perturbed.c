@@ -23,6 +23,7 @@
 #include "fn.h"
 #include "fn_perturbed.h"
 #include "kernels.h"
+#include "pool.h"
 
 typedef struct perturbed_fn {
   pt_fn base;
@@ -43,6 +44,9 @@ const pt_perturbation *pt_fn_perturbation(const pt_fn *f, const pt_fn **inner) {
 
 /* Floats of scratch one tile of samples may take: z, the perturbed inputs, exp(-z), outputs. */
 #define PT_TILE_FLOATS 16384
+/* Bytes the staged groups of one round may take (a function that stays on the calling thread,
+   estimate.c): beyond, the whole path stays there too. */
+#define PT_STAGED_MAX ((size_t)64 << 20)
 
 typedef struct generic_prep {
   pt_key f_key; /* f's own random parts: sample m is row m of a batch with this key */
@@ -56,6 +60,30 @@ static void generic_release(pt_estimator *e) {
 }
 
 static int derivative(const pt_estimator *e) { return (e->want & ~(unsigned)PT_WANT_VALUE) != 0; }
+
+/* A buffer of `rows` samples: the doubles y - b of one sample, grad_nu of one sample, then per
+   sample z, the perturbed inputs xt, exp(-z) and the outputs y. */
+typedef struct rows_buffer {
+  double *d;
+  float *g, *z, *xt, *ez, *y;
+} rows_buffer;
+
+static size_t buffer_bytes(const pt_estimator *e, size_t rows) {
+  const size_t n_in = e->f->n_in, n_out = e->f->n_out;
+  return n_out * sizeof(double) + (n_in + rows * (3 * n_in + n_out)) * sizeof(float);
+}
+
+static rows_buffer buffer_at(const pt_estimator *e, void *buffer, size_t rows) {
+  const size_t n_in = e->f->n_in, n_out = e->f->n_out;
+  rows_buffer b;
+  b.d = buffer;
+  b.g = (float *)(b.d + n_out);
+  b.z = b.g + n_in;
+  b.xt = b.z + rows * n_in;
+  b.ez = b.xt + rows * n_in;
+  b.y = b.ez + rows * n_in;
+  return b;
+}
 
 static pt_status generic_prepare(pt_estimator *e) {
   const pt_fn *f = e->f;
@@ -83,10 +111,11 @@ static pt_status generic_prepare(pt_estimator *e) {
       return s;
     }
   }
-  /* the doubles y - b of one sample; per tile: z, the perturbed inputs xt, exp(-z), the outputs
-     y; grad_nu of one sample */
-  e->scratch_bytes = n_out * sizeof(double) + (pr->tile * (3 * n_in + n_out) + n_in) * sizeof(float);
+  e->scratch_bytes = buffer_bytes(e, pr->tile);
   e->thread_safe = (f->caps & PT_CAP_THREAD_SAFE) != 0;
+  /* a whole group staged per thread, when a round of them stays within PT_STAGED_MAX */
+  const size_t staged = buffer_bytes(e, (size_t)e->group);
+  e->staged_bytes = staged <= PT_STAGED_MAX / pt_threads() ? staged : 0;
   e->work = f->work;
   return PT_OK;
 }
@@ -126,42 +155,70 @@ static void accumulate(const pt_estimator *e, double *sums, const float *y, cons
   }
 }
 
+/* The three steps of samples [m0, m1) in a buffer of at least that many rows: their noise, inputs
+   and exp(-z); f on the inputs; their terms, in sample order. */
+static void generic_stage_rows(const pt_estimator *e, rows_buffer b, uint64_t m0, uint64_t m1) {
+  const size_t n_in = e->f->n_in, rows = (size_t)(m1 - m0);
+  const int gumbel = e->p.noise == PT_NOISE_GUMBEL;
+  const pt_kernel_table *k = pt_kernels_active();
+  (gumbel ? k->noise_gumbel : k->noise_normal)(e->key, m0 * n_in, b.z, rows * n_in);
+  k->perturb_tile(b.z, rows, n_in, e->x, e->p.sigma, b.xt, gumbel && derivative(e) ? b.ez : NULL);
+}
+
+static pt_status generic_call_rows(const pt_estimator *e, rows_buffer b, uint64_t m0, uint64_t m1) {
+  const generic_prep *pr = e->prep;
+  return pt_fn_eval_rows(e->f, pr->f_key, m0, (size_t)(m1 - m0), b.xt, b.y);
+}
+
+static void generic_finish_rows(const pt_estimator *e, rows_buffer b, uint64_t m0, uint64_t m1,
+                                double *sums) {
+  const generic_prep *pr = e->prep;
+  const size_t n_in = e->f->n_in, n_out = e->f->n_out;
+  const int gumbel = e->p.noise == PT_NOISE_GUMBEL, grads = derivative(e);
+  for (size_t r = 0; r < (size_t)(m1 - m0); r++) {
+    const float *yr = b.y + r * n_out, *zr = b.z + r * n_in, *er = b.ez + r * n_in;
+    const float *gr = zr; /* normal noise: grad_nu(z) = z */
+    if (grads) {
+      for (size_t j = 0; j < n_out; j++) b.d[j] = (double)yr[j] - pr->b[j];
+      if (gumbel) {
+        for (size_t i = 0; i < n_in; i++) b.g[i] = 1.0f - er[i];
+        gr = b.g;
+      }
+    }
+    accumulate(e, sums, yr, b.d, gr, gumbel ? er : NULL);
+  }
+}
+
+/* A group on one thread, tile by tile. */
 static pt_status generic_run(const pt_estimator *e, void *scratch, uint64_t m0, uint64_t m1,
                              double *sums, uint64_t *counts) {
   (void)counts; /* the generic path sums its value in cells */
-  const generic_prep *pr = e->prep;
-  const pt_fn *f = e->f;
-  const size_t n_in = f->n_in, n_out = f->n_out, tile = pr->tile;
-  const int gumbel = e->p.noise == PT_NOISE_GUMBEL, grads = derivative(e);
-  const pt_kernel_table *k = pt_kernels_active();
-  void (*noise)(pt_key, uint64_t, float *, size_t) = gumbel ? k->noise_gumbel : k->noise_normal;
-  double *d = scratch;
-  float *z = (float *)(d + n_out), *xt = z + tile * n_in, *ez = xt + tile * n_in;
-  float *y = ez + tile * n_in, *g = y + tile * n_out;
-
+  const size_t tile = ((const generic_prep *)e->prep)->tile;
+  const rows_buffer b = buffer_at(e, scratch, tile);
   for (uint64_t m = m0; m < m1; m += tile) {
-    const size_t rows = m1 - m < tile ? (size_t)(m1 - m) : tile;
-    noise(e->key, m * n_in, z, rows * n_in);
-    k->perturb_tile(z, rows, n_in, e->x, e->p.sigma, xt, gumbel && grads ? ez : NULL);
-    const pt_status s = pt_fn_eval_rows(f, pr->f_key, m, rows, xt, y);
+    const uint64_t end = m1 - m < tile ? m1 : m + tile;
+    generic_stage_rows(e, b, m, end);
+    const pt_status s = generic_call_rows(e, b, m, end);
     if (s != PT_OK) return s;
-    for (size_t r = 0; r < rows; r++) {
-      const float *yr = y + r * n_out, *zr = z + r * n_in, *er = ez + r * n_in;
-      const float *gr = zr; /* normal noise: grad_nu(z) = z */
-      if (grads) {
-        for (size_t j = 0; j < n_out; j++) d[j] = (double)yr[j] - pr->b[j];
-        if (gumbel) {
-          for (size_t i = 0; i < n_in; i++) g[i] = 1.0f - er[i];
-          gr = g;
-        }
-      }
-      accumulate(e, sums, yr, d, gr, gumbel ? er : NULL);
-    }
+    generic_finish_rows(e, b, m, end, sums);
   }
   return PT_OK;
 }
 
-const pt_path pt_generic_path = {0, generic_prepare, generic_run, generic_release};
+/* A whole group staged, for a function that stays on the calling thread. */
+static void generic_stage(const pt_estimator *e, void *buffer, uint64_t m0, uint64_t m1) {
+  generic_stage_rows(e, buffer_at(e, buffer, (size_t)e->group), m0, m1);
+}
+static pt_status generic_call(const pt_estimator *e, void *buffer, uint64_t m0, uint64_t m1) {
+  return generic_call_rows(e, buffer_at(e, buffer, (size_t)e->group), m0, m1);
+}
+static void generic_finish(const pt_estimator *e, void *buffer, uint64_t m0, uint64_t m1,
+                           double *sums) {
+  generic_finish_rows(e, buffer_at(e, buffer, (size_t)e->group), m0, m1, sums);
+}
+
+const pt_path pt_generic_path = {0, generic_prepare, generic_run, generic_release,
+                                 generic_stage, generic_call, generic_finish};
 
 /* ---- the object ------------------------------------------------------------------------------ */
 

@@ -317,3 +317,53 @@ Test(shards, thread_safe_black_box_gives_the_bits_of_one_thread) {
   pt_fn_free(f);
   pt_fn_free(p);
 }
+
+/* An ordinary black box perturbed on several threads: it is called from the calling thread
+   only, and sees the baseline, then samples 0, 1, ..., M - 1 in order (x + sigma z, z the
+   stream's normal noise at m*n + i), while the library's own work runs on the pool. */
+typedef struct sample_log {
+  pthread_t caller;
+  int foreign;
+  size_t rows;
+  float *seen; /* rows x 3 */
+} sample_log;
+
+static int log_rows(void *user, size_t batch, const float *x, float *y) {
+  sample_log *l = user;
+  if (!pthread_equal(pthread_self(), l->caller)) l->foreign++;
+  memcpy(l->seen + l->rows * 3, x, batch * 3 * sizeof *x);
+  l->rows += batch;
+  for (size_t b = 0; b < batch; b++) y[b] = x[3 * b] * x[3 * b + 1] - x[3 * b + 2];
+  return 0;
+}
+
+Test(shards, an_ordinary_black_box_sees_its_samples_in_order) {
+  enum { SAMPLES = 3000 };
+  sample_log l = {pthread_self(), 0, 0, malloc((SAMPLES + 1) * 3 * sizeof(float))};
+  pt_fn *f, *p;
+  cr_assert_eq(pt_fn_from_callback_ex(3, 1, log_rows, NULL, &l, NULL, 0, &f), PT_OK);
+  cr_assert_eq(pt_make_perturbed_fun(f, SAMPLES, 0.5f, PT_NOISE_NORMAL, 1, &p), PT_OK);
+  const float x[3] = {0.25f, -1.0f, 2.0f};
+  float one[4], many[4];
+  const pt_key key = pt_key_make(12);
+  cr_assert_eq(pt_set_num_threads(1), PT_OK);
+  cr_assert_eq(pt_fn_value_and_grad(p, key, x, one, one + 1), PT_OK);
+  l.rows = 0;
+  cr_assert_eq(pt_set_num_threads(3), PT_OK);
+  cr_assert_eq(pt_fn_value_and_grad(p, key, x, many, many + 1), PT_OK);
+  cr_expect_eq(memcmp(one, many, sizeof one), 0, "other bits on 3 threads");
+  cr_expect_eq(l.foreign, 0, "an ordinary callback ran on a library thread");
+  cr_assert_eq(l.rows, SAMPLES + 1);
+  cr_expect_eq(memcmp(l.seen, x, sizeof x), 0, "the baseline f(x) comes first");
+  float z[3];
+  for (size_t m = 0; m < SAMPLES; m++) {
+    cr_assert_eq(pt_noise_fill(PT_NOISE_NORMAL, key, m * 3, z, 3), PT_OK);
+    for (size_t i = 0; i < 3; i++) {
+      const float step = 0.5f * z[i], want = x[i] + step;
+      cr_assert_eq(l.seen[(m + 1) * 3 + i], want, "sample %zu out of order", m);
+    }
+  }
+  pt_fn_free(p);
+  pt_fn_free(f);
+  free(l.seen);
+}
