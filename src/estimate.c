@@ -31,11 +31,15 @@ void pt_arena_free(pt_arena *a, void *p) {
 
 static uint64_t group_count(uint64_t samples, uint64_t group) { return (samples - 1) / group + 1; }
 
-/* Lays out the cells of the wanted terms, one after another. */
-static size_t place(unsigned want, unsigned term, size_t n, size_t *cells) {
+/* Lays out the cells of the wanted terms, one after another: n times m cells for `term`;
+   sets *overflow when the count does not fit. */
+static size_t place(unsigned want, unsigned term, size_t n, size_t m, size_t *cells,
+                    int *overflow) {
   if (!(want & term)) return SIZE_MAX;
   const size_t at = *cells;
-  *cells += n;
+  size_t nm;
+  if (__builtin_mul_overflow(n, m, &nm) || __builtin_add_overflow(*cells, nm, cells))
+    *overflow = 1;
   return at;
 }
 
@@ -56,16 +60,16 @@ pt_status pt_estimator_begin(pt_estimator *e, const pt_fn *f, const pt_perturbat
   if (!e->path) e->path = &pt_generic_path;
   e->counted = e->path->counted;
   const size_t n_in = f->n_in, n_out = f->n_out;
-  /* every product below is at most the size of an output the caller has allocated */
   size_t cells = 0;
-  e->at_value = place(e->counted ? 0 : want, PT_WANT_VALUE, n_out, &cells);
-  e->at_x_bar = place(want, PT_WANT_VJP, n_in, &cells);
-  e->at_y_dot = place(want, PT_WANT_JVP, n_out, &cells);
-  e->at_jac = place(want, PT_WANT_JAC, n_out * n_in, &cells);
-  e->at_hess = place(want, PT_WANT_HESS, n_in * n_in, &cells);
+  int overflow = 0;
+  e->at_value = place(e->counted ? 0 : want, PT_WANT_VALUE, n_out, 1, &cells, &overflow);
+  e->at_x_bar = place(want, PT_WANT_VJP, n_in, 1, &cells, &overflow);
+  e->at_y_dot = place(want, PT_WANT_JVP, n_out, 1, &cells, &overflow);
+  e->at_jac = place(want, PT_WANT_JAC, n_out, n_in, &cells, &overflow);
+  e->at_hess = place(want, PT_WANT_HESS, n_in, n_in, &cells, &overflow);
   e->cells = cells;
   e->counts = e->counted && (want & PT_WANT_VALUE) ? n_out : 0;
-  if (pt_fn_too_big(cells, 1, sizeof(pt_xsum) + sizeof(double))) return PT_EOVERFLOW;
+  if (overflow || pt_fn_too_big(cells, 1, sizeof(pt_xsum) + sizeof(double))) return PT_EOVERFLOW;
   return e->path->prepare(e);
 }
 

@@ -155,6 +155,10 @@ pt_status pt_fn_partial(const pt_fn *f, pt_op op, pt_key key, const float *x, co
   if (m0 > m1 || m1 > pert->samples || !on_boundary(m0, group, pert->samples) ||
       !on_boundary(m1, group, pert->samples))
     return PT_EINVAL;
+  /* the op's output (a Jacobian's n_out x n_in) must be addressable before x is read */
+  if (op_outputs((uint32_t)op, f->n_in, f->n_out) == 0 ||
+      pt_fn_too_big(op_outputs((uint32_t)op, f->n_in, f->n_out), 1, sizeof(pt_xsum)))
+    return PT_EOVERFLOW;
   for (size_t i = 0; i < f->n_in; i++)
     if (!isfinite(x[i])) return PT_EINVAL;
 

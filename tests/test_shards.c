@@ -47,6 +47,14 @@ Test(shards, sample_groups) {
   pt_fn_free(p);
 }
 
+static int huge_box(void *user, size_t batch, const float *x, float *y) {
+  (void)user;
+  (void)batch;
+  (void)x;
+  (void)y;
+  return 1;
+}
+
 Test(shards, bad_partial_requests_write_nothing) {
   pt_fn *p = perturbed_argmax(M, 0.5f), *a;
   cr_assert_eq(pt_fn_argmax_one_hot(D, &a), PT_OK);
@@ -81,6 +89,14 @@ Test(shards, bad_partial_requests_write_nothing) {
     cr_expect_eq(out, sentinel, "case %zu wrote its output", c);
   }
   cr_expect_eq(pt_fn_partial(p, PT_OP_EVAL, key, x, NULL, 0, M, NULL), PT_EINVAL);
+  /* a Jacobian of 2^33 x 2^33 entries cannot be summed (x is never read) */
+  pt_fn *huge, *huge_p;
+  cr_assert_eq(pt_fn_from_callback((size_t)1 << 33, (size_t)1 << 33, huge_box, NULL, &huge), PT_OK);
+  cr_assert_eq(pt_make_perturbed_fun(huge, M, 0.5f, PT_NOISE_NORMAL, 1, &huge_p), PT_OK);
+  cr_expect_eq(pt_fn_partial(huge_p, PT_OP_JACOBIAN, key, x, NULL, 0, M, &out), PT_EOVERFLOW);
+  cr_expect_eq(out, sentinel);
+  pt_fn_free(huge_p);
+  pt_fn_free(huge);
   x[3] = NAN;
   cr_expect_eq(pt_fn_partial(p, PT_OP_EVAL, key, x, NULL, 0, M, &out), PT_EINVAL);
   x[3] = INFINITY;
