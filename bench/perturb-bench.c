@@ -350,10 +350,10 @@ static int setup_fused(bench_run *run, size_t rows, size_t d, int gumbel) {
     return -1;
   }
   for (size_t i = 0; i < d; i++) s->a[i] = 1.0f + 4.0f * (s->a[i] + 0.5f); /* exp of a spread */
-  s->job = (pt_fused_argmax_job){.key = {0x5eed, 2}, .n = d, .segments = 1, .offsets = s->offsets,
-                                 .a = s->a, .sigma = 0.5f, .samples = rows, .noise = s->noise,
-                                 .stride = (rows + 15) / 16 * 16, .winner = s->winner,
-                                 .count = s->count};
+  s->job = (pt_fused_argmax_job){
+      .terms = {.key = {0x5eed, 2}, .n = d, .sigma = 0.5f, .samples = rows, .noise = s->noise},
+      .segments = 1, .offsets = s->offsets, .a = s->a, .stride = (rows + 15) / 16 * 16,
+      .winner = s->winner, .count = s->count};
   *run = (bench_run){rows * d, rows * d * sizeof(float), s, fused_call, fused_release, NULL};
   return 0;
 }
@@ -406,9 +406,9 @@ static int setup_fused_rank(bench_run *run, size_t rows, size_t d, int gumbel) {
     fused_rank_release(s);
     return -1;
   }
-  s->job = (pt_fused_rank_job){.key = {0x5eed, 3}, .n = d, .x = s->x, .sigma = 0.5f,
-                               .samples = rows, .noise = s->noise, .keys = s->keys,
-                               .work = s->work, .rank = s->rank};
+  s->job = (pt_fused_rank_job){
+      .terms = {.key = {0x5eed, 3}, .n = d, .sigma = 0.5f, .samples = rows, .noise = s->noise},
+      .x = s->x, .keys = s->keys, .work = s->work, .rank = s->rank};
   *run = (bench_run){rows * d, rows * d * sizeof(float), s, fused_rank_call, fused_rank_release,
                      NULL};
   return 0;

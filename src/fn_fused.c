@@ -49,15 +49,16 @@ static size_t take(carve *c, size_t count, size_t times, size_t extra, size_t si
   return at;
 }
 
-/* The estimator's per-thread pieces both kernels use: the vjp's float partial sums and, per
-   tile, t_m and the rows grad_nu(Z_m), each present only when wanted. */
+/* The per-thread pieces of both kernels' pt_fused_terms: the tile's noise, the vjp's float
+   partial sums and, per tile, t_m and the rows grad_nu(Z_m), each present only when wanted. */
 typedef struct terms_at {
-  size_t partial, t, g;
+  size_t noise, partial, t, g;
 } terms_at;
 
 static terms_at take_terms(carve *c, unsigned want, size_t n, size_t tile) {
   const size_t pad = PT_FUSED_PAD;
   terms_at at;
+  at.noise = take(c, tile, n, pad, sizeof(float));
   at.partial = take(c, want & PT_WANT_VJP ? n : 0, 1, want & PT_WANT_VJP ? pad : 0, sizeof(float));
   at.t = take(c, want & PT_WANT_JVP ? tile : 0, 1, 0, sizeof(float));
   at.g = take(c, want & PT_WANT_JAC ? tile : 0, n, want & PT_WANT_JAC ? pad : 0, sizeof(float));
@@ -66,6 +67,18 @@ static terms_at take_terms(carve *c, unsigned want, size_t n, size_t tile) {
 
 /* The sums of e's wanted derivative terms within `sums`, NULL where not wanted. */
 static double *sums_at(double *sums, size_t at) { return at == SIZE_MAX ? NULL : sums + at; }
+
+/* The terms of one group's call of either kernel, on a thread's scratch and sums. */
+static pt_fused_terms terms_of(const pt_estimator *e, const terms_at *at, char *scratch,
+                               double *sums, double c_base) {
+  return (pt_fused_terms){
+      .key = e->key, .n = e->f->n_in, .sigma = e->p.sigma, .samples = e->p.samples,
+      .y_bar = e->want & PT_WANT_VJP ? e->y_bar : NULL, .c_base = c_base,
+      .partial = (float *)(scratch + at->partial), .x_bar_sum = sums_at(sums, e->at_x_bar),
+      .x_dot = e->want & PT_WANT_JVP ? e->x_dot : NULL, .t = (float *)(scratch + at->t),
+      .g = e->want & PT_WANT_JAC ? (float *)(scratch + at->g) : NULL,
+      .noise = (float *)(scratch + at->noise)};
+}
 
 /* ---- perturbed argmax one-hot (and segments) -------------------------------------------------- */
 
@@ -78,7 +91,7 @@ typedef struct argmax_prep {
   float *a;        /* n: each input's key coefficient */
   double c_base;   /* b . y_bar */
   terms_at at;     /* and, in a thread's scratch: */
-  size_t at_g_sum, at_winner, at_noise, at_count;
+  size_t at_g_sum, at_winner, at_count;
 } argmax_prep;
 
 static void prep_free(pt_estimator *e) {
@@ -137,7 +150,6 @@ static pt_status argmax_prepare(pt_estimator *e) {
   pr->at = take_terms(&s, e->want, n, tile);
   pr->at_g_sum = take(&s, e->want & PT_WANT_JAC ? n : 0, 1, 0, sizeof(double));
   pr->at_winner = take(&s, segments, stride, 0, sizeof(int32_t));
-  pr->at_noise = take(&s, tile, n, PT_FUSED_PAD, sizeof(float));
   pr->at_count = take(&s, e->counts ? 0 : n, 1, 0, sizeof(uint64_t));
   if (s.overflow) {
     prep_free(e);
@@ -159,12 +171,8 @@ static pt_status argmax_run(const pt_estimator *e, void *scratch, uint64_t m0, u
   const int32_t *winner = (const int32_t *)(sc + pr->at_winner);
   const float *t = (const float *)(sc + pr->at.t), *g = (const float *)(sc + pr->at.g);
   const pt_fused_argmax_job job = {
-      .key = e->key, .n = n, .segments = segments, .offsets = pr->offsets, .a = pr->a,
-      .sigma = e->p.sigma, .samples = e->p.samples,
-      .y_bar = e->want & PT_WANT_VJP ? e->y_bar : NULL, .c_base = pr->c_base,
-      .partial = (float *)(sc + pr->at.partial), .x_bar_sum = sums_at(sums, e->at_x_bar),
-      .x_dot = y_dot ? e->x_dot : NULL, .t = (float *)t, .g = jac ? (float *)g : NULL,
-      .noise = (float *)(sc + pr->at_noise), .stride = stride, .winner = (int32_t *)winner,
+      .terms = terms_of(e, &pr->at, sc, sums, pr->c_base), .segments = segments,
+      .offsets = pr->offsets, .a = pr->a, .stride = stride, .winner = (int32_t *)winner,
       .count = counts ? counts : (uint64_t *)(sc + pr->at_count),
   };
   if (g_sum) memset(g_sum, 0, n * sizeof *g_sum);
@@ -211,7 +219,7 @@ typedef struct rank_prep {
   int32_t *base;  /* n: the unperturbed ranks, b */
   double c_base;  /* b . y_bar */
   terms_at at;    /* and, in a thread's scratch: */
-  size_t at_work, at_rank, at_noise, at_keys;
+  size_t at_work, at_rank, at_keys;
 } rank_prep;
 
 static pt_status rank_prepare(pt_estimator *e) {
@@ -236,7 +244,6 @@ static pt_status rank_prepare(pt_estimator *e) {
   pr->at = take_terms(&s, e->want, n, tile);
   pr->at_work = take(&s, PT_SORT_WORK(n), 1, 0, sizeof(int64_t));
   pr->at_rank = take(&s, tile, n, 0, sizeof(int32_t));
-  pr->at_noise = take(&s, tile, n, PT_FUSED_PAD, sizeof(float));
   pr->at_keys = take(&s, tile, n, PT_FUSED_PAD, sizeof(float));
   if (s.overflow) {
     prep_free(e);
@@ -259,12 +266,9 @@ static pt_status rank_run(const pt_estimator *e, void *scratch, uint64_t m0, uin
   const int32_t *rank = (const int32_t *)(sc + pr->at_rank);
   const float *t = (const float *)(sc + pr->at.t), *g = (const float *)(sc + pr->at.g);
   const pt_fused_rank_job job = {
-      .key = e->key, .n = n, .x = e->x, .sigma = e->p.sigma, .samples = e->p.samples,
-      .y_bar = e->want & PT_WANT_VJP ? e->y_bar : NULL, .c_base = pr->c_base,
-      .partial = (float *)(sc + pr->at.partial), .x_bar_sum = sums_at(sums, e->at_x_bar),
-      .x_dot = y_dot ? e->x_dot : NULL, .t = (float *)t, .g = jac ? (float *)g : NULL,
-      .noise = (float *)(sc + pr->at_noise), .keys = (float *)(sc + pr->at_keys),
-      .work = (int64_t *)(sc + pr->at_work), .rank = (int32_t *)rank,
+      .terms = terms_of(e, &pr->at, sc, sums, pr->c_base), .x = e->x,
+      .keys = (float *)(sc + pr->at_keys), .work = (int64_t *)(sc + pr->at_work),
+      .rank = (int32_t *)rank,
   };
   for (uint64_t m = m0; m < m1; m += pr->tile) {
     const size_t rows = m1 - m < pr->tile ? (size_t)(m1 - m) : pr->tile;

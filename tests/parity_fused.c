@@ -106,11 +106,12 @@ static int run_alloc(fused_run *run, const fused_input *in) {
   run->count = calloc(n, sizeof(uint64_t));
   run->x_bar_sum = calloc(n, sizeof(double));
   run->job = (pt_fused_argmax_job){
-      .key = in->key, .n = n, .segments = in->segments, .offsets = in->offsets, .a = in->a,
-      .sigma = in->sigma, .samples = in->m0 + rows, .y_bar = in->y_bar, .c_base = in->c_base,
-      .partial = run->partial, .x_bar_sum = run->x_bar_sum, .x_dot = in->x_dot, .t = run->t,
-      .g = run->g, .noise = run->noise, .stride = (rows + 15) / 16 * 16,
-      .winner = run->winner, .count = run->count};
+      .terms = {.key = in->key, .n = n, .sigma = in->sigma, .samples = in->m0 + rows,
+                .y_bar = in->y_bar, .c_base = in->c_base, .partial = run->partial,
+                .x_bar_sum = run->x_bar_sum, .x_dot = in->x_dot, .t = run->t, .g = run->g,
+                .noise = run->noise},
+      .segments = in->segments, .offsets = in->offsets, .a = in->a,
+      .stride = (rows + 15) / 16 * 16, .winner = run->winner, .count = run->count};
   return run->noise && run->g && run->partial && run->t && run->winner && run->count &&
                  run->x_bar_sum ? 0 : -1;
 }
@@ -327,10 +328,11 @@ static int rank_alloc(rank_run *run, const fused_input *in) {
   run->work = malloc(PT_SORT_WORK(n) * sizeof(int64_t));
   run->x_bar_sum = calloc(n, sizeof(double));
   run->job = (pt_fused_rank_job){
-      .key = in->key, .n = n, .x = in->x, .sigma = in->sigma, .samples = in->m0 + rows,
-      .y_bar = in->y_bar, .c_base = in->c_base, .partial = run->partial,
-      .x_bar_sum = run->x_bar_sum, .x_dot = in->x_dot, .t = run->t, .g = run->g,
-      .noise = run->noise, .keys = run->keys, .work = run->work, .rank = run->rank};
+      .terms = {.key = in->key, .n = n, .sigma = in->sigma, .samples = in->m0 + rows,
+                .y_bar = in->y_bar, .c_base = in->c_base, .partial = run->partial,
+                .x_bar_sum = run->x_bar_sum, .x_dot = in->x_dot, .t = run->t, .g = run->g,
+                .noise = run->noise},
+      .x = in->x, .keys = run->keys, .work = run->work, .rank = run->rank};
   return run->noise && run->keys && run->g && run->partial && run->t && run->rank && run->work &&
                  run->x_bar_sum ? 0 : -1;
 }
