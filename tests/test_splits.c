@@ -256,13 +256,19 @@ Test(splits, shards_of_any_partition_merge_to_the_one_call) {
   subject s[SUBJECTS];
   make_subjects(s);
   uint64_t seed = 2024;
-  for (size_t i = 0; i < SUBJECTS; i++)
-    for (int op = PT_OP_EVAL; op <= PT_OP_HESSIAN; op++) {
-      if (op == PT_OP_HESSIAN && s[i].n_out != 1) continue;
-      if (op == PT_OP_JACOBIAN && s[i].n_in * s[i].n_out > 4000) continue;
-      const size_t cuts[] = {0, 1, 3, 12};
-      for (size_t c = 0; c < 4; c++) check_shards(&s[i], (pt_op)op, cuts[c], &seed, c % 2);
+  for (int isa = PT_ISA_SCALAR; isa <= PT_ISA_NEON; isa++) {
+    if (pt_isa_select((pt_isa)isa) != PT_OK) {
+      cr_log_info("%s: not supported here, skipped", pt_isa_name((pt_isa)isa));
+      continue;
     }
+    for (size_t i = 0; i < SUBJECTS; i++)
+      for (int op = PT_OP_EVAL; op <= PT_OP_HESSIAN; op++) {
+        if (op == PT_OP_HESSIAN && s[i].n_out != 1) continue;
+        if (op == PT_OP_JACOBIAN && s[i].n_in * s[i].n_out > 4000) continue;
+        const size_t cuts[] = {0, 1, 3, 12};
+        for (size_t c = 0; c < 4; c++) check_shards(&s[i], (pt_op)op, cuts[c], &seed, c % 2);
+      }
+  }
   free_subjects(s);
 }
 
