@@ -422,7 +422,7 @@ def main():
     if not args.results:
         return
     groups = load_groups(args.results, ("case", "d", "samples"))
-    table = Table(peers, groups, [("case", 13), ("d", 6), ("M", 8)], "ns_per_call", "us per call",
+    table = Table(peers, groups, [("case", 18), ("d", 6), ("M", 8)], "ns_per_call", "us per call",
                   scale=1e3)
     for (case, d, m), runs in groups.items():
         _, setup, torch_setup = PEERS[case]
