@@ -2,7 +2,7 @@
    every ISA this CPU supports.  The function layer is not a kernel-table family, so it has
    this program of its own beside perturb-bench.
 
-   perturbed-bench [--case NAME] [--isa NAME] [--repeats N] [--json]
+   perturbed-bench [--case NAME] [--isa NAME] [--repeats N] [--threads N] [--json]
 
    Cases (name: what one call computes):
      argmax_eval    the perturbed argmax one-hot (Gumbel, sigma 0.5, baseline) at one point
@@ -12,7 +12,8 @@
      noise_alone    pt_noise_fill of the same M x d Gumbel noise into memory, for scale
    each at the sizes (d, M) listed in `cases` below.  Each (case, ISA) runs enough calls to
    last at least 20 ms, `repeats` times; the median is reported per call and per sampled
-   element (M x d), as a table or JSON lines for bench/perturbed_peer.py.
+   element (M x d), as a table or JSON lines for bench/perturbed_peer.py.  --threads N sets
+   pt_set_num_threads (default: the library's default); the count is printed with the results.
 
    perturbed-bench --memory D M   runs one fused perturbed-argmax evaluation of M samples of
    dimension D and prints how much it grew the peak resident memory (getrusage max RSS). */
@@ -143,17 +144,27 @@ int main(int argc, char **argv) {
     else if (v && !strcmp(a, "--case")) only_case = argv[++i];
     else if (v && !strcmp(a, "--isa")) only_isa = argv[++i];
     else if (v && !strcmp(a, "--repeats")) repeats = atoi(argv[++i]);
+    else if (v && !strcmp(a, "--threads")) {
+      char *end;
+      const unsigned long long n = strtoull(argv[++i], &end, 10);
+      if (*end || pt_set_num_threads((size_t)n) != PT_OK) {
+        fprintf(stderr, "perturbed-bench: --threads wants a count from 1 to 1024\n");
+        return 2;
+      }
+    }
     else if (v && i + 2 < argc && !strcmp(a, "--memory"))
       return memory(strtoull(argv[i + 1], NULL, 10), strtoull(argv[i + 2], NULL, 10));
     else {
-      fprintf(stderr, "usage: %s [--case NAME] [--isa NAME] [--repeats N] [--json] | --memory D M\n",
-              argv[0]);
+      fprintf(stderr, "usage: %s [--case NAME] [--isa NAME] [--repeats N] [--threads N] [--json] | "
+                      "--memory D M\n", argv[0]);
       return 2;
     }
   }
   if (repeats < 1) repeats = 1;
+  const size_t threads = pt_get_num_threads();
   if (!json)
-    printf("%-13s %-7s %6s %8s %14s %12s\n", "case", "isa", "d", "M", "ns/call", "ns/element");
+    printf("threads: %zu\n%-13s %-7s %6s %8s %14s %12s\n", threads, "case", "isa", "d", "M",
+           "ns/call", "ns/element");
   for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
     const bench_case *c = &cases[k];
     if (only_case && strcmp(only_case, c->name) != 0) continue;
@@ -169,8 +180,8 @@ int main(int argc, char **argv) {
       const double per = ns / ((double)c->d * (double)c->samples);
       if (json)
         printf("{\"case\": \"%s\", \"isa\": \"%s\", \"d\": %zu, \"samples\": %zu, "
-               "\"ns_per_call\": %.1f, \"ns_per_element\": %.5f}\n",
-               c->name, pt_isa_name((pt_isa)isa), c->d, c->samples, ns, per);
+               "\"threads\": %zu, \"ns_per_call\": %.1f, \"ns_per_element\": %.5f}\n",
+               c->name, pt_isa_name((pt_isa)isa), c->d, c->samples, threads, ns, per);
       else
         printf("%-13s %-7s %6zu %8zu %14.1f %12.4f\n", c->name, pt_isa_name((pt_isa)isa), c->d,
                c->samples, ns, per);
