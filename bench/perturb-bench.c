@@ -1,14 +1,17 @@
 /* perturb-bench: times every kernel family (gen/kernels.py) on every ISA this CPU supports.
 
    perturb-bench [--d N,N,...] [--rows N,N,...] [--op NAME] [--isa NAME] [--repeats N]
-                 [--json] [--out FILE]
+                 [--threads N] [--json] [--out FILE]
 
    --d and --rows are paired by position (a single value pairs with all of the other list).
    Each (op, ISA, size) runs enough iterations to last at least 20 ms, `repeats` times; the
    median is reported as ns per element and GB/s of input read, as a table or (--json) as JSON
    lines that bench/numpy_peer.py reads; --out FILE writes the JSON lines there as well.
    Kernels bound by reading their input also get a row "read": a plain vector sum of the same
-   bytes, the rate of the cache level they live in. */
+   bytes, the rate of the cache level they live in.
+   The row kernels and the noise streams run as the public calls run them, split between up to
+   --threads threads (pt_set_num_threads; default: the library's default) when the work is
+   large enough (src/split.h); the other families run on one thread. */
 #define _POSIX_C_SOURCE 200809L /* clock_gettime */
 #include <errno.h>
 #include <stdint.h>
@@ -18,6 +21,7 @@
 
 #include "kernels.h"
 #include "sort.h"
+#include "split.h"
 #include "timing.h"
 
 /* A prepared run of one kernel family at one size. */
@@ -123,7 +127,7 @@ typedef struct argmax_state {
 
 static void argmax_call(const pt_kernel_table *k, void *p) {
   argmax_state *s = p;
-  k->argmax_rows(s->x, s->rows, s->d, s->d, s->idx);
+  pt_split_argmax_rows(k, s->x, s->rows, s->d, s->d, s->idx);
 }
 
 static void argmax_release(void *p) {
@@ -155,11 +159,7 @@ typedef struct noise_state {
 static void noise_call(const pt_kernel_table *k, void *p) {
   const noise_state *s = p;
   const pt_key key = {0x5eed, 1};
-  switch (s->kind) {
-    case PT_NOISE_UNIFORM: k->noise_uniform(key, 0, s->out, s->n); break;
-    case PT_NOISE_GUMBEL: k->noise_gumbel(key, 0, s->out, s->n); break;
-    case PT_NOISE_NORMAL: k->noise_normal(key, 0, s->out, s->n); break;
-  }
+  pt_split_noise(k, s->kind, key, 0, s->out, s->n);
 }
 
 static void noise_release(void *p) {
@@ -197,21 +197,21 @@ typedef struct sort_state {
   const float *x;
   size_t rows, d;
   int32_t *out;
-  int64_t *work;
   int ranks;
 } sort_state;
 
 static void sort_call(const pt_kernel_table *k, void *p) {
   sort_state *s = p;
-  if (s->ranks) k->rank_rows(s->x, s->rows, s->d, s->d, s->out, s->d, s->work);
-  else k->argsort_rows(s->x, s->rows, s->d, s->d, s->out, s->d, s->work);
+  if (pt_split_sort_rows(k, s->ranks, s->x, s->rows, s->d, s->d, s->out, s->d) != PT_OK) {
+    fprintf(stderr, "perturb-bench: no memory for the sorting work space\n");
+    exit(1);
+  }
 }
 
 static void sort_release(void *p) {
   sort_state *s = p;
   free((void *)s->x);
   free(s->out);
-  free(s->work);
   free(s);
 }
 
@@ -219,9 +219,9 @@ static int setup_sort(bench_run *run, size_t rows, size_t d, int ranks) {
   sort_state *s = calloc(1, sizeof *s);
   if (!s) return -1;
   *s = (sort_state){random_floats(rows * d, 42), rows, d, malloc(rows * d * sizeof(int32_t)),
-                    malloc(PT_SORT_WORK(d) * sizeof(int64_t)), ranks};
+                    ranks};
   *run = (bench_run){rows * d, rows * d * sizeof(float), s, sort_call, sort_release, NULL};
-  if (!s->x || !s->out || !s->work) {
+  if (!s->x || !s->out) {
     sort_release(s);
     return -1;
   }
@@ -246,7 +246,7 @@ typedef struct weighted_sum_state {
 
 static void weighted_sum_call(const pt_kernel_table *k, void *p) {
   weighted_sum_state *s = p;
-  k->weighted_sum_rows(s->x, s->rows, s->d, s->d, s->w, s->out);
+  pt_split_weighted_sum_rows(k, s->x, s->rows, s->d, s->d, s->w, s->out);
 }
 
 static void weighted_sum_read(void *p) {
@@ -480,6 +480,13 @@ int main(int argc, char **argv) {
     else if (v && !strcmp(a, "--op")) only_op = argv[++i];
     else if (v && !strcmp(a, "--isa")) only_isa = argv[++i];
     else if (v && !strcmp(a, "--repeats")) repeats = atoi(argv[++i]);
+    else if (v && !strcmp(a, "--threads")) {
+      size_t n[MAX_SIZES];
+      if (parse_list(argv[++i], n, a) != 1 || pt_set_num_threads(n[0]) != PT_OK) {
+        fprintf(stderr, "perturb-bench: --threads wants one count from 1 to 1024\n");
+        return 2;
+      }
+    }
     else if (v && !strcmp(a, "--out")) {
       if (!(out = fopen(argv[++i], "w"))) {
         fprintf(stderr, "perturb-bench: cannot write %s: %s\n", argv[i], strerror(errno));
@@ -488,7 +495,7 @@ int main(int argc, char **argv) {
     }
     else {
       fprintf(stderr, "usage: %s [--d N,..] [--rows N,..] [--op NAME] [--isa NAME] "
-                      "[--repeats N] [--json] [--out FILE]\n", argv[0]);
+                      "[--repeats N] [--threads N] [--json] [--out FILE]\n", argv[0]);
       return 2;
     }
   }
@@ -498,9 +505,10 @@ int main(int argc, char **argv) {
     return 2;
   }
   const size_t nsizes = nd > nrows ? nd : nrows;
+  const size_t threads = pt_get_num_threads();
   if (!json)
-    printf("%-14s %-7s %9s %6s %12s %10s %9s\n", "op", "isa", "rows", "d", "ns/call",
-           "ns/elem", "GB/s");
+    printf("threads: %zu\n%-14s %-7s %9s %6s %12s %10s %9s\n", threads, "op", "isa", "rows", "d",
+           "ns/call", "ns/elem", "GB/s");
   for (size_t o = 0; o < sizeof ops / sizeof ops[0]; o++) {
     if (only_op && strcmp(only_op, ops[o].name) != 0) continue;
     for (size_t z = 0; z < nsizes; z++) {
@@ -522,9 +530,9 @@ int main(int argc, char **argv) {
         const double per = ns / (double)run.elements, gbs = (double)run.bytes / ns;
         char line[256];
         snprintf(line, sizeof line,
-                 "{\"op\": \"%s\", \"isa\": \"%s\", \"rows\": %zu, \"d\": %zu, \"ns_per_call\": "
-                 "%.1f, \"ns_per_element\": %.5f, \"gb_per_s\": %.3f}\n",
-                 ops[o].name, name, r, d, ns, per, gbs);
+                 "{\"op\": \"%s\", \"isa\": \"%s\", \"rows\": %zu, \"d\": %zu, \"threads\": %zu, "
+                 "\"ns_per_call\": %.1f, \"ns_per_element\": %.5f, \"gb_per_s\": %.3f}\n",
+                 ops[o].name, name, r, d, threads, ns, per, gbs);
         if (out) fputs(line, out);
         if (json)
           fputs(line, stdout);

@@ -14,9 +14,10 @@
      box_argmax_vjp the argmax VJP of a user's argmax, a callback made with
                     PT_CALLBACK_THREAD_SAFE (the generic path, samples on every thread)
    each at the sizes (d, M) listed in `cases` below, on the library's default thread count or
-   --threads N.  Each (case, ISA) runs enough calls to
-   last at least 20 ms, `repeats` times; the median is reported per call and per sampled
-   element (M x d), as a table or JSON lines for bench/perturbed_peer.py.
+   --threads N (pt_set_num_threads; the count is printed with the results).  Each (case, ISA)
+   runs enough calls to last at least 20 ms, `repeats` times; the median is reported per call
+   and per sampled element (M x d x batch), as a table or JSON lines for
+   bench/perturbed_peer.py.
 
    perturbed-bench --memory D M   runs one fused perturbed-argmax evaluation of M samples of
    dimension D and prints how much it grew the peak resident memory (getrusage max RSS). */
@@ -178,13 +179,19 @@ int main(int argc, char **argv) {
     else if (v && !strcmp(a, "--case")) only_case = argv[++i];
     else if (v && !strcmp(a, "--isa")) only_isa = argv[++i];
     else if (v && !strcmp(a, "--repeats")) repeats = atoi(argv[++i]);
-    else if (v && !strcmp(a, "--threads")) check(pt_set_num_threads(strtoull(argv[++i], NULL, 10)), "--threads");
+    else if (v && !strcmp(a, "--threads")) {
+      char *end;
+      const unsigned long long n = strtoull(argv[++i], &end, 10);
+      if (*end || pt_set_num_threads((size_t)n) != PT_OK) {
+        fprintf(stderr, "perturbed-bench: --threads wants a count from 1 to 1024\n");
+        return 2;
+      }
+    }
     else if (v && i + 2 < argc && !strcmp(a, "--memory"))
       return memory(strtoull(argv[i + 1], NULL, 10), strtoull(argv[i + 2], NULL, 10));
     else {
-      fprintf(stderr,
-              "usage: %s [--case NAME] [--isa NAME] [--repeats N] [--threads N] [--json] | "
-              "--memory D M\n", argv[0]);
+      fprintf(stderr, "usage: %s [--case NAME] [--isa NAME] [--repeats N] [--threads N] [--json] | "
+                      "--memory D M\n", argv[0]);
       return 2;
     }
   }

@@ -118,7 +118,8 @@ PT_API pt_status pt_noise_fill(pt_noise kind, pt_key key, uint64_t offset, float
 PT_API pt_status pt_argmax_rows(const float *x, size_t rows, size_t d, size_t ld, int32_t *idx);
 
 /* perm[r*ld_out + p] = index of the p-th smallest element of row r (a stable sort); ld_out >= d.
-   PT_ENOMEM if the work space of long rows (about 16 bytes per element) cannot be allocated. */
+   PT_ENOMEM if the work space of long rows (about 16 bytes per element of a row, for each thread
+   the call runs on) cannot be allocated. */
 PT_API pt_status pt_argsort_rows(const float *x, size_t rows, size_t d, size_t ld,
                                  int32_t *perm, size_t ld_out);
 

@@ -12,6 +12,7 @@
 #include <pthreadpool.h>
 #include <sched.h>
 #include <stdatomic.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <unistd.h>
 
@@ -102,6 +103,48 @@ static void forget_pool_in_child(void) {
 static pthread_once_t atfork_once = PTHREAD_ONCE_INIT;
 static void register_atfork(void) { pthread_atfork(NULL, NULL, forget_pool_in_child); }
 
+/* Under ThreadSanitizer: pthreadpool hands tasks over and waits for them with atomics and
+   futexes inside a library that was not instrumented, so the sanitizer would see none of that
+   ordering and report every task's output as racing with the caller's reads.  These
+   annotations state what pthreadpool guarantees and no more: a task sees what the caller did
+   before the call, and the caller, after it, what every task did.  Tasks are not ordered with
+   one another (two sync addresses, so that no task acquires another's release), so the
+   sanitizer still reports tasks that touch the same memory. */
+#if defined(__SANITIZE_THREAD__)
+#define PT_TSAN 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define PT_TSAN 1
+#endif
+#endif
+#ifdef PT_TSAN
+void __tsan_acquire(void *addr);
+void __tsan_release(void *addr);
+
+typedef struct annotated {
+  void (*task)(void *ctx, size_t i);
+  void *ctx;
+  char start, end; /* released by the caller before the call / by each task when done */
+} annotated;
+
+static void annotated_task(void *p, size_t i) {
+  annotated *a = p;
+  __tsan_acquire(&a->start);
+  a->task(a->ctx, i);
+  __tsan_release(&a->end);
+}
+
+static void parallelize(pthreadpool_t pool, void (*task)(void *, size_t), void *ctx, size_t count,
+                        uint32_t flags) {
+  annotated a = {task, ctx, 0, 0};
+  __tsan_release(&a.start);
+  pthreadpool_parallelize_1d(pool, annotated_task, &a, count, flags);
+  __tsan_acquire(&a.end);
+}
+#else
+#define parallelize pthreadpool_parallelize_1d
+#endif
+
 void pt_parallel_for(size_t count, void (*task)(void *ctx, size_t i), void *ctx) {
   const size_t n = count > 1 ? pt_threads() : 1;
   if (n == 1 || atomic_flag_test_and_set_explicit(&busy, memory_order_acquire)) {
@@ -119,6 +162,6 @@ void pt_parallel_for(size_t count, void (*task)(void *ctx, size_t i), void *ctx)
      PTHREADPOOL_FLAG_YIELD_WORKERS: the workers sleep as soon as the call is done instead of
      spinning for the next one, which would take cores from the program's own threads between
      calls, and which measured slower after a pause in calls (README, "Threads"). */
-  pthreadpool_parallelize_1d(pool, task, ctx, count, PTHREADPOOL_FLAG_YIELD_WORKERS);
+  parallelize(pool, task, ctx, count, PTHREADPOOL_FLAG_YIELD_WORKERS);
   atomic_flag_clear_explicit(&busy, memory_order_release);
 }
