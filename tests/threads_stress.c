@@ -9,7 +9,8 @@
    this one (ThreadSanitizer does not see vector accesses wider than 16 bytes, so the run on
    scalar kernels is the one where it sees every access the kernels make).
 
-   The inputs are large enough for several tasks at the grains of src/split.h. */
+   The inputs are large enough for several tasks at the grains of src/split.h, and the
+   perturbed functions for several tasks of sample groups (both generic paths too). */
 #define _POSIX_C_SOURCE 200809L /* nanosleep */
 #include <math.h>
 #include <pthread.h>
@@ -28,13 +29,15 @@ enum { USERS = 4 };
 /* The calls checked, each against its answer computed with one thread. */
 typedef enum op {
   ARGMAX, ARGSORT, RANKS, WEIGHTED_SUM, GUMBEL, NORMAL,
-  ARGMAX_EVAL, ARGMAX_VJP, RANKING_EVAL, RANKING_VJP, OPS
+  ARGMAX_EVAL, ARGMAX_VJP, RANKING_EVAL, RANKING_VJP, BOX_SAFE_VJP, BOX_ORDERED_VJP,
+  ARGMAX_VJP_BATCH, ARGMAX_SHARDS, OPS
 } op;
 
 static const char *const op_names[OPS] = {
     "argmax_rows", "argsort_rows", "rank_rows", "weighted_sum_rows", "noise gumbel",
     "noise normal", "perturbed argmax eval", "perturbed argmax vjp", "perturbed ranking eval",
-    "perturbed ranking vjp"};
+    "perturbed ranking vjp", "perturbed thread-safe box vjp", "perturbed ordinary box vjp",
+    "perturbed argmax vjp_batch", "perturbed argmax vjp in merged shards"};
 
 #define ARGMAX_D 64
 #define SORT_D 300
@@ -45,8 +48,33 @@ static const size_t argmax_rows = 4 * PT_GRAIN_ARGMAX / ARGMAX_D,
                     noise_n = 4 * PT_GRAIN_UNIFORM + 7; /* the largest of the noise grains */
 static size_t sort_rows; /* 4 * PT_GRAIN_SORT units (src/split.h) */
 
-static float *x, *w, *fn_x, *fn_y_bar;
-static pt_fn *perturbed_argmax, *perturbed_ranking;
+#define BATCH 6
+static float *x, *w, *fn_x, *fn_y_bar, *batch_x, *batch_y_bar;
+static pt_fn *perturbed_argmax, *perturbed_ranking, *perturbed_box_safe, *perturbed_box_ordered;
+
+/* A black box for the generic path: y_j = x_j * x_(j+1 mod d); its samples run on library
+   threads when made thread-safe, else on the calling thread while the pool does the rest. */
+static int box(void *user, size_t batch, const float *in, float *out) {
+  (void)user;
+  for (size_t b = 0; b < batch; b++)
+    for (size_t j = 0; j < FN_D; j++) out[b * FN_D + j] = in[b * FN_D + j] * in[b * FN_D + (j + 1) % FN_D];
+  return 0;
+}
+
+/* The argmax VJP as three shards merged out of order. */
+static int shards(const pt_key key, float *out) {
+  const uint64_t g = pt_fn_sample_group(perturbed_argmax);
+  pt_partial *a = NULL, *b = NULL, *c = NULL;
+  int bad = pt_fn_partial(perturbed_argmax, PT_OP_VJP, key, fn_x, fn_y_bar, 0, 3 * g, &a) != PT_OK ||
+            pt_fn_partial(perturbed_argmax, PT_OP_VJP, key, fn_x, fn_y_bar, 3 * g, 7 * g, &b) != PT_OK ||
+            pt_fn_partial(perturbed_argmax, PT_OP_VJP, key, fn_x, fn_y_bar, 7 * g, 2000, &c) != PT_OK ||
+            pt_partial_merge(c, a) != PT_OK || pt_partial_merge(c, b) != PT_OK ||
+            pt_partial_finish(c, out) != PT_OK;
+  pt_partial_free(a);
+  pt_partial_free(b);
+  pt_partial_free(c);
+  return bad;
+}
 static void *want[OPS];
 static size_t bytes[OPS];
 static atomic_int users_left;
@@ -65,6 +93,12 @@ static int run(op o, void *out) {
     case ARGMAX_VJP: return pt_fn_vjp(perturbed_argmax, key, fn_x, fn_y_bar, out) != PT_OK;
     case RANKING_EVAL: return pt_fn_eval(perturbed_ranking, key, fn_x, out) != PT_OK;
     case RANKING_VJP: return pt_fn_vjp(perturbed_ranking, key, fn_x, fn_y_bar, out) != PT_OK;
+    case BOX_SAFE_VJP: return pt_fn_vjp(perturbed_box_safe, key, fn_x, fn_y_bar, out) != PT_OK;
+    case BOX_ORDERED_VJP:
+      return pt_fn_vjp(perturbed_box_ordered, key, fn_x, fn_y_bar, out) != PT_OK;
+    case ARGMAX_VJP_BATCH:
+      return pt_fn_vjp_batch(perturbed_argmax, key, BATCH, batch_x, batch_y_bar, out) != PT_OK;
+    case ARGMAX_SHARDS: return shards(key, out);
     case OPS: break;
   }
   return 1;
@@ -123,19 +157,30 @@ static int setup(void) {
   w = make_input(sum_rows, 2);
   fn_x = make_input(FN_D, 3);
   fn_y_bar = make_input(FN_D, 4);
-  pt_fn *argmax = NULL, *ranking = NULL;
-  if (!x || !w || !fn_x || !fn_y_bar || pt_fn_argmax_one_hot(FN_D, &argmax) != PT_OK ||
-      pt_fn_ranking(FN_D, &ranking) != PT_OK ||
+  batch_x = make_input(BATCH * FN_D, 5);
+  batch_y_bar = make_input(BATCH * FN_D, 6);
+  pt_fn *argmax = NULL, *ranking = NULL, *safe = NULL, *ordered = NULL;
+  if (!x || !w || !fn_x || !fn_y_bar || !batch_x || !batch_y_bar ||
+      pt_fn_argmax_one_hot(FN_D, &argmax) != PT_OK || pt_fn_ranking(FN_D, &ranking) != PT_OK ||
+      pt_fn_from_callback_ex(FN_D, FN_D, box, NULL, NULL, NULL, PT_CALLBACK_THREAD_SAFE, &safe) !=
+          PT_OK ||
+      pt_fn_from_callback_ex(FN_D, FN_D, box, NULL, NULL, NULL, 0, &ordered) != PT_OK ||
       pt_make_perturbed_fun(argmax, 2000, 0.5f, PT_NOISE_GUMBEL, 1, &perturbed_argmax) != PT_OK ||
-      pt_make_perturbed_fun(ranking, 500, 0.5f, PT_NOISE_NORMAL, 1, &perturbed_ranking) != PT_OK)
+      pt_make_perturbed_fun(ranking, 500, 0.5f, PT_NOISE_NORMAL, 1, &perturbed_ranking) != PT_OK ||
+      pt_make_perturbed_fun(safe, 700, 0.5f, PT_NOISE_GUMBEL, 1, &perturbed_box_safe) != PT_OK ||
+      pt_make_perturbed_fun(ordered, 700, 0.5f, PT_NOISE_NORMAL, 1, &perturbed_box_ordered) !=
+          PT_OK)
     return -1;
   pt_fn_free(argmax); /* the perturbed functions keep what they need */
   pt_fn_free(ranking);
+  pt_fn_free(safe);
+  pt_fn_free(ordered);
   const size_t out[OPS] = {argmax_rows * sizeof(int32_t), sort_rows * SORT_D * sizeof(int32_t),
                            sort_rows * SORT_D * sizeof(int32_t), SUM_D * sizeof(float),
                            noise_n * sizeof(float), noise_n * sizeof(float),
                            FN_D * sizeof(float), FN_D * sizeof(float), FN_D * sizeof(float),
-                           FN_D * sizeof(float)};
+                           FN_D * sizeof(float), FN_D * sizeof(float), FN_D * sizeof(float),
+                           BATCH * FN_D * sizeof(float), FN_D * sizeof(float)};
   if (pt_set_num_threads(1) != PT_OK) return -1;
   for (int o = 0; o < OPS; o++) {
     bytes[o] = out[o];
@@ -197,6 +242,10 @@ int main(int argc, char **argv) {
   free(w);
   free(fn_x);
   free(fn_y_bar);
+  free(batch_x);
+  free(batch_y_bar);
+  pt_fn_free(perturbed_box_safe);
+  pt_fn_free(perturbed_box_ordered);
   pt_fn_free(perturbed_argmax);
   pt_fn_free(perturbed_ranking);
   return failed != 0;
