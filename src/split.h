@@ -17,12 +17,12 @@
 
 /* Work per task below which another thread does not pay for waking it, measured with
    bench/perturb-bench --threads 1 and 2 on AVX-512, where a task is the shortest (README,
-   "Threads": waking a sleeping worker took 10 to 40 us on this project's VM).  Slower ISAs would
-   gain from smaller tasks, but one grain per kernel keeps small calls on one thread on every
-   ISA.  Units: elements of x; for the sorts, elements times the bit length of d (a row's cost
-   per element grows with its length: 0.4 ns at d = 5, 5 ns at d = 1024); words of noise, per
-   kind (uniform words are the cheapest and the most bound by writing).  The tests size their
-   inputs from these to be sure to split. */
+   "Threads"; on this project's VM a split call took at least 10 to 40 us more than half its
+   serial time, the wake-up of a sleeping worker).  Slower ISAs would gain from smaller tasks, but
+   one grain per kernel keeps small calls on one thread on every ISA.  Units: elements of x; for
+   the sorts, elements times the bit length of d (a row's cost per element grows with its length:
+   0.4 ns at d = 5, 5 ns at d = 1024); words of noise, per kind (uniform words are the cheapest
+   and the most bound by writing).  The tests size their inputs from these to be sure to split. */
 #define PT_GRAIN_ARGMAX ((size_t)1 << 19)
 #define PT_GRAIN_SORT ((size_t)1 << 18)
 #define PT_GRAIN_WEIGHTED_SUM ((size_t)1 << 19)
