@@ -103,6 +103,17 @@ static void forget_pool_in_child(void) {
 static pthread_once_t atfork_once = PTHREAD_ONCE_INIT;
 static void register_atfork(void) { pthread_atfork(NULL, NULL, forget_pool_in_child); }
 
+/* When the library is unloaded (dlclose) or the process exits, the workers are joined: a
+   worker left running code of an unloaded library would crash, and memory checkers would
+   report its thread as leaked.  A pool some thread is still computing on is left alone. */
+__attribute__((destructor)) static void destroy_pool(void) {
+  if (atomic_flag_test_and_set_explicit(&busy, memory_order_acquire)) return;
+  pthreadpool_destroy(pool); /* NULL is a no-op */
+  pool = NULL;
+  pool_threads = 0;
+  atomic_flag_clear_explicit(&busy, memory_order_release);
+}
+
 /* Under ThreadSanitizer: pthreadpool hands tasks over and waits for them with atomics and
    futexes inside a library that was not instrumented, so the sanitizer would see none of that
    ordering and report every task's output as racing with the caller's reads.  These
