@@ -120,7 +120,7 @@ def weighted_sum_rows_torch(torch, x, w):
     return lambda: w @ x
 
 
-# op name (as in gen/kernels.py) -> (numpy's code, torch's code, inputs, numpy setup,
+# op name (as in gen/kernel_table.py) -> (numpy's code, torch's code, inputs, numpy setup,
 # torch setup)
 PEERS = {
     "argmax_rows": ("x.argmax(axis=1)", "torch.argmax(x, dim=1)", rows_args, argmax_rows,

@@ -1,4 +1,4 @@
-/* perturb-bench: times every kernel family (gen/kernels.py) on every ISA this CPU supports.
+/* perturb-bench: times every kernel family (gen/kernel_table.py) on every ISA this CPU supports.
 
    perturb-bench [--d N,N,...] [--rows N,N,...] [--op NAME] [--isa NAME] [--repeats N]
                  [--threads N] [--json] [--out FILE]
@@ -11,7 +11,7 @@
    bytes, the rate of the cache level they live in.
    The row kernels and the noise streams run as the public calls run them, split between up to
    --threads threads (pt_set_num_threads; default: the library's default) when the work is
-   large enough (src/split.h); the other families run on one thread. */
+   large enough (src/dispatch/split.h); the other families run on one thread. */
 #define _POSIX_C_SOURCE 200809L /* clock_gettime */
 #include <errno.h>
 #include <stdint.h>
@@ -19,9 +19,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "kernels.h"
-#include "sort.h"
-#include "split.h"
+#include "dispatch/dispatch_table.h"
+#include "kernels/sort.h"
+#include "dispatch/split.h"
 #include "timing.h"
 
 /* A prepared run of one kernel family at one size. */

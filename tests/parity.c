@@ -8,7 +8,7 @@
 
 #include "hash.h"
 #include "reference.h"
-#include "sort.h"
+#include "kernels/sort.h"
 
 /* Counts the current check as failed (once), and says whether this is the first failure of the
    run, whose message is kept. */

@@ -8,7 +8,7 @@
 #include <stddef.h>
 
 #include "cases.h"
-#include "kernels.h"
+#include "dispatch/dispatch_table.h"
 #include "perturb.h"
 
 /* checked: checks begun (each counts itself when it starts); failed: those of them with at

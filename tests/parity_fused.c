@@ -8,7 +8,7 @@
 
 #include "hash.h"
 #include "reference.h"
-#include "sort.h"
+#include "kernels/sort.h"
 
 static int same(float a, float b) { return memcmp(&a, &b, sizeof a) == 0 || (isnan(a) && isnan(b)); }
 

@@ -9,7 +9,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "kernels.h"
+#include "dispatch/dispatch_table.h"
 #include "parity.h"
 
 int main(int argc, char **argv) {

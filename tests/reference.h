@@ -34,7 +34,7 @@ double pt_ref_weighted_sum(const float *x, size_t rows, size_t ld, const float *
                            double *magnitude);
 
 /* The same sum in the exact order of operations API.md's determinism rests on, as
-   templates/weighted_sum_rows.c.j2 describes it in words (blocked partial sums, fixed tree,
+   src/kernels/weighted_sum_rows.c.j2 describes it in words (blocked partial sums, fixed tree,
    double accumulation, canonical NaN), written independently in plain C: every ISA's kernel
    must equal it bit for bit, which pins the bits across machines as well. */
 float pt_ref_weighted_sum_ordered(const float *x, size_t rows, size_t d, size_t ld,

@@ -1,4 +1,4 @@
-/* Allocation failure, through src/alloc.h's fault injection.  Each call below runs first
+/* Allocation failure, through src/runtime/alloc.h's fault injection.  Each call below runs first
    without failures, then again with its first allocation failing, then its second, and so
    on until it succeeds: every failing run must return PT_ENOMEM with its outputs untouched,
    and the run that finally succeeds must give the first run's bits (so the objects it used
@@ -8,7 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "alloc.h"
+#include "runtime/alloc.h"
 #include "perturb.h"
 
 #define D 23          /* inputs of the perturbed functions */

@@ -4,7 +4,7 @@
    on this machine is covered by the api tests (the best supported ISA is chosen). */
 #include <criterion/criterion.h>
 
-#include "cpu.h"
+#include "dispatch/cpu.h"
 
 #if defined(__x86_64__) || defined(__i386__)
 #define L1_ALL ((1u << 12) | (1u << 27) | (1u << 28))

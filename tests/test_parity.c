@@ -2,7 +2,7 @@
    machine cannot run is skipped with a message, never passed. */
 #include <criterion/criterion.h>
 
-#include "kernels.h"
+#include "dispatch/dispatch_table.h"
 #include "parity.h"
 
 /* A kernel that loops forever fails after 10 minutes instead of holding `make check` (the

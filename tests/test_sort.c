@@ -203,7 +203,7 @@ Test(sort, zero_rows_writes_nothing) {
   expect_refused(PT_EINVAL, NULL, 0, 4, 4, NULL, 3);
 }
 
-/* ---- argument checks (src/rows.c, shared by the four row kernels): the exact edge of "rows
+/* ---- argument checks (src/api/rows.c, shared by the four row kernels): the exact edge of "rows
    of ld elements fit in PTRDIFF_MAX bytes" ---------------------------------------------------
    The largest x that fits must pass the x check: with out == NULL the call then fails on out
    (PT_EINVAL) without touching memory; one row more must be PT_EOVERFLOW. */

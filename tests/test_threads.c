@@ -1,5 +1,5 @@
 /* Threads (perturb.h, "Threads"): the thread count and PERTURB_NUM_THREADS, the pool's promises
-   (src/pool.h: serial in order when busy or nested, no queueing, a forked child), and the bits
+   (src/runtime/pool.h: serial in order when busy or nested, no queueing, a forked child), and the bits
    of every split kernel for several thread counts, alone and from several user threads at once.
    Criterion runs each test in its own process, so PERTURB_NUM_THREADS set at the start of a test
    is read afresh at the library's first use; the tests of two different good values below would
@@ -20,9 +20,9 @@
 #include <unistd.h>
 
 #include "perturb.h"
-#include "pool.h"
-#include "split.h"
-#include "weighted_sum.h"
+#include "runtime/pool.h"
+#include "dispatch/split.h"
+#include "kernels/weighted_sum.h"
 
 static size_t affinity_cpus(void) {
   cpu_set_t set;
@@ -261,7 +261,7 @@ Test(threads, a_forked_child_gets_its_own_pool, .timeout = 60) {
 }
 
 /* ---- bits for every thread count ------------------------------------------------------------
-   Inputs large enough for 16 tasks at the grains of src/split.h, so that every count below
+   Inputs large enough for 16 tasks at the grains of src/dispatch/split.h, so that every count below
    splits; each result is compared with the one-thread result of the same ISA. */
 
 static const size_t counts[] = {2, 3, 7, 16};

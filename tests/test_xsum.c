@@ -1,4 +1,4 @@
-/* The exact accumulator (src/xsum.c) against independent truth: integer sums computed in
+/* The exact accumulator (src/fn/xsum.c) against independent truth: integer sums computed in
    __int128, the same bits for every order and grouping of the same addends, IEEE's special
    values, and the accuracy of the rounded result against a sum in long double of addends
    whose exact sum it can hold. */
@@ -7,7 +7,7 @@
 #include <stdint.h>
 #include <string.h>
 
-#include "xsum.h"
+#include "fn/xsum.h"
 
 static uint64_t lcg(uint64_t *s) {
   *s = *s * 6364136223846793005ull + 1442695040888963407ull;

@@ -9,7 +9,7 @@
    this one (ThreadSanitizer does not see vector accesses wider than 16 bytes, so the run on
    scalar kernels is the one where it sees every access the kernels make).
 
-   The inputs are large enough for several tasks at the grains of src/split.h, and the
+   The inputs are large enough for several tasks at the grains of src/dispatch/split.h, and the
    perturbed functions for several tasks of sample groups (both generic paths too). */
 #define _POSIX_C_SOURCE 200809L /* nanosleep */
 #include <math.h>
@@ -22,7 +22,7 @@
 #include <time.h>
 
 #include "perturb.h"
-#include "split.h"
+#include "dispatch/split.h"
 
 enum { USERS = 4 };
 
@@ -46,7 +46,7 @@ static const char *const op_names[OPS] = {
 static const size_t argmax_rows = 4 * PT_GRAIN_ARGMAX / ARGMAX_D,
                     sum_rows = 4 * PT_GRAIN_WEIGHTED_SUM / SUM_D,
                     noise_n = 4 * PT_GRAIN_UNIFORM + 7; /* the largest of the noise grains */
-static size_t sort_rows; /* 4 * PT_GRAIN_SORT units (src/split.h) */
+static size_t sort_rows; /* 4 * PT_GRAIN_SORT units (src/dispatch/split.h) */
 
 #define BATCH 6
 static float *x, *w, *fn_x, *fn_y_bar, *batch_x, *batch_y_bar;

@@ -78,7 +78,7 @@ static inline void vf_sincospi_u35(vf a, vf *s, vf *c) {
   *c = r.y;
 }
 
-/* The fused perturbed kernels' operations (templates/fused_argmax.c.j2, perturb_tile.c.j2). */
+/* The fused perturbed kernels' operations (src/kernels/fused_argmax.c.j2, perturb_tile.c.j2). */
 static inline vf vf_add(vf a, vf b) { return _mm512_add_ps(a, b); }
 static inline vf vf_sub(vf a, vf b) { return _mm512_sub_ps(a, b); }
 static inline vf vf_fma(vf a, vf b, vf c) { return _mm512_fmadd_ps(a, b, c); }

@@ -88,7 +88,7 @@ static inline void vf_sincospi_u35(vf a, vf *s, vf *c) {
   *c = r.y;
 }
 
-/* The fused perturbed kernels' operations (templates/fused_argmax.c.j2, perturb_tile.c.j2). */
+/* The fused perturbed kernels' operations (src/kernels/fused_argmax.c.j2, perturb_tile.c.j2). */
 static inline vf vf_add(vf a, vf b) { return vaddq_f32(a, b); }
 static inline vf vf_sub(vf a, vf b) { return vsubq_f32(a, b); }
 static inline vf vf_fma(vf a, vf b, vf c) { return vfmaq_f32(c, a, b); }

@@ -60,7 +60,7 @@ static inline vf vf_neg(vf a) { return -a; }
 static inline vf vf_sqrt(vf a) { return __builtin_sqrtf(a); }
 static inline void vf_storeu(float *p, vf v) { *p = v; }
 
-/* SLEEF's scalar functions, chosen once for the CPU in src/scalar_sleef.c: the finz purecfma
+/* SLEEF's scalar functions, chosen once for the CPU in src/isa/scalar_sleef.c: the finz purecfma
    ones (the bits of every vector ISA) wherever the CPU has FMA, and on an x86 CPU without FMA,
    where those would fault, SLEEF's cinz purec ones, whose last bit can differ: the one
    exception to bitwise identity that API.md allows ("scalar on FMA hardware"). */
@@ -69,7 +69,7 @@ void pt_scalar_sincospi_u35(float a, float *s, float *c);
 static inline vf vf_log_u35(vf a) { return pt_scalar_log_u35(a); }
 static inline void vf_sincospi_u35(vf a, vf *s, vf *c) { pt_scalar_sincospi_u35(a, s, c); }
 
-/* The fused perturbed kernels' operations (templates/fused_argmax.c.j2, perturb_tile.c.j2). */
+/* The fused perturbed kernels' operations (src/kernels/fused_argmax.c.j2, perturb_tile.c.j2). */
 static inline vf vf_add(vf a, vf b) { return a + b; }
 static inline vf vf_sub(vf a, vf b) { return a - b; }
 /* __builtin_fmaf: one rounding, whether the compiler emits the instruction or calls fmaf */

@@ -1,0 +1,170 @@
+"""The kernel table: every kernel family, the ISAs it is rendered for, and their parameters.
+
+This file is the single list that feeds the generated sources, the dispatcher's tables
+(src/gen/dispatch_tables.inc), the tests and the benchmarks.  Adding a kernel family is adding an
+entry to KERNELS and a template; adding an ISA is adding an entry to ISAS and a layer header
+in src/isa/.  It imports nothing beyond the standard library, so the build can list the
+generated files without Jinja2.
+"""
+
+from collections import namedtuple
+
+# name: the ISA token used in file and function names and in pt_isa (PT_ISA_<NAME>).
+# header: the operation layer (src/isa/README.md).  lanes: floats per vector register.
+# arch: the host CPU family whose build compiles it (None: every build).
+Isa = namedtuple("Isa", "name header lanes arch")
+
+ISAS = [
+    Isa("scalar", "isa/scalar.h", 1, None),
+    Isa("avx2", "isa/avx2.h", 8, "x86_64"),
+    Isa("avx512", "isa/avx512.h", 16, "x86_64"),
+    Isa("neon", "isa/neon.h", 4, "aarch64"),
+]
+
+# op: the kernel family, also its slot in the dispatch table.  template: src/kernels/<file>.
+# ret, params: its C signature.  variants: ISA name -> template parameters; every ISA of
+# ISAS must appear, so that no dispatch table has a hole.
+Kernel = namedtuple("Kernel", "op template ret params variants")
+
+
+def sort_variants(output):
+    """The row-sorting template's parameters; `output` names the kernel's result argument.
+
+    count_max: longest row ranked by counting comparisons (O(d) per element, no sort), where
+    counting stopped being faster than the network (measured on AVX-512 and AVX2; NEON, with
+    twice as many 32-bit lanes as 64-bit ones, is taken to be like AVX2);
+    block_vectors: 64-bit key vectors sorted at once in registers (the network's size; 16
+    measured faster than 8 on AVX2 too, its spills to L1 costing less than a merge pass);
+    columns_max_d: rows up to this length are counted PT_LANES rows at a time, one per lane
+    (0: never).  Measured on Zen 4, ns per element: AVX-512 argsort d=5 1.54 -> 0.73, d=8
+    1.27 -> 0.77, ranks d=5 1.03 -> 0.68, d=8 0.81 -> 0.72; AVX2 ranks d=5 0.80 -> 0.82 and
+    d=8 0.40 -> 1.04 (a row of 8 fills its vector already), so AVX2 keeps one row at a time;
+    NEON, unmeasured, does too."""
+    per_isa = {
+        "scalar": {"count_max": 4, "block_vectors": 16, "columns_max_d": 0},
+        "avx2": {"count_max": 80, "block_vectors": 16, "columns_max_d": 0},
+        "avx512": {"count_max": 96, "block_vectors": 16, "columns_max_d": 8},
+        "neon": {"count_max": 80, "block_vectors": 16, "columns_max_d": 0},
+    }
+    return {isa: dict(params, output=output) for isa, params in per_isa.items()}
+
+
+KERNELS = [
+    Kernel(
+        op="argmax_rows",
+        template="argmax_rows.c.j2",
+        ret="void",
+        params="const float *x, size_t rows, size_t d, size_t ld, int32_t *idx",
+        # unroll: independent running-maximum accumulators per row (hides compare latency).
+        # columns_max_d: rows up to this length go PT_LANES rows at a time, one per lane
+        # (0: never); set where it measured faster than one row at a time.
+        variants={
+            "scalar": {"unroll": 4, "columns_max_d": 0},
+            "avx2": {"unroll": 4, "columns_max_d": 8},
+            "avx512": {"unroll": 4, "columns_max_d": 8},
+            "neon": {"unroll": 4, "columns_max_d": 8},
+        },
+    ),
+    Kernel(
+        op="argsort_rows",
+        template="sort_rows.c.j2",
+        ret="void",
+        params="const float *x, size_t rows, size_t d, size_t ld, int32_t *perm, size_t ld_out, "
+               "int64_t *work",
+        variants=sort_variants("perm"),
+    ),
+    Kernel(
+        op="rank_rows",
+        template="sort_rows.c.j2",
+        ret="void",
+        params="const float *x, size_t rows, size_t d, size_t ld, int32_t *rank, size_t ld_out, "
+               "int64_t *work",
+        variants=sort_variants("rank"),
+    ),
+    Kernel(
+        op="weighted_sum_rows",
+        template="weighted_sum_rows.c.j2",
+        ret="void",
+        params="const float *x, size_t rows, size_t d, size_t ld, const float *w, float *out",
+        variants={"scalar": {}, "avx2": {}, "avx512": {}, "neon": {}},
+    ),
+]
+
+# pt_noise_fill's kernels, one per kind of noise (src/kernels/noise.c.j2 on noise_lib.j2).
+# unroll: pieces of PT_LANES counters whose Philox rounds run interleaved, to hide the latency
+# of the 32x32->64 multiplies (4 pieces are 4 chunks on AVX-512, 2 on AVX2, 1 on NEON).
+# Scalar takes 2: four would need 16 live words, as many as x86-64 has registers.
+UNROLL = {"scalar": 2}
+
+
+def noise_kernel(kind):
+    return Kernel(
+        op=f"noise_{kind}",
+        template="noise.c.j2",
+        ret="void",
+        params="pt_key key, uint64_t offset, float *out, size_t n",
+        variants={isa.name: {"kind": kind, "unroll": UNROLL.get(isa.name, 4)} for isa in ISAS},
+    )
+
+
+KERNELS += [noise_kernel(kind) for kind in ("uniform", "gumbel", "normal")]
+
+# The perturbed functions' kernels (src/fn/fn_perturbed.c, src/fn/fn_fused.c).  perturb_tile is the
+# generic estimator's per-tile arithmetic; fused_argmax_<kind> runs one tile of a perturbed
+# argmax one-hot (segments) with its noise generated inside (src/kernels/noise_lib.j2).
+KERNELS += [
+    Kernel(
+        op="perturb_tile",
+        template="perturb_tile.c.j2",
+        ret="void",
+        params="const float *z, size_t rows, size_t n, const float *x, float sigma, float *xt, "
+               "float *e",
+        variants={isa.name: {} for isa in ISAS},
+    ),
+]
+
+
+def fused_argmax_kernel(kind):
+    return Kernel(
+        op=f"fused_argmax_{kind}",
+        template="fused_argmax.c.j2",
+        ret="void",
+        params="const pt_fused_argmax_job *job, uint64_t m0, size_t rows",
+        # unroll: interleaved Philox pieces, as for pt_noise_fill's kernels
+        variants={isa.name: {"kind": kind, "unroll": 4} for isa in ISAS},
+    )
+
+
+KERNELS += [fused_argmax_kernel(kind) for kind in ("gumbel", "normal")]
+
+# Macro libraries the kernel templates import: inputs of the generator like the templates.
+LIBRARIES = ["noise_lib.j2", "fused_lib.j2"]
+
+
+def function_name(kernel, isa):
+    """pt_<op>_f32__<isa>[_u<unroll>], the naming rule of DESIGN.md."""
+    unroll = kernel.variants[isa.name].get("unroll")
+    suffix = f"_u{unroll}" if unroll else ""
+    return f"pt_{kernel.op}_f32__{isa.name}{suffix}"
+
+
+def source_name(kernel, isa):
+    """Path of the generated source, relative to the build directory."""
+    return f"src/gen/{kernel.op}__{isa.name}.c"
+
+
+# fused_rank_<kind>: one tile of a perturbed ranking, its keys ranked by the same ISA's
+# rank_rows kernel (rank_fn, named here so the table stays the one list of functions).
+def fused_rank_kernel(kind):
+    rank_rows = next(k for k in KERNELS if k.op == "rank_rows")
+    return Kernel(
+        op=f"fused_rank_{kind}",
+        template="fused_rank.c.j2",
+        ret="void",
+        params="const pt_fused_rank_job *job, uint64_t m0, size_t rows",
+        variants={isa.name: {"kind": kind, "unroll": 4, "rank_fn": function_name(rank_rows, isa)}
+                  for isa in ISAS},
+    )
+
+
+KERNELS += [fused_rank_kernel(kind) for kind in ("gumbel", "normal")]

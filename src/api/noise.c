@@ -1,0 +1,60 @@
+/* pt_noise_fill: argument checks, then the active ISA's kernel for the kind of noise, its work
+   split between threads when there is enough of it (src/dispatch/split.h). */
+#include <stdint.h>
+
+#include "dispatch/dispatch_table.h"
+#include "runtime/pool.h"
+#include "dispatch/split.h"
+
+/* Tasks start at positions that are multiples of the 64 words of one block of 16 Philox
+   counters, so that no counter is computed by two tasks.  Any start would give the same words,
+   each a function of its position alone. */
+#define NOISE_ALIGN 64
+_Static_assert(PT_GRAIN_UNIFORM >= NOISE_ALIGN && PT_GRAIN_NORMAL >= NOISE_ALIGN &&
+                   PT_GRAIN_GUMBEL >= NOISE_ALIGN,
+               "a share must hold an aligned start");
+
+typedef struct noise_job {
+  void (*kernel)(pt_key key, uint64_t offset, float *out, size_t n);
+  pt_key key;
+  uint64_t offset;
+  float *out;
+  size_t n, tasks;
+} noise_job;
+
+static void noise_task(void *p, size_t i) {
+  const noise_job *j = p;
+  const size_t s0 = pt_split_start(i, j->tasks, j->n, NOISE_ALIGN, j->offset),
+               s1 = pt_split_start(i + 1, j->tasks, j->n, NOISE_ALIGN, j->offset);
+  j->kernel(j->key, j->offset + s0, j->out + s0, s1 - s0);
+}
+
+void pt_split_noise(const pt_kernel_table *k, pt_noise kind, pt_key key, uint64_t offset,
+                    float *out, size_t n) {
+  noise_job j = {k->noise_uniform, key, offset, out, n, 0};
+  size_t grain = PT_GRAIN_UNIFORM;
+  if (kind == PT_NOISE_GUMBEL) {
+    j.kernel = k->noise_gumbel;
+    grain = PT_GRAIN_GUMBEL;
+  } else if (kind == PT_NOISE_NORMAL) {
+    j.kernel = k->noise_normal;
+    grain = PT_GRAIN_NORMAL;
+  }
+  j.tasks = pt_split_tasks(n, grain);
+  if (j.tasks == 1) j.kernel(key, offset, out, n);
+  else pt_parallel_for(j.tasks, noise_task, &j);
+}
+
+pt_status pt_noise_fill(pt_noise kind, pt_key key, uint64_t offset, float *out, size_t n) {
+  const pt_kernel_table *k = pt_kernels_active();
+  if (!k) return PT_EUNSUPPORTED;
+  if (pt_threads_ready() != PT_OK) return PT_EINVAL;
+  if (kind != PT_NOISE_GUMBEL && kind != PT_NOISE_NORMAL && kind != PT_NOISE_UNIFORM)
+    return PT_EINVAL;
+  if (n == 0) return PT_OK;
+  if (!out) return PT_EINVAL;
+  /* words offset .. offset + n - 1 must all exist: the last one is 2^64 - 1 */
+  if (n - 1 > UINT64_MAX - offset || n > (size_t)PTRDIFF_MAX / sizeof *out) return PT_EOVERFLOW;
+  pt_split_noise(k, kind, key, offset, out, n);
+  return PT_OK;
+}

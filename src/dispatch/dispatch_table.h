@@ -1,0 +1,28 @@
+/* The dispatch table: one function pointer per kernel family (gen/kernel_table.py), one table per
+   ISA.  Internal to the library; tests and benchmarks reach it through the convenience
+   library they link. */
+#ifndef PT_KERNELS_H
+#define PT_KERNELS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "perturb.h"
+#include "kernels/fused.h"
+#include "gen/dispatch_tables.inc"
+
+typedef struct pt_kernel_table {
+  pt_isa isa;
+#define PT_SLOT(op, ret, params) ret(*op) params;
+  PT_FOR_EACH_OP(PT_SLOT)
+#undef PT_SLOT
+} pt_kernel_table;
+
+/* The table computing calls use now; NULL while PERTURB_ISA names an unknown or unsupported ISA
+   and pt_isa_select has not been called since. */
+const pt_kernel_table *pt_kernels_active(void);
+
+/* The table of `isa`; NULL if that ISA is not supported here. */
+const pt_kernel_table *pt_kernels_for(pt_isa isa);
+
+#endif

@@ -1,0 +1,314 @@
+/* The perturbed estimator's one accumulation path (estimate.h): groups of samples summed in
+   order by a path, each finished group added exactly into the sums, the groups of a call split
+   among the library's threads, and the sums turned into the estimate. */
+#include "fn/estimate.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "runtime/alloc.h"
+#include "runtime/pool.h"
+
+uint64_t pt_estimate_group(uint64_t samples) {
+  uint64_t group = PT_ESTIMATE_MIN_GROUP;
+  while ((samples - 1) / group + 1 > PT_ESTIMATE_MAX_GROUPS) group *= 2;
+  return group;
+}
+
+void *pt_arena_zalloc(pt_arena *a, size_t bytes) {
+  const size_t at = a ? (a->used + 63) & ~(size_t)63 : 0;
+  if (a && at <= a->size && bytes <= a->size - at) {
+    a->used = at + bytes;
+    return memset(a->base + at, 0, bytes);
+  }
+  return pt_calloc(1, bytes ? bytes : 1);
+}
+
+void pt_arena_free(pt_arena *a, void *p) {
+  const unsigned char *c = p;
+  if (!a || c < a->base || c >= a->base + a->size) free(p);
+}
+
+static uint64_t group_count(uint64_t samples, uint64_t group) { return (samples - 1) / group + 1; }
+
+/* Lays out the cells of the wanted terms, one after another: n times m cells for `term`;
+   sets *overflow when the count does not fit. */
+static size_t place(unsigned want, unsigned term, size_t n, size_t m, size_t *cells,
+                    int *overflow) {
+  if (!(want & term)) return SIZE_MAX;
+  const size_t at = *cells;
+  size_t nm;
+  if (__builtin_mul_overflow(n, m, &nm) || __builtin_add_overflow(*cells, nm, cells))
+    *overflow = 1;
+  return at;
+}
+
+pt_status pt_estimator_begin(pt_estimator *e, const pt_fn *f, const pt_perturbation *p,
+                             pt_key key, const float *x, const float *y_bar, const float *x_dot,
+                             unsigned want, pt_arena *arena) {
+  memset(e, 0, sizeof *e);
+  e->arena = arena;
+  e->f = f;
+  e->p = *p;
+  e->key = key;
+  e->x = x;
+  e->y_bar = y_bar;
+  e->x_dot = x_dot;
+  e->want = want;
+  e->group = pt_estimate_group(p->samples);
+  e->path = pt_fused_path(f, want);
+  if (!e->path) e->path = &pt_generic_path;
+  e->counted = e->path->counted;
+  const size_t n_in = f->n_in, n_out = f->n_out;
+  size_t cells = 0;
+  int overflow = 0;
+  e->at_value = place(e->counted ? 0 : want, PT_WANT_VALUE, n_out, 1, &cells, &overflow);
+  e->at_x_bar = place(want, PT_WANT_VJP, n_in, 1, &cells, &overflow);
+  e->at_y_dot = place(want, PT_WANT_JVP, n_out, 1, &cells, &overflow);
+  e->at_jac = place(want, PT_WANT_JAC, n_out, n_in, &cells, &overflow);
+  e->at_hess = place(want, PT_WANT_HESS, n_in, n_in, &cells, &overflow);
+  e->cells = cells;
+  e->counts = e->counted && (want & PT_WANT_VALUE) ? n_out : 0;
+  if (overflow || pt_fn_too_big(cells, 1, sizeof(pt_xsum) + sizeof(double))) return PT_EOVERFLOW;
+  return e->path->prepare(e);
+}
+
+void pt_estimator_end(pt_estimator *e) {
+  if (e->path && e->path->release) e->path->release(e);
+  e->prep = NULL;
+}
+
+/* One zeroed block: the cells, then the counts, then the coverage map (groups <= 2^16). */
+pt_status pt_sums_alloc_shape(size_t cells, size_t counts, uint64_t groups, pt_arena *a,
+                              pt_sums *s) {
+  memset(s, 0, sizeof *s);
+  const size_t map = (size_t)((groups + 7) / 8);
+  if (pt_fn_too_big(cells, 1, sizeof(pt_xsum)) || pt_fn_too_big(counts, 1, 2 * sizeof(uint64_t)))
+    return PT_EOVERFLOW;
+  const size_t bytes = cells * sizeof(pt_xsum) + counts * sizeof(uint64_t) + map;
+  char *block = pt_arena_zalloc(a, bytes);
+  if (!block) return PT_ENOMEM;
+  s->cell = (pt_xsum *)block;
+  s->count = counts ? (uint64_t *)(block + cells * sizeof(pt_xsum)) : NULL;
+  s->covered = (uint8_t *)(block + cells * sizeof(pt_xsum) + counts * sizeof(uint64_t));
+  s->groups = groups;
+  pt_xsum_clear(s->cell, cells);
+  return PT_OK;
+}
+
+pt_status pt_sums_alloc(const pt_estimator *e, pt_arena *a, pt_sums *s) {
+  return pt_sums_alloc_shape(e->cells, e->counts, group_count(e->p.samples, e->group), a, s);
+}
+
+void pt_sums_free(pt_sums *s, pt_arena *a) {
+  pt_arena_free(a, s->cell); /* the block */
+  memset(s, 0, sizeof *s);
+}
+
+void pt_sums_merge(pt_sums *into, const pt_sums *from, size_t cells, size_t counts) {
+  pt_xsum_merge(into->cell, from->cell, cells);
+  for (size_t i = 0; i < counts; i++) into->count[i] += from->count[i];
+  for (uint64_t b = 0; b < (into->groups + 7) / 8; b++) into->covered[b] |= from->covered[b];
+}
+
+/* ---- the groups of a call, on the library's threads ------------------------------------------ */
+
+/* Sample-element operations below which a call stays on one thread: waking the pool costs
+   about as much as this many operations of the cheapest path. */
+#define PT_PARALLEL_MIN_WORK 65536.0
+
+typedef struct sum_job {
+  const pt_estimator *e;
+  uint64_t g0, g1;   /* the groups of the call */
+  size_t tasks;
+  pt_sums *sums;     /* per task; task 0's is the caller's */
+  pt_status *status; /* per task */
+} sum_job;
+
+/* A finished group's sums, into s exactly. */
+static void add_group(const pt_estimator *e, pt_sums *s, uint64_t g, const double *group_sums) {
+  pt_xsum_add(s->cell, group_sums, e->cells);
+  s->covered[g / 8] |= (uint8_t)(1u << (g % 8));
+}
+
+static uint64_t group_end(const pt_estimator *e, uint64_t m0) {
+  return e->p.samples - m0 < e->group ? e->p.samples : m0 + e->group;
+}
+
+/* Task t: its share of the groups, each run by the path into a zeroed double buffer and added
+   exactly into the task's sums. */
+static void sum_task(void *ctx, size_t t) {
+  const sum_job *job = ctx;
+  const pt_estimator *e = job->e;
+  const uint64_t span = job->g1 - job->g0;
+  const uint64_t g0 = job->g0 + span * t / job->tasks, g1 = job->g0 + span * (t + 1) / job->tasks;
+  pt_sums *s = &job->sums[t];
+  pt_status st = PT_OK;
+  if (t > 0) st = pt_sums_alloc(e, NULL, s);
+  /* the caller's arena only when this task is the call's only one: it runs on that thread */
+  pt_arena *arena = job->tasks == 1 ? e->arena : NULL;
+  /* one zeroed block: a group's double sums, then the path's scratch (zero: the fused vjp's
+     float partial sums start at zero, and the padding past a tile is defined memory for the
+     kernels' whole-vector loads); the sizes were checked by pt_estimator_begin */
+  const size_t sums_bytes = (e->cells * sizeof(double) + 63) & ~(size_t)63;
+  double *group_sums = st == PT_OK ? pt_arena_zalloc(arena, sums_bytes + e->scratch_bytes) : NULL;
+  if (st == PT_OK && !group_sums) st = PT_ENOMEM;
+  void *scratch = group_sums ? (char *)group_sums + sums_bytes : NULL;
+  for (uint64_t g = g0; g < g1 && st == PT_OK; g++) {
+    const uint64_t m0 = g * e->group;
+    memset(group_sums, 0, e->cells * sizeof *group_sums);
+    st = e->path->run(e, scratch, m0, group_end(e, m0), group_sums, s->count);
+    if (st == PT_OK) add_group(e, s, g, group_sums);
+  }
+  pt_arena_free(arena, group_sums);
+  job->status[t] = st;
+}
+
+/* ---- a function that stays on the calling thread: rounds of consecutive groups ------------- */
+
+/* One round: groups g .. g + groups - 1, one per task, each with a buffer of `stride` bytes
+   (its double sums, then its staged inputs) and its own sums. */
+typedef struct round_job {
+  const pt_estimator *e;
+  uint64_t g;
+  int finishing; /* 0: stage the inputs; 1: add the terms */
+  unsigned char *buffers;
+  size_t stride, sums_bytes;
+  pt_sums *sums;
+} round_job;
+
+static void round_task(void *ctx, size_t t) {
+  const round_job *r = ctx;
+  const pt_estimator *e = r->e;
+  const uint64_t g = r->g + t, m0 = g * e->group, m1 = group_end(e, m0);
+  double *group_sums = (double *)(r->buffers + t * r->stride);
+  void *staged = r->buffers + t * r->stride + r->sums_bytes;
+  if (!r->finishing) {
+    e->path->stage(e, staged, m0, m1);
+    return;
+  }
+  memset(group_sums, 0, e->cells * sizeof *group_sums);
+  e->path->finish(e, staged, m0, m1, group_sums);
+  add_group(e, &r->sums[t], g, group_sums);
+}
+
+/* Groups g0 .. g1 - 1 in rounds of `tasks`: the pool stages a round's inputs, the calling
+   thread runs the function over the round's samples in order, the pool adds their terms, task
+   t of every round into sums[t]. */
+static pt_status sum_ordered(const pt_estimator *e, uint64_t g0, uint64_t g1, size_t tasks,
+                             pt_sums *sums) {
+  const size_t sums_bytes = (e->cells * sizeof(double) + 63) & ~(size_t)63;
+  const size_t stride = sums_bytes + ((e->staged_bytes + 63) & ~(size_t)63);
+  pt_status st = PT_OK;
+  unsigned char *buffers = pt_fn_alloc(tasks, stride, 1, &st);
+  if (!buffers) return st;
+  for (uint64_t g = g0; g < g1 && st == PT_OK; g += tasks) {
+    const size_t groups = g1 - g < tasks ? (size_t)(g1 - g) : tasks;
+    round_job r = {e, g, 0, buffers, stride, sums_bytes, sums};
+    pt_parallel_for(groups, round_task, &r);
+    for (size_t t = 0; t < groups && st == PT_OK; t++) {
+      const uint64_t m0 = (g + t) * e->group;
+      st = e->path->call(e, buffers + t * stride + sums_bytes, m0, group_end(e, m0));
+    }
+    r.finishing = 1;
+    if (st == PT_OK) pt_parallel_for(groups, round_task, &r);
+  }
+  free(buffers);
+  return st;
+}
+
+pt_status pt_estimator_sum(const pt_estimator *e, uint64_t m0, uint64_t m1, pt_sums *s) {
+  if (m0 >= m1) return PT_OK;
+  const uint64_t g0 = m0 / e->group, g1 = (m1 - 1) / e->group + 1;
+  const int ordered = !e->thread_safe && e->path->call && e->staged_bytes;
+  size_t tasks = 1;
+  if ((e->thread_safe || ordered) && (double)(m1 - m0) * e->work >= PT_PARALLEL_MIN_WORK) {
+    tasks = pt_threads();
+    if (tasks > g1 - g0) tasks = (size_t)(g1 - g0);
+  }
+  pt_status st = PT_OK;
+  pt_sums *sums = tasks > 1 ? pt_calloc(tasks, sizeof *sums) : s;
+  pt_status *status = tasks > 1 ? pt_calloc(tasks, sizeof *status) : &st;
+  if (!sums || !status) {
+    if (sums != s) free(sums);
+    if (status != &st) free(status);
+    return PT_ENOMEM;
+  }
+  if (tasks > 1) sums[0] = *s; /* task 0 adds into the caller's sums */
+  if (ordered && tasks > 1) {
+    for (size_t t = 1; t < tasks && st == PT_OK; t++) st = pt_sums_alloc(e, NULL, &sums[t]);
+    if (st == PT_OK) st = sum_ordered(e, g0, g1, tasks, sums);
+    status[0] = st;
+  } else {
+    sum_job job = {e, g0, g1, tasks, sums, status};
+    pt_parallel_for(tasks, sum_task, &job);
+  }
+  /* the first failure in task order, so that the error is the same on every run */
+  for (size_t t = 0; t < tasks && st == PT_OK; t++) st = status[t];
+  for (size_t t = 1; t < tasks; t++) {
+    if (st == PT_OK) pt_sums_merge(&sums[0], &sums[t], e->cells, e->counts);
+    pt_sums_free(&sums[t], NULL);
+  }
+  if (tasks > 1) {
+    *s = sums[0];
+    free(sums);
+    free(status);
+  }
+  return st;
+}
+
+/* ---- the estimate -------------------------------------------------------------------------- */
+
+static void write_cells(const pt_xsum *cell, float *out, size_t n, double by) {
+  for (size_t i = 0; i < n; i++) out[i] = (float)(pt_xsum_value(&cell[i]) * by);
+}
+
+void pt_estimate_write(const pt_sums *s, unsigned want, size_t n_in, size_t n_out,
+                       uint64_t samples, float sigma, int counted, const pt_outputs *out) {
+  const double mean = 1.0 / (double)samples, per_sigma = mean / (double)sigma;
+  size_t at = 0;
+  if (want & PT_WANT_VALUE) {
+    if (counted) {
+      for (size_t i = 0; i < n_out; i++) out->y[i] = (float)((double)s->count[i] * mean);
+    } else {
+      write_cells(s->cell, out->y, n_out, mean);
+      at += n_out;
+    }
+  }
+  if (want & PT_WANT_VJP) {
+    write_cells(s->cell + at, out->x_bar, n_in, per_sigma);
+    at += n_in;
+  }
+  if (want & PT_WANT_JVP) {
+    write_cells(s->cell + at, out->y_dot, n_out, per_sigma);
+    at += n_out;
+  }
+  if (want & PT_WANT_JAC) {
+    write_cells(s->cell + at, out->jac, n_out * n_in, per_sigma);
+    at += n_out * n_in;
+  }
+  if (want & PT_WANT_HESS) write_cells(s->cell + at, out->hess, n_in * n_in, per_sigma / sigma);
+}
+
+static unsigned wanted(const pt_outputs *out) {
+  return (out->y ? PT_WANT_VALUE : 0) | (out->x_bar ? PT_WANT_VJP : 0) |
+         (out->y_dot ? PT_WANT_JVP : 0) | (out->jac ? PT_WANT_JAC : 0) |
+         (out->hess ? PT_WANT_HESS : 0);
+}
+
+pt_status pt_estimate(const pt_fn *f, const pt_perturbation *p, pt_key key, const float *x,
+                      const float *y_bar, const float *x_dot, const pt_outputs *out) {
+  pt_estimator e;
+  _Alignas(64) unsigned char local[PT_ARENA_BYTES];
+  pt_arena arena = {local, sizeof local, 0};
+  const unsigned want = wanted(out);
+  pt_status st = pt_estimator_begin(&e, f, p, key, x, y_bar, x_dot, want, &arena);
+  pt_sums s = {0};
+  if (st == PT_OK) st = pt_sums_alloc(&e, &arena, &s);
+  if (st == PT_OK) st = pt_estimator_sum(&e, 0, p->samples, &s);
+  if (st == PT_OK)
+    pt_estimate_write(&s, want, f->n_in, f->n_out, p->samples, p->sigma, e.counted, out);
+  pt_sums_free(&s, &arena);
+  pt_estimator_end(&e);
+  return st;
+}

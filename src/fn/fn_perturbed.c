@@ -1,0 +1,294 @@
+/* pt_make_perturbed_fun: the Monte-Carlo perturbed function of Berthet et al. (2020), as
+   optax.perturbations.make_perturbed_fun computes it (perturb.h, "Differentiable functions").
+
+   With Z_m = noise(K, m*n_in + i), Y_m = f(x + sigma Z_m) and b = f(x) (or 0 without baseline):
+     value    (1/M) sum_m Y_m
+     jacobian (1/(M sigma)) sum_m (Y_m - b) grad_nu(Z_m)^T       (vjp J^T y_bar, jvp J x_dot)
+     hessian  (1/(M sigma^2)) sum_m (Y_m - b) (grad_nu grad_nu^T - diag nu'')(Z_m)    (n_out 1)
+   grad_nu(z) = 1 - exp(-z), nu'' = exp(-z) for Gumbel noise; z and 1 for normal noise.
+
+   Every operation of one key walks the same samples, so a value and its derivatives agree; the
+   sums over samples are estimate.c's, in groups whose order no split can change.  This file
+   holds the object and the generic path, which runs f (any pt_fn) on tiles of samples: the
+   noise of a tile from the stream kernels, its inputs and exp(-z) from the perturb_tile
+   kernel, and each sample's terms added in double in index order.  Memory is
+   O(tile (n_in + n_out)) per thread plus the outputs, never O(M n_in). */
+#include <math.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "runtime/alloc.h"
+#include "fn/estimate.h"
+#include "fn/fn.h"
+#include "fn/fn_perturbed.h"
+#include "dispatch/dispatch_table.h"
+#include "runtime/pool.h"
+
+typedef struct perturbed_fn {
+  pt_fn base;
+  pt_fn *f;
+  pt_perturbation p;
+} perturbed_fn;
+
+static const pt_fn_ops perturbed_ops;
+
+const pt_perturbation *pt_fn_perturbation(const pt_fn *f, const pt_fn **inner) {
+  if (!f || f->ops != &perturbed_ops) return NULL;
+  const perturbed_fn *pf = (const perturbed_fn *)f;
+  if (inner) *inner = pf->f;
+  return &pf->p;
+}
+
+/* ---- the generic path ------------------------------------------------------------------------ */
+
+/* Floats of scratch one tile of samples may take: z, the perturbed inputs, exp(-z), outputs. */
+#define PT_TILE_FLOATS 16384
+/* Bytes the staged groups of one round may take (a function that stays on the calling thread,
+   estimate.c): beyond, the whole path stays there too. */
+#define PT_STAGED_MAX ((size_t)64 << 20)
+
+typedef struct generic_prep {
+  pt_key f_key; /* f's own random parts: sample m is row m of a batch with this key */
+  size_t tile;
+  double b[];   /* n_out: the baseline f(x), or zeros */
+} generic_prep;
+
+static void generic_release(pt_estimator *e) {
+  pt_arena_free(e->arena, e->prep);
+  e->prep = NULL;
+}
+
+static int derivative(const pt_estimator *e) { return (e->want & ~(unsigned)PT_WANT_VALUE) != 0; }
+
+/* A buffer of `rows` samples: the doubles y - b of one sample, grad_nu of one sample, then per
+   sample z, the perturbed inputs xt, exp(-z) and the outputs y. */
+typedef struct rows_buffer {
+  double *d;
+  float *g, *z, *xt, *ez, *y;
+} rows_buffer;
+
+static size_t buffer_bytes(const pt_estimator *e, size_t rows) {
+  const size_t n_in = e->f->n_in, n_out = e->f->n_out;
+  return n_out * sizeof(double) + (n_in + rows * (3 * n_in + n_out)) * sizeof(float);
+}
+
+static rows_buffer buffer_at(const pt_estimator *e, void *buffer, size_t rows) {
+  const size_t n_in = e->f->n_in, n_out = e->f->n_out;
+  rows_buffer b;
+  b.d = buffer;
+  b.g = (float *)(b.d + n_out);
+  b.z = b.g + n_in;
+  b.xt = b.z + rows * n_in;
+  b.ez = b.xt + rows * n_in;
+  b.y = b.ez + rows * n_in;
+  return b;
+}
+
+static pt_status generic_prepare(pt_estimator *e) {
+  const pt_fn *f = e->f;
+  const size_t n_in = f->n_in, n_out = f->n_out;
+  pt_status s = PT_OK;
+  if (pt_fn_too_big(n_out, 1, 2 * sizeof(double))) return PT_EOVERFLOW;
+  generic_prep *pr = pt_arena_zalloc(e->arena, sizeof *pr + n_out * sizeof(double));
+  if (!pr) return PT_ENOMEM;
+  /* sample m is row m of a batch with f's key, the baseline the row after the last sample
+     (perturb.h, "Keys") */
+  pr->f_key = f->n_random ? pt_key_fold_in(e->key, 0) : e->key;
+  size_t tile = PT_TILE_FLOATS / (3 * n_in + n_out); /* sizes are checked: no overflow */
+  if (tile == 0) tile = 1;
+  pr->tile = tile < e->group ? tile : (size_t)e->group;
+  for (size_t j = 0; j < n_out; j++) pr->b[j] = 0.0;
+  e->prep = pr;
+  if (derivative(e) && e->p.baseline) {
+    float *fx = pt_fn_alloc(n_out, 1, sizeof *fx, &s);
+    if (fx) s = pt_fn_eval_rows(f, pr->f_key, e->p.samples, 1, e->x, fx);
+    if (s == PT_OK)
+      for (size_t j = 0; j < n_out; j++) pr->b[j] = fx[j];
+    free(fx);
+    if (s != PT_OK) {
+      generic_release(e);
+      return s;
+    }
+  }
+  e->scratch_bytes = buffer_bytes(e, pr->tile);
+  e->thread_safe = (f->caps & PT_CAP_THREAD_SAFE) != 0;
+  /* a whole group staged per thread, when a round of them stays within PT_STAGED_MAX */
+  const size_t staged = buffer_bytes(e, (size_t)e->group);
+  e->staged_bytes = staged <= PT_STAGED_MAX / pt_threads() ? staged : 0;
+  e->work = f->work;
+  return PT_OK;
+}
+
+/* Adds sample (y = f(x + sigma z), g = grad_nu(z), h = nu''(z), NULL for 1) to the group's
+   sums, with d = y - b in double. */
+static void accumulate(const pt_estimator *e, double *sums, const float *y, const double *d,
+                       const float *g, const float *h) {
+  const size_t n_in = e->f->n_in, n_out = e->f->n_out;
+  if (e->at_value != SIZE_MAX)
+    for (size_t j = 0; j < n_out; j++) sums[e->at_value + j] += y[j];
+  if (e->at_x_bar != SIZE_MAX) {
+    double c = 0.0;
+    for (size_t j = 0; j < n_out; j++) c += d[j] * (double)e->y_bar[j];
+    double *x_bar = sums + e->at_x_bar;
+    for (size_t i = 0; i < n_in; i++) x_bar[i] += c * (double)g[i];
+  }
+  if (e->at_y_dot != SIZE_MAX) {
+    double t = 0.0;
+    for (size_t i = 0; i < n_in; i++) t += (double)g[i] * (double)e->x_dot[i];
+    double *y_dot = sums + e->at_y_dot;
+    for (size_t j = 0; j < n_out; j++) y_dot[j] += d[j] * t;
+  }
+  if (e->at_jac != SIZE_MAX) {
+    double *jac = sums + e->at_jac;
+    for (size_t j = 0; j < n_out; j++)
+      for (size_t i = 0; i < n_in; i++) jac[j * n_in + i] += d[j] * (double)g[i];
+  }
+  if (e->at_hess != SIZE_MAX) {
+    double *hess = sums + e->at_hess;
+    for (size_t i = 0; i < n_in; i++) {
+      const double dg = d[0] * (double)g[i];
+      double *row = hess + i * n_in;
+      for (size_t k = 0; k < n_in; k++) row[k] += dg * (double)g[k];
+      row[i] -= d[0] * (h ? (double)h[i] : 1.0);
+    }
+  }
+}
+
+/* The three steps of samples [m0, m1) in a buffer of at least that many rows: their noise, inputs
+   and exp(-z); f on the inputs; their terms, in sample order. */
+static void generic_stage_rows(const pt_estimator *e, rows_buffer b, uint64_t m0, uint64_t m1) {
+  const size_t n_in = e->f->n_in, rows = (size_t)(m1 - m0);
+  const int gumbel = e->p.noise == PT_NOISE_GUMBEL;
+  const pt_kernel_table *k = pt_kernels_active();
+  (gumbel ? k->noise_gumbel : k->noise_normal)(e->key, m0 * n_in, b.z, rows * n_in);
+  k->perturb_tile(b.z, rows, n_in, e->x, e->p.sigma, b.xt, gumbel && derivative(e) ? b.ez : NULL);
+}
+
+static pt_status generic_call_rows(const pt_estimator *e, rows_buffer b, uint64_t m0, uint64_t m1) {
+  const generic_prep *pr = e->prep;
+  return pt_fn_eval_rows(e->f, pr->f_key, m0, (size_t)(m1 - m0), b.xt, b.y);
+}
+
+static void generic_finish_rows(const pt_estimator *e, rows_buffer b, uint64_t m0, uint64_t m1,
+                                double *sums) {
+  const generic_prep *pr = e->prep;
+  const size_t n_in = e->f->n_in, n_out = e->f->n_out;
+  const int gumbel = e->p.noise == PT_NOISE_GUMBEL, grads = derivative(e);
+  for (size_t r = 0; r < (size_t)(m1 - m0); r++) {
+    const float *yr = b.y + r * n_out, *zr = b.z + r * n_in, *er = b.ez + r * n_in;
+    const float *gr = zr; /* normal noise: grad_nu(z) = z */
+    if (grads) {
+      for (size_t j = 0; j < n_out; j++) b.d[j] = (double)yr[j] - pr->b[j];
+      if (gumbel) {
+        for (size_t i = 0; i < n_in; i++) b.g[i] = 1.0f - er[i];
+        gr = b.g;
+      }
+    }
+    accumulate(e, sums, yr, b.d, gr, gumbel ? er : NULL);
+  }
+}
+
+/* A group on one thread, tile by tile. */
+static pt_status generic_run(const pt_estimator *e, void *scratch, uint64_t m0, uint64_t m1,
+                             double *sums, uint64_t *counts) {
+  (void)counts; /* the generic path sums its value in cells */
+  const size_t tile = ((const generic_prep *)e->prep)->tile;
+  const rows_buffer b = buffer_at(e, scratch, tile);
+  for (uint64_t m = m0; m < m1; m += tile) {
+    const uint64_t end = m1 - m < tile ? m1 : m + tile;
+    generic_stage_rows(e, b, m, end);
+    const pt_status s = generic_call_rows(e, b, m, end);
+    if (s != PT_OK) return s;
+    generic_finish_rows(e, b, m, end, sums);
+  }
+  return PT_OK;
+}
+
+/* A whole group staged, for a function that stays on the calling thread. */
+static void generic_stage(const pt_estimator *e, void *buffer, uint64_t m0, uint64_t m1) {
+  generic_stage_rows(e, buffer_at(e, buffer, (size_t)e->group), m0, m1);
+}
+static pt_status generic_call(const pt_estimator *e, void *buffer, uint64_t m0, uint64_t m1) {
+  return generic_call_rows(e, buffer_at(e, buffer, (size_t)e->group), m0, m1);
+}
+static void generic_finish(const pt_estimator *e, void *buffer, uint64_t m0, uint64_t m1,
+                           double *sums) {
+  generic_finish_rows(e, buffer_at(e, buffer, (size_t)e->group), m0, m1, sums);
+}
+
+const pt_path pt_generic_path = {0, generic_prepare, generic_run, generic_release,
+                                 generic_stage, generic_call, generic_finish};
+
+/* ---- the object ------------------------------------------------------------------------------ */
+
+static pt_status estimate_at(const pt_fn *fn, pt_fn_keys keys, const float *x, const float *y_bar,
+                             const float *x_dot, const pt_outputs *out) {
+  for (size_t i = 0; i < fn->n_in; i++)
+    if (!isfinite(x[i])) return PT_EINVAL;
+  const perturbed_fn *pf = (const perturbed_fn *)fn;
+  return pt_estimate(pf->f, &pf->p, pt_fn_part_key(keys), x, y_bar, x_dot, out);
+}
+
+static pt_status perturbed_eval(const pt_fn *f, pt_fn_keys keys, size_t batch, const float *x,
+                                float *y) {
+  (void)batch; /* 1: a perturbed function is random */
+  return estimate_at(f, keys, x, NULL, NULL, &(pt_outputs){.y = y});
+}
+
+static pt_status perturbed_vjp(const pt_fn *f, pt_fn_keys keys, const float *x,
+                               const float *y_bar, float *y, float *x_bar) {
+  return estimate_at(f, keys, x, y_bar, NULL, &(pt_outputs){.y = y, .x_bar = x_bar});
+}
+
+static pt_status perturbed_jvp(const pt_fn *f, pt_fn_keys keys, const float *x,
+                               const float *x_dot, float *y, float *y_dot) {
+  return estimate_at(f, keys, x, NULL, x_dot, &(pt_outputs){.y = y, .y_dot = y_dot});
+}
+
+static pt_status perturbed_jacobian(const pt_fn *f, pt_fn_keys keys, const float *x, float *y,
+                                    float *jac) {
+  return estimate_at(f, keys, x, NULL, NULL, &(pt_outputs){.y = y, .jac = jac});
+}
+
+static pt_status perturbed_hessian(const pt_fn *f, pt_fn_keys keys, const float *x, float *hess) {
+  return estimate_at(f, keys, x, NULL, NULL, &(pt_outputs){.hess = hess});
+}
+
+static void perturbed_destroy(pt_fn *f) {
+  pt_fn_free(((perturbed_fn *)f)->f);
+  free(f);
+}
+
+static const pt_fn_ops perturbed_ops = {
+    .eval = perturbed_eval,
+    .vjp = perturbed_vjp,
+    .jvp = perturbed_jvp,
+    .jacobian = perturbed_jacobian,
+    .hessian = perturbed_hessian,
+    .destroy = perturbed_destroy,
+};
+
+pt_status pt_make_perturbed_fun(const pt_fn *f, size_t num_samples, float sigma, pt_noise noise,
+                                int use_baseline, pt_fn **out) {
+  if (!f || !out || num_samples == 0 || !isfinite(sigma) || sigma <= 0.0f) return PT_EINVAL;
+  if (noise != PT_NOISE_GUMBEL && noise != PT_NOISE_NORMAL) return PT_EINVAL;
+  /* every noise position m*n_in + i must be a word of the stream, and the end of a sample's
+     positions, (m + 1)*n_in, must not wrap: num_samples * n_in < 2^64 */
+  if (num_samples > UINT64_MAX / f->n_in) return PT_EOVERFLOW;
+  perturbed_fn *p = pt_malloc(sizeof *p);
+  if (!p) return PT_ENOMEM;
+  pt_fn_init(&p->base, &perturbed_ops, f->n_in, f->n_out, 1,
+             PT_CAP_DERIVATIVES | (f->n_out == 1 ? PT_CAP_HESSIAN : 0) |
+                 (f->caps & PT_CAP_THREAD_SAFE));
+  p->base.work = (double)num_samples * f->work;
+  p->f = pt_fn_retain(f);
+  p->p = (pt_perturbation){num_samples, sigma, noise, use_baseline != 0};
+  *out = &p->base;
+  return PT_OK;
+}
+
+uint64_t pt_fn_sample_group(const pt_fn *f) {
+  const pt_perturbation *p = pt_fn_perturbation(f, NULL);
+  return p ? pt_estimate_group(p->samples) : 0;
+}
