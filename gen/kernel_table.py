@@ -142,7 +142,7 @@ LIBRARIES = ["noise_lib.j2", "fused_lib.j2"]
 
 
 def function_name(kernel, isa):
-    """pt_<op>_f32__<isa>[_u<unroll>], the naming rule of DESIGN.md."""
+    """pt_<op>_f32__<isa>[_u<unroll>], the naming rule of docs/design.md."""
     unroll = kernel.variants[isa.name].get("unroll")
     suffix = f"_u{unroll}" if unroll else ""
     return f"pt_{kernel.op}_f32__{isa.name}{suffix}"

@@ -1,6 +1,7 @@
 /* libperturb: differentiable functions by random perturbation (Berthet et al. 2020).
  *
- * The public contract is API.md; this header implements it.  Only <stddef.h> and <stdint.h>
+ * This header is the public contract; the man pages explain it in full (perturb(7) the
+ * concepts and guarantees, perturb(3) the page of each call).  Only <stddef.h> and <stdint.h>
  * are used, and no SIMD type appears here: the kernels behind these calls are chosen at run
  * time for the CPU (see pt_isa_*).  All floating data is IEEE binary32; matrices are row-major
  * with an explicit row stride `ld` in elements.  Every call that can fail returns a pt_status
@@ -102,7 +103,7 @@ typedef enum pt_noise { PT_NOISE_GUMBEL = 0, PT_NOISE_NORMAL = 1, PT_NOISE_UNIFO
  *                   gives r cos t, the odd one r sin t                 within 1e-5 * max(1, |n|)
  * The bits are the same on every ISA and machine, except with the scalar kernels on an x86
  * CPU without FMA, where SLEEF's deterministic functions cannot run and its non-FMA ones may
- * differ in the last bit of a Gumbel or Normal value (API.md: "scalar on FMA hardware").
+ * differ in the last bit of a Gumbel or Normal value (perturb(7), "DETERMINISM").
  * Any offset; n == 0 writes nothing.  PT_EINVAL: unknown kind, or out NULL with n > 0;
  * PT_EOVERFLOW: offset + n past 2^64 (the last word is 2^64 - 1), or n floats past
  * PTRDIFF_MAX bytes. */
@@ -177,7 +178,7 @@ PT_API pt_status pt_fn_argmax_one_hot(size_t d, pt_fn **out);
 PT_API pt_status pt_fn_argmax_one_hot_segments(const size_t *sizes, size_t count, pt_fn **out);
 /* y_i = rank of x_i (as pt_rank_rows, as float). */
 PT_API pt_status pt_fn_ranking(size_t d, pt_fn **out);
-/* The perturbed function of f: see API.md ("Differentiable functions").  num_samples == 0,
+/* The perturbed function of f: see pt_make_perturbed_fun(3).  num_samples == 0,
    sigma not finite or <= 0, or a noise other than Gumbel and normal: PT_EINVAL;
    num_samples * n_in of 2^64 or more (noise positions; the end of the last sample must be
    representable too): PT_EOVERFLOW.  Non-finite x is refused (PT_EINVAL) by every call of the

@@ -1,7 +1,8 @@
-/* An independent reference for perturbed functions: API.md's estimator written out plainly, in
-   double, sample by sample, on the same noise (pt_noise_fill) as the library.  Besides the
-   estimates it keeps the spread of the per-sample terms, so that statistical tests compare
-   closed forms at a number of standard errors derived from the samples themselves. */
+/* An independent reference for perturbed functions: the estimator of pt_make_perturbed_fun(3)
+   written out plainly, in double, sample by sample, on the same noise (pt_noise_fill) as the
+   library.  Besides the estimates it keeps the spread of the per-sample terms, so that
+   statistical tests compare closed forms at a number of standard errors derived from the
+   samples themselves. */
 #ifndef PT_TEST_ESTIMATOR_H
 #define PT_TEST_ESTIMATOR_H
 

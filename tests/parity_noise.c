@@ -36,7 +36,7 @@ static void noise_params(const pt_case *c, pt_key *key, uint64_t *offset, size_t
 typedef enum { UNIFORM, GUMBEL, NORMAL } kind;
 static const char *const kind_name[] = {"uniform", "gumbel", "normal"};
 
-/* |got - truth| within API.md's bound; the uniform exactly */
+/* |got - truth| within pt_noise_fill(3)'s bound; the uniform exactly */
 static int accurate(kind kd, float got, pt_key key, uint64_t k, double *truth) {
   switch (kd) {
     case UNIFORM: *truth = pt_ref_uniform(key.seed, key.stream, k); return got == (float)*truth;
@@ -110,7 +110,7 @@ void parity_noise_normal(const pt_kernel_table *k, const pt_kernel_table *scalar
 
 /* The uniform hashes are those of tests/reference.c (test_noise.c recomputes them); the
    gumbel and normal ones were recorded from this library and are checked against the
-   reference within API.md's accuracy there. */
+   reference within pt_noise_fill(3)'s accuracy there. */
 const pt_noise_known pt_noise_known_fills[] = {
     {{0, 0}, 0, 4096, 0x21034ae5de872a7full, 0xf08fc43af9b23bd7ull, 0xe5677937acc9a8b0ull},
     {{0x0123456789ABCDEFull, 0xFEDCBA9876543210ull}, ((uint64_t)1 << 38) + 13, 1000,

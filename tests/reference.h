@@ -1,4 +1,4 @@
-/* Independent scalar references, written from API.md's rules and sharing no code with the
+/* Independent scalar references, written from the manual's rules and sharing no code with the
    library: the truth every ISA's kernels are checked against. */
 #ifndef PT_TEST_REFERENCE_H
 #define PT_TEST_REFERENCE_H
@@ -6,7 +6,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* API.md's order: 1 if a comes strictly before b (NaN last; -0 == +0; ties are not "before"). */
+/* The order of pt_argmax_rows(3): 1 if a comes strictly before b (NaN last; -0 == +0; ties are
+   not "before"). */
 int pt_ref_less(float a, float b);
 
 /* First index of the greatest element of x[0, d) under that order. */
@@ -15,11 +16,11 @@ int32_t pt_ref_argmax(const float *x, size_t d);
 /* Philox4x32-10 as the Random123 paper states it (round keys key + r * Weyl constants). */
 void pt_ref_philox(const uint32_t ctr[4], const uint32_t key[2], uint32_t out[4]);
 
-/* Word k of the stream of key {seed, stream}, API.md's layout, one Philox block per word. */
+/* Word k of the stream of key {seed, stream}, perturb(7)'s layout, one Philox block per word. */
 uint32_t pt_ref_word(uint64_t seed, uint64_t stream, uint64_t k);
 
-/* API.md's noise at word k: uniform exactly (float), the others evaluated in double on that
-   same uniform (the "exact value of the formula" the accuracy bounds refer to). */
+/* The noise of pt_noise_fill(3) at word k: uniform exactly (float), the others evaluated in
+   double on that same uniform (the "exact value of the formula" the accuracy bounds refer to). */
 float pt_ref_uniform(uint64_t seed, uint64_t stream, uint64_t k);
 double pt_ref_gumbel(uint64_t seed, uint64_t stream, uint64_t k);
 double pt_ref_normal(uint64_t seed, uint64_t stream, uint64_t k);
@@ -33,7 +34,7 @@ void pt_ref_argsort(const float *x, size_t d, int32_t *perm, int32_t *tmp);
 double pt_ref_weighted_sum(const float *x, size_t rows, size_t ld, const float *w, size_t j,
                            double *magnitude);
 
-/* The same sum in the exact order of operations API.md's determinism rests on, as
+/* The same sum in the exact order of operations perturb(7)'s determinism rests on, as
    src/kernels/weighted_sum_rows.c.j2 describes it in words (blocked partial sums, fixed tree,
    double accumulation, canonical NaN), written independently in plain C: every ISA's kernel
    must equal it bit for bit, which pins the bits across machines as well. */

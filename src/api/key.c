@@ -1,4 +1,4 @@
-/* Keys: making, folding in data, splitting (API.md, "Keys and random streams").
+/* Keys: making, folding in data, splitting (pt_key(3)).
 
    fold_in hashes (seed, stream, data) through Philox4x32-10 itself rather than a separate
    mixer: it is the generator the streams already trust (a keyed bijection that passes

@@ -1,4 +1,4 @@
-/* Argument checks shared by the kernels on batches of rows (API.md, "Kernels on batches"). */
+/* Argument checks shared by the kernels on batches of rows (pt_argmax_rows(3)). */
 #ifndef PT_ROWS_H
 #define PT_ROWS_H
 

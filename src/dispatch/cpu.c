@@ -1,5 +1,5 @@
 /* CPU feature detection, done once (CPUID traps to the hypervisor in a VM: microseconds).
-   x86-64: CPUID and XGETBV, with the bits of DESIGN.md.  AVX2 counts only with FMA beside it
+   x86-64: CPUID and XGETBV, with the bits of docs/design.md.  AVX2 counts only with FMA beside it
    (some hypervisors report AVX2 without FMA), and a vector ISA counts only if the OS saves its
    registers across context switches (XCR0). */
 #include <pthread.h>
@@ -15,7 +15,8 @@ static uint64_t xgetbv0(void) {
   return ((uint64_t)hi << 32) | lo;
 }
 
-/* The bits of DESIGN.md on the registers detect() reads (cpu.h says why it stands apart). */
+/* The bits of docs/design.md ("Dispatch") on the registers detect() reads (cpu.h says why it
+   stands apart). */
 unsigned pt_cpu_decide(const pt_cpu_regs *r) {
   const unsigned c = r->leaf1_ecx, b = r->leaf7_ebx;
   const int fma = (c >> 12) & 1, osxsave = (c >> 27) & 1, avx = (c >> 28) & 1;

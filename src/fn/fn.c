@@ -85,9 +85,9 @@ pt_status pt_fn_eval_rows(const pt_fn *f, pt_key key, uint64_t row0, size_t batc
 }
 
 /* ---- the public calls -------------------------------------------------------------------------
-   Every computing call refuses to run while PERTURB_ISA names an ISA this machine lacks (API.md,
-   "ISA dispatch") or PERTURB_NUM_THREADS is not a thread count, even one that would call no
-   kernel or run on one thread, so a mistaken override is never silent. */
+   Every computing call refuses to run while PERTURB_ISA names an ISA this machine lacks or
+   PERTURB_NUM_THREADS is not a thread count (perturb(7), "ERRORS"), even one that would call
+   no kernel or run on one thread, so a mistaken override is never silent. */
 
 pt_status pt_fn_ready(const pt_fn *f) {
   if (!pt_kernels_active()) return PT_EUNSUPPORTED;

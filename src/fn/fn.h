@@ -1,4 +1,4 @@
-/* The pt_fn object layer (API.md, "Differentiable functions").
+/* The pt_fn object layer (pt_fn(3)).
 
    Every kind of function (callback, custom gradient, built-in, composition, perturbed) is a
    struct whose first member is a pt_fn and whose behaviour is a pt_fn_ops table.  Objects are

@@ -63,7 +63,7 @@ static inline void vf_storeu(float *p, vf v) { *p = v; }
 /* SLEEF's scalar functions, chosen once for the CPU in src/isa/scalar_sleef.c: the finz purecfma
    ones (the bits of every vector ISA) wherever the CPU has FMA, and on an x86 CPU without FMA,
    where those would fault, SLEEF's cinz purec ones, whose last bit can differ: the one
-   exception to bitwise identity that API.md allows ("scalar on FMA hardware"). */
+   exception to bitwise identity that perturb(7) allows ("DETERMINISM"). */
 float pt_scalar_log_u35(float a);
 void pt_scalar_sincospi_u35(float a, float *s, float *c);
 static inline vf vf_log_u35(vf a) { return pt_scalar_log_u35(a); }

@@ -6,7 +6,7 @@
    built for the baseline x86-64, so this file declares them itself and calls them only after
    CPUID has shown FMA (and AVX state, which their VEX encoding needs).  On an x86 CPU without
    FMA the scalar kernels use SLEEF's cinz purec functions instead, whose last bit can differ:
-   the exception API.md's determinism contract names ("scalar on FMA hardware").  AArch64
+   the exception perturb(7)'s determinism contract names ("DETERMINISM").  AArch64
    always has FMA. */
 #include <sleef.h>
 
