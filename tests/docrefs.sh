@@ -25,10 +25,16 @@ if command -v git >/dev/null 2>&1 &&
   files=$(git -C "$src" ls-files)
   how="git ls-files"
 else
-  # A tarball: what it ships, less what autotools and the generator wrote.
-  files=$(cd "$src" && find . -type f ! -path './src/gen/*' ! -path './build-aux/*' \
-            ! -path './m4/*' ! -path './autom4te.cache/*' ! -name configure ! -name '*.in' \
-            ! -name aclocal.m4 ! -name sources.am ! -name '*.tar.gz' | sed 's|^\./||' | sort)
+  # A tarball: the kinds of file it ships from git (source, scripts, docs, pages), less what
+  # configure and the generator wrote, and less any build tree inside it (distcheck's _build).
+  files=$(cd "$src" && find . \( -type d \( -path ./src/gen -o -path ./autom4te.cache \
+            -o -path ./build-aux -o -path ./m4 -o -path ./_inst -o -name .libs -o -name .deps \) \
+            -prune \) \
+          -o \( -type d ! -path . -exec sh -c 'test -e "$1/config.status"' sh {} \; -prune \) \
+          -o -type f \( -name '*.[ch]' -o -name '*.j2' -o -name '*.py' -o -name '*.md' \
+            -o -name '*.sh' -o -name '*.am' -o -name '*.ac' -o -name '*.[37]' -o -name NEWS \
+            -o -name LICENSE -o -path ./.ci/run \) ! -name config.h ! -name sources.am -print |
+          sed 's|^\./||' | sort)
   how="find"
 fi
 
