@@ -70,6 +70,15 @@ MAX_LANES = max(isa.lanes for isa in ISAS)
 Kernel = namedtuple("Kernel", "op template ret params variants")
 
 
+def per_isa(default, **tuned):
+    """Template parameters for every row: `default`, updated for the ISAs `tuned` names.  A new
+    row renders with the defaults until it is measured and given its own entry."""
+    unknown = sorted(set(tuned) - {isa.name for isa in ISAS})
+    if unknown:
+        raise ValueError(f"gen/kernel_table.py: tuning for ISAs that have no row: {unknown}")
+    return {isa.name: dict(default, **tuned.get(isa.name, {})) for isa in ISAS}
+
+
 def sort_variants(output):
     """The row-sorting template's parameters; `output` names the kernel's result argument.
 
@@ -82,14 +91,10 @@ def sort_variants(output):
     (0: never).  Measured on Zen 4, ns per element: AVX-512 argsort d=5 1.54 -> 0.73, d=8
     1.27 -> 0.77, ranks d=5 1.03 -> 0.68, d=8 0.81 -> 0.72; AVX2 ranks d=5 0.80 -> 0.82 and
     d=8 0.40 -> 1.04 (a row of 8 fills its vector already), so AVX2 keeps one row at a time;
-    NEON, unmeasured, does too."""
-    per_isa = {
-        "scalar": {"count_max": 4, "block_vectors": 16, "columns_max_d": 0},
-        "avx2": {"count_max": 80, "block_vectors": 16, "columns_max_d": 0},
-        "avx512": {"count_max": 96, "block_vectors": 16, "columns_max_d": 8},
-        "neon": {"count_max": 80, "block_vectors": 16, "columns_max_d": 0},
-    }
-    return {isa: dict(params, output=output) for isa, params in per_isa.items()}
+    NEON, unmeasured, does too: the defaults are AVX2's."""
+    return per_isa({"count_max": 80, "block_vectors": 16, "columns_max_d": 0, "output": output},
+                   scalar={"count_max": 4},
+                   avx512={"count_max": 96, "columns_max_d": 8})
 
 
 KERNELS = [
@@ -100,13 +105,8 @@ KERNELS = [
         params="const float *x, size_t rows, size_t d, size_t ld, int32_t *idx",
         # unroll: independent running-maximum accumulators per row (hides compare latency).
         # columns_max_d: rows up to this length go PT_LANES rows at a time, one per lane
-        # (0: never); set where it measured faster than one row at a time.
-        variants={
-            "scalar": {"unroll": 4, "columns_max_d": 0},
-            "avx2": {"unroll": 4, "columns_max_d": 8},
-            "avx512": {"unroll": 4, "columns_max_d": 8},
-            "neon": {"unroll": 4, "columns_max_d": 8},
-        },
+        # (0: never); set where it measured faster than one row at a time (every vector ISA).
+        variants=per_isa({"unroll": 4, "columns_max_d": 8}, scalar={"columns_max_d": 0}),
     ),
     Kernel(
         op="argsort_rows",
@@ -129,7 +129,7 @@ KERNELS = [
         template="weighted_sum_rows.c.j2",
         ret="void",
         params="const float *x, size_t rows, size_t d, size_t ld, const float *w, float *out",
-        variants={"scalar": {}, "avx2": {}, "avx512": {}, "neon": {}},
+        variants=per_isa({}),
     ),
 ]
 
