@@ -1,6 +1,8 @@
 #!/bin/sh
-# Bootstraps a git checkout: lists the generated kernel sources for automake (gen/sources.am,
-# from the kernel table), then runs autoreconf.  Release tarballs do not need this.
+# Bootstraps a git checkout: writes the fragments of the kernel table (gen/kernel_table.py)
+# that automake and autoconf read, gen/sources.am (the generated kernel sources, each ISA's
+# library) and m4/pt_isas.m4 (which ISAs a host builds), then runs autoreconf, which needs
+# both.  Release tarballs do not need this.
 set -eu
 cd "$(dirname "$0")"
 python=${PYTHON:-python3}
@@ -8,4 +10,6 @@ command -v "$python" >/dev/null 2>&1 || python=/usr/bin/python3
 mkdir -p m4
 "$python" gen/generate.py --automake > gen/sources.am.tmp
 mv gen/sources.am.tmp gen/sources.am
+"$python" gen/generate.py --m4 --srcdir . > m4/pt_isas.m4.tmp
+mv m4/pt_isas.m4.tmp m4/pt_isas.m4
 autoreconf --install --force

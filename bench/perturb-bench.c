@@ -519,8 +519,8 @@ int main(int argc, char **argv) {
         return 1;
       }
       /* every supported ISA, then the read baseline if the op has one */
-      for (int isa = PT_ISA_SCALAR; isa <= PT_ISA_NEON + 1; isa++) {
-        const int baseline = isa == PT_ISA_NEON + 1;
+      for (int isa = 0; isa <= PT_ISA_COUNT; isa++) {
+        const int baseline = isa == PT_ISA_COUNT;
         const pt_kernel_table *k = baseline ? NULL : pt_kernels_for((pt_isa)isa);
         const char *name = baseline ? "read" : pt_isa_name((pt_isa)isa);
         if (baseline ? !run.read_baseline : !k) continue;

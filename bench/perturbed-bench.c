@@ -208,7 +208,7 @@ int main(int argc, char **argv) {
       fprintf(stderr, "perturbed-bench: out of memory\n");
       return 1;
     }
-    for (int isa = PT_ISA_SCALAR; isa <= PT_ISA_NEON; isa++) {
+    for (int isa = 0; pt_isa_name((pt_isa)isa); isa++) {
       if (only_isa && strcmp(only_isa, pt_isa_name((pt_isa)isa)) != 0) continue;
       if (pt_isa_select((pt_isa)isa) != PT_OK) continue;
       const double ns = bench_median_ns(call, &p, repeats);

@@ -17,7 +17,7 @@ static double seconds(void) {
 int main(void) {
   printf("libperturb %s; active ISA: %s\n", pt_version(), pt_isa_name(pt_isa_active()));
   printf("ISAs supported here:");
-  for (int isa = PT_ISA_SCALAR; isa <= PT_ISA_NEON; isa++)
+  for (int isa = 0; pt_isa_name((pt_isa)isa); isa++)
     if (pt_isa_supported((pt_isa)isa)) printf(" %s", pt_isa_name((pt_isa)isa));
   printf("\n\n");
 
@@ -50,7 +50,7 @@ int main(void) {
   }
   int have_first = 0, agree = 1;
   printf("argmax of %zu rows of %zu floats:\n", rows, d);
-  for (int isa = PT_ISA_SCALAR; isa <= PT_ISA_NEON; isa++) {
+  for (int isa = 0; pt_isa_name((pt_isa)isa); isa++) {
     if (pt_isa_select((pt_isa)isa) != PT_OK) continue;
     const double t0 = seconds();
     s = pt_argmax_rows(x, rows, d, d, idx);

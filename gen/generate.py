@@ -1,8 +1,13 @@
 #!/usr/bin/env python3
 """Renders the ISA-neutral templates into per-ISA kernel sources and the shared kernel list.
 
-  generate.py --srcdir DIR --outdir DIR   render src/gen/*.c and src/gen/dispatch_tables.inc under DIR
-  generate.py --automake                  print the automake fragment listing generated files
+  generate.py --srcdir DIR --outdir DIR   render src/gen/*.c, the kernel list
+                                          (src/gen/dispatch_tables.inc), the ISA rows as C
+                                          (src/gen/isas.h, src/gen/dispatch_isas.inc) under DIR
+  generate.py --automake                  print the automake fragment (gen/sources.am): the
+                                          generated files and each ISA's convenience library
+  generate.py --m4 [--srcdir DIR]         print the configure fragment (m4/pt_isas.m4): which
+                                          ISAs this host builds, their flags and SLEEF functions
 
 A file is rewritten only when its content changes, so make rebuilds only the kernels whose
 rendered text moved.
@@ -10,21 +15,67 @@ rendered text moved.
 
 import argparse
 import os
+import re
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from kernel_table import ISAS, KERNELS, LIBRARIES, function_name, source_name  # noqa: E402
+from kernel_table import (ISAS, KERNELS, LIBRARIES, MAX_LANES, function_name,  # noqa: E402
+                          source_name)
 
 GENERATOR = "gen/generate.py"
 
 
 def check_table():
     names = [isa.name for isa in ISAS]
+    if len(set(names)) != len(names):
+        sys.exit(f"{GENERATOR}: an ISA name appears twice in ISAS")
+    for isa in ISAS:
+        if isa.lanes < 1 or isa.lanes & (isa.lanes - 1) or MAX_LANES % isa.lanes:
+            sys.exit(f"{GENERATOR}: ISA {isa.name}: lanes {isa.lanes} is not a power of two")
+    preferences = [isa.preference for isa in ISAS]
+    if len(set(preferences)) != len(preferences):
+        sys.exit(f"{GENERATOR}: two ISAs have the same preference: the dispatch order is ambiguous")
+    # The default dispatch stops at the first supported ISA of the preference order, and a
+    # PERTURB_ISA that names none falls back to it: the last must be built and run everywhere.
+    last = by_preference()[-1]
+    if last.arch or last.cflags or last.features:
+        sys.exit(f"{GENERATOR}: ISA {last.name}, of the lowest preference, must build and run "
+                 "on every host (no arch, cflags or features)")
     for kernel in KERNELS:
         missing = sorted(set(names) - set(kernel.variants))
         unknown = sorted(set(kernel.variants) - set(names))
         if missing or unknown:
             sys.exit(f"{GENERATOR}: kernel {kernel.op}: missing ISAs {missing}, unknown {unknown}")
+
+
+def by_preference():
+    """The rows, best first: the order of the default dispatch."""
+    return sorted(ISAS, key=lambda isa: -isa.preference)
+
+
+def sleef_calls(isa):
+    """(function, arch) for each SLEEF function of the row; arch () for every host."""
+    return [(f, ()) if isinstance(f, str) else f for f in isa.sleef]
+
+
+# The layers call SLEEF's deterministic families only (src/isa/README.md): finz, and cinz where
+# a CPU lacks FMA.  Matching those names leaves out SLEEF's types (Sleef_float_2, ...).
+SLEEF_CALL = re.compile(r"\bSleef_(?:finz|cinz)_\w+")
+
+
+def check_layers(srcdir):
+    """Each row's sleef list names exactly the SLEEF functions of its header and sources, so
+    that configure probes what the layer links against, no more and no less."""
+    for isa in ISAS:
+        found = set()
+        for path in (isa.header,) + isa.sources:
+            with open(os.path.join(srcdir, "src", path), encoding="utf-8") as f:
+                found |= set(SLEEF_CALL.findall(f.read()))
+        listed = {f for f, _ in sleef_calls(isa)}
+        if found != listed:
+            sys.exit(f"{GENERATOR}: ISA {isa.name}: its layer calls SLEEF's {sorted(found - listed)} "
+                     f"that the row's sleef does not list, and the row lists {sorted(listed - found)} "
+                     "that it does not call")
 
 
 def banner(template, what):
@@ -39,9 +90,6 @@ def render_kernel_list():
              "/* X(op, ret, params): every kernel family, i.e. every slot of a dispatch table */",
              "#define PT_FOR_EACH_OP(X) \\"]
     lines += [f"  X({k.op}, {k.ret}, ({k.params})) \\" for k in KERNELS]
-    lines += ["", "/* X(isa, PT_ISA_...): every ISA the generator knows */",
-              "#define PT_FOR_EACH_ISA(X) \\"]
-    lines += [f"  X({isa.name}, PT_ISA_{isa.name.upper()}) \\" for isa in ISAS]
     for isa in ISAS:
         lines += ["", f"/* X(op, function, ret, params): the {isa.name} kernels */",
                   f"#define PT_KERNELS_{isa.name.upper()}(X) \\"]
@@ -49,6 +97,73 @@ def render_kernel_list():
                   for k in KERNELS]
     lines += ["", "#endif", ""]
     return "\n".join(lines)
+
+
+def enum(isa):
+    return f"PT_ISA_{isa.name.upper()}"
+
+
+def render_isa_header():
+    """The rows as C for the library, tests and benchmarks: the ISA count, the widest vector,
+    the fallback, the preference order and per-row facts, and the check that pt_isa's public
+    values are the rows' indices."""
+    cpu = lambda isa: " | ".join(f"PT_CPU_{f.upper()}" for f in isa.features) or "0"
+    lines = [banner("gen/kernel_table.py", "the ISA rows"), "",
+             "#ifndef PT_GEN_ISAS_H", "#define PT_GEN_ISAS_H", "",
+             '#include "perturb.h"', "",
+             "/* pt_isa values 0 .. PT_ISA_COUNT - 1 are the rows, in order: loops over ISAs use it */",
+             f"#define PT_ISA_COUNT {len(ISAS)}",
+             "/* The widest row's lanes (every PT_LANES divides it): whole-vector padding and",
+             "   rounding in code shared by every ISA */",
+             f"#define PT_MAX_LANES {MAX_LANES}",
+             "/* The lowest preference, built and run everywhere: pt_isa_active's answer while no",
+             "   table is active */",
+             f"#define PT_ISA_FALLBACK {enum(by_preference()[-1])}",
+             "/* Best first: the order in which the default dispatch tries ISAs */",
+             "#define PT_ISA_PREFERENCE {" + ", ".join(enum(i) for i in by_preference()) + "}", "",
+             "/* X(isa, PT_ISA_...): every ISA the generator knows */",
+             "#define PT_FOR_EACH_ISA(X) \\"]
+    lines += [f"  X({isa.name}, {enum(isa)}) \\" for isa in ISAS]
+    lines += ["", "/* X(isa, PT_ISA_..., lanes, features): features, the PT_CPU_* bits",
+              "   (src/dispatch/cpu.h) the CPU needs for the ISA's kernels */",
+              "#define PT_FOR_EACH_ISA_ROW(X) \\"]
+    lines += [f"  X({isa.name}, {enum(isa)}, {isa.lanes}, {cpu(isa)}) \\" for isa in ISAS]
+    lines += ["", "/* pt_isa is public API: a row is only ever appended, with its enum entry */"]
+    lines += [f'_Static_assert({enum(isa)} == {i}, "include/perturb.h must give {enum(isa)} '
+              f'the index of its row in gen/kernel_table.py, {i}");' for i, isa in enumerate(ISAS)]
+    lines += ["", "#endif", ""]
+    return "\n".join(lines)
+
+
+def render_dispatch_isas():
+    """The dispatcher's table of every ISA built in (configure's PT_BUILD_<NAME>), by pt_isa
+    value, NULL where not built; included once, by src/dispatch/dispatch.c."""
+    lines = [banner("gen/kernel_table.py", "the built-in kernel tables"), "",
+             "#define PT_DECLARE_(op, fn, ret, params) ret fn params;",
+             "#define PT_DESIGNATE_(op, fn, ret, params) .op = fn,"]
+    for isa in ISAS:
+        up = isa.name.upper()
+        lines += [f"#if PT_BUILD_{up}", f"PT_KERNELS_{up}(PT_DECLARE_)",
+                  f"static const pt_kernel_table table_{isa.name} = "
+                  f"{{.isa = {enum(isa)}, PT_KERNELS_{up}(PT_DESIGNATE_)}};", "#endif"]
+    fallback = by_preference()[-1]
+    lines += ["#undef PT_DECLARE_", "#undef PT_DESIGNATE_", "",
+              f"#if !PT_BUILD_{fallback.name.upper()}",
+              f'#error "the fallback ISA ({fallback.name}) is not built: configure always builds it"',
+              "#endif", "",
+              "static const pt_kernel_table *const built_tables[PT_ISA_COUNT] = {"]
+    for isa in ISAS:
+        lines += [f"#if PT_BUILD_{isa.name.upper()}", f"    [{enum(isa)}] = &table_{isa.name},",
+                  "#endif"]
+    lines += ["};", ""]
+    return "\n".join(lines)
+
+
+def lanes_check(isa):
+    """Appended to every rendered file: the layer it included has the row's vector width."""
+    return (f"\n/* The layer's vector width is its row's (gen/kernel_table.py). */\n"
+            f'_Static_assert(PT_LANES == {isa.lanes}, "src/{isa.header}: PT_LANES is not the '
+            f'{isa.lanes} lanes of its row in gen/kernel_table.py");\n')
 
 
 def write_if_changed(path, text):
@@ -84,23 +199,89 @@ def render(srcdir, outdir):
                 banner=banner(f"src/kernels/{kernel.template}", what),
                 isa=isa.name, header=isa.header, lanes=isa.lanes,
                 fn=function_name(kernel, isa), ret=kernel.ret, params=kernel.params, **params)
+            text += lanes_check(isa)
             write_if_changed(os.path.join(outdir, source_name(kernel, isa)), text)
     write_if_changed(os.path.join(outdir, "src/gen/dispatch_tables.inc"), render_kernel_list())
+    for path, text in ISA_FILES.items():
+        write_if_changed(os.path.join(outdir, path), text())
+
+
+# The generated C files that carry the rows (beside the kernels and their list).
+ISA_FILES = {"src/gen/isas.h": render_isa_header, "src/gen/dispatch_isas.inc": render_dispatch_isas}
 
 
 def automake_fragment():
     lines = ["# Generated by gen/generate.py --automake from gen/kernel_table.py: the generated",
-             "# kernel sources, one variable per ISA.  autogen.sh and make refresh it.", ""]
+             "# kernel sources, one variable per ISA, and each ISA's convenience library.",
+             "# autogen.sh and make refresh it.", ""]
     for isa in ISAS:
         files = " ".join(source_name(k, isa) for k in KERNELS)
         lines.append(f"pt_gen_{isa.name}_sources = {files}")
     all_vars = " ".join(f"$(pt_gen_{isa.name}_sources)" for isa in ISAS)
     templates = " ".join(sorted({f"src/kernels/{t}" for t in [k.template for k in KERNELS] + LIBRARIES}))
-    lines += [f"pt_gen_all_sources = {all_vars} src/gen/dispatch_tables.inc",
+    # included, not compiled: the kernel list and the rows as C
+    headers = " ".join(["src/gen/dispatch_tables.inc"] + list(ISA_FILES))
+    lines += [f"pt_gen_headers = {headers}",
+              f"pt_gen_all_sources = {all_vars} $(pt_gen_headers)",
               f"pt_gen_templates = {templates}",
               "pt_gen_inputs = $(srcdir)/gen/generate.py $(srcdir)/gen/kernel_table.py "
-              "$(pt_gen_templates:%=$(srcdir)/%)", ""]
+              "$(pt_gen_templates:%=$(srcdir)/%)",
+              "pt_isa_headers = " + " ".join(f"src/{isa.header}" for isa in ISAS), ""]
+    # Each ISA's kernels and layer sources are one convenience library, compiled with the
+    # library's flags and the row's (PT_<NAME>_CFLAGS, which configure tested), built when
+    # configure chose to (PT_BUILD_<NAME>); pt_isa_libs collects what the library links.
+    lines += ["noinst_LTLIBRARIES =", "pt_isa_libs ="]
+    for isa in ISAS:
+        up, lib = isa.name.upper(), f"libpt_{isa.name}"
+        sources = " ".join([f"$(pt_gen_{isa.name}_sources)"] + [f"src/{s}" for s in isa.sources])
+        lines += [f"if PT_BUILD_{up}",
+                  f"noinst_LTLIBRARIES += {lib}.la",
+                  f"{lib}_la_SOURCES = {sources}",
+                  f"{lib}_la_CFLAGS = $(PT_KERNEL_CFLAGS) $(PT_{up}_CFLAGS)",
+                  f"pt_isa_libs += {lib}.la",
+                  "endif"]
+    lines.append("")
     return "\n".join(lines)
+
+
+def m4_fragment():
+    """configure's part that the rows drive: PT_ISAS decides, per row, whether this host builds
+    the ISA (its arch, then whether the compiler takes its flags) and says so to automake
+    (PT_BUILD_<NAME>) and C (config.h's PT_BUILD_<NAME>); PT_ISAS_SLEEF then probes each built
+    ISA's SLEEF functions.  pt_isas_built and pt_isas_skipped are configure's summary."""
+    def case(arch, then, otherwise=None):
+        """`then` on the hosts of `arch` (every host for ()), else `otherwise`"""
+        if not arch:
+            return then
+        return (f"AS_CASE([$host_cpu], [{'|'.join(arch)}], [{then}]"
+                + (f", [{otherwise}])" if otherwise else ")"))
+    out = ["# Generated by gen/generate.py --m4 from gen/kernel_table.py: which ISAs this host",
+           "# builds, with what flags, and the SLEEF functions their layers call.  autogen.sh",
+           "# and make refresh it; configure.ac calls PT_ISAS, then PT_ISAS_SLEEF.", "",
+           "AC_DEFUN([PT_ISAS], [", "pt_isas_built=", "pt_isas_skipped="]
+    for isa in ISAS:
+        up, var = isa.name.upper(), f"pt_build_{isa.name}"
+        try_flags = f"PT_TRY_FLAGS([$PT_{up}_CFLAGS], [{var}])" if isa.cflags else f"{var}=yes"
+        out += [f"# {isa.name}: src/{isa.header}",
+                f'AC_SUBST([PT_{up}_CFLAGS], ["{isa.cflags}"])',
+                f"{var}=no",
+                f"pt_why={isa.name}",
+                case(isa.arch, try_flags, f'pt_why="{isa.name} (not for $host_cpu)"'),
+                f"AS_IF([test ${var} = yes],",
+                f"  [AC_DEFINE([PT_BUILD_{up}], [1], [{isa.name} kernels are built in])",
+                f'   pt_isas_built="$pt_isas_built {isa.name}"],',
+                f'  [pt_isas_skipped="$pt_isas_skipped $pt_why"])',
+                f"AM_CONDITIONAL([PT_BUILD_{up}], [test ${var} = yes])"]
+    out += ["])", "", "AC_DEFUN([PT_ISAS_SLEEF], ["]
+    for isa in ISAS:
+        out.append(f"AS_IF([test $pt_build_{isa.name} = yes], [")
+        for fn, arch in sleef_calls(isa):
+            check = (f"AC_CHECK_LIB([sleef], [{fn}], [:], [AC_MSG_ERROR([SLEEF's {fn}, which "
+                     f"the {isa.name} layer calls, was not found: $pt_sleef_install])])")
+            out.append("  " + case(arch, check))
+        out.append("])")
+    out += ["])", ""]
+    return "\n".join(out)
 
 
 def main():
@@ -108,11 +289,16 @@ def main():
     parser.add_argument("--srcdir", default=".")
     parser.add_argument("--outdir", default=".")
     parser.add_argument("--automake", action="store_true")
+    parser.add_argument("--m4", action="store_true")
     args = parser.parse_args()
     check_table()
     if args.automake:
         sys.stdout.write(automake_fragment())
+    elif args.m4:
+        check_layers(args.srcdir)
+        sys.stdout.write(m4_fragment())
     else:
+        check_layers(args.srcdir)
         render(args.srcdir, args.outdir)
 
 

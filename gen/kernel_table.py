@@ -1,30 +1,82 @@
 """The kernel table: every kernel family, the ISAs it is rendered for, and their parameters.
 
 This file is the single list that feeds the generated sources, the dispatcher's tables
-(src/gen/dispatch_tables.inc), the tests and the benchmarks.  Adding a kernel family is adding an
-entry to KERNELS and a template; adding an ISA is adding an entry to ISAS and a layer header
-in src/isa/.  It imports nothing beyond the standard library, so the build can list the
-generated files without Jinja2.
+(src/gen/dispatch_tables.inc, src/gen/dispatch_isas.inc), the ISA facts of the library, tests and
+benchmarks (src/gen/isas.h), and the build: which ISAs configure builds (m4/pt_isas.m4) and
+how automake compiles them (gen/sources.am).  Adding a kernel family is adding an entry to
+KERNELS and a template; adding an ISA is adding a row to ISAS, a layer header in src/isa/, its
+pt_isa enum entry and the detection of any CPU feature it needs that cpu.c does not yet
+detect (docs/adding-an-isa.md).  It imports nothing beyond the standard library, so the build
+can list the generated files without Jinja2.
 """
 
 from collections import namedtuple
 
-# name: the ISA token used in file and function names and in pt_isa (PT_ISA_<NAME>).
-# header: the operation layer (src/isa/README.md).  lanes: floats per vector register.
-# arch: the host CPU family whose build compiles it (None: every build).
-Isa = namedtuple("Isa", "name header lanes arch")
+# One row per ISA; everything else that names ISAs is generated from these rows (gen/generate.py:
+# the dispatch tables and name, preference and feature tables, the configure and automake
+# fragments, the ISA count and widest vector that tests and shared code use).  The steps to
+# add an ISA are in docs/adding-an-isa.md.
+#   name: the token in file and function names and in pt_isa (PT_ISA_<NAME>, whose value must be
+#     the row's index: the enum is public API, so rows are only ever appended).
+#   arch: the $host_cpu values (configure.ac's AC_CANONICAL_HOST) whose builds compile it;
+#     () for every host.
+#   cflags: what its kernels are compiled with on top of the library's flags; configure tests
+#     that the compiler takes them and leaves the ISA out otherwise.
+#   features: what the CPU must have for the kernels to run, as the PT_CPU_* bits that
+#     src/dispatch/cpu.c detects (lower case, without PT_CPU_).
+#   lanes: floats per vector register, the layer's PT_LANES (checked in every rendered file).
+#   preference: the default dispatch tries the supported ISAs from the highest preference down;
+#     the lowest must run everywhere (no arch, cflags or features): it is the fallback.
+#   header: the operation layer (src/isa/README.md), relative to src/.
+#   sources: C files of the layer beside its header, compiled with its cflags.
+#   sleef: the SLEEF functions the layer calls, each probed by configure where the ISA is built:
+#     a name, or (name, arch) for one called on some hosts only.  The generator checks the list
+#     against the Sleef_ calls in the header and sources.
+Isa = namedtuple("Isa", "name arch cflags features lanes preference header sources sleef")
+
+X86_64 = ("x86_64", "amd64")
+AARCH64 = ("aarch64", "arm64")
 
 ISAS = [
-    Isa("scalar", "isa/scalar.h", 1, None),
-    Isa("avx2", "isa/avx2.h", 8, "x86_64"),
-    Isa("avx512", "isa/avx512.h", 16, "x86_64"),
-    Isa("neon", "isa/neon.h", 4, "aarch64"),
+    # SLEEF's finz purecfma functions need FMA; on an x86 CPU without it, the cinz purec ones
+    # (src/isa/scalar_sleef.c says why).
+    Isa("scalar", arch=(), cflags="", features=(), lanes=1, preference=0,
+        header="isa/scalar.h", sources=("isa/scalar_sleef.c",),
+        sleef=("Sleef_finz_logf1_u35purecfma", "Sleef_finz_sincospif1_u35purecfma",
+               "Sleef_finz_expf1_u10purecfma",
+               ("Sleef_cinz_logf1_u35purec", X86_64), ("Sleef_cinz_sincospif1_u35purec", X86_64),
+               ("Sleef_cinz_expf1_u10purec", X86_64))),
+    Isa("avx2", arch=X86_64, cflags="-mavx2 -mfma", features=("fma", "avx2"), lanes=8,
+        preference=20, header="isa/avx2.h", sources=(),
+        sleef=("Sleef_finz_logf8_u35avx2", "Sleef_finz_sincospif8_u35avx2",
+               "Sleef_finz_expf8_u10avx2")),
+    Isa("avx512", arch=X86_64, cflags="-mavx512f -mavx512bw -mavx512dq -mavx512vl -mfma",
+        features=("fma", "avx512"), lanes=16, preference=30, header="isa/avx512.h", sources=(),
+        sleef=("Sleef_finz_logf16_u35avx512f", "Sleef_finz_sincospif16_u35avx512f",
+               "Sleef_finz_expf16_u10avx512f")),
+    # AArch64 has Advanced SIMD and FMA architecturally: cpu.c reports them on every AArch64 CPU.
+    Isa("neon", arch=AARCH64, cflags="", features=("advsimd",), lanes=4, preference=10,
+        header="isa/neon.h", sources=(),
+        sleef=("Sleef_finz_logf4_u35advsimd", "Sleef_finz_sincospif4_u35advsimd",
+               "Sleef_finz_expf4_u10advsimd")),
 ]
+
+# The widest vector of any row: what shared code sizes whole-vector padding and rounding by.
+MAX_LANES = max(isa.lanes for isa in ISAS)
 
 # op: the kernel family, also its slot in the dispatch table.  template: src/kernels/<file>.
 # ret, params: its C signature.  variants: ISA name -> template parameters; every ISA of
 # ISAS must appear, so that no dispatch table has a hole.
 Kernel = namedtuple("Kernel", "op template ret params variants")
+
+
+def per_isa(default, **tuned):
+    """Template parameters for every row: `default`, updated for the ISAs `tuned` names.  A new
+    row renders with the defaults until it is measured and given its own entry."""
+    unknown = sorted(set(tuned) - {isa.name for isa in ISAS})
+    if unknown:
+        raise ValueError(f"gen/kernel_table.py: tuning for ISAs that have no row: {unknown}")
+    return {isa.name: dict(default, **tuned.get(isa.name, {})) for isa in ISAS}
 
 
 def sort_variants(output):
@@ -39,14 +91,10 @@ def sort_variants(output):
     (0: never).  Measured on Zen 4, ns per element: AVX-512 argsort d=5 1.54 -> 0.73, d=8
     1.27 -> 0.77, ranks d=5 1.03 -> 0.68, d=8 0.81 -> 0.72; AVX2 ranks d=5 0.80 -> 0.82 and
     d=8 0.40 -> 1.04 (a row of 8 fills its vector already), so AVX2 keeps one row at a time;
-    NEON, unmeasured, does too."""
-    per_isa = {
-        "scalar": {"count_max": 4, "block_vectors": 16, "columns_max_d": 0},
-        "avx2": {"count_max": 80, "block_vectors": 16, "columns_max_d": 0},
-        "avx512": {"count_max": 96, "block_vectors": 16, "columns_max_d": 8},
-        "neon": {"count_max": 80, "block_vectors": 16, "columns_max_d": 0},
-    }
-    return {isa: dict(params, output=output) for isa, params in per_isa.items()}
+    NEON, unmeasured, does too: the defaults are AVX2's."""
+    return per_isa({"count_max": 80, "block_vectors": 16, "columns_max_d": 0, "output": output},
+                   scalar={"count_max": 4},
+                   avx512={"count_max": 96, "columns_max_d": 8})
 
 
 KERNELS = [
@@ -57,13 +105,8 @@ KERNELS = [
         params="const float *x, size_t rows, size_t d, size_t ld, int32_t *idx",
         # unroll: independent running-maximum accumulators per row (hides compare latency).
         # columns_max_d: rows up to this length go PT_LANES rows at a time, one per lane
-        # (0: never); set where it measured faster than one row at a time.
-        variants={
-            "scalar": {"unroll": 4, "columns_max_d": 0},
-            "avx2": {"unroll": 4, "columns_max_d": 8},
-            "avx512": {"unroll": 4, "columns_max_d": 8},
-            "neon": {"unroll": 4, "columns_max_d": 8},
-        },
+        # (0: never); set where it measured faster than one row at a time (every vector ISA).
+        variants=per_isa({"unroll": 4, "columns_max_d": 8}, scalar={"columns_max_d": 0}),
     ),
     Kernel(
         op="argsort_rows",
@@ -86,7 +129,7 @@ KERNELS = [
         template="weighted_sum_rows.c.j2",
         ret="void",
         params="const float *x, size_t rows, size_t d, size_t ld, const float *w, float *out",
-        variants={"scalar": {}, "avx2": {}, "avx512": {}, "neon": {}},
+        variants=per_isa({}),
     ),
 ]
 

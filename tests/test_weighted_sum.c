@@ -9,6 +9,7 @@
 
 #include "cases.h"
 #include "perturb.h"
+#include "gen/isas.h" /* PT_ISA_COUNT: the ISAs of gen/kernel_table.py */
 #include "reference.h"
 
 static uint32_t bits(float f) {
@@ -21,7 +22,7 @@ static uint32_t bits(float f) {
 static void expect_sums(const float *x, size_t rows, size_t d, size_t ld, const float *w,
                         const float *want) {
   float out[8];
-  for (int isa = PT_ISA_SCALAR; isa <= PT_ISA_NEON; isa++) {
+  for (int isa = 0; isa < PT_ISA_COUNT; isa++) {
     if (pt_isa_select((pt_isa)isa) != PT_OK) continue;
     cr_assert_eq(pt_weighted_sum_rows(x, rows, d, ld, w, out), PT_OK);
     for (size_t j = 0; j < d; j++)
@@ -61,7 +62,7 @@ static void check_accuracy(size_t rows, size_t d, size_t ld, int weighted, float
   for (size_t i = 0; i < rows * ld; i++) x[i] = mean + (float)(pt_test_rand(&s) >> 40) * 0x1p-23f - 1.0f;
   for (size_t r = 0; weighted && r < rows; r++) w[r] = (float)(pt_test_rand(&s) >> 40) * 0x1p-23f - 1.0f;
   int seen = 0;
-  for (int isa = PT_ISA_SCALAR; isa <= PT_ISA_NEON; isa++) {
+  for (int isa = 0; isa < PT_ISA_COUNT; isa++) {
     if (pt_isa_select((pt_isa)isa) != PT_OK) continue;
     cr_assert_eq(pt_weighted_sum_rows(x, rows, d, ld, w, out), PT_OK);
     if (!seen++) memcpy(first, out, d * sizeof *out);
@@ -107,7 +108,7 @@ Test(weighted_sum, constant_column_does_not_drift) {
   cr_assert(x);
   for (size_t r = 0; r < rows; r++) x[r] = 0.1f;
   const double truth = (double)rows * (double)0.1f;
-  for (int isa = PT_ISA_SCALAR; isa <= PT_ISA_NEON; isa++) {
+  for (int isa = 0; isa < PT_ISA_COUNT; isa++) {
     if (pt_isa_select((pt_isa)isa) != PT_OK) continue;
     float out;
     cr_assert_eq(pt_weighted_sum_rows(x, rows, 1, 1, NULL, &out), PT_OK);
@@ -163,7 +164,7 @@ Test(weighted_sum, block_sums_added_in_block_order) {
     for (size_t b = 0; b < 8; b++) x[b * 512 + 7] = patterns[p][b % 4]; /* one term per block */
     const float want = pt_ref_weighted_sum_ordered(x, rows, 1, 1, NULL, 0);
     cr_assert_eq(want, p == 0 ? 0.0f : 1.0f, "the reference itself");
-    for (int isa = PT_ISA_SCALAR; isa <= PT_ISA_NEON; isa++) {
+    for (int isa = 0; isa < PT_ISA_COUNT; isa++) {
       if (pt_isa_select((pt_isa)isa) != PT_OK) continue;
       float out = -5;
       cr_assert_eq(pt_weighted_sum_rows(x, rows, 1, 1, NULL, &out), PT_OK);

@@ -22,6 +22,7 @@
 #include <time.h>
 
 #include "perturb.h"
+#include "gen/isas.h" /* PT_ISA_COUNT: the ISAs of gen/kernel_table.py */
 #include "dispatch/split.h"
 
 enum { USERS = 4 };
@@ -197,9 +198,9 @@ int main(int argc, char **argv) {
     a += 2;
   }
   const int rounds = a < argc ? atoi(argv[a]) : 4;
-  pt_isa supported[4];
+  pt_isa supported[PT_ISA_COUNT];
   int nsupported = 0;
-  for (int isa = PT_ISA_SCALAR; isa <= PT_ISA_NEON; isa++)
+  for (int isa = 0; isa < PT_ISA_COUNT; isa++)
     if (pt_isa_supported((pt_isa)isa) && (!only || !strcmp(only, pt_isa_name((pt_isa)isa))))
       supported[nsupported++] = (pt_isa)isa;
   if (rounds < 1 || nsupported == 0 || a + 1 < argc || setup() != 0) {

@@ -5,6 +5,7 @@
 #include <pthread.h>
 
 #include "dispatch/cpu.h"
+#include "gen/isas.h"
 
 #if defined(__x86_64__) || defined(__i386__)
 #include <cpuid.h>
@@ -46,8 +47,12 @@ static unsigned detect(void) {
   }
   return pt_cpu_decide(&r);
 }
+#elif defined(__aarch64__)
+/* AArch64 has FMA and Advanced SIMD architecturally. */
+static unsigned detect(void) { return PT_CPU_FMA | PT_CPU_ADVSIMD; }
 #else
-/* AArch64 (the only other host with kernels) has FMA and Advanced SIMD architecturally. */
+/* Other hosts build the scalar kernels alone, which need no feature; SLEEF's scalar code is
+   taken to have its FMA there, as on AArch64. */
 static unsigned detect(void) { return PT_CPU_FMA; }
 #endif
 
@@ -63,16 +68,12 @@ static unsigned cpu_features(void) {
 
 int pt_cpu_has_fma(void) { return (cpu_features() & PT_CPU_FMA) != 0; }
 
+/* What each ISA's kernels need, from its row (gen/kernel_table.py), by pt_isa value. */
+#define PT_NEEDS(name, value, lanes, needs) [value] = (needs),
+static const unsigned isa_needs[PT_ISA_COUNT] = {PT_FOR_EACH_ISA_ROW(PT_NEEDS)};
+#undef PT_NEEDS
+
 int pt_cpu_can_run(pt_isa isa) {
-  switch (isa) {
-    case PT_ISA_SCALAR: return 1;
-#if defined(__x86_64__) || defined(__i386__)
-    case PT_ISA_AVX2: return (cpu_features() & PT_CPU_AVX2) != 0;
-    case PT_ISA_AVX512: return (cpu_features() & PT_CPU_AVX512) != 0;
-#endif
-#if defined(__aarch64__)
-    case PT_ISA_NEON: return 1;
-#endif
-    default: return 0;
-  }
+  if ((unsigned)isa >= PT_ISA_COUNT) return 0;
+  return (cpu_features() & isa_needs[isa]) == isa_needs[isa];
 }

@@ -6,13 +6,17 @@
 
 #include "perturb.h"
 
-/* 1 if the CPU and the OS can run code built for `isa` (whether or not it was built in). */
+/* 1 if the CPU and the OS can run code built for `isa` (whether or not it was built in): the
+   CPU has every feature of the ISA's row. */
 int pt_cpu_can_run(pt_isa isa);
 
 /* 1 if the CPU and OS can run FMA instructions (SLEEF's scalar purecfma code needs them). */
 int pt_cpu_has_fma(void);
 
-enum { PT_CPU_FMA = 1, PT_CPU_AVX2 = 2, PT_CPU_AVX512 = 4 };
+/* The features a row of gen/kernel_table.py can need (its `features`, lower case): one bit
+   each, detected by src/dispatch/cpu.c on the architecture that has it.  A new ISA that needs a
+   feature no bit names adds a bit here and its detection there. */
+enum { PT_CPU_FMA = 1, PT_CPU_AVX2 = 2, PT_CPU_AVX512 = 4, PT_CPU_ADVSIMD = 8 };
 
 /* What an x86-64 CPU's registers allow, as PT_CPU_* bits (src/dispatch/cpu.c; x86 builds only): the
    decision apart from the instructions that read them, so that tests can run it on the

@@ -10,6 +10,7 @@
 #include "perturb.h"
 #include "kernels/fused.h"
 #include "gen/dispatch_tables.inc"
+#include "gen/isas.h"
 
 typedef struct pt_kernel_table {
   pt_isa isa;

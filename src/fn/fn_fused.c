@@ -105,7 +105,8 @@ static pt_status argmax_prepare(pt_estimator *e) {
   const size_t *offsets;
   pt_fn_builtin(e->f, &segments, &offsets);
   const size_t n = offsets[segments], tile = tile_rows(n, e->group < e->p.samples ? e->group : e->p.samples);
-  const size_t stride = (tile + 15) / 16 * 16;
+  /* whole vectors of winners, PT_LANES of them at a time on every ISA */
+  const size_t stride = (tile + PT_MAX_LANES - 1) / PT_MAX_LANES * PT_MAX_LANES;
   const int gumbel = e->p.noise == PT_NOISE_GUMBEL;
 
   /* the prep block: the struct, the baseline winners and the coefficients */

@@ -12,6 +12,7 @@
 #include <stdint.h>
 
 #include "perturb.h"
+#include "gen/isas.h" /* PT_MAX_LANES */
 
 /* Samples whose vjp terms sum in float before joining the group's double sums: the flush
    follows the sample number m (after m % PT_FUSED_GROUP == PT_FUSED_GROUP - 1, and after the
@@ -21,13 +22,20 @@
 
 /* Inputs per sample up to which the argmax kernels settle PT_LANES samples at once, one per
    lane (vf_load_stride down the tile's noise); longer samples run along their inputs.  Both
-   ways give the same bits. */
+   ways give the same bits.  A threshold (vf_load_stride's largest stride), not a width. */
 #define PT_FUSED_SHORT 16
 
 /* Floats every per-row buffer of a job carries past its end: a whole-vector store of a row's
    last elements stays inside it, and so do the strided loads of a short tile's last lanes
-   (up to 16 samples of PT_FUSED_SHORT inputs, plus vf_load_stride's 16). */
-#define PT_FUSED_PAD (16 * PT_FUSED_SHORT + 32)
+   (up to PT_LANES samples of PT_FUSED_SHORT inputs, plus the PT_LANES past the last that
+   vf_load_stride may read), for the widest ISA. */
+#define PT_FUSED_PAD (PT_MAX_LANES * PT_FUSED_SHORT + 2 * PT_MAX_LANES)
+
+/* The jvp's virtual lanes (pt_fused_terms): the order of its sums, so part of the bits and the
+   same for every ISA; not a vector width, but every ISA's PT_LANES must divide it. */
+#define PT_FUSED_DOT_LANES 16
+_Static_assert(PT_FUSED_DOT_LANES % PT_MAX_LANES == 0,
+               "an ISA's vector is wider than the jvp's virtual lanes: widening them moves its bits");
 
 /* What every fused kernel computes for the estimator (src/fn/estimate.h), the same for the argmax
    and the ranking: sample m, input i has the noise word m*n + i of `key`; after a kernel has
@@ -36,9 +44,9 @@
         partial_i += c * grad_nu_i (a float fma; skipped when c == 0, which changes no bit);
         after each run of PT_FUSED_GROUP samples partial joins x_bar_sum, the current group's
         double sums, and is cleared;
-     jvp (x_dot != NULL): t[r] = grad_nu(sample r) . x_dot, over 16 virtual lanes (lane j sums
-        the inputs i = j mod 16 in order, padded with zeros to a multiple of 16) then the fixed
-        tree ((l0 + l8) + (l4 + l12)) + ...;
+     jvp (x_dot != NULL): t[r] = grad_nu(sample r) . x_dot, over PT_FUSED_DOT_LANES = 16
+        virtual lanes (lane j sums the inputs i = j mod 16 in order, padded with zeros to a
+        multiple of 16) then the fixed tree ((l0 + l8) + (l4 + l12)) + ...;
      jacobian (g != NULL): the rows grad_nu(sample r), n apart. */
 typedef struct pt_fused_terms {
   pt_key key;
@@ -67,7 +75,7 @@ typedef struct pt_fused_argmax_job {
   size_t segments;
   const size_t *offsets; /* segments + 1 */
   const float *a;        /* n */
-  size_t stride;         /* of winner: the tile rounded up to a multiple of 16 */
+  size_t stride;         /* of winner: the tile rounded up to a multiple of PT_MAX_LANES */
   int32_t *winner;       /* segments x stride: winner[s * stride + r] is the argmax of segment s
                             of sample r, an input index (whole vectors stored: the lanes past
                             the tile hold garbage) */
