@@ -36,6 +36,7 @@ static inline double bench_median_ns(void (*call)(const void *ctx), const void *
     iters *= 2;
   }
   double samples[101];
+  if (repeats < 1) repeats = 1;
   if (repeats > 101) repeats = 101;
   for (int r = 0; r < repeats; r++) {
     const double t0 = bench_now_ns();

@@ -39,9 +39,12 @@ static void check(pt_status s, const char *what) {
   }
 }
 
-static void fail(const char *what) {
+/* Does not return, so that no check after it (a division by what it refused) can be reached:
+   MPI_Abort ends every rank, but mpi.h does not declare it noreturn, hence the abort. */
+_Noreturn static void fail(const char *what) {
   fprintf(stderr, "mpi_vjp: rank %d: %s\n", rank_id, what);
   MPI_Abort(MPI_COMM_WORLD, 1);
+  abort();
 }
 
 /* The MPI reduction of saved partials: each element of the datatype is one whole partial

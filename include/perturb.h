@@ -24,12 +24,12 @@ extern "C" {
 
 /* ---- Status and version ------------------------------------------------------------------ */
 
-#define PT_VERSION_MAJOR 0
-#define PT_VERSION_MINOR 1
-#define PT_VERSION_PATCH 0
+/* PT_VERSION_MAJOR, PT_VERSION_MINOR and PT_VERSION_PATCH: the version of this header, which
+   configure writes into perturb_version.h (installed beside it). */
+#include "perturb_version.h"
 
-/* "0.1.0": the version of the library actually loaded, which may differ from the macros above
-   when a program runs against a newer shared library than it was compiled with. */
+/* "MAJOR.MINOR.PATCH": the version of the library actually loaded, which may differ from the
+   macros above when a program runs against a newer shared library than it was compiled with. */
 PT_API const char *pt_version(void);
 
 typedef enum pt_status {

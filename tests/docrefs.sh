@@ -18,7 +18,7 @@ build=${top_builddir:-.}
 self=tests/docrefs.sh
 # Made by rules that make check does not run (make bench, autogen.sh), only where Criterion is
 # installed (tests/unit), or never at all (automake's nodist trick that links libperturb as C).
-products="bench/results.json bench/perturbed.json gen/sources.am.tmp tests/unit src/link-as-c.c"
+products="bench/results.json bench/perturbed.json gen/sources.am.tmp gen/objects.am.tmp tests/unit src/link-as-c.c"
 
 if command -v git >/dev/null 2>&1 &&
    git -C "$src" ls-files --error-unmatch include/perturb.h >/dev/null 2>&1; then

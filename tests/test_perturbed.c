@@ -41,7 +41,7 @@ static void rank_point(const void *ctx, const float *x, float *y) {
   const size_t d = *(const size_t *)ctx;
   for (size_t i = 0; i < d; i++) {
     size_t r = 0;
-    for (size_t j = 0; j < d; j++) r += x[j] < x[i] || (x[j] == x[i] && j < i);
+    for (size_t j = 0; j < d; j++) r += x[j] < x[i] || (j < i && x[j] == x[i]);
     y[i] = (float)r;
   }
 }
@@ -892,20 +892,20 @@ Test(perturbed, bitwise_identical_across_isas) {
     for (int noise = PT_NOISE_GUMBEL; noise <= PT_NOISE_NORMAL; noise++) {
       pt_fn *p = perturbed(fs[k], 1000, 0.3f, (pt_noise)noise, 1);
       const size_t n_in = pt_fn_n_in(p), n_out = pt_fn_n_out(p);
-      float first[4][37 * 38], now[4][37 * 38];
+      float run[2][4][37 * 38]; /* the first ISA's outputs, then each later one's */
       int have = 0;
       for (int isa = 0; isa < PT_ISA_COUNT; isa++) {
         if (pt_isa_select((pt_isa)isa) != PT_OK) continue;
-        float(*out)[37 * 38] = have ? now : first;
+        float(*out)[37 * 38] = run[have];
         cr_assert_eq(pt_fn_eval(p, pt_key_make(9), x, out[0]), PT_OK);
         cr_assert_eq(pt_fn_vjp(p, pt_key_make(9), x, v, out[1]), PT_OK);
         cr_assert_eq(pt_fn_jvp(p, pt_key_make(9), x, v, out[2]), PT_OK);
         cr_assert_eq(pt_fn_jacobian(p, pt_key_make(9), x, out[3]), PT_OK);
         if (have) {
-          cr_assert(memcmp(first[0], now[0], n_out * sizeof(float)) == 0, "f%zu eval on %s", k, pt_isa_name((pt_isa)isa));
-          cr_assert(memcmp(first[1], now[1], n_in * sizeof(float)) == 0, "f%zu vjp on %s", k, pt_isa_name((pt_isa)isa));
-          cr_assert(memcmp(first[2], now[2], n_out * sizeof(float)) == 0, "f%zu jvp on %s", k, pt_isa_name((pt_isa)isa));
-          cr_assert(memcmp(first[3], now[3], n_out * n_in * sizeof(float)) == 0, "f%zu jacobian on %s", k, pt_isa_name((pt_isa)isa));
+          cr_assert(memcmp(run[0][0], run[1][0], n_out * sizeof(float)) == 0, "f%zu eval on %s", k, pt_isa_name((pt_isa)isa));
+          cr_assert(memcmp(run[0][1], run[1][1], n_in * sizeof(float)) == 0, "f%zu vjp on %s", k, pt_isa_name((pt_isa)isa));
+          cr_assert(memcmp(run[0][2], run[1][2], n_out * sizeof(float)) == 0, "f%zu jvp on %s", k, pt_isa_name((pt_isa)isa));
+          cr_assert(memcmp(run[0][3], run[1][3], n_out * n_in * sizeof(float)) == 0, "f%zu jacobian on %s", k, pt_isa_name((pt_isa)isa));
         }
         have = 1;
       }

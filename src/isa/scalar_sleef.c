@@ -14,15 +14,18 @@
 #include "isa/scalar.h"
 
 #if defined(__x86_64__) || defined(__i386__)
-/* Identical to sleef.h's declarations under FP_FAST_FMA; these are in libsleef regardless. */
-float Sleef_finz_logf1_u35purecfma(float);
-Sleef_float_2 Sleef_finz_sincospif1_u35purecfma(float);
-float Sleef_finz_expf1_u10purecfma(float);
+/* Identical to sleef.h's declarations under FP_FAST_FMA; these are in libsleef regardless.
+   Each takes the type sleef.h gives its purec twin: sleef.h qualifies the return types const
+   (its CONST), which clang counts in a function's type, so a plain `float (*)(float)` would
+   not hold the purec functions, and writing the const out draws -Wignored-qualifiers. */
+__typeof__(Sleef_cinz_logf1_u35purec) Sleef_finz_logf1_u35purecfma;
+__typeof__(Sleef_cinz_sincospif1_u35purec) Sleef_finz_sincospif1_u35purecfma;
+__typeof__(Sleef_cinz_expf1_u10purec) Sleef_finz_expf1_u10purecfma;
 
 typedef struct scalar_math {
-  float (*logf)(float);
-  Sleef_float_2 (*sincospif)(float);
-  float (*expf)(float);
+  __typeof__(Sleef_cinz_logf1_u35purec) *logf;
+  __typeof__(Sleef_cinz_sincospif1_u35purec) *sincospif;
+  __typeof__(Sleef_cinz_expf1_u10purec) *expf;
 } scalar_math;
 
 static const scalar_math with_fma = {Sleef_finz_logf1_u35purecfma, Sleef_finz_sincospif1_u35purecfma,

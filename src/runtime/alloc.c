@@ -1,7 +1,9 @@
 #include "runtime/alloc.h"
 
-#include <stdatomic.h>
 #include <stdlib.h>
+
+#ifdef PT_ALLOC_FAULT_INJECTION
+#include <stdatomic.h>
 
 /* How many more allocations may succeed; PT_ALLOC_NEVER_FAIL (the default) is no limit.  The
    normal path costs one relaxed load per allocation, and the library allocates per call,
@@ -23,3 +25,8 @@ static int allowed(void) {
 void *pt_malloc(size_t bytes) { return allowed() ? malloc(bytes) : NULL; }
 
 void *pt_calloc(size_t count, size_t size) { return allowed() ? calloc(count, size) : NULL; }
+#else
+void *pt_malloc(size_t bytes) { return malloc(bytes); }
+
+void *pt_calloc(size_t count, size_t size) { return calloc(count, size); }
+#endif
