@@ -14,6 +14,8 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from kernel_table import ISAS, KERNELS, LIBRARIES, function_name, source_name  # noqa: E402
+from kernel_table import (OPS_TEST_TEMPLATE, TEST_TABLE_SOURCE, ops_test_function_name,  # noqa: E402
+                          ops_test_source_name)
 
 GENERATOR = "gen/generate.py"
 
@@ -86,6 +88,7 @@ def render(srcdir, outdir):
                 fn=function_name(kernel, isa), ret=kernel.ret, params=kernel.params, **params)
             write_if_changed(os.path.join(outdir, source_name(kernel, isa)), text)
     write_if_changed(os.path.join(outdir, "src/gen/dispatch_tables.inc"), render_kernel_list())
+    render_tests(env, srcdir, outdir)
 
 
 def automake_fragment():
@@ -103,6 +106,69 @@ def automake_fragment():
     return "\n".join(lines)
 
 
+# ---- Test-only kernels (gen/kernel_table.py, "Test-only kernels") -------------------------------
+# A step of its own: the files under tests/gen/, the automake variables listing them
+# (pt_gen_test_<isa>_sources), and the C table naming their functions.
+
+
+def build_condition(isa):
+    """The config.h macro under which the build has an ISA's kernels (None: always)."""
+    return None if isa.arch is None else f"PT_BUILD_{isa.name.upper()}"
+
+
+def test_sources(isa):
+    return [ops_test_source_name(isa)]
+
+
+def render_tests(env, srcdir, outdir):
+    """tests/gen/: each ISA's layer conformance test, rendered from tests/ as the kernels are
+    from src/kernels/, and the table listing them."""
+    env = env.overlay(loader=jinja2_loader(srcdir))
+    ops = env.get_template(OPS_TEST_TEMPLATE)
+    for isa in ISAS:
+        text = ops.render(banner=banner(f"tests/{OPS_TEST_TEMPLATE}", f"{isa.name}, test only"),
+                          isa=isa.name, header=isa.header, lanes=isa.lanes,
+                          fn=ops_test_function_name(isa))
+        write_if_changed(os.path.join(outdir, ops_test_source_name(isa)), text)
+    write_if_changed(os.path.join(outdir, TEST_TABLE_SOURCE), render_test_table())
+
+
+def jinja2_loader(srcdir):
+    import jinja2
+    return jinja2.FileSystemLoader([os.path.join(srcdir, "src", "kernels"),
+                                    os.path.join(srcdir, "tests")])
+
+
+def render_test_table():
+    """pt_isa_tests_built[]: per ISA of this build, its conformance test, for tests/isa_tests.c."""
+    lines = [banner("gen/kernel_table.py", "the test-only kernels"), "",
+             "#include \"config.h\"", "#include \"isa_tests.h\"", ""]
+    entries = []
+    for isa in ISAS:
+        cond = build_condition(isa)
+        lines += ([f"#if {cond}"] if cond else [])
+        lines += [f"void {ops_test_function_name(isa)}(pt_parity_result *res);"]
+        lines += ([f"#endif"] if cond else []) + [""]
+        entry = f"    {{PT_ISA_{isa.name.upper()}, {ops_test_function_name(isa)}}},"
+        entries += ([f"#if {cond}"] if cond else []) + [entry] + (["#endif"] if cond else [])
+    lines += ["const pt_isa_tests pt_isa_tests_built[] = {"] + entries + ["};"]
+    lines += ["const size_t pt_isa_tests_built_count = sizeof pt_isa_tests_built / "
+              "sizeof pt_isa_tests_built[0];", ""]
+    return "\n".join(lines)
+
+
+def test_automake_fragment():
+    lines = ["# The test-only sources (gen/kernel_table.py, \"Test-only kernels\"), one variable per",
+             "# ISA, and the table of them: linked into tests/parity and tests/unit only.", ""]
+    lines += [f"pt_gen_test_{isa.name}_sources = {' '.join(test_sources(isa))}" for isa in ISAS]
+    all_vars = " ".join(f"$(pt_gen_test_{isa.name}_sources)" for isa in ISAS)
+    lines += [f"pt_gen_test_table = {TEST_TABLE_SOURCE}",
+              f"pt_gen_test_all_sources = {all_vars} $(pt_gen_test_table)",
+              f"pt_gen_test_templates = tests/{OPS_TEST_TEMPLATE}",
+              "pt_gen_test_inputs = $(pt_gen_test_templates:%=$(srcdir)/%)", ""]
+    return "\n".join(lines)
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--srcdir", default=".")
@@ -111,7 +177,7 @@ def main():
     args = parser.parse_args()
     check_table()
     if args.automake:
-        sys.stdout.write(automake_fragment())
+        sys.stdout.write(automake_fragment() + "\n" + test_automake_fragment())
     else:
         render(args.srcdir, args.outdir)
 

@@ -168,3 +168,24 @@ def fused_rank_kernel(kind):
 
 
 KERNELS += [fused_rank_kernel(kind) for kind in ("gumbel", "normal")]
+
+
+# ---- Test-only kernels ------------------------------------------------------------------------
+# Rendered by gen/generate.py into tests/gen/ and compiled, per ISA with its flags, into the
+# test-only libraries of Makefile.am (libpt_tests.la), which only tests/parity and tests/unit
+# link: nothing here reaches libperturb.  tests/isa_tests.c runs them on every ISA the machine
+# has.
+
+# The conformance test of an operation layer (tests/isa_ops.c.j2), rendered once per ISA.
+OPS_TEST_TEMPLATE = "isa_ops.c.j2"
+
+def ops_test_function_name(isa):
+    return f"pt_isa_ops_check__{isa.name}"
+
+
+def ops_test_source_name(isa):
+    return f"tests/gen/isa_ops__{isa.name}.c"
+
+
+# The C table of every ISA's test-only functions (gen/generate.py, render_test_table).
+TEST_TABLE_SOURCE = "tests/gen/isa_tests_table.c"
