@@ -15,7 +15,8 @@ import sys
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from kernel_table import ISAS, KERNELS, LIBRARIES, function_name, source_name  # noqa: E402
 from kernel_table import (OPS_TEST_TEMPLATE, TEST_TABLE_SOURCE, ops_test_function_name,  # noqa: E402
-                          ops_test_source_name)
+                          ops_test_source_name, test_function_name, test_source_name,
+                          test_variants)
 
 GENERATOR = "gen/generate.py"
 
@@ -117,12 +118,13 @@ def build_condition(isa):
 
 
 def test_sources(isa):
-    return [ops_test_source_name(isa)]
+    return [ops_test_source_name(isa)] + [test_source_name(v) for v in test_variants()
+                                          if v.isa == isa]
 
 
 def render_tests(env, srcdir, outdir):
-    """tests/gen/: each ISA's layer conformance test, rendered from tests/ as the kernels are
-    from src/kernels/, and the table listing them."""
+    """tests/gen/: each ISA's layer conformance test and its kernels' test variants, rendered
+    from tests/ and src/kernels/ as the kernels are, and the table listing them."""
     env = env.overlay(loader=jinja2_loader(srcdir))
     ops = env.get_template(OPS_TEST_TEMPLATE)
     for isa in ISAS:
@@ -130,6 +132,13 @@ def render_tests(env, srcdir, outdir):
                           isa=isa.name, header=isa.header, lanes=isa.lanes,
                           fn=ops_test_function_name(isa))
         write_if_changed(os.path.join(outdir, ops_test_source_name(isa)), text)
+    for v in test_variants():
+        what = f"{v.isa.name}, test only" + "".join(f", {k} {x}" for k, x in sorted(v.params.items()))
+        text = env.get_template(v.kernel.template).render(
+            banner=banner(f"src/kernels/{v.kernel.template}", what),
+            isa=v.isa.name, header=v.isa.header, lanes=v.isa.lanes, fn=test_function_name(v),
+            ret=v.kernel.ret, params=v.kernel.params, **v.params)
+        write_if_changed(os.path.join(outdir, test_source_name(v)), text)
     write_if_changed(os.path.join(outdir, TEST_TABLE_SOURCE), render_test_table())
 
 
@@ -140,16 +149,23 @@ def jinja2_loader(srcdir):
 
 
 def render_test_table():
-    """pt_isa_tests_built[]: per ISA of this build, its conformance test, for tests/isa_tests.c."""
+    """pt_isa_tests_built[]: per ISA of this build, its conformance test and its variants (a
+    kernel table holding only the variant's slot), for tests/isa_tests.c."""
     lines = [banner("gen/kernel_table.py", "the test-only kernels"), "",
              "#include \"config.h\"", "#include \"isa_tests.h\"", ""]
     entries = []
     for isa in ISAS:
         cond = build_condition(isa)
+        variants = [v for v in test_variants() if v.isa == isa]
         lines += ([f"#if {cond}"] if cond else [])
         lines += [f"void {ops_test_function_name(isa)}(pt_parity_result *res);"]
-        lines += ([f"#endif"] if cond else []) + [""]
-        entry = f"    {{PT_ISA_{isa.name.upper()}, {ops_test_function_name(isa)}}},"
+        lines += [f"{v.kernel.ret} {test_function_name(v)}({v.kernel.params});" for v in variants]
+        lines += [f"static const pt_test_variant variants_{isa.name}[] = {{"]
+        lines += [f"    {{\"{v.kernel.op} {v.label}\", {{.{v.kernel.op} = {test_function_name(v)}}}}},"
+                  for v in variants]
+        lines += ["};"] + ([f"#endif"] if cond else []) + [""]
+        entry = (f"    {{PT_ISA_{isa.name.upper()}, {ops_test_function_name(isa)}, variants_{isa.name},\n"
+                 f"     sizeof variants_{isa.name} / sizeof variants_{isa.name}[0]}},")
         entries += ([f"#if {cond}"] if cond else []) + [entry] + (["#endif"] if cond else [])
     lines += ["const pt_isa_tests pt_isa_tests_built[] = {"] + entries + ["};"]
     lines += ["const size_t pt_isa_tests_built_count = sizeof pt_isa_tests_built / "

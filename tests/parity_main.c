@@ -2,10 +2,11 @@
    Criterion (whose runner hangs under qemu user emulation).  `--require ISA` fails unless
    that ISA is supported, so an emulated run cannot pass by skipping the ISA it is for;
    `--only ISA` also skips every other ISA (the scalar kernels still serve as the reference),
-   for slow runs such as valgrind's.  Each ISA runs two batteries: the operation layer's
+   for slow runs such as valgrind's.  Each ISA runs three batteries: the operation layer's
    conformance (tests/isa_ops.c.j2) first, so that a broken operation is named before a
-   kernel built on it fails or crashes, then the kernels' parity.  Ends with "N passed, N failed" counting checks (a
-   case on every kernel family, a known answer, an operation), each
+   kernel built on it fails or crashes, then the kernels' parity, then the kernels' test
+   variants (the other ISAs' tunings, tests/isa_tests.h).  Ends with "N passed, N failed" counting checks (a
+   case on every kernel family, a known answer, an operation, a case on a variant), each
    failed at most once. */
 #define _POSIX_C_SOURCE 200809L /* alarm */
 #include <stdio.h>
@@ -69,6 +70,7 @@ int main(int argc, char **argv) {
     report(#name, "isa ops", pt_isa_ops_check(value, &res), &res, &passed, &failed);         \
     fflush(stdout); /* the layer's verdict stays if a broken layer crashes a kernel next */  \
     report(#name, "", pt_parity_check(value, &res), &res, &passed, &failed);                 \
+    report(#name, "variants", pt_isa_variants_check(value, &res), &res, &passed, &failed);   \
   }
   PT_FOR_EACH_ISA(PT_RUN)
 #undef PT_RUN

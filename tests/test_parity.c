@@ -19,8 +19,8 @@
   }
 PT_FOR_EACH_ISA(PT_PARITY_TEST)
 
-/* The operation layer's conformance test (tests/isa_ops.c.j2) of every ISA, skipped likewise
-   where the machine lacks it. */
+/* The operation layer's conformance test (tests/isa_ops.c.j2) and the kernels' test variants
+   (tests/isa_tests.h) of every ISA, skipped likewise where the machine lacks it. */
 #define PT_ISA_TESTS(name, value)                                                          \
   Test(isa_ops, name, .timeout = 600) {                                                    \
     if (!pt_isa_supported(value)) cr_skip_test(#name " is not supported by this build and CPU"); \
@@ -28,6 +28,13 @@ PT_FOR_EACH_ISA(PT_PARITY_TEST)
     cr_assert_eq(pt_isa_ops_check(value, &res), 0, "no conformance test for " #name);       \
     cr_assert_gt(res.checked, 0);                                                          \
     cr_assert_eq(res.failed, 0, "%zu of %zu operations failed; first: %s", res.failed,     \
+                 res.checked, res.first_failure);                                          \
+  }                                                                                        \
+  Test(variants, name, .timeout = 600) {                                                   \
+    if (!pt_isa_supported(value)) cr_skip_test(#name " is not supported by this build and CPU"); \
+    pt_parity_result res;                                                                  \
+    cr_assert_eq(pt_isa_variants_check(value, &res), 0, "variants of " #name " could not run"); \
+    cr_assert_eq(res.failed, 0, "%zu of %zu checks failed; first: %s", res.failed,         \
                  res.checked, res.first_failure);                                          \
   }
 PT_FOR_EACH_ISA(PT_ISA_TESTS)
