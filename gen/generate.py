@@ -160,12 +160,15 @@ def render_test_table():
         lines += ([f"#if {cond}"] if cond else [])
         lines += [f"void {ops_test_function_name(isa)}(pt_parity_result *res);"]
         lines += [f"{v.kernel.ret} {test_function_name(v)}({v.kernel.params});" for v in variants]
-        lines += [f"static const pt_test_variant variants_{isa.name}[] = {{"]
-        lines += [f"    {{\"{v.kernel.op} {v.label}\", {{.{v.kernel.op} = {test_function_name(v)}}}}},"
-                  for v in variants]
-        lines += ["};"] + ([f"#endif"] if cond else []) + [""]
-        entry = (f"    {{PT_ISA_{isa.name.upper()}, {ops_test_function_name(isa)}, variants_{isa.name},\n"
-                 f"     sizeof variants_{isa.name} / sizeof variants_{isa.name}[0]}},")
+        if variants:  # C has no empty initializer lists
+            lines += [f"static const pt_test_variant variants_{isa.name}[] = {{"]
+            lines += [f"    {{\"{v.kernel.op} {v.label}\", {{.{v.kernel.op} = {test_function_name(v)}}}}},"
+                      for v in variants]
+            lines += ["};"]
+        lines += (["#endif"] if cond else []) + [""]
+        listed = (f"variants_{isa.name}, sizeof variants_{isa.name} / sizeof variants_{isa.name}[0]"
+                  if variants else "NULL, 0")
+        entry = f"    {{PT_ISA_{isa.name.upper()}, {ops_test_function_name(isa)},\n     {listed}}},"
         entries += ([f"#if {cond}"] if cond else []) + [entry] + (["#endif"] if cond else [])
     lines += ["const pt_isa_tests pt_isa_tests_built[] = {"] + entries + ["};"]
     lines += ["const size_t pt_isa_tests_built_count = sizeof pt_isa_tests_built / "
