@@ -169,7 +169,11 @@ static inline vu vu_mulhilo(vu a, vu m, vu *lo) {
 
 /* ---- conversions and reinterpretation ------------------------------------------------------- */
 
-static inline vf vf_from_vu(vu a) { return _mm256_cvtepi32_ps(a); }
+/* a signed conversion: the lanes must be below 2^31 (no sign bit set) */
+static inline vf vf_from_vu(vu a) {
+  PT_ISA_ASSERT(_mm256_movemask_ps(_mm256_castsi256_ps(a)) == 0);
+  return _mm256_cvtepi32_ps(a);
+}
 static inline vi vf_bits(vf v) { return _mm256_castps_si256(v); }
 
 /* ---- horizontal reductions ------------------------------------------------------------------ */

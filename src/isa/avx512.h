@@ -169,7 +169,11 @@ static inline vu vu_mulhilo(vu a, vu m, vu *lo) {
 
 /* ---- conversions and reinterpretation ------------------------------------------------------- */
 
-static inline vf vf_from_vu(vu a) { return _mm512_cvtepi32_ps(a); }
+/* a signed conversion: the lanes must be below 2^31 (no sign bit set) */
+static inline vf vf_from_vu(vu a) {
+  PT_ISA_ASSERT(_mm512_movepi32_mask(a) == 0);
+  return _mm512_cvtepi32_ps(a);
+}
 static inline vi vf_bits(vf v) { return _mm512_castps_si512(v); }
 
 /* ---- horizontal reductions ------------------------------------------------------------------ */

@@ -171,7 +171,11 @@ static inline vu vu_mulhilo(vu a, vu m, vu *lo) {
 
 /* ---- conversions and reinterpretation ------------------------------------------------------- */
 
-static inline vf vf_from_vu(vu a) { return vcvtq_f32_u32(a); }
+/* an unsigned conversion here, a signed one elsewhere: they agree below 2^31 only */
+static inline vf vf_from_vu(vu a) {
+  PT_ISA_ASSERT(vmaxvq_u32(a) < 0x80000000u);
+  return vcvtq_f32_u32(a);
+}
 static inline vi vf_bits(vf v) { return vreinterpretq_s32_f32(v); }
 
 /* ---- horizontal reductions ------------------------------------------------------------------ */

@@ -129,7 +129,10 @@ static inline vu vu_mulhilo(vu a, vu m, vu *lo) {
 
 /* ---- conversions and reinterpretation ------------------------------------------------------- */
 
-static inline vf vf_from_vu(vu a) { return (float)(int32_t)a; }
+static inline vf vf_from_vu(vu a) {
+  PT_ISA_ASSERT(a < 0x80000000u);
+  return (float)(int32_t)a;
+}
 static inline vi vf_bits(vf v) {
   vi b;
   memcpy(&b, &v, sizeof b);
