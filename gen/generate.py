@@ -21,6 +21,9 @@ import sys
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from kernel_table import (ISAS, KERNELS, LIBRARIES, MAX_LANES, function_name,  # noqa: E402
                           source_name)
+from kernel_table import (OPS_TEST_TEMPLATE, TEST_TABLE_SOURCE, ops_test_function_name,  # noqa: E402
+                          ops_test_source_name, test_function_name, test_source_name,
+                          test_variants)
 
 GENERATOR = "gen/generate.py"
 
@@ -204,6 +207,7 @@ def render(srcdir, outdir):
     write_if_changed(os.path.join(outdir, "src/gen/dispatch_tables.inc"), render_kernel_list())
     for path, text in ISA_FILES.items():
         write_if_changed(os.path.join(outdir, path), text())
+    render_tests(env, srcdir, outdir)
 
 
 # The generated C files that carry the rows (beside the kernels and their list).
@@ -284,6 +288,99 @@ def m4_fragment():
     return "\n".join(out)
 
 
+# ---- Test-only kernels (gen/kernel_table.py, "Test-only kernels") -------------------------------
+# A step of its own: the files under tests/gen/, the automake variables listing them
+# (pt_gen_test_<isa>_sources), and the C table naming their functions.
+
+
+def build_condition(isa):
+    """The config.h macro under which the build has an ISA's kernels (m4/pt_isas.m4)."""
+    return f"PT_BUILD_{isa.name.upper()}"
+
+
+def test_sources(isa):
+    return [ops_test_source_name(isa)] + [test_source_name(v) for v in test_variants()
+                                          if v.isa == isa]
+
+
+def render_tests(env, srcdir, outdir):
+    """tests/gen/: each ISA's layer conformance test and its kernels' test variants, rendered
+    from tests/ and src/kernels/ as the kernels are, and the table listing them."""
+    env = env.overlay(loader=jinja2_loader(srcdir))
+    ops = env.get_template(OPS_TEST_TEMPLATE)
+    for isa in ISAS:
+        text = ops.render(banner=banner(f"tests/{OPS_TEST_TEMPLATE}", f"{isa.name}, test only"),
+                          isa=isa.name, header=isa.header, lanes=isa.lanes,
+                          fn=ops_test_function_name(isa))
+        write_if_changed(os.path.join(outdir, ops_test_source_name(isa)), text)
+    for v in test_variants():
+        what = f"{v.isa.name}, test only" + "".join(f", {k} {x}" for k, x in sorted(v.params.items()))
+        text = env.get_template(v.kernel.template).render(
+            banner=banner(f"src/kernels/{v.kernel.template}", what),
+            isa=v.isa.name, header=v.isa.header, lanes=v.isa.lanes, fn=test_function_name(v),
+            ret=v.kernel.ret, params=v.kernel.params, **v.params)
+        write_if_changed(os.path.join(outdir, test_source_name(v)), text)
+    write_if_changed(os.path.join(outdir, TEST_TABLE_SOURCE), render_test_table())
+
+
+def jinja2_loader(srcdir):
+    import jinja2
+    return jinja2.FileSystemLoader([os.path.join(srcdir, "src", "kernels"),
+                                    os.path.join(srcdir, "tests")])
+
+
+def render_test_table():
+    """pt_isa_tests_built[]: per ISA of this build, its conformance test and its variants (a
+    kernel table holding only the variant's slot), for tests/isa_tests.c."""
+    lines = [banner("gen/kernel_table.py", "the test-only kernels"), "",
+             "#include \"config.h\"", "#include \"isa_tests.h\"", ""]
+    entries = []
+    for isa in ISAS:
+        cond = build_condition(isa)
+        variants = [v for v in test_variants() if v.isa == isa]
+        lines += [f"#if {cond}"]
+        lines += [f"void {ops_test_function_name(isa)}(pt_parity_result *res);"]
+        lines += [f"{v.kernel.ret} {test_function_name(v)}({v.kernel.params});" for v in variants]
+        if variants:  # C has no empty initializer lists
+            lines += [f"static const pt_test_variant variants_{isa.name}[] = {{"]
+            lines += [f"    {{\"{v.kernel.op} {v.label}\", {{.{v.kernel.op} = {test_function_name(v)}}}}},"
+                      for v in variants]
+            lines += ["};"]
+        lines += ["#endif", ""]
+        listed = (f"variants_{isa.name}, sizeof variants_{isa.name} / sizeof variants_{isa.name}[0]"
+                  if variants else "NULL, 0")
+        entry = f"    {{PT_ISA_{isa.name.upper()}, {ops_test_function_name(isa)},\n     {listed}}},"
+        entries += [f"#if {cond}", entry, "#endif"]
+    lines += ["const pt_isa_tests pt_isa_tests_built[] = {"] + entries + ["};"]
+    lines += ["const size_t pt_isa_tests_built_count = sizeof pt_isa_tests_built / "
+              "sizeof pt_isa_tests_built[0];", ""]
+    return "\n".join(lines)
+
+
+def test_automake_fragment():
+    lines = ["# The test-only sources (gen/kernel_table.py, \"Test-only kernels\"), one variable per",
+             "# ISA, and the table of them: linked into tests/parity and tests/unit only.", ""]
+    lines += [f"pt_gen_test_{isa.name}_sources = {' '.join(test_sources(isa))}" for isa in ISAS]
+    # Each ISA's test sources are one convenience library with the row's flags, built where
+    # the ISA's kernels are; pt_test_isa_libs collects them for libpt_tests.la.
+    lines += ["check_LTLIBRARIES =", "pt_test_isa_libs ="]
+    for isa in ISAS:
+        up, lib = isa.name.upper(), f"libpt_test_{isa.name}"
+        lines += [f"if PT_BUILD_{up}",
+                  f"check_LTLIBRARIES += {lib}.la",
+                  f"{lib}_la_SOURCES = $(pt_gen_test_{isa.name}_sources)",
+                  f"{lib}_la_CPPFLAGS = $(PT_TEST_CPPFLAGS)",
+                  f"{lib}_la_CFLAGS = $(PT_KERNEL_CFLAGS) $(PT_{up}_CFLAGS)",
+                  f"pt_test_isa_libs += {lib}.la",
+                  "endif"]
+    all_vars = " ".join(f"$(pt_gen_test_{isa.name}_sources)" for isa in ISAS)
+    lines += [f"pt_gen_test_table = {TEST_TABLE_SOURCE}",
+              f"pt_gen_test_all_sources = {all_vars} $(pt_gen_test_table)",
+              f"pt_gen_test_templates = tests/{OPS_TEST_TEMPLATE}",
+              "pt_gen_test_inputs = $(pt_gen_test_templates:%=$(srcdir)/%)", ""]
+    return "\n".join(lines)
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--srcdir", default=".")
@@ -293,7 +390,7 @@ def main():
     args = parser.parse_args()
     check_table()
     if args.automake:
-        sys.stdout.write(automake_fragment())
+        sys.stdout.write(automake_fragment() + "\n" + test_automake_fragment())
     elif args.m4:
         check_layers(args.srcdir)
         sys.stdout.write(m4_fragment())

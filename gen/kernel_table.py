@@ -211,3 +211,71 @@ def fused_rank_kernel(kind):
 
 
 KERNELS += [fused_rank_kernel(kind) for kind in ("gumbel", "normal")]
+
+
+# ---- Test-only kernels ------------------------------------------------------------------------
+# Rendered by gen/generate.py into tests/gen/ and compiled, per ISA with its flags, into the
+# test-only libraries of Makefile.am (libpt_tests.la), which only tests/parity and tests/unit
+# link: nothing here reaches libperturb.  tests/isa_tests.c runs them on every ISA the machine
+# has.
+
+# The conformance test of an operation layer (tests/isa_ops.c.j2), rendered once per ISA.
+OPS_TEST_TEMPLATE = "isa_ops.c.j2"
+
+# Parameters that tie a kernel to its own ISA's other kernels instead of tuning it (fused_rank's
+# rank_fn names the ISA's rank_rows): a test variant keeps the ISA's own value.
+ISA_BOUND_PARAMS = {"rank_fn"}
+
+# Tunings that no ISA selects, forced onto every ISA so that every path of a template runs on
+# every machine: (the kernels, the parameters replacing the ISA's own).
+FORCED_TUNINGS = [
+    # count_max 1: rows of two or more elements all through the sorting networks and merges
+    (("argsort_rows", "rank_rows"), {"count_max": 1}),
+]
+
+# A kernel rendered for `isa` with `params` in place of its own; label names what differs.
+TestVariant = namedtuple("TestVariant", "kernel isa params label")
+
+
+def test_variants():
+    """Every tuning of a kernel that the table selects for some ISA, rendered for each other ISA
+    (a path that one ISA's tuning enables, such as AVX-512's column sort, then runs on every
+    machine that has any of them), and the forced tunings, for every ISA; each distinct set of
+    parameters once per ISA, and none that equals the ISA's own (its real kernel is tested)."""
+    variants = []
+    for kernel in KERNELS:
+        forced = [params for ops, params in FORCED_TUNINGS if kernel.op in ops]
+        for isa in ISAS:
+            own = kernel.variants[isa.name]
+            candidates = [kernel.variants[other.name] for other in ISAS]
+            candidates += [dict(own, **params) for params in forced]
+            seen = [own]
+            for tuning in candidates:
+                params = {k: own[k] if k in ISA_BOUND_PARAMS else v for k, v in tuning.items()}
+                if params in seen:
+                    continue
+                seen.append(params)
+                label = "_".join(f"{k}{params[k]}" for k in sorted(params) if params[k] != own.get(k))
+                variants.append(TestVariant(kernel, isa, params, label))
+    return variants
+
+
+def test_function_name(variant):
+    """pt_test_<op>_f32__<isa>__<label>: never a name of the kernel table."""
+    return f"pt_test_{variant.kernel.op}_f32__{variant.isa.name}__{variant.label}"
+
+
+def test_source_name(variant):
+    return f"tests/gen/{variant.kernel.op}__{variant.isa.name}__{variant.label}.c"
+
+
+def ops_test_function_name(isa):
+    return f"pt_isa_ops_check__{isa.name}"
+
+
+def ops_test_source_name(isa):
+    return f"tests/gen/isa_ops__{isa.name}.c"
+
+
+# The C table of every ISA's test-only functions (gen/generate.py, render_test_table).
+TEST_TABLE_SOURCE = "tests/gen/isa_tests_table.c"

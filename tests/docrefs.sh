@@ -7,7 +7,8 @@
 #   - a path under docs/ man/ src/ tests/ gen/ bench/ examples/ that exists neither in the
 #     source tree nor in the build tree (programs, logs and generated kernels are made there;
 #     PATH.c or PATH.in standing for a program or a configured file counts too; a glob counts
-#     when its directory exists; #include lines are the compiler's to check);
+#     when its directory exists, and so does a name that code completes, PATH{ or PATH<;
+#     #include lines are the compiler's to check);
 #   - a man page of ours, pt_NAME(3) or perturb(3) / perturb(7), with no file in man/ (pt_NAME(7)
 #     is not read as a page: code calls pt_key_make(7)), and a .so alias whose target is missing;
 #   - a PT_API function of include/perturb.h without a page of its own name in man/ (a page or
@@ -64,13 +65,15 @@ for r in $refs; do
 done
 
 # Paths of the tree.
-refs=$(scan '(^|[^A-Za-z0-9_-])(docs|man|src|tests|gen|bench|examples)/[A-Za-z0-9_.*/+-]*[A-Za-z0-9_*/+-]' |
+refs=$(scan '(^|[^A-Za-z0-9_-])(docs|man|src|tests|gen|bench|examples)/[A-Za-z0-9_.*/+-]*[A-Za-z0-9_*/+-][{<]?' |
   sed 's|^\([^:]*:[0-9]*:\)[^a-z]|\1|')
 for r in $refs; do
   ref=${r#*:*:}
   case " $products " in *" $ref "*) continue ;; esac
   case $ref in *.log | *.trs) continue ;; esac # the test logs, written as the tests run
   case $ref in
+    *'{' | *'<') # a name that code or prose completes (f"tests/gen/isa_ops__{isa}.c"): its directory
+      dir=${ref%/*}; exists "$dir" || bad "${r%:*}: $ref: no directory $dir" ;;
     *'*'*) dir=${ref%/*}; case $dir in *'*'*) continue ;; esac
            exists "$dir" || bad "${r%:*}: $ref: no directory $dir" ;;
     *) exists "$ref" || exists "$ref.c" || exists "$ref.in" || bad "${r%:*}: $ref: no such file" ;;
