@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: MIT
 # Bootstraps a git checkout: writes the fragments of the kernel table (gen/kernel_table.py)
 # that automake and autoconf read, gen/sources.am (the generated kernel sources, each ISA's
 # library) and m4/pt_isas.m4 (which ISAs a host builds), and the list of objects that wait for

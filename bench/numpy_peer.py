@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: MIT
 """Runs numpy's and PyTorch's equivalent of each benchmarked kernel on the same sizes and
 prints the ratios.
 

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """What the peers (numpy_peer.py, perturbed_peer.py) share: the timer, the reading of the
 benchmark's JSON lines, the peers themselves (numpy, and PyTorch on one thread and on every
 CPU, when it can be imported), the Gumbel noise as their users write it, the one table both

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* perturb-bench: times every kernel family (gen/kernel_table.py) on every ISA this CPU supports.
 
    perturb-bench [--d N,N,...] [--rows N,N,...] [--op NAME] [--isa NAME] [--repeats N]

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* perturbed-bench: times perturbed functions (pt_make_perturbed_fun) through the public API on
    every ISA this CPU supports.  The function layer is not a kernel-table family, so it has
    this program of its own beside perturb-bench.

@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: MIT
 """Runs the numpy and PyTorch versions of each perturbed-bench case on the same sizes and
 prints the ratios.
 

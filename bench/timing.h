@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* timing.h: the timer shared by perturb-bench and perturbed-bench.  peer_timing.py times
    the numpy peers the same way, so that the ratios compare like with like.
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* demo: libperturb at work.  Shows which ISAs this machine runs, then takes the argmax of a
    batch of rows on each one, checks that every ISA agrees bit for bit, and times them. */
 #define _POSIX_C_SOURCE 200809L /* clock_gettime */

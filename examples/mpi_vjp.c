@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* mpi_vjp: one perturbed-argmax VJP shared out over the ranks of an MPI job, and the same bits
    as the one-process pt_fn_vjp.
 

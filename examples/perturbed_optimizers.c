@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* perturbed_optimizers: the "Perturbed optimizers" walkthrough of optax (Berthet et al. 2020)
    in C with libperturb.  Three parts, printing what the walkthrough prints:
      1. argmax one-hot: perturbed argmax against softmax, the gradient of a loss on the simplex,

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """The kernel table: every kernel family, the ISAs it is rendered for, and their parameters.
 
 This file is the single list that feeds the generated sources, the dispatcher's tables

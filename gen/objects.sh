@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: MIT
 # Prints gen/objects.am, the automake fragment that makes every object of every program and
 # library of Makefile.am wait for the generated sources (src/gen/stamp).  BUILT_SOURCES renders
 # them before `make all`, `check` and `install` only, and an object that includes the kernel

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* libperturb: differentiable functions by random perturbation (Berthet et al. 2020).
  *
  * This header is the public contract; the man pages explain it in full (perturb(7) the

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The battery of inputs every row kernel is checked on: every length 1..300 and large ones,
    strides, misaligned starts, tall matrices, and value patterns with ties, +-0, +-inf, NaN and
    subnormals. */

@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: MIT
 # Every document the sources point to exists: a comment, test, script or page that names a file
 # sends its reader somewhere real.  Fails on, in the tracked files (git ls-files; in a release
 # tarball, which has no git, the shipped files found by find):
@@ -12,7 +13,8 @@
 #   - a man page of ours, pt_NAME(3) or perturb(3) / perturb(7), with no file in man/ (pt_NAME(7)
 #     is not read as a page: code calls pt_key_make(7)), and a .so alias whose target is missing;
 #   - a PT_API function of include/perturb.h without a page of its own name in man/ (a page or
-#     a .so alias), or a page in man/ that Makefile.am does not install.
+#     a .so alias), or a page in man/ that Makefile.am does not install;
+#   - a source, script, build file, document or page without its SPDX licence line.
 set -eu
 src=${top_srcdir:-.}
 build=${top_builddir:-.}
@@ -107,8 +109,26 @@ for fn in $functions; do
   [ -f "$src/man/$fn.3" ] || bad "include/perturb.h: $fn: no page man/$fn.3"
 done
 
+# The licence: LICENSE is there, and every source, script, build file and page (but a .so
+# alias, whose first line must be its .so) says in its first three lines which licence it is
+# under, so that a file copied out of the tree still says so.
+[ -f "$src/LICENSE" ] || bad "LICENSE: no such file"
+licensed=0
+for f in $files; do
+  case $f in
+    *.c | *.h | *.in | *.j2 | *.py | *.sh | *.am | *.ac | *.md | *.[37] | .ci/run | .gitignore) ;;
+    *) continue ;;
+  esac
+  [ -f "$src/$f" ] || continue
+  head -n 1 "$src/$f" | grep -q '^\.so ' && continue
+  licensed=$((licensed + 1))
+  head -n 3 "$src/$f" | grep -q 'SPDX-License-Identifier: MIT' ||
+    bad "$f: no SPDX-License-Identifier: MIT line at its top"
+done
+
 if [ "$fail" -ne 0 ]; then
   echo "docrefs: dangling references (files from $how)"
   exit 1
 fi
-echo "docrefs: every reference resolves; $count functions of perturb.h, $pages pages (files from $how)"
+echo "docrefs: every reference resolves; $count functions of perturb.h, $pages pages;" \
+  "$licensed files carry their SPDX line (files from $how)"

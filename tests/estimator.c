@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 #include "estimator.h"
 
 #include <math.h>

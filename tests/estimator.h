@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* An independent reference for perturbed functions: the estimator of pt_make_perturbed_fun(3)
    written out plainly, in double, sample by sample, on the same noise (pt_noise_fill) as the
    library.  Besides the estimates it keeps the spread of the per-sample terms, so that

@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: MIT
 # What the installed libraries put in their users' namespace:
 #  - the shared library exports exactly the functions perturb.h declares with PT_API: no kernel,
 #    table or helper leaks into the ABI, and no declared function is missing;

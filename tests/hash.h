@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* FNV-1a over 4- and 8-byte values, each taken least significant byte first: the hash of the
    same values is the same on every machine, whatever its byte order.  The known answers of
    the parity battery and of the noise tests are such hashes. */

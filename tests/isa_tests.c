@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 #include "isa_tests.h"
 
 #include <stdio.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The test-only kernels (gen/kernel_table.py, "Test-only kernels"): each ISA's operation-layer
    conformance test (tests/isa_ops.c.j2) and its kernels' test variants, the tunings of other
    ISAs and the forced ones rendered for it, so that a path one ISA's tuning enables runs on

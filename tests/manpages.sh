@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: MIT
 # The man pages format without a single warning: groff -man -ww, and mandoc -Tlint at warning
 # level when it is installed.  The one-line .so aliases are left to tests/docrefs.sh, which
 # checks that their targets exist.  Skipped (77) without groff.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* ISA parity: every kernel of one ISA's table against the scalar table (bitwise) and against
    the independent reference, on the whole case battery, then known answers that hold every
    ISA and machine (the emulated NEON run included) to the same constants.  Shared by the

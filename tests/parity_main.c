@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Stand-alone ISA parity runner: the parity battery on every ISA this CPU supports, without
    Criterion (whose runner hangs under qemu user emulation).  `--require ISA` fails unless
    that ISA is supported, so an emulated run cannot pass by skipping the ISA it is for;

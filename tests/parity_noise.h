@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The pinned noise fills of tests/parity_noise.c, which tests/test_noise.c also checks against
    the reference stream. */
 #ifndef PT_TEST_PARITY_NOISE_H

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Independent scalar references, written from the manual's rules and sharing no code with the
    library: the truth every ISA's kernels are checked against. */
 #ifndef PT_TEST_REFERENCE_H

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Allocation failure, through src/runtime/alloc.h's fault injection.  Each call below runs first
    without failures, then again with its first allocation failing, then its second, and so
    on until it succeeds: every failing run must return PT_ENOMEM with its outputs untouched,

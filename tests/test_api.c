@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Version, status strings, ISA names and the dispatch rules of pt_isa(3).
    Criterion runs each test in its own process, so PERTURB_ISA set in a test is read afresh. */
 #define _POSIX_C_SOURCE 200809L /* setenv */

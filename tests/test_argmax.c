@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* pt_argmax_rows through the public API: known answers for every ordering rule, strides, and
    every bad input (a clear status and nothing written).  Parity across ISAs on the full
    battery is tests/test_parity.c. */

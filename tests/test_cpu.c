@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The x86-64 feature decision on registers of CPUs this machine is not (docs/design.md,
    "Dispatch"): CPUID leaf 1 ECX FMA bit 12, OSXSAVE 27, AVX 28; leaf 7 EBX AVX2 5, AVX-512 F
    16, DQ 17, BW 30, VL 31; XCR0 & 0x6 == 0x6 for AVX2, & 0xE6 == 0xE6 for AVX-512.  The live

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The pt_fn object layer without perturbation: black boxes, custom gradients, built-ins,
    composition (exact chain rule), reference counting, every bad input (a status and nothing
    written), and several threads using one object. */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Philox4x32-10 and keys through the public API: Random123's known answers, and the key
    derivation pinned to values that must never change, rebuilt from the reference Philox. */
 #include <criterion/criterion.h>

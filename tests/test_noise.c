@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* pt_noise_fill through the public API: the stream against the independent reference
    (tests/reference.c) at offsets chosen to break the chunked layout, pinned hashes on every
    ISA, statistics of fixed keys at 5 standard errors, Kolmogorov-Smirnov, independence of

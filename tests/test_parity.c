@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Every ISA's kernels bitwise against scalar and the reference (tests/parity.c); an ISA this
    machine cannot run is skipped with a message, never passed. */
 #include <criterion/criterion.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* pt_make_perturbed_fun against independent truth.  Each statistical test runs the library and
    the plain reference estimator of tests/estimator.c on the same key: the library must agree
    with the reference (the same samples, so only rounding apart, or a few samples for a fused

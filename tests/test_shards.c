@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The shard API's contract apart from its bits (test_splits.c has those): sample groups, every
    refusal of pt_fn_partial, pt_partial_merge, pt_partial_finish and the byte functions with
    nothing written, truncated and corrupted bytes; and the callbacks of pt_fn_from_callback_ex:

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* pt_argsort_rows and pt_rank_rows through the public API: known answers for every ordering
    rule at lengths that reach each method (counting, register network, merges), the identity
    rank = argsort(argsort(x)), strides, long rows, and every bad input (a clear status and

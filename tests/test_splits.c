@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Any split of the work gives the bits of one call on one thread: thread counts 1, 2, 3, 7 and
    16 on every supported ISA, shards over random partitions of the sample groups merged in
    random orders (as objects and as bytes), and batched calls against their rows.  The

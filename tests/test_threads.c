@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Threads (perturb.h, "Threads"): the thread count and PERTURB_NUM_THREADS, the pool's promises
    (src/runtime/pool.h: serial in order when busy or nested, no queueing, a forked child), and the bits
    of every split kernel for several thread counts, alone and from several user threads at once.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* pt_weighted_sum_rows through the public API: exact known answers, NaN and infinity, accuracy
    against float64 up to 10^7 rows with bitwise agreement across ISAs and with the reference of
    the order of operations, and every bad input (a clear status and nothing written). */

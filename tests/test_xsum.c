@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The exact accumulator (src/fn/xsum.c) against independent truth: integer sums computed in
    __int128, the same bits for every order and grouping of the same addends, IEEE's special
    values, and the accuracy of the rounded result against a sum in long double of addends

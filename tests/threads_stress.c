@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* threads_stress: computing calls from several user threads at once while another thread keeps
    changing the thread count (pt_set_num_threads) and the ISA (pt_isa_select); every result must
    be bitwise the one-thread answer.  No Criterion: .ci/run runs this program under

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Keys: making, folding in data, splitting (pt_key(3)).
 
    fold_in hashes (seed, stream, data) through Philox4x32-10 itself rather than a separate

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* pt_noise_fill: argument checks, then the active ISA's kernel for the kind of noise, its work
    split between threads when there is enough of it (src/dispatch/split.h). */
 #include <stdint.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Philox4x32-10 (Salmon, Moraes, Dror, Shaw, "Parallel random numbers: as easy as 1, 2, 3",
    SC 2011), one block at a time, with Random123's constants and round order: round r uses the
    key bumped r times by the Weyl constants.  The SIMD kernels compute the same function in

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The kernels on batches of rows: argument checks, then the active ISA's kernel, its work split
    between threads when there is enough of it (src/dispatch/split.h). */
 #include <stdint.h>

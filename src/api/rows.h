@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Argument checks shared by the kernels on batches of rows (pt_argmax_rows(3)). */
 #ifndef PT_ROWS_H
 #define PT_ROWS_H

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Version and status strings. */
 #include "perturb.h"
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* CPU feature detection, done once (CPUID traps to the hypervisor in a VM: microseconds).
    x86-64: CPUID and XGETBV, with the bits of docs/design.md.  AVX2 counts only with FMA beside it
    (some hypervisors report AVX2 without FMA), and a vector ISA counts only if the OS saves its

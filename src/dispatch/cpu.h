@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* What the CPU and OS can run, detected once. */
 #ifndef PT_CPU_H
 #define PT_CPU_H

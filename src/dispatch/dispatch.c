@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Run-time dispatch: one kernel table per ISA built into the library, chosen once (on first
    use) from PERTURB_ISA or the best ISA the CPU runs, and switched atomically by
    pt_isa_select.  A PERTURB_ISA that names an unknown or unsupported ISA selects no table at

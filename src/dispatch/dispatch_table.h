@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The dispatch table: one function pointer per kernel family (gen/kernel_table.py), one table per
    ISA.  Internal to the library; tests and benchmarks reach it through the convenience
    library they link. */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The row kernels and the noise streams of a kernel table, their work split into tasks for
    pt_parallel_for (src/runtime/pool.h) when it is large enough.  The public wrappers (rows.c, noise.c)
    call these once the arguments are checked; bench/perturb-bench calls them to time a table's

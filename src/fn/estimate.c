@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The perturbed estimator's one accumulation path (estimate.h): groups of samples summed in
    order by a path, each finished group added exactly into the sums, the groups of a call split
    among the library's threads, and the sums turned into the estimate. */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The perturbed estimator, written once for every path (the fused kernels of built-ins and the
    generic path of any function) and every way of splitting its samples (threads, shards,
    machines).

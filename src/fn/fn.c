@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The pt_fn object layer: reference counting, the keys of random parts, and the public calls,
    which check their arguments, run the kind's operation into scratch buffers and copy the
    result out only when it succeeded (so a failing call writes nothing). */

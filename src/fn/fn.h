@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The pt_fn object layer (pt_fn(3)).
 
    Every kind of function (callback, custom gradient, built-in, composition, perturbed) is a

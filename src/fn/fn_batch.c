@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The batched calls: pt_fn_eval_batch, pt_fn_vjp_batch, pt_fn_jvp_batch and
    pt_fn_value_and_grad_batch.  Row b is the single-row call with pt_key_fold_in(key, b), so a
    batch equals its rows bit for bit however its rows are spread over threads: a function that

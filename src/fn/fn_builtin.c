@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The built-in piecewise-constant functions: argmax one-hot (also per segment, for a flattened
    tree of leaves) and ranking.  They evaluate through the row kernels, whole batches at once;
    their derivatives are zero almost everywhere, and zero is what they return (as JAX does).

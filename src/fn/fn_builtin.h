@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The built-in functions (argmax one-hot, its segmented form, ranking), as the perturbed layer
    sees them: it recognises a built-in to run it in a fused kernel instead of evaluating it on
    materialised samples. */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Functions given by user callbacks: a black box (pt_fn_from_callback), and a black box with a
    vector-Jacobian product (pt_custom_gradient, as tfp.math.custom_gradient); both, with a
    destructor for the user data and a thread-safety flag, from pt_fn_from_callback_ex.  Without

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* pt_fn_compose: outer(inner(x)), with the chain rule for vjp, jvp and the Jacobian.  The inner
    part's random parts come first in the numbering of pt_fn_keys, the outer part's after them. */
 #include <stdlib.h>

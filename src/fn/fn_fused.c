@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The fused paths of perturbed built-ins (estimate.h's pt_path): the noise of each tile of
    samples is generated, used and dropped inside one kernel (src/kernels/fused_argmax.c.j2,
    fused_rank.c.j2), so memory is O(n + tile) per thread, never O(M n) (the Jacobian's n x n

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* pt_make_perturbed_fun: the Monte-Carlo perturbed function of Berthet et al. (2020), as
    optax.perturbations.make_perturbed_fun computes it (perturb.h, "Differentiable functions").
 

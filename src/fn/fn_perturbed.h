@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* What a perturbed function is, for the estimator (estimate.c) and its paths. */
 #ifndef PT_FN_PERTURBED_H
 #define PT_FN_PERTURBED_H

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Shards of a perturbed estimate (perturb.h, "Shards"): the sums of estimate.h over a range of
    sample groups, tagged with everything that must match for two of them to be added (the
    function, op, key, x and v), merged exactly, finished into the op's output, and carried

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The exact sum of src/fn/xsum.h: integer slices of doubles on a fixed grid of 32-bit bins. */
 #include "fn/xsum.h"
 

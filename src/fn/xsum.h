@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* An exact, order-independent sum of doubles: the accumulator every perturbed estimate adds its
    sample groups into, so that threads, shards and machines may add the groups in any order and
    any grouping and still get the same bits.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* AVX2 + FMA layer: the operation vocabulary of src/isa/README.md on 8 lanes.
    Masks are full-width vectors (all ones or all zeros per lane), as AVX2 compares give them. */
 #ifndef PT_ISA_AVX2_H

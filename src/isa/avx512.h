@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* AVX-512 (F, BW, DQ, VL) layer: the operation vocabulary of src/isa/README.md on 16 lanes.
    Masks live in k-registers. */
 #ifndef PT_ISA_AVX512_H

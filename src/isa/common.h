@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* What every layer of src/isa/ includes first: the check of an operation's preconditions in
    debug builds, and the build requirement that all layers share.  Not a layer itself. */
 #ifndef PT_ISA_COMMON_H

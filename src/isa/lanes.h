@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The columns paths of the row kernels (src/kernels/argmax_rows.c.j2, sort_rows.c.j2): PT_LANES
    rows at a time, one per lane, each vector gathering one column of them.  ISA-neutral: it is
    written with the operations of the layer included before it (README.md). */

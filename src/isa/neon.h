@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* AArch64 Advanced SIMD layer: the operation vocabulary of src/isa/README.md on 4 lanes.
    Masks are all-ones/all-zeros 32-bit lanes, as NEON compares give them. */
 #ifndef PT_ISA_NEON_H

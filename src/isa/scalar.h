@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Scalar layer: the operation vocabulary of src/isa/README.md with one lane.  It needs no
    compiler flags (so it has no flag check), and is the baseline every other layer is held to. */
 #ifndef PT_ISA_SCALAR_H

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The SLEEF functions of the scalar layer (src/isa/scalar.h), chosen once for the CPU.
 
    SLEEF's deterministic finz family gives the same bits on every ISA, but its x86 scalar

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The fused perturbed kernels' jobs (src/kernels/fused_argmax.c.j2, driven by src/fn/fn_fused.c).
 
    A fused kernel runs one tile of samples of a perturbed built-in: it generates the tile's

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The work space of the row-sorting kernels (argsort_rows, rank_rows): shared by the public
    wrappers that allocate it and the templates that use it. */
 #ifndef PT_SORT_H

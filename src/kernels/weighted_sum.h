@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* What the public wrapper must know of the weighted sums' order of operations
    (src/kernels/weighted_sum_rows.c.j2) to split a call between threads without changing it. */
 #ifndef PT_WEIGHTED_SUM_H

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 #include "runtime/alloc.h"
 
 #include <stdlib.h>

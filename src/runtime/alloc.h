@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Every allocation of the library goes through pt_malloc and pt_calloc (freed with free), so
    that the tests can make allocations fail on purpose (fault injection, as SQLite's tests do)
    and check that every call then returns PT_ENOMEM, writes nothing, and leaves its objects

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The thread pool: one process-wide pthreadpool, made on the first call that has work for
    several threads and re-made when the thread count changed.  It has one user at a time: a
    caller takes it with an atomic try-acquire, and a caller that finds it taken (another user

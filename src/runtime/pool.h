@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The library's thread pool and its thread count (perturb.h, "Threads").  Computing calls split
    their work into tasks whose results do not depend on which thread runs them, and hand them to
    pt_parallel_for. */
