@@ -153,7 +153,7 @@ def noise_kernel(kind):
 
 KERNELS += [noise_kernel(kind) for kind in ("uniform", "gumbel", "normal")]
 
-# The perturbed functions' kernels (src/fn/fn_perturbed.c, src/fn/fn_fused.c).  perturb_tile is the
+# The perturbed functions' kernels (src/fn/fn_perturbed.c, src/fn/fn_fused*.c).  perturb_tile is the
 # generic estimator's per-tile arithmetic; fused_argmax_<kind> runs one tile of a perturbed
 # argmax one-hot (segments) with its noise generated inside (src/kernels/noise_lib.j2).
 KERNELS += [

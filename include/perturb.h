@@ -318,6 +318,57 @@ PT_API pt_status pt_partial_load(const void *buf, size_t size, pt_partial **out)
 PT_API pt_status pt_partial_merge_bytes(const void *in, void *inout, size_t size);
 PT_API void pt_partial_free(pt_partial *p); /* NULL: no-op */
 
+/* ---- More perturbed optimizers (v0.2) -------------------------------------------------------
+ * Built-ins beside the argmax one-hot and the ranking, with the row kernels' order (ascending,
+ * stable, NaN greatest): "the k greatest" are the last k of the stable ascending order, so of
+ * equal values the later index counts as greater.  Unperturbed, top-k and the permutation matrix
+ * are piecewise constant (zero derivatives, as the argmax); max and sort are differentiable
+ * almost everywhere and return their derivatives (the argmax one-hot, the permutation). */
+
+/* y_i = 1 for the k greatest x_i, else 0; 1 <= k <= d, else PT_EINVAL. */
+PT_API pt_status pt_fn_top_k(size_t d, size_t k, pt_fn **out);
+/* The same on each consecutive segment: ks[s] of the sizes[s] inputs of segment s. */
+PT_API pt_status pt_fn_top_k_segments(const size_t *sizes, const size_t *ks, size_t count,
+                                      pt_fn **out);
+/* y = max_i x_i (n_out = 1): NaN when x holds a NaN, as pt_argmax_rows picks it. */
+PT_API pt_status pt_fn_max(size_t d, pt_fn **out);
+/* y_s = the max of segment s (n_out = count). */
+PT_API pt_status pt_fn_max_segments(const size_t *sizes, size_t count, pt_fn **out);
+/* y = x in ascending order (y_p = x[perm_p], perm as pt_argsort_rows). */
+PT_API pt_status pt_fn_sort(size_t d, pt_fn **out);
+/* n_out = d*d: y[p*d + i] = 1 when element i has position p (p = rank of x_i), else 0.
+   d*d above INT32_MAX: PT_EOVERFLOW. */
+PT_API pt_status pt_fn_permutation_matrix(size_t d, pt_fn **out);
+
+/* Options of a perturbation: see pt_make_perturbed_fun_ex(3). */
+typedef enum pt_baseline { PT_BASELINE_NONE = 0, PT_BASELINE_F_X = 1,
+                           PT_BASELINE_LEAVE_ONE_OUT = 2 } pt_baseline;
+typedef enum pt_gradient { PT_GRADIENT_AUTO = 0, PT_GRADIENT_SCORE = 1,
+                           PT_GRADIENT_PATHWISE = 2 } pt_gradient;
+typedef struct pt_perturb_options {
+  size_t size;              /* sizeof(pt_perturb_options) as the caller compiled it (set by
+                               pt_perturb_defaults): later versions may add fields at the end
+                               and read only those the caller's size covers */
+  size_t num_samples;       /* as pt_make_perturbed_fun */
+  float sigma;
+  pt_noise noise;
+  pt_baseline baseline;
+  pt_gradient gradient;     /* AUTO: pathwise where f provides it, else score function */
+  int antithetic;           /* samples in antithetic pairs (num_samples even, else PT_EINVAL) */
+  int multiplicative;       /* x * exp(sigma Z - sigma^2 / 2) instead of x + sigma Z */
+  int block_diagonal;       /* segments: drop the cross-segment terms (zero in expectation) */
+  int independent_jacobian; /* derivatives from samples independent of the value's */
+} pt_perturb_options;
+/* optax's defaults: 1000 samples, sigma 0.1, Gumbel, baseline F_X, gradient AUTO, the rest 0;
+   size = sizeof(pt_perturb_options). */
+PT_API pt_perturb_options pt_perturb_defaults(void);
+/* The perturbed function of f with these options (NULL: PT_EINVAL).  pt_make_perturbed_fun
+   equals this call with the defaults, its four arguments, and gradient PT_GRADIENT_SCORE.
+   Options that do not apply to f are refused with PT_EINVAL, and so is a size smaller than
+   this struct (or a larger one whose bytes past it are not all zero). */
+PT_API pt_status pt_make_perturbed_fun_ex(const pt_fn *f, const pt_perturb_options *options,
+                                          pt_fn **out);
+
 #ifdef __cplusplus
 }
 #endif

@@ -44,6 +44,21 @@ static size_t place(unsigned want, unsigned term, size_t n, size_t m, size_t *ce
   return at;
 }
 
+int pt_estimate_layout(unsigned want, size_t n_in, size_t n_out, const pt_perturbation *p,
+                       int counted, pt_layout *l) {
+  (void)p;
+  size_t cells = 0;
+  int overflow = 0;
+  l->at_value = place(counted ? 0 : want, PT_WANT_VALUE, n_out, 1, &cells, &overflow);
+  l->at_x_bar = place(want, PT_WANT_VJP, n_in, 1, &cells, &overflow);
+  l->at_y_dot = place(want, PT_WANT_JVP, n_out, 1, &cells, &overflow);
+  l->at_jac = place(want, PT_WANT_JAC, n_out, n_in, &cells, &overflow);
+  l->at_hess = place(want, PT_WANT_HESS, n_in, n_in, &cells, &overflow);
+  l->cells = cells;
+  l->counts = counted && (want & PT_WANT_VALUE) ? n_out : 0;
+  return !overflow;
+}
+
 pt_status pt_estimator_begin(pt_estimator *e, const pt_fn *f, const pt_perturbation *p,
                              pt_key key, const float *x, const float *y_bar, const float *x_dot,
                              unsigned want, pt_arena *arena) {
@@ -60,17 +75,16 @@ pt_status pt_estimator_begin(pt_estimator *e, const pt_fn *f, const pt_perturbat
   e->path = pt_fused_path(f, want);
   if (!e->path) e->path = &pt_generic_path;
   e->counted = e->path->counted;
-  const size_t n_in = f->n_in, n_out = f->n_out;
-  size_t cells = 0;
-  int overflow = 0;
-  e->at_value = place(e->counted ? 0 : want, PT_WANT_VALUE, n_out, 1, &cells, &overflow);
-  e->at_x_bar = place(want, PT_WANT_VJP, n_in, 1, &cells, &overflow);
-  e->at_y_dot = place(want, PT_WANT_JVP, n_out, 1, &cells, &overflow);
-  e->at_jac = place(want, PT_WANT_JAC, n_out, n_in, &cells, &overflow);
-  e->at_hess = place(want, PT_WANT_HESS, n_in, n_in, &cells, &overflow);
-  e->cells = cells;
-  e->counts = e->counted && (want & PT_WANT_VALUE) ? n_out : 0;
-  if (overflow || pt_fn_too_big(cells, 1, sizeof(pt_xsum) + sizeof(double))) return PT_EOVERFLOW;
+  pt_layout l;
+  if (!pt_estimate_layout(want, f->n_in, f->n_out, p, e->counted, &l)) return PT_EOVERFLOW;
+  e->at_value = l.at_value;
+  e->at_x_bar = l.at_x_bar;
+  e->at_y_dot = l.at_y_dot;
+  e->at_jac = l.at_jac;
+  e->at_hess = l.at_hess;
+  e->cells = l.cells;
+  e->counts = l.counts;
+  if (pt_fn_too_big(e->cells, 1, sizeof(pt_xsum) + sizeof(double))) return PT_EOVERFLOW;
   return e->path->prepare(e);
 }
 
@@ -265,8 +279,9 @@ static void write_cells(const pt_xsum *cell, float *out, size_t n, double by) {
 }
 
 void pt_estimate_write(const pt_sums *s, unsigned want, size_t n_in, size_t n_out,
-                       uint64_t samples, float sigma, int counted, const pt_outputs *out) {
-  const double mean = 1.0 / (double)samples, per_sigma = mean / (double)sigma;
+                       const pt_perturbation *p, int counted, const pt_outputs *out) {
+  const float sigma = p->sigma;
+  const double mean = 1.0 / (double)p->samples, per_sigma = mean / (double)sigma;
   size_t at = 0;
   if (want & PT_WANT_VALUE) {
     if (counted) {
@@ -308,7 +323,7 @@ pt_status pt_estimate(const pt_fn *f, const pt_perturbation *p, pt_key key, cons
   if (st == PT_OK) st = pt_sums_alloc(&e, &arena, &s);
   if (st == PT_OK) st = pt_estimator_sum(&e, 0, p->samples, &s);
   if (st == PT_OK)
-    pt_estimate_write(&s, want, f->n_in, f->n_out, p->samples, p->sigma, e.counted, out);
+    pt_estimate_write(&s, want, f->n_in, f->n_out, p, e.counted, out);
   pt_sums_free(&s, &arena);
   pt_estimator_end(&e);
   return st;

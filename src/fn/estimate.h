@@ -99,6 +99,16 @@ typedef struct pt_sums {
   uint64_t groups;
 } pt_sums;
 
+/* Where each wanted term's sums start among a call's cells (SIZE_MAX: not wanted), how many
+   cells there are, and how many counted values: a function of the op, the sizes, the
+   perturbation and whether the path counts the value, so that a partial's bytes can be
+   checked against it (src/fn/partial.c).  0 when the counts overflow a size_t. */
+typedef struct pt_layout {
+  size_t at_value, at_x_bar, at_y_dot, at_jac, at_hess, cells, counts;
+} pt_layout;
+int pt_estimate_layout(unsigned want, size_t n_in, size_t n_out, const pt_perturbation *p,
+                       int counted, pt_layout *layout);
+
 /* Sets e up for f perturbed by p at x with key, wanting `want` (the v of vjp or jvp given):
    chooses the path and lays out the sums.  pt_estimator_end releases what it took. */
 pt_status pt_estimator_begin(pt_estimator *e, const pt_fn *f, const pt_perturbation *p,
@@ -125,7 +135,7 @@ typedef struct pt_outputs {
   float *y, *x_bar, *y_dot, *jac, *hess;
 } pt_outputs;
 void pt_estimate_write(const pt_sums *s, unsigned want, size_t n_in, size_t n_out,
-                       uint64_t samples, float sigma, int counted, const pt_outputs *out);
+                       const pt_perturbation *p, int counted, const pt_outputs *out);
 
 /* One whole estimate (every sample) into out: the perturbed functions' calls. */
 pt_status pt_estimate(const pt_fn *f, const pt_perturbation *p, pt_key key, const float *x,

@@ -22,6 +22,7 @@
 #include "runtime/alloc.h"
 #include "fn/estimate.h"
 #include "fn/fn.h"
+#include "fn/fn_builtin.h"
 #include "fn/fn_perturbed.h"
 #include "dispatch/dispatch_table.h"
 #include "runtime/pool.h"
@@ -270,23 +271,108 @@ static const pt_fn_ops perturbed_ops = {
     .destroy = perturbed_destroy,
 };
 
-pt_status pt_make_perturbed_fun(const pt_fn *f, size_t num_samples, float sigma, pt_noise noise,
-                                int use_baseline, pt_fn **out) {
-  if (!f || !out || num_samples == 0 || !isfinite(sigma) || sigma <= 0.0f) return PT_EINVAL;
-  if (noise != PT_NOISE_GUMBEL && noise != PT_NOISE_NORMAL) return PT_EINVAL;
+pt_perturb_options pt_perturb_defaults(void) {
+  return (pt_perturb_options){.size = sizeof(pt_perturb_options), .num_samples = 1000,
+                              .sigma = 0.1f, .noise = PT_NOISE_GUMBEL,
+                              .baseline = PT_BASELINE_F_X, .gradient = PT_GRADIENT_AUTO};
+}
+
+/* The options the caller's struct holds: at least the v0.2 fields; a larger struct (a caller
+   built against a later header) only when its fields past ours are all zero, i.e. unused. */
+static pt_status read_options(const pt_perturb_options *o, pt_perturb_options *v) {
+  if (!o || o->size < sizeof *o) return PT_EINVAL;
+  const unsigned char *past = (const unsigned char *)o + sizeof *o;
+  for (size_t i = 0; i < o->size - sizeof *o; i++)
+    if (past[i]) return PT_EINVAL;
+  *v = *o;
+  return PT_OK;
+}
+
+/* The options checked against f and resolved into a perturbation (pt_make_perturbed_fun_ex(3)
+   says which apply to which function). */
+static pt_status resolve(const pt_fn *f, const pt_perturb_options *o, pt_perturbation *p) {
+  if (o->num_samples == 0 || !isfinite(o->sigma) || o->sigma <= 0.0f) return PT_EINVAL;
+  if (o->noise != PT_NOISE_GUMBEL && o->noise != PT_NOISE_NORMAL) return PT_EINVAL;
+  if ((unsigned)o->baseline > PT_BASELINE_LEAVE_ONE_OUT) return PT_EINVAL;
+  if ((unsigned)o->gradient > PT_GRADIENT_PATHWISE) return PT_EINVAL;
+  const pt_builtin b = pt_fn_builtin(f);
+  /* a derivative of its own worth following: max and sort, or any differentiable function that
+     is not a piecewise-constant built-in */
+  const int own_derivative = b.kind == PT_BUILTIN_NONE ? (f->caps & PT_CAP_DERIVATIVES) != 0
+                                                       : pt_builtin_differentiable(b.kind);
+  const int pathwise = o->gradient == PT_GRADIENT_PATHWISE ||
+                       (o->gradient == PT_GRADIENT_AUTO && pt_builtin_differentiable(b.kind));
+  if (pathwise && !own_derivative) return PT_EINVAL;
+  /* the baseline only acts on the score function's terms: the default is accepted */
+  if (pathwise && o->baseline == PT_BASELINE_LEAVE_ONE_OUT) return PT_EINVAL;
+  if (o->baseline == PT_BASELINE_LEAVE_ONE_OUT && o->num_samples < 2) return PT_EINVAL;
+  if (o->antithetic && o->num_samples % 2) return PT_EINVAL;
+  if (o->multiplicative && o->noise != PT_NOISE_NORMAL) return PT_EINVAL;
+  /* cross-segment terms exist only in the score function of a built-in of several segments */
+  if (o->block_diagonal &&
+      (pathwise || (b.kind != PT_BUILTIN_ARGMAX && b.kind != PT_BUILTIN_TOP_K) || b.count < 2))
+    return PT_EINVAL;
   /* every noise position m*n_in + i must be a word of the stream, and the end of a sample's
      positions, (m + 1)*n_in, must not wrap: num_samples * n_in < 2^64 */
-  if (num_samples > UINT64_MAX / f->n_in) return PT_EOVERFLOW;
+  if (o->num_samples > UINT64_MAX / f->n_in) return PT_EOVERFLOW;
+  *p = (pt_perturbation){o->num_samples, o->sigma, o->noise, o->baseline, pathwise,
+                         o->antithetic != 0, o->multiplicative != 0, o->block_diagonal != 0,
+                         o->independent_jacobian != 0};
+  /* options whose estimators are not built yet */
+  if (p->baseline == PT_BASELINE_LEAVE_ONE_OUT || p->pathwise || p->antithetic ||
+      p->multiplicative || p->block_diagonal || p->independent_jacobian)
+    return PT_EUNSUPPORTED;
+  return PT_OK;
+}
+
+uint32_t pt_perturbation_bits(const pt_perturbation *p) {
+  return (uint32_t)p->baseline | (uint32_t)p->pathwise << 2 | (uint32_t)p->antithetic << 3 |
+         (uint32_t)p->multiplicative << 4 | (uint32_t)p->block_diagonal << 5 |
+         (uint32_t)p->independent_jacobian << 6;
+}
+
+int pt_perturbation_from_bits(uint32_t bits, pt_perturbation *p) {
+  if ((bits & 3) > PT_BASELINE_LEAVE_ONE_OUT || bits >> 7) return 0;
+  p->baseline = (pt_baseline)(bits & 3);
+  p->pathwise = bits >> 2 & 1;
+  p->antithetic = bits >> 3 & 1;
+  p->multiplicative = bits >> 4 & 1;
+  p->block_diagonal = bits >> 5 & 1;
+  p->independent_jacobian = bits >> 6 & 1;
+  return 1;
+}
+
+pt_status pt_make_perturbed_fun_ex(const pt_fn *f, const pt_perturb_options *options,
+                                   pt_fn **out) {
+  pt_perturb_options o;
+  pt_perturbation pert;
+  if (!f || !out) return PT_EINVAL;
+  pt_status s = read_options(options, &o);
+  if (s == PT_OK) s = resolve(f, &o, &pert);
+  if (s != PT_OK) return s;
   perturbed_fn *p = pt_malloc(sizeof *p);
   if (!p) return PT_ENOMEM;
+  /* the Hessian is the score function's second-order estimate, of additive noise */
+  const int hessian = f->n_out == 1 && !pert.pathwise && !pert.multiplicative;
   pt_fn_init(&p->base, &perturbed_ops, f->n_in, f->n_out, 1,
-             PT_CAP_DERIVATIVES | (f->n_out == 1 ? PT_CAP_HESSIAN : 0) |
+             PT_CAP_DERIVATIVES | (hessian ? PT_CAP_HESSIAN : 0) |
                  (f->caps & PT_CAP_THREAD_SAFE));
-  p->base.work = (double)num_samples * f->work;
+  p->base.work = (double)pert.samples * f->work;
   p->f = pt_fn_retain(f);
-  p->p = (pt_perturbation){num_samples, sigma, noise, use_baseline != 0};
+  p->p = pert;
   *out = &p->base;
   return PT_OK;
+}
+
+pt_status pt_make_perturbed_fun(const pt_fn *f, size_t num_samples, float sigma, pt_noise noise,
+                                int use_baseline, pt_fn **out) {
+  pt_perturb_options o = pt_perturb_defaults();
+  o.num_samples = num_samples;
+  o.sigma = sigma;
+  o.noise = noise;
+  o.baseline = use_baseline ? PT_BASELINE_F_X : PT_BASELINE_NONE;
+  o.gradient = PT_GRADIENT_SCORE;
+  return pt_make_perturbed_fun_ex(f, &o, out);
 }
 
 uint64_t pt_fn_sample_group(const pt_fn *f) {

@@ -6,7 +6,7 @@
 
      offset  size          field (integers little-endian)
      0       8             magic "ptpart\0\1"
-     8       4 x 6         format version (1), op, noise, baseline, counted, sigma's bits
+     8       4 x 6         format version (2), op, noise, options, counted, sigma's bits
      32      8 x 12        n_in, n_out, samples, group, function hash, key seed, key stream,
                            hash of x, hash of v, cells, counts, groups
      128     B             the covered groups, bit g of byte g / 8, padded with zeros to 8 bytes
@@ -25,12 +25,13 @@
 #include "fn/estimate.h"
 #include "fn/fn_builtin.h"
 
-#define PT_PARTIAL_VERSION 1u
+/* 2: the options word (fn_perturbed.h) took the place of version 1's baseline flag */
+#define PT_PARTIAL_VERSION 2u
 #define HEADER_BYTES 128
 static const unsigned char magic[8] = {'p', 't', 'p', 'a', 'r', 't', 0, 1};
 
 typedef struct partial_id {
-  uint32_t op, noise, baseline, counted;
+  uint32_t op, noise, options, counted; /* options: pt_perturbation_bits */
   float sigma;
   uint64_t n_in, n_out, samples, group, fn_hash, seed, stream, x_hash, v_hash;
 } partial_id;
@@ -42,11 +43,20 @@ struct pt_partial {
 };
 
 static int same_id(const partial_id *a, const partial_id *b) {
-  return a->op == b->op && a->noise == b->noise && a->baseline == b->baseline &&
+  return a->op == b->op && a->noise == b->noise && a->options == b->options &&
          a->counted == b->counted && memcmp(&a->sigma, &b->sigma, sizeof a->sigma) == 0 &&
          a->n_in == b->n_in && a->n_out == b->n_out && a->samples == b->samples &&
          a->group == b->group && a->fn_hash == b->fn_hash && a->seed == b->seed &&
          a->stream == b->stream && a->x_hash == b->x_hash && a->v_hash == b->v_hash;
+}
+
+/* The perturbation an identity describes; 0 when its options word is not one. */
+static int id_perturbation(const partial_id *id, pt_perturbation *p) {
+  memset(p, 0, sizeof *p);
+  p->samples = (size_t)id->samples;
+  p->sigma = id->sigma;
+  p->noise = (pt_noise)id->noise;
+  return pt_perturbation_from_bits(id->options, p);
 }
 
 /* ---- hashes: FNV-1a over values taken least significant byte first ------------------------- */
@@ -71,11 +81,10 @@ static uint64_t hash_floats(const float *v, size_t n) {
 /* The structure of the function perturbed: its kind and sizes.  Two black boxes of the same
    sizes cannot be told apart; a built-in's segments can. */
 static uint64_t hash_function(const pt_fn *f) {
-  size_t count = 0;
-  const size_t *offsets = NULL;
-  const pt_builtin_kind kind = pt_fn_builtin(f, &count, &offsets);
-  uint64_t h = fnv(fnv(fnv(FNV_START, (uint64_t)kind, 4), f->n_in, 8), f->n_out, 8);
-  for (size_t s = 0; kind != PT_BUILTIN_NONE && s <= count; s++) h = fnv(h, offsets[s], 8);
+  const pt_builtin b = pt_fn_builtin(f);
+  uint64_t h = fnv(fnv(fnv(FNV_START, (uint64_t)b.kind, 4), f->n_in, 8), f->n_out, 8);
+  for (size_t s = 0; b.kind != PT_BUILTIN_NONE && s <= b.count; s++) h = fnv(h, b.offsets[s], 8);
+  for (size_t s = 0; b.k && s < b.count; s++) h = fnv(h, b.k[s], 8);
   return h;
 }
 
@@ -167,7 +176,7 @@ pt_status pt_fn_partial(const pt_fn *f, pt_op op, pt_key key, const float *x, co
   s = pt_estimator_begin(&e, inner, pert, key, x, op == PT_OP_VJP ? v : NULL,
                          op == PT_OP_JVP ? v : NULL, op_want(op), NULL);
   const partial_id id = {
-      .op = (uint32_t)op, .noise = (uint32_t)pert->noise, .baseline = (uint32_t)pert->baseline,
+      .op = (uint32_t)op, .noise = (uint32_t)pert->noise, .options = pt_perturbation_bits(pert),
       .counted = (uint32_t)e.counted, .sigma = pert->sigma, .n_in = f->n_in, .n_out = f->n_out,
       .samples = pert->samples, .group = group, .fn_hash = hash_function(inner),
       .seed = key.seed, .stream = key.stream, .x_hash = hash_floats(x, f->n_in),
@@ -200,8 +209,10 @@ pt_status pt_partial_finish(const pt_partial *p, float *out) {
   for (uint64_t g = 0; g < groups; g++)
     if (!(p->sums.covered[g / 8] >> (g % 8) & 1)) return PT_EINVAL;
   const pt_outputs o = op_outputs_at((pt_op)p->id.op, out);
+  pt_perturbation pert;
+  id_perturbation(&p->id, &pert);
   pt_estimate_write(&p->sums, op_want((pt_op)p->id.op), (size_t)p->id.n_in, (size_t)p->id.n_out,
-                    p->id.samples, p->id.sigma, (int)p->id.counted, &o);
+                    &pert, (int)p->id.counted, &o);
   return PT_OK;
 }
 
@@ -251,7 +262,7 @@ pt_status pt_partial_save(const pt_partial *p, void *buf, size_t size) {
   uint32_t sigma_bits;
   memcpy(&sigma_bits, &p->id.sigma, sizeof sigma_bits);
   const partial_id *id = &p->id;
-  const uint32_t small[] = {PT_PARTIAL_VERSION, id->op, id->noise, id->baseline, id->counted,
+  const uint32_t small[] = {PT_PARTIAL_VERSION, id->op, id->noise, id->options, id->counted,
                             sigma_bits};
   for (size_t i = 0; i < sizeof small / sizeof small[0]; i++) put(&at, small[i], 4);
   const uint64_t large[] = {id->n_in, id->n_out, id->samples, id->group, id->fn_hash, id->seed,
@@ -276,12 +287,13 @@ pt_status pt_partial_save(const pt_partial *p, void *buf, size_t size) {
 /* The fields of a header, checked against one another: PT_OK with *total its size. */
 static pt_status read_header(const unsigned char *buf, size_t size, partial_id *id,
                              size_t *cells, size_t *counts, uint64_t *groups, size_t *total) {
+  pt_perturbation pert;
   if (size < HEADER_BYTES + 8 || memcmp(buf, magic, sizeof magic) != 0) return PT_EINVAL;
   const unsigned char *at = buf + sizeof magic;
   const uint32_t version = (uint32_t)get(&at, 4);
   id->op = (uint32_t)get(&at, 4);
   id->noise = (uint32_t)get(&at, 4);
-  id->baseline = (uint32_t)get(&at, 4);
+  id->options = (uint32_t)get(&at, 4);
   id->counted = (uint32_t)get(&at, 4);
   const uint32_t sigma_bits = (uint32_t)get(&at, 4);
   memcpy(&id->sigma, &sigma_bits, sizeof id->sigma);
@@ -297,16 +309,17 @@ static pt_status read_header(const unsigned char *buf, size_t size, partial_id *
   const uint64_t n_cells = get(&at, 8), n_counts = get(&at, 8);
   *groups = get(&at, 8);
   if (version != PT_PARTIAL_VERSION || id->op > PT_OP_HESSIAN || id->noise > PT_NOISE_NORMAL ||
-      id->baseline > 1 || id->counted > 1 || !isfinite(id->sigma) || id->sigma <= 0.0f ||
+      !id_perturbation(id, &pert) || id->counted > 1 || !isfinite(id->sigma) || id->sigma <= 0.0f ||
       id->n_in == 0 || id->n_out == 0 || id->samples == 0 || id->samples > UINT64_MAX / id->n_in ||
       (id->op == PT_OP_HESSIAN && id->n_out != 1) ||
       id->group != pt_estimate_group(id->samples) || *groups != groups_of(id))
     return PT_EINVAL;
   /* the sums an estimator of this op lays out (estimate.c) */
-  const size_t outputs = op_outputs(id->op, id->n_in, id->n_out);
-  const int counted_value = id->counted && id->op == PT_OP_EVAL;
-  if (outputs == 0 || n_cells != (counted_value ? 0 : outputs) ||
-      n_counts != (counted_value ? id->n_out : 0))
+  pt_layout l;
+  if (op_outputs(id->op, id->n_in, id->n_out) == 0 ||
+      !pt_estimate_layout(op_want((pt_op)id->op), (size_t)id->n_in, (size_t)id->n_out, &pert,
+                          (int)id->counted, &l) ||
+      n_cells != l.cells || n_counts != l.counts)
     return PT_EINVAL;
   *cells = (size_t)n_cells;
   *counts = (size_t)n_counts;

@@ -1,0 +1,52 @@
+/* SPDX-License-Identifier: MIT */
+/* What the fused paths of perturbed built-ins share (src/fn/fn_fused*.c): the tiles of samples,
+   the carving of one block of scratch into pieces, and the estimator terms every fused kernel
+   computes (src/kernels/fused.h's pt_fused_terms). */
+#ifndef PT_FN_FUSED_H
+#define PT_FN_FUSED_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "fn/estimate.h"
+#include "kernels/fused.h"
+
+/* Noise floats a tile holds: about 16 kB, so the tile's noise stays in L1 while it is used. */
+#define PT_FUSED_TILE_FLOATS 4096
+
+/* Samples of n inputs a tile holds, at most a group's. */
+size_t pt_fused_tile_rows(size_t n, uint64_t group);
+
+/* Pieces of one block of scratch: each starts on a 64-byte boundary.  Sizes are checked here,
+   so a request too large to address sets `overflow` instead of wrapping. */
+typedef struct pt_carve {
+  size_t used;
+  int overflow;
+} pt_carve;
+
+/* The offset of a piece of count * times + extra elements of `size` bytes. */
+size_t pt_carve_take(pt_carve *c, size_t count, size_t times, size_t extra, size_t size);
+
+/* The per-thread pieces of every kernel's pt_fused_terms: the tile's noise, the vjp's float
+   partial sums and, per tile, t_m and the rows grad_nu(Z_m), each present only when wanted. */
+typedef struct pt_terms_at {
+  size_t noise, partial, t, g;
+} pt_terms_at;
+pt_terms_at pt_fused_take_terms(pt_carve *c, unsigned want, size_t n, size_t tile);
+
+/* The sums of e's wanted derivative terms within `sums`, NULL where not wanted. */
+static inline double *pt_fused_sums_at(double *sums, size_t at) {
+  return at == SIZE_MAX ? NULL : sums + at;
+}
+
+/* The terms of one group's call of a kernel, on a thread's scratch and sums. */
+pt_fused_terms pt_fused_terms_of(const pt_estimator *e, const pt_terms_at *at, char *scratch,
+                                 double *sums, double c_base);
+
+/* A path's release: its prep block, from the call's arena. */
+void pt_fused_prep_free(pt_estimator *e);
+
+/* The paths, one per kind of kernel (fn_fused_argmax.c, fn_fused_rank.c). */
+extern const pt_path pt_fused_argmax_path, pt_fused_rank_path;
+
+#endif

@@ -1,0 +1,141 @@
+/* SPDX-License-Identifier: MIT */
+/* The fused path of a perturbed argmax one-hot and its segments (src/kernels/fused_argmax.c.j2),
+   within one group of samples:
+     value     the samples whose segment argmax is i, counted exactly
+     vjp       sum_m c_m grad_nu(Z_m),  c_m = (Y_m - b) . y_bar  (in the kernel)
+     jvp       sum_m (Y_m - b) t_m,     t_m = grad_nu(Z_m) . x_dot
+     jacobian  sum_m (Y_m - b) grad_nu(Z_m)^T
+   where Y_m is one-hot on each segment's winner and b on the unperturbed argmax, all in double
+   in sample order. */
+#include <stdint.h>
+#include <string.h>
+
+#include "runtime/alloc.h"
+#include "fn/fn_builtin.h"
+#include "fn/fn_fused.h"
+#include "dispatch/dispatch_table.h"
+
+typedef struct argmax_prep {
+  size_t segments;
+  const size_t *offsets;
+  void (*kernel)(const pt_fused_argmax_job *, uint64_t, size_t);
+  size_t tile, stride;
+  int32_t *base;   /* segments: the unperturbed winners, b's one-hot */
+  float *a;        /* n: each input's key coefficient */
+  double c_base;   /* b . y_bar */
+  pt_terms_at at;     /* and, in a thread's scratch: */
+  size_t at_g_sum, at_winner, at_count;
+} argmax_prep;
+
+
+static pt_status argmax_prepare(pt_estimator *e) {
+  const pt_kernel_table *k = pt_kernels_active();
+  const pt_builtin b = pt_fn_builtin(e->f);
+  const size_t segments = b.count, *offsets = b.offsets;
+  const size_t n = offsets[segments], tile = pt_fused_tile_rows(n, e->group < e->p.samples ? e->group : e->p.samples);
+  /* whole vectors of winners, PT_LANES of them at a time on every ISA */
+  const size_t stride = (tile + PT_MAX_LANES - 1) / PT_MAX_LANES * PT_MAX_LANES;
+  const int gumbel = e->p.noise == PT_NOISE_GUMBEL;
+
+  /* the prep block: the struct, the baseline winners and the coefficients */
+  pt_carve c = {sizeof(argmax_prep), 0};
+  const size_t at_base = pt_carve_take(&c, segments, 1, 0, sizeof(int32_t));
+  const size_t at_a = pt_carve_take(&c, n, 1, 0, sizeof(float));
+  const size_t at_tmp = pt_carve_take(&c, n, 1, 0, sizeof(float));
+  if (c.overflow) return PT_EOVERFLOW;
+  char *block = pt_arena_zalloc(e->arena, c.used);
+  if (!block) return PT_ENOMEM;
+  argmax_prep *pr = (argmax_prep *)block;
+  pr->segments = segments;
+  pr->offsets = offsets;
+  pr->kernel = gumbel ? k->fused_argmax_gumbel : k->fused_argmax_normal;
+  pr->tile = tile;
+  pr->stride = stride;
+  pr->base = (int32_t *)(block + at_base);
+  pr->a = (float *)(block + at_a);
+  e->prep = pr;
+
+  /* the unperturbed winners (the baseline), and each input's key coefficient */
+  const float *x = e->x;
+  for (size_t seg = 0; seg < segments; seg++) {
+    const size_t o = offsets[seg], z = offsets[seg + 1] - o;
+    k->argmax_rows(x + o, 1, z, z, &pr->base[seg]);
+    pr->base[seg] += (int32_t)o;
+  }
+  if (gumbel) { /* a_i = exp((max x - x_i) / sigma), the exp by the generic path's kernel */
+    float *tmp = (float *)(block + at_tmp);
+    for (size_t seg = 0; seg < segments; seg++)
+      for (size_t i = offsets[seg]; i < offsets[seg + 1]; i++)
+        tmp[i] = (x[i] - x[pr->base[seg]]) / e->p.sigma;
+    k->perturb_tile(tmp, 1, n, NULL, 0.0f, NULL, pr->a);
+  } else {
+    memcpy(pr->a, x, n * sizeof *pr->a);
+  }
+  if ((e->want & PT_WANT_VJP) && e->p.baseline)
+    for (size_t seg = 0; seg < segments; seg++) pr->c_base += e->y_bar[pr->base[seg]];
+
+  /* one thread's scratch */
+  pt_carve s = {0, 0};
+  pr->at = pt_fused_take_terms(&s, e->want, n, tile);
+  pr->at_g_sum = pt_carve_take(&s, e->want & PT_WANT_JAC ? n : 0, 1, 0, sizeof(double));
+  pr->at_winner = pt_carve_take(&s, segments, stride, 0, sizeof(int32_t));
+  pr->at_count = pt_carve_take(&s, e->counts ? 0 : n, 1, 0, sizeof(uint64_t));
+  if (s.overflow) {
+    pt_fused_prep_free(e);
+    return PT_EOVERFLOW;
+  }
+  e->scratch_bytes = s.used;
+  e->thread_safe = 1;
+  e->work = (double)n;
+  return PT_OK;
+}
+
+static pt_status argmax_run(const pt_estimator *e, void *scratch, uint64_t m0, uint64_t m1,
+                            double *sums, uint64_t *counts) {
+  const argmax_prep *pr = e->prep;
+  const size_t n = e->f->n_in, segments = pr->segments, stride = pr->stride;
+  char *sc = scratch;
+  double *y_dot = pt_fused_sums_at(sums, e->at_y_dot), *jac = pt_fused_sums_at(sums, e->at_jac);
+  double *g_sum = jac ? (double *)(sc + pr->at_g_sum) : NULL;
+  const int32_t *winner = (const int32_t *)(sc + pr->at_winner);
+  const float *t = (const float *)(sc + pr->at.t), *g = (const float *)(sc + pr->at.g);
+  const pt_fused_argmax_job job = {
+      .terms = pt_fused_terms_of(e, &pr->at, sc, sums, pr->c_base), .segments = segments,
+      .offsets = pr->offsets, .a = pr->a, .stride = stride, .winner = (int32_t *)winner,
+      .count = counts ? counts : (uint64_t *)(sc + pr->at_count),
+  };
+  if (g_sum) memset(g_sum, 0, n * sizeof *g_sum);
+
+  double t_sum = 0.0;
+  for (uint64_t m = m0; m < m1; m += pr->tile) {
+    const size_t rows = m1 - m < pr->tile ? (size_t)(m1 - m) : pr->tile;
+    pr->kernel(&job, m, rows);
+    if (y_dot)
+      for (size_t r = 0; r < rows; r++) {
+        for (size_t seg = 0; seg < segments; seg++) y_dot[winner[seg * stride + r]] += t[r];
+        t_sum += t[r];
+      }
+    if (jac)
+      for (size_t r = 0; r < rows; r++) {
+        const float *gr = g + r * n;
+        for (size_t seg = 0; seg < segments; seg++) {
+          double *row = jac + (size_t)winner[seg * stride + r] * n;
+          for (size_t i = 0; i < n; i++) row[i] += gr[i];
+        }
+        for (size_t i = 0; i < n; i++) g_sum[i] += gr[i];
+      }
+  }
+
+  /* the baseline's terms, one-hot on the unperturbed winners: once per group */
+  if (e->p.baseline)
+    for (size_t seg = 0; seg < segments; seg++) {
+      if (y_dot) y_dot[pr->base[seg]] -= t_sum;
+      if (jac) {
+        double *row = jac + (size_t)pr->base[seg] * n;
+        for (size_t i = 0; i < n; i++) row[i] -= g_sum[i];
+      }
+    }
+  return PT_OK;
+}
+
+const pt_path pt_fused_argmax_path = {1, argmax_prepare, argmax_run, pt_fused_prep_free, NULL, NULL, NULL};
