@@ -35,6 +35,9 @@ enum {
   PT_WANT_JAC = 8,   /* (1/(M s)) sum_m (Y_m - b) grad_nu(Z_m)^T            n_out x n_in */
   PT_WANT_HESS = 16  /* (1/(M s^2)) sum_m (Y_m - b) (grad_nu grad_nu^T - diag nu'')   n_in^2 */
 };
+/* With the pathwise gradient (p.pathwise) the derivatives are f's own at the samples x_m =
+   x + s Z_m instead: vjp (1/M) sum_m J f(x_m)^T y_bar, jvp (1/M) sum_m J f(x_m) x_dot,
+   jacobian (1/M) sum_m J f(x_m), in the same cells; no Hessian. */
 
 typedef struct pt_estimator pt_estimator;
 
