@@ -79,7 +79,7 @@ typedef void (*fused_kernel)(const pt_fused_argmax_job *job, uint64_t m0, size_t
 /* A job and the buffers it writes. */
 typedef struct fused_run {
   pt_fused_argmax_job job;
-  float *noise, *g, *partial, *t;
+  float *noise, *g, *partial, *t, *winner_noise;
   int32_t *winner;
   uint64_t *count;
   double *x_bar_sum;
@@ -104,6 +104,7 @@ static int run_alloc(fused_run *run, const fused_input *in) {
   run->partial = calloc(n + PT_FUSED_PAD, sizeof(float));
   run->t = malloc(rows * sizeof(float));
   run->winner = malloc((rows + 15) / 16 * 16 * in->segments * sizeof(int32_t));
+  run->winner_noise = malloc((rows + 15) / 16 * 16 * in->segments * sizeof(float));
   run->count = calloc(n, sizeof(uint64_t));
   run->x_bar_sum = calloc(n, sizeof(double));
   run->job = (pt_fused_argmax_job){
@@ -112,9 +113,10 @@ static int run_alloc(fused_run *run, const fused_input *in) {
                 .x_bar_sum = run->x_bar_sum, .x_dot = in->x_dot, .t = run->t, .g = run->g,
                 .noise = run->noise},
       .segments = in->segments, .offsets = in->offsets, .a = in->a,
-      .stride = (rows + 15) / 16 * 16, .winner = run->winner, .count = run->count};
-  return run->noise && run->g && run->partial && run->t && run->winner && run->count &&
-                 run->x_bar_sum ? 0 : -1;
+      .stride = (rows + 15) / 16 * 16, .winner = run->winner, .count = run->count,
+      .winner_noise = run->winner_noise};
+  return run->noise && run->g && run->partial && run->t && run->winner && run->winner_noise &&
+                 run->count && run->x_bar_sum ? 0 : -1;
 }
 
 static void run_free(fused_run *run) {
@@ -123,6 +125,7 @@ static void run_free(fused_run *run) {
   free(run->partial);
   free(run->t);
   free(run->winner);
+  free(run->winner_noise);
   free(run->count);
   free(run->x_bar_sum);
 }
@@ -263,13 +266,34 @@ static int fused_against_reference(const fused_input *in, const fused_run *run, 
 static int fused_same(const fused_input *in, const fused_run *a, const fused_run *b) {
   const size_t n = in->n, rows = in->rows;
   for (size_t s = 0; s < in->segments; s++)
-    if (memcmp(a->winner + s * a->job.stride, b->winner + s * b->job.stride, rows * sizeof(int32_t)))
+    if (memcmp(a->winner + s * a->job.stride, b->winner + s * b->job.stride, rows * sizeof(int32_t)) ||
+        memcmp(a->winner_noise + s * a->job.stride, b->winner_noise + s * b->job.stride,
+               rows * sizeof(float)))
       return 0;
   return memcmp(a->count, b->count, n * sizeof(uint64_t)) == 0 &&
          memcmp(a->t, b->t, rows * sizeof(float)) == 0 &&
          memcmp(a->g, b->g, rows * n * sizeof(float)) == 0 &&
          memcmp(a->partial, b->partial, n * sizeof(float)) == 0 &&
          memcmp(a->x_bar_sum, b->x_bar_sum, n * sizeof(double)) == 0;
+}
+
+/* Each winner's noise is the stream's at its word, bit for bit as the scalar noise kernel
+   (checked against the independent reference by parity_noise.c) gives it. */
+static void winner_noise_against_stream(const pt_kernel_table *scalar, const fused_input *in,
+                                        const fused_run *run, const char *isa,
+                                        pt_parity_result *res) {
+  for (size_t s = 0; s < in->segments; s++)
+    for (size_t r = 0; r < in->rows; r++) {
+      const size_t at = s * run->job.stride + r, w = (size_t)run->winner[at];
+      float want;
+      (in->gumbel ? scalar->noise_gumbel : scalar->noise_normal)(in->key, (in->m0 + r) * in->n + w,
+                                                                 &want, 1);
+      if (memcmp(&run->winner_noise[at], &want, sizeof want) != 0) {
+        pt_parity_fail(res, "fused_argmax %s: noise of sample %zu's winner %zu: %a, stream %a",
+                       isa, r, w, (double)run->winner_noise[at], (double)want);
+        return;
+      }
+    }
 }
 
 static void parity_fused(int gumbel, const pt_kernel_table *k, const pt_kernel_table *scalar,
@@ -288,8 +312,10 @@ static void parity_fused(int gumbel, const pt_kernel_table *k, const pt_kernel_t
           res, "fused_argmax_%s %s differs from scalar (n %zu, %zu segments, m0 %llu, rows %zu)",
           gumbel ? "gumbel" : "normal", pt_isa_name(k->isa), in.n, in.segments,
           (unsigned long long)in.m0, in.rows);
-    else if (k->isa == PT_ISA_SCALAR || c->seed % 4 == 0) /* the reference is slow: a quarter */
+    else if (k->isa == PT_ISA_SCALAR || c->seed % 4 == 0) { /* the reference is slow: a quarter */
       fused_against_reference(&in, &run, pt_isa_name(k->isa), res);
+      winner_noise_against_stream(scalar, &in, &run, pt_isa_name(k->isa), res);
+    }
   }
   run_free(&run);
   run_free(&want);

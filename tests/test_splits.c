@@ -4,7 +4,8 @@
    random orders (as objects and as bytes), and batched calls against their rows.  The
    functions cover every path of the estimator: fused argmax (one segment and several), fused
    ranking, and the generic path through thread-safe and ordinary callbacks, with and without
-   baseline, Gumbel and normal noise, and the pathwise gradient of callbacks with their own. */
+   baseline, Gumbel and normal noise, and the pathwise gradient of callbacks with their own and
+   of the fused max. */
 #include <criterion/criterion.h>
 #include <pthread.h>
 #include <stdint.h>
@@ -60,13 +61,14 @@ typedef struct subject {
   int pathwise; /* no Hessian */
 } subject;
 
-enum { SUBJECTS = 9 };
+enum { SUBJECTS = 10 };
 
 static void make_subjects(subject *s) {
-  pt_fn *argmax, *seg, *rank, *box_safe, *box, *scalar_box, *grad_safe, *grad_scalar;
+  pt_fn *argmax, *seg, *rank, *box_safe, *box, *scalar_box, *grad_safe, *grad_scalar, *max_seg;
   const size_t sizes[] = {40, 1, 70, 9};
   cr_assert_eq(pt_fn_argmax_one_hot(300, &argmax), PT_OK);
   cr_assert_eq(pt_fn_argmax_one_hot_segments(sizes, 4, &seg), PT_OK);
+  cr_assert_eq(pt_fn_max_segments(sizes, 4, &max_seg), PT_OK);
   cr_assert_eq(pt_fn_ranking(37, &rank), PT_OK);
   cr_assert_eq(pt_fn_from_callback_ex(4, 3, smooth, NULL, &three, NULL, PT_CALLBACK_THREAD_SAFE,
                                       &box_safe), PT_OK);
@@ -94,6 +96,7 @@ static void make_subjects(subject *s) {
       {"scalar box", scalar_box, 900, PT_NOISE_NORMAL, 1, 0},
       {"pathwise thread-safe", grad_safe, 1100, PT_NOISE_GUMBEL, 1, 1},
       {"pathwise ordinary", grad_scalar, 600, PT_NOISE_NORMAL, 0, 1},
+      {"max segments", max_seg, 900, PT_NOISE_GUMBEL, 1, 1},
   };
   for (size_t i = 0; i < SUBJECTS; i++) {
     s[i].name = made[i].name;
@@ -117,6 +120,7 @@ static void make_subjects(subject *s) {
   pt_fn_free(scalar_box);
   pt_fn_free(grad_safe);
   pt_fn_free(grad_scalar);
+  pt_fn_free(max_seg);
 }
 
 static void free_subjects(subject *s) {

@@ -72,7 +72,7 @@ pt_status pt_estimator_begin(pt_estimator *e, const pt_fn *f, const pt_perturbat
   e->x_dot = x_dot;
   e->want = want;
   e->group = pt_estimate_group(p->samples);
-  e->path = pt_fused_path(f, want);
+  e->path = pt_fused_path(f, p, want);
   if (!e->path) e->path = &pt_generic_path;
   e->counted = e->path->counted;
   pt_layout l;

@@ -144,9 +144,9 @@ void pt_estimate_write(const pt_sums *s, unsigned want, size_t n_in, size_t n_ou
 pt_status pt_estimate(const pt_fn *f, const pt_perturbation *p, pt_key key, const float *x,
                       const float *y_bar, const float *x_dot, const pt_outputs *out);
 
-/* The paths (fn_fused.c, fn_perturbed.c): pt_fused_path gives the fused path for f and want,
+/* The paths (fn_fused.c, fn_perturbed.c): pt_fused_path gives the fused path for f, p and want,
    or NULL when there is none. */
-const pt_path *pt_fused_path(const pt_fn *f, unsigned want);
+const pt_path *pt_fused_path(const pt_fn *f, const pt_perturbation *p, unsigned want);
 extern const pt_path pt_generic_path;
 
 #endif

@@ -45,12 +45,13 @@ pt_terms_at pt_fused_take_terms(pt_carve *c, unsigned want, size_t n, size_t til
 /* The terms of one group's call of a kernel, on a thread's scratch and sums. */
 pt_fused_terms pt_fused_terms_of(const pt_estimator *e, const pt_terms_at *at, char *scratch,
                                  double *sums, double c_base) {
+  const unsigned want = pt_fused_score_want(e);
   return (pt_fused_terms){
       .key = e->key, .n = e->f->n_in, .sigma = e->p.sigma, .samples = e->p.samples,
-      .y_bar = e->want & PT_WANT_VJP ? e->y_bar : NULL, .c_base = c_base,
+      .y_bar = want & PT_WANT_VJP ? e->y_bar : NULL, .c_base = c_base,
       .partial = (float *)(scratch + at->partial), .x_bar_sum = pt_fused_sums_at(sums, e->at_x_bar),
-      .x_dot = e->want & PT_WANT_JVP ? e->x_dot : NULL, .t = (float *)(scratch + at->t),
-      .g = e->want & PT_WANT_JAC ? (float *)(scratch + at->g) : NULL,
+      .x_dot = want & PT_WANT_JVP ? e->x_dot : NULL, .t = (float *)(scratch + at->t),
+      .g = want & PT_WANT_JAC ? (float *)(scratch + at->g) : NULL,
       .noise = (float *)(scratch + at->noise)};
 }
 
@@ -59,11 +60,14 @@ void pt_fused_prep_free(pt_estimator *e) {
   e->prep = NULL;
 }
 
-const pt_path *pt_fused_path(const pt_fn *f, unsigned want) {
+const pt_path *pt_fused_path(const pt_fn *f, const pt_perturbation *p, unsigned want) {
   if (want & PT_WANT_HESS) return NULL;
   switch (pt_fn_builtin(f).kind) {
     case PT_BUILTIN_ARGMAX: return &pt_fused_argmax_path;
     case PT_BUILTIN_RANKING: return &pt_fused_rank_path;
+    /* their score function runs on the generic path, its value too, so that a value and its
+       derivative come from the same samples' results */
+    case PT_BUILTIN_MAX: return p->pathwise ? &pt_fused_max_path : NULL;
     default: return NULL;
   }
 }

@@ -39,6 +39,12 @@ static inline double *pt_fused_sums_at(double *sums, size_t at) {
   return at == SIZE_MAX ? NULL : sums + at;
 }
 
+/* What a kernel's pt_fused_terms compute for e: the score function's wanted derivatives; none
+   for the pathwise gradient, whose terms the paths form from the samples' results. */
+static inline unsigned pt_fused_score_want(const pt_estimator *e) {
+  return e->p.pathwise ? 0 : e->want;
+}
+
 /* The terms of one group's call of a kernel, on a thread's scratch and sums. */
 pt_fused_terms pt_fused_terms_of(const pt_estimator *e, const pt_terms_at *at, char *scratch,
                                  double *sums, double c_base);
@@ -46,7 +52,8 @@ pt_fused_terms pt_fused_terms_of(const pt_estimator *e, const pt_terms_at *at, c
 /* A path's release: its prep block, from the call's arena. */
 void pt_fused_prep_free(pt_estimator *e);
 
-/* The paths, one per kind of kernel (fn_fused_argmax.c, fn_fused_rank.c). */
-extern const pt_path pt_fused_argmax_path, pt_fused_rank_path;
+/* The paths, by kernel (fn_fused_argmax.c, fn_fused_rank.c) and by whether the value is
+   counted. */
+extern const pt_path pt_fused_argmax_path, pt_fused_max_path, pt_fused_rank_path;
 
 #endif

@@ -1,12 +1,20 @@
 /* SPDX-License-Identifier: MIT */
-/* The fused path of a perturbed argmax one-hot and its segments (src/kernels/fused_argmax.c.j2),
-   within one group of samples:
+/* The fused paths of a perturbed argmax one-hot and of a perturbed max, each with its segments
+   (src/kernels/fused_argmax.c.j2), within one group of samples.  The argmax one-hot, by the
+   score function:
      value     the samples whose segment argmax is i, counted exactly
      vjp       sum_m c_m grad_nu(Z_m),  c_m = (Y_m - b) . y_bar  (in the kernel)
      jvp       sum_m (Y_m - b) t_m,     t_m = grad_nu(Z_m) . x_dot
      jacobian  sum_m (Y_m - b) grad_nu(Z_m)^T
    where Y_m is one-hot on each segment's winner and b on the unperturbed argmax, all in double
-   in sample order. */
+   in sample order.  The max y_s = max_{i in s} x_i, pathwise (its Jacobian is the argmax
+   one-hot, Danskin's theorem), with w_ms the winner of segment s in sample m and count_i the
+   samples that input i won:
+     value     sum_m x_w + sigma Z_w for w = w_ms,  in double in sample order
+     vjp       y_bar[s] count_i for i in segment s
+     jvp       sum_{i in s} count_i x_dot_i,        in double in index order
+     jacobian  count_i in row s, column i
+   the derivatives once per group from the group's counts (integers times a float: exact). */
 #include <stdint.h>
 #include <string.h>
 
@@ -16,6 +24,7 @@
 #include "dispatch/dispatch_table.h"
 
 typedef struct argmax_prep {
+  int max;         /* the built-in is the max (pathwise), not the argmax one-hot */
   size_t segments;
   const size_t *offsets;
   void (*kernel)(const pt_fused_argmax_job *, uint64_t, size_t);
@@ -24,7 +33,7 @@ typedef struct argmax_prep {
   float *a;        /* n: each input's key coefficient */
   double c_base;   /* b . y_bar */
   pt_terms_at at;     /* and, in a thread's scratch: */
-  size_t at_g_sum, at_winner, at_count;
+  size_t at_g_sum, at_winner, at_count, at_noise;
 } argmax_prep;
 
 
@@ -35,7 +44,7 @@ static pt_status argmax_prepare(pt_estimator *e) {
   const size_t n = offsets[segments], tile = pt_fused_tile_rows(n, e->group < e->p.samples ? e->group : e->p.samples);
   /* whole vectors of winners, PT_LANES of them at a time on every ISA */
   const size_t stride = (tile + PT_MAX_LANES - 1) / PT_MAX_LANES * PT_MAX_LANES;
-  const int gumbel = e->p.noise == PT_NOISE_GUMBEL;
+  const int gumbel = e->p.noise == PT_NOISE_GUMBEL, max = b.kind == PT_BUILTIN_MAX;
 
   /* the prep block: the struct, the baseline winners and the coefficients */
   pt_carve c = {sizeof(argmax_prep), 0};
@@ -46,6 +55,7 @@ static pt_status argmax_prepare(pt_estimator *e) {
   char *block = pt_arena_zalloc(e->arena, c.used);
   if (!block) return PT_ENOMEM;
   argmax_prep *pr = (argmax_prep *)block;
+  pr->max = max;
   pr->segments = segments;
   pr->offsets = offsets;
   pr->kernel = gumbel ? k->fused_argmax_gumbel : k->fused_argmax_normal;
@@ -71,15 +81,18 @@ static pt_status argmax_prepare(pt_estimator *e) {
   } else {
     memcpy(pr->a, x, n * sizeof *pr->a);
   }
-  if ((e->want & PT_WANT_VJP) && e->p.baseline)
+  if ((e->want & PT_WANT_VJP) && e->p.baseline && !max)
     for (size_t seg = 0; seg < segments; seg++) pr->c_base += e->y_bar[pr->base[seg]];
 
-  /* one thread's scratch */
+  /* one thread's scratch: the kernel's score-function terms (none for the max), the winners,
+     a group's counts when they are not the value, and the winners' noise for the max's */
+  const unsigned score = pt_fused_score_want(e), value = max && (e->want & PT_WANT_VALUE);
   pt_carve s = {0, 0};
-  pr->at = pt_fused_take_terms(&s, e->want, n, tile);
-  pr->at_g_sum = pt_carve_take(&s, e->want & PT_WANT_JAC ? n : 0, 1, 0, sizeof(double));
+  pr->at = pt_fused_take_terms(&s, score, n, tile);
+  pr->at_g_sum = pt_carve_take(&s, score & PT_WANT_JAC ? n : 0, 1, 0, sizeof(double));
   pr->at_winner = pt_carve_take(&s, segments, stride, 0, sizeof(int32_t));
   pr->at_count = pt_carve_take(&s, e->counts ? 0 : n, 1, 0, sizeof(uint64_t));
+  pr->at_noise = pt_carve_take(&s, value ? segments : 0, stride, 0, sizeof(float));
   if (s.overflow) {
     pt_fused_prep_free(e);
     return PT_EOVERFLOW;
@@ -90,19 +103,90 @@ static pt_status argmax_prepare(pt_estimator *e) {
   return PT_OK;
 }
 
+/* The argmax one-hot's jvp and Jacobian terms of a tile (the vjp's are the kernel's), and the
+   sums the baseline's terms need: t_sum = sum_m t_m, g_sum = sum_m grad_nu(Z_m). */
+static void score_tile(const pt_estimator *e, const pt_fused_argmax_job *job, size_t rows,
+                       double *sums, double *t_sum, double *g_sum) {
+  const size_t n = e->f->n_in, segments = job->segments, stride = job->stride;
+  double *y_dot = pt_fused_sums_at(sums, e->at_y_dot), *jac = pt_fused_sums_at(sums, e->at_jac);
+  const float *t = job->terms.t, *g = job->terms.g;
+  const int32_t *winner = job->winner;
+  if (y_dot)
+    for (size_t r = 0; r < rows; r++) {
+      for (size_t seg = 0; seg < segments; seg++) y_dot[winner[seg * stride + r]] += t[r];
+      *t_sum += t[r];
+    }
+  if (jac)
+    for (size_t r = 0; r < rows; r++) {
+      const float *gr = g + r * n;
+      for (size_t seg = 0; seg < segments; seg++) {
+        double *row = jac + (size_t)winner[seg * stride + r] * n;
+        for (size_t i = 0; i < n; i++) row[i] += gr[i];
+      }
+      for (size_t i = 0; i < n; i++) g_sum[i] += gr[i];
+    }
+}
+
+/* The baseline's terms, one-hot on the unperturbed winners: once per group. */
+static void score_baseline(const pt_estimator *e, const argmax_prep *pr, double *sums,
+                           double t_sum, const double *g_sum) {
+  const size_t n = e->f->n_in;
+  double *y_dot = pt_fused_sums_at(sums, e->at_y_dot), *jac = pt_fused_sums_at(sums, e->at_jac);
+  for (size_t seg = 0; seg < pr->segments; seg++) {
+    if (y_dot) y_dot[pr->base[seg]] -= t_sum;
+    if (jac) {
+      double *row = jac + (size_t)pr->base[seg] * n;
+      for (size_t i = 0; i < n; i++) row[i] -= g_sum[i];
+    }
+  }
+}
+
+/* The max's values of a tile, x_w + sigma Z_w (a product then a sum, as the generic path forms
+   the perturbed inputs), into each segment's cell in sample order. */
+static void max_values(const pt_estimator *e, const pt_fused_argmax_job *job, size_t rows,
+                       double *sums) {
+  const float sigma = e->p.sigma;
+  double *value = sums + e->at_value;
+  for (size_t seg = 0; seg < job->segments; seg++) {
+    const int32_t *won = job->winner + seg * job->stride;
+    const float *z = job->winner_noise + seg * job->stride;
+    for (size_t r = 0; r < rows; r++) {
+      const float step = sigma * z[r];
+      value[seg] += (double)(e->x[won[r]] + step);
+    }
+  }
+}
+
+/* The max's pathwise derivatives from the group's counts. */
+static void max_derivatives(const pt_estimator *e, const argmax_prep *pr, const uint64_t *count,
+                            double *sums) {
+  const size_t n = e->f->n_in;
+  double *x_bar = pt_fused_sums_at(sums, e->at_x_bar), *y_dot = pt_fused_sums_at(sums, e->at_y_dot);
+  double *jac = pt_fused_sums_at(sums, e->at_jac);
+  for (size_t seg = 0; seg < pr->segments; seg++)
+    for (size_t i = pr->offsets[seg]; i < pr->offsets[seg + 1]; i++) {
+      const double won = (double)count[i];
+      if (x_bar) x_bar[i] += won * (double)e->y_bar[seg];
+      if (y_dot) y_dot[seg] += won * (double)e->x_dot[i];
+      if (jac) jac[seg * n + i] += won;
+    }
+}
+
 static pt_status argmax_run(const pt_estimator *e, void *scratch, uint64_t m0, uint64_t m1,
                             double *sums, uint64_t *counts) {
   const argmax_prep *pr = e->prep;
-  const size_t n = e->f->n_in, segments = pr->segments, stride = pr->stride;
+  const size_t n = e->f->n_in;
   char *sc = scratch;
-  double *y_dot = pt_fused_sums_at(sums, e->at_y_dot), *jac = pt_fused_sums_at(sums, e->at_jac);
-  double *g_sum = jac ? (double *)(sc + pr->at_g_sum) : NULL;
-  const int32_t *winner = (const int32_t *)(sc + pr->at_winner);
-  const float *t = (const float *)(sc + pr->at.t), *g = (const float *)(sc + pr->at.g);
+  double *g_sum = !pr->max && e->at_jac != SIZE_MAX ? (double *)(sc + pr->at_g_sum) : NULL;
+  /* counts of the value go on; any other counts are this group's */
+  uint64_t *count = counts ? counts : (uint64_t *)(sc + pr->at_count);
+  if (!counts) memset(count, 0, n * sizeof *count);
+  const int values = pr->max && e->at_value != SIZE_MAX;
   const pt_fused_argmax_job job = {
-      .terms = pt_fused_terms_of(e, &pr->at, sc, sums, pr->c_base), .segments = segments,
-      .offsets = pr->offsets, .a = pr->a, .stride = stride, .winner = (int32_t *)winner,
-      .count = counts ? counts : (uint64_t *)(sc + pr->at_count),
+      .terms = pt_fused_terms_of(e, &pr->at, sc, sums, pr->c_base), .segments = pr->segments,
+      .offsets = pr->offsets, .a = pr->a, .stride = pr->stride,
+      .winner = (int32_t *)(sc + pr->at_winner), .count = count,
+      .winner_noise = values ? (float *)(sc + pr->at_noise) : NULL,
   };
   if (g_sum) memset(g_sum, 0, n * sizeof *g_sum);
 
@@ -110,32 +194,14 @@ static pt_status argmax_run(const pt_estimator *e, void *scratch, uint64_t m0, u
   for (uint64_t m = m0; m < m1; m += pr->tile) {
     const size_t rows = m1 - m < pr->tile ? (size_t)(m1 - m) : pr->tile;
     pr->kernel(&job, m, rows);
-    if (y_dot)
-      for (size_t r = 0; r < rows; r++) {
-        for (size_t seg = 0; seg < segments; seg++) y_dot[winner[seg * stride + r]] += t[r];
-        t_sum += t[r];
-      }
-    if (jac)
-      for (size_t r = 0; r < rows; r++) {
-        const float *gr = g + r * n;
-        for (size_t seg = 0; seg < segments; seg++) {
-          double *row = jac + (size_t)winner[seg * stride + r] * n;
-          for (size_t i = 0; i < n; i++) row[i] += gr[i];
-        }
-        for (size_t i = 0; i < n; i++) g_sum[i] += gr[i];
-      }
+    if (values) max_values(e, &job, rows, sums);
+    if (!pr->max) score_tile(e, &job, rows, sums, &t_sum, g_sum);
   }
-
-  /* the baseline's terms, one-hot on the unperturbed winners: once per group */
-  if (e->p.baseline)
-    for (size_t seg = 0; seg < segments; seg++) {
-      if (y_dot) y_dot[pr->base[seg]] -= t_sum;
-      if (jac) {
-        double *row = jac + (size_t)pr->base[seg] * n;
-        for (size_t i = 0; i < n; i++) row[i] -= g_sum[i];
-      }
-    }
+  if (pr->max) max_derivatives(e, pr, count, sums);
+  else if (e->p.baseline) score_baseline(e, pr, sums, t_sum, g_sum);
   return PT_OK;
 }
 
 const pt_path pt_fused_argmax_path = {1, argmax_prepare, argmax_run, pt_fused_prep_free, NULL, NULL, NULL};
+/* the max's value is a sum of floats, in cells */
+const pt_path pt_fused_max_path = {0, argmax_prepare, argmax_run, pt_fused_prep_free, NULL, NULL, NULL};

@@ -70,7 +70,9 @@ typedef struct pt_fused_terms {
              (argmax_i x_i + sigma G_i with G = -log E, one logarithm per element), and
              grad_nu = 1 - E;
      normal: key_i = -(a_i + sigma z_i) with a = x, and grad_nu = z.
-   A sample's cotangent is c = sum_s y_bar[winner of s] - c_base (segment order). */
+   A sample's cotangent is c = sum_s y_bar[winner of s] - c_base (segment order).  With
+   winner_noise, each winner's noise as the stream gives it (Gumbel G = -log E, bit for bit
+   pt_noise_fill's; normal z), from which the perturbed max x_w + sigma Z_w is formed. */
 typedef struct pt_fused_argmax_job {
   pt_fused_terms terms;
   size_t segments;
@@ -81,6 +83,8 @@ typedef struct pt_fused_argmax_job {
                             of sample r, an input index (whole vectors stored: the lanes past
                             the tile hold garbage) */
   uint64_t *count;       /* n: how many samples each input won, added to */
+  float *winner_noise;   /* segments x stride, as winner (whole vectors stored); NULL: not
+                            wanted */
 } pt_fused_argmax_job;
 
 /* One perturbed ranking evaluation: the sample's ranks are those of x + sigma Z (Z the
