@@ -94,6 +94,7 @@ typedef struct fused_input {
   uint64_t m0;
   size_t rows;
   double c_base;
+  int permutation; /* the rank kernels' cotangent of the permutation matrix (y_bar: n x n) */
 } fused_input;
 
 static int run_alloc(fused_run *run, const fused_input *in) {
@@ -359,7 +360,8 @@ static int rank_alloc(rank_run *run, const fused_input *in) {
                 .y_bar = in->y_bar, .c_base = in->c_base, .partial = run->partial,
                 .x_bar_sum = run->x_bar_sum, .x_dot = in->x_dot, .t = run->t, .g = run->g,
                 .noise = run->noise},
-      .x = in->x, .keys = run->keys, .work = run->work, .rank = run->rank};
+      .x = in->x, .keys = run->keys, .work = run->work, .rank = run->rank,
+      .permutation = in->permutation};
   return run->noise && run->keys && run->g && run->partial && run->t && run->rank && run->work &&
                  run->x_bar_sum ? 0 : -1;
 }
@@ -427,7 +429,8 @@ static int rank_against_reference(const pt_kernel_table *scalar, const fused_inp
                        r, i, (double)run->g[r * n + i], g);
         bad = 1;
       }
-      c += (double)run->rank[r * n + i] * in->y_bar[i];
+      c += in->permutation ? (double)in->y_bar[(size_t)run->rank[r * n + i] * n + i]
+                           : (double)run->rank[r * n + i] * in->y_bar[i];
       t += g * in->x_dot[i];
       t_size += fabs(g * in->x_dot[i]);
     }
@@ -463,6 +466,10 @@ static void parity_rank(int gumbel, const pt_kernel_table *k, const pt_kernel_ta
   fused_from_case(&in, gumbel, c, x);
   if (in.n > 1000) in.n = 1000; /* ranking rows of the battery's longest lengths is slow */
   in.rows = 1 + in.rows / 4;
+  /* a third of the short cases take the permutation matrix's cotangent, over n x n weights */
+  in.permutation = c->seed % 3 == 0 && in.n * in.n <= sizeof in.y_bar / sizeof in.y_bar[0];
+  for (size_t j = 0; in.permutation && j < in.n * in.n; j++)
+    in.y_bar[j] = (float)((j * 7) % 5) * 0.25f - 0.5f;
   rank_run run, want;
   if (rank_alloc(&run, &in) != 0 || rank_alloc(&want, &in) != 0) {
     pt_parity_fail(res, "out of memory");
@@ -644,6 +651,70 @@ static void known_api_results(const pt_kernel_table *k, pt_parity_result *res) {
   pt_isa_select(before);
 }
 
+/* Hashes of every first-order operation of the v0.2 optimizers through the public API: {the max
+   of 4 segments, Gumbel, pathwise; the sort, normal, pathwise; the permutation matrix, Gumbel,
+   score function; the pathwise gradient of a callback, Gumbel}, recorded from this library
+   (scalar and AVX2 agree; tests/test_pathwise.c checks the functions against closed forms). */
+static const uint64_t known_optimizers[4] = {0x30bd3c8131686a66ull, 0xcb9fee24c1c1a53aull,
+                                             0x32b403f05afb7eedull, 0x193fcd711935d916ull};
+
+/* y_i = x_i^2 / 2 for the generic pathwise path: its value and vjp as callbacks */
+static int half_squares(void *user, size_t batch, const float *x, float *y) {
+  const size_t d = *(const size_t *)user;
+  for (size_t i = 0; i < batch * d; i++) y[i] = 0.5f * x[i] * x[i];
+  return 0;
+}
+
+static int half_squares_vjp(void *user, const float *x, const float *y_bar, float *x_bar) {
+  const size_t d = *(const size_t *)user;
+  for (size_t i = 0; i < d; i++) x_bar[i] = y_bar[i] * x[i];
+  return 0;
+}
+
+static void known_optimizer_results(const pt_kernel_table *k, pt_parity_result *res) {
+  static size_t d = 37;
+  const size_t sizes[4] = {5, 12, 1, 19};
+  static fused_input in;
+  known_input(&in, 1, 0);
+  static float v[81], out[81 + 37 + 81 + 81 * 37];
+  for (size_t j = 0; j < 81; j++) v[j] = (float)((j * 7) % 5) * 0.25f - 0.5f;
+  pt_fn *fs[4] = {NULL, NULL, NULL, NULL}, *ps[4] = {NULL, NULL, NULL, NULL};
+  const pt_noise noises[4] = {PT_NOISE_GUMBEL, PT_NOISE_NORMAL, PT_NOISE_GUMBEL, PT_NOISE_GUMBEL};
+  const pt_gradient gradients[4] = {PT_GRADIENT_AUTO, PT_GRADIENT_AUTO, PT_GRADIENT_AUTO,
+                                    PT_GRADIENT_PATHWISE};
+  const pt_isa before = pt_isa_active();
+  int ok = pt_isa_select(k->isa) == PT_OK && pt_fn_max_segments(sizes, 4, &fs[0]) == PT_OK &&
+           pt_fn_sort(d, &fs[1]) == PT_OK && pt_fn_permutation_matrix(9, &fs[2]) == PT_OK &&
+           pt_fn_from_callback_ex(d, d, half_squares, half_squares_vjp, &d, NULL, 0, &fs[3]) == PT_OK;
+  for (int f = 0; f < 4 && ok; f++) {
+    res->checked++;
+    pt_perturb_options o = pt_perturb_defaults();
+    o.num_samples = 700;
+    o.sigma = 0.3f;
+    o.noise = noises[f];
+    o.gradient = gradients[f];
+    const pt_key key = {0xabc, (uint64_t)f};
+    ok = pt_make_perturbed_fun_ex(fs[f], &o, &ps[f]) == PT_OK;
+    const size_t n_in = pt_fn_n_in(fs[f]), n_out = pt_fn_n_out(fs[f]);
+    ok = ok && pt_fn_eval(ps[f], key, in.x, out) == PT_OK &&
+         pt_fn_vjp(ps[f], key, in.x, v, out + n_out) == PT_OK &&
+         pt_fn_jvp(ps[f], key, in.x, v, out + n_out + n_in) == PT_OK &&
+         pt_fn_jacobian(ps[f], key, in.x, out + 2 * n_out + n_in) == PT_OK;
+    if (!ok) break;
+    const uint64_t h = pt_hash32(PT_HASH_START, out, 2 * n_out + n_in + n_out * n_in);
+    if (h != known_optimizers[f])
+      pt_parity_fail(res, "%s: optimizer %d through the API hashes to %#018llx, want %#018llx",
+                     pt_isa_name(k->isa), f, (unsigned long long)h,
+                     (unsigned long long)known_optimizers[f]);
+  }
+  if (!ok) pt_parity_fail(res, "%s: the optimizers' known answers could not run", pt_isa_name(k->isa));
+  for (int f = 0; f < 4; f++) {
+    pt_fn_free(ps[f]);
+    pt_fn_free(fs[f]);
+  }
+  pt_isa_select(before);
+}
+
 /* The saved bytes of shards are portable: the same on every ISA and machine (the byte order
    included), recorded here as hashes of {a VJP shard of the segments argmax over samples
    [128, 384), a JVP shard of the black-box ranks over [0, 256)} of M = 700; and the shards of
@@ -715,5 +786,6 @@ void pt_parity_fused_known(const pt_kernel_table *k, pt_parity_result *res) {
   known_kernels(k, res);
   known_rank_kernels(k, pt_kernels_for(PT_ISA_SCALAR), res);
   known_api_results(k, res);
+  known_optimizer_results(k, res);
   known_shard_bytes(k, res);
 }

@@ -19,7 +19,8 @@
 /* The objects and inputs every call shares, built without failures. */
 typedef struct world {
   pt_fn *argmax, *ranking, *box, *scalar_box, *perturbed_argmax, *perturbed_ranking,
-      *perturbed_box, *perturbed_scalar_box, *custom, *loss, *many_samples;
+      *perturbed_box, *perturbed_scalar_box, *custom, *loss, *many_samples, *max, *sort,
+      *permutation, *pathwise_custom;
   float x[D], y_bar[D], x_dot[D];
   float rows[2 * SORT_D];
 } world;
@@ -68,6 +69,21 @@ static void build(void) {
   /* enough samples to be split among threads */
   cr_assert_eq(pt_make_perturbed_fun(w.argmax, 4000, 0.5f, PT_NOISE_GUMBEL, 1, &w.many_samples),
                PT_OK);
+  /* the v0.2 optimizers' fused paths (max, sort: pathwise) and the generic pathwise one */
+  pt_fn *max, *sort, *permutation;
+  cr_assert_eq(pt_fn_max_segments(sizes, 3, &max), PT_OK);
+  cr_assert_eq(pt_fn_sort(D, &sort), PT_OK);
+  cr_assert_eq(pt_fn_permutation_matrix(D, &permutation), PT_OK);
+  pt_perturb_options o = pt_perturb_defaults();
+  o.num_samples = 300;
+  cr_assert_eq(pt_make_perturbed_fun_ex(max, &o, &w.max), PT_OK);
+  cr_assert_eq(pt_make_perturbed_fun_ex(sort, &o, &w.sort), PT_OK);
+  cr_assert_eq(pt_make_perturbed_fun_ex(permutation, &o, &w.permutation), PT_OK);
+  o.gradient = PT_GRADIENT_PATHWISE;
+  cr_assert_eq(pt_make_perturbed_fun_ex(w.custom, &o, &w.pathwise_custom), PT_OK);
+  pt_fn_free(max);
+  pt_fn_free(sort);
+  pt_fn_free(permutation);
   cr_assert_eq(pt_set_num_threads(2), PT_OK);
   for (size_t i = 0; i < D; i++) {
     w.x[i] = (float)((i * 7) % 11) * 0.1f - 0.5f;
@@ -80,7 +96,7 @@ static void build(void) {
 static void tear_down(void) {
   pt_fn *all[] = {w.argmax, w.ranking, w.box, w.scalar_box, w.perturbed_argmax,
                   w.perturbed_ranking, w.perturbed_box, w.perturbed_scalar_box, w.custom, w.loss,
-                  w.many_samples};
+                  w.many_samples, w.max, w.sort, w.permutation, w.pathwise_custom};
   for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) pt_fn_free(all[i]);
   pt_alloc_fail_after(PT_ALLOC_NEVER_FAIL);
 }
@@ -136,6 +152,19 @@ static pt_status fused_ranking_vjp(void *out) {
 }
 static pt_status fused_ranking_jacobian(void *out) {
   return pt_fn_jacobian(w.perturbed_ranking, key, w.x, out);
+}
+static pt_status fused_max_eval(void *out) { return pt_fn_eval(w.max, key, w.x, out); }
+static pt_status fused_max_vjp(void *out) {
+  const float y_bar[3] = {1.0f, -0.5f, 2.0f};
+  return pt_fn_vjp(w.max, key, w.x, y_bar, out);
+}
+static pt_status fused_sort_jacobian(void *out) { return pt_fn_jacobian(w.sort, key, w.x, out); }
+static pt_status fused_permutation_jvp(void *out) {
+  return pt_fn_jvp(w.permutation, key, w.x, w.x_dot, out);
+}
+static pt_status generic_pathwise_value_and_grad(void *out) {
+  float *o = out;
+  return pt_fn_value_and_grad(w.pathwise_custom, key, w.x, o, o + 1);
 }
 static pt_status generic_eval_batch(void *out) {
   float x2[2 * D];
@@ -228,12 +257,17 @@ Test(alloc, fused_perturbed_builtins) {
   EVERY_FAILURE(fused_argmax_jacobian, D * D * sizeof(float));
   EVERY_FAILURE(fused_ranking_vjp, D * sizeof(float));
   EVERY_FAILURE(fused_ranking_jacobian, D * D * sizeof(float));
+  EVERY_FAILURE(fused_max_eval, 3 * sizeof(float));
+  EVERY_FAILURE(fused_max_vjp, D * sizeof(float));
+  EVERY_FAILURE(fused_sort_jacobian, D * D * sizeof(float));
+  EVERY_FAILURE(fused_permutation_jvp, D * D * sizeof(float));
 }
 
 Test(alloc, generic_perturbed_functions) {
   EVERY_FAILURE(generic_eval_batch, 2 * D * sizeof(float));
   EVERY_FAILURE(generic_jvp, D * sizeof(float));
   EVERY_FAILURE(generic_hessian, D * D * sizeof(float));
+  EVERY_FAILURE(generic_pathwise_value_and_grad, (1 + D) * sizeof(float));
 }
 
 Test(alloc, threads_batches_and_shards) {

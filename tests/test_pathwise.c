@@ -430,3 +430,355 @@ Test(pathwise, fused_max_is_the_generic_max) {
   pt_fn_free(fused);
   pt_fn_free(box);
 }
+
+/* ---- the fused sort (pathwise) and permutation matrix (score function) ------------------- */
+
+/* rank_i = how many elements come before x_i in the stable ascending order */
+static void ranks_of(const float *x, size_t d, size_t *rank) {
+  for (size_t i = 0; i < d; i++) {
+    size_t r = 0;
+    for (size_t j = 0; j < d; j++) r += x[j] < x[i] || (j < i && x[j] == x[i]);
+    rank[i] = r;
+  }
+}
+
+static void sort_point(const void *ctx, const float *x, float *y) {
+  const size_t d = *(const size_t *)ctx;
+  size_t rank[64];
+  ranks_of(x, d, rank);
+  for (size_t i = 0; i < d; i++) y[rank[i]] = x[i];
+}
+
+/* the permutation matrix, J[p*d + i] = [rank_i == p]: the sort's Jacobian and the permutation
+   matrix's value */
+static void permutation_point(const void *ctx, const float *x, float *y) {
+  const size_t d = *(const size_t *)ctx;
+  size_t rank[64];
+  ranks_of(x, d, rank);
+  memset(y, 0, d * d * sizeof *y);
+  for (size_t i = 0; i < d; i++) y[rank[i] * d + i] = 1.0f;
+}
+
+static pt_fn *builtin(pt_status (*make)(size_t, pt_fn **), size_t d) {
+  pt_fn *f = NULL;
+  cr_assert_eq(make(d, &f), PT_OK);
+  return f;
+}
+
+/* Each sample's sorted keys are non-decreasing and their sums are rounded monotonically, so the
+   perturbed sort's value is non-decreasing exactly; its Jacobian is E[P], counted exactly:
+   with M = 1024, M times each entry is an integer, and every row and column sums to M. */
+Test(pathwise, sort_is_non_decreasing_and_its_jacobian_doubly_stochastic) {
+  enum { D = 9, M = 1024 };
+  const float x[D] = {3.0f, -1.0f, 3.0f, 0.5f, -0.0f, 0.0f, 7.0f, 3.0f, -2.0f};
+  pt_fn *f = builtin(pt_fn_sort, D);
+  for (int noise = PT_NOISE_GUMBEL; noise <= PT_NOISE_NORMAL; noise++) {
+    pt_fn *p = perturbed_with(f, M, 1.5f, (pt_noise)noise, PT_GRADIENT_AUTO);
+    float y[D], jac[D * D];
+    cr_assert_eq(pt_fn_eval(p, pt_key_make(4), x, y), PT_OK);
+    cr_assert_eq(pt_fn_jacobian(p, pt_key_make(4), x, jac), PT_OK);
+    for (size_t q = 0; q + 1 < D; q++) cr_expect_leq(y[q], y[q + 1], "y[%zu] > y[%zu]", q, q + 1);
+    for (size_t a = 0; a < D; a++) {
+      double row = 0.0, column = 0.0;
+      for (size_t b = 0; b < D; b++) {
+        const double entry = (double)jac[a * D + b] * M, down = (double)jac[b * D + a] * M;
+        cr_expect(entry == floor(entry) && entry >= 0 && entry <= M, "J[%zu][%zu] * M = %g", a, b, entry);
+        row += entry;
+        column += down;
+      }
+      cr_expect(row == M && column == M, "row %zu sums to %g, column %zu to %g (of %d)", a, row,
+                a, column, M);
+    }
+    pt_fn_free(p);
+  }
+  pt_fn_free(f);
+}
+
+static double phi(double t) { return exp(-0.5 * t * t) / sqrt(2.0 * PI); }
+static double Phi(double t) { return 0.5 * erfc(-t / sqrt(2.0)); }
+
+/* Sorting two values: the max and the min of x + sigma Z, in closed form.  Normal: with
+   theta = sigma sqrt 2 and a = (x_0 - x_1) / theta, E max = x_0 Phi(a) + x_1 Phi(-a) +
+   theta phi(a), its gradient (Phi(a), Phi(-a)); Gumbel: E max = sigma LSE(x / sigma) +
+   sigma gamma, its gradient softmax(x / sigma).  The min is the sum's mean less the max. */
+static void sort_two_truth(pt_noise noise, const float *x, double s, double *value, double *jac) {
+  double p0;
+  if (noise == PT_NOISE_NORMAL) {
+    const double theta = s * sqrt(2.0), a = (x[0] - x[1]) / theta;
+    value[1] = x[0] * Phi(a) + x[1] * Phi(-a) + theta * phi(a);
+    p0 = Phi(a);
+  } else {
+    const double mx = fmax(x[0], x[1]), e0 = exp((x[0] - mx) / s), e1 = exp((x[1] - mx) / s);
+    value[1] = mx + s * log(e0 + e1) + s * EULER_GAMMA;
+    p0 = e0 / (e0 + e1);
+  }
+  value[0] = (double)x[0] + x[1] + 2.0 * s * noise_mean(noise) - value[1];
+  const double j[4] = {1.0 - p0, p0, p0, 1.0 - p0}; /* rows: min, max */
+  memcpy(jac, j, sizeof j);
+}
+
+/* The fused sort against the reference on the same samples (its keys are the literal x + sigma
+   Z: only rounding apart) and the reference against the closed forms. */
+static void check_sort(size_t d, const float *x, pt_noise noise, double *value, double *jac,
+                       int (*truth_entry)(size_t d, size_t c)) {
+  const size_t m = 100000;
+  const float sigma = 0.5f;
+  const pt_key key = pt_key_make(606);
+  pt_fn *f = builtin(pt_fn_sort, d), *p = perturbed_with(f, m, sigma, noise, PT_GRADIENT_AUTO);
+  pt_ref_estimate ref;
+  cr_assert_eq(pt_ref_pathwise_run(sort_point, permutation_point, &d, d, d, m, sigma, noise, key,
+                                   x, &ref), 0);
+  float y[8], got[64];
+  cr_assert_eq(pt_fn_eval(p, key, x, y), PT_OK);
+  cr_assert_eq(pt_fn_jacobian(p, key, x, got), PT_OK);
+  expect_near(y, ref.value, d, 1e-6, 1e-7, "value");
+  expect_near(got, ref.jac, d * d, 1e-6, 1e-7, "jacobian");
+  for (size_t q = 0; q < d; q++)
+    if (truth_entry(d, q)) expect_truth(&ref.value[q], &ref.value_se[q], &value[q], 1, "sorted value");
+  for (size_t c = 0; c < d * d; c++)
+    if (truth_entry(d, c / d)) expect_truth(&ref.jac[c], &ref.jac_se[c], &jac[c], 1, "E[P]");
+  pt_ref_estimate_free(&ref);
+  pt_fn_free(p);
+  pt_fn_free(f);
+}
+
+static int every_entry(size_t d, size_t q) {
+  (void)d;
+  (void)q;
+  return 1;
+}
+
+static int last_entry(size_t d, size_t q) { return q == d - 1; }
+
+Test(pathwise, sort_of_two_in_closed_form) {
+  const float x[2] = {0.3f, -0.1f};
+  for (int noise = PT_NOISE_GUMBEL; noise <= PT_NOISE_NORMAL; noise++) {
+    double value[2], jac[4];
+    sort_two_truth((pt_noise)noise, x, 0.5, value, jac);
+    check_sort(2, x, (pt_noise)noise, value, jac, every_entry);
+  }
+}
+
+/* Gumbel: the last sorted entry is the smoothed max, its row of E[P] softmax(x / sigma). */
+Test(pathwise, sort_s_greatest_is_the_smoothed_max) {
+  static const segments one = {1, {0, 5}};
+  const float x[5] = {0.5f, -0.2f, 1.0f, 0.1f, -1.0f};
+  double value[5] = {0}, jac[25] = {0}, max_value, max_jac[5];
+  smoothed_max_truth(&one, x, 0.5, &max_value, max_jac);
+  value[4] = max_value;
+  memcpy(jac + 20, max_jac, sizeof max_jac);
+  check_sort(5, x, PT_NOISE_GUMBEL, value, jac, last_entry);
+}
+
+static size_t sort_d = 11;
+
+static int sort_eval(void *user, size_t batch, const float *x, float *y) {
+  const size_t d = *(const size_t *)user;
+  for (size_t b = 0; b < batch; b++) sort_point(user, x + b * d, y + b * d);
+  return 0;
+}
+
+static int sort_vjp(void *user, const float *x, const float *y_bar, float *x_bar) {
+  const size_t d = *(const size_t *)user;
+  size_t rank[64];
+  ranks_of(x, d, rank);
+  for (size_t i = 0; i < d; i++) x_bar[i] = y_bar[rank[i]];
+  return 0;
+}
+
+/* The fused sort's keys are the generic path's inputs bit for bit on both noises, so a user's
+   sort with its gradient gives its bits: values, and derivatives whose sums of y_bar, x_dot
+   (multiples of 1/8) and ones are exact in any order. */
+Test(pathwise, fused_sort_is_the_generic_sort) {
+  const size_t d = sort_d;
+  pt_fn *fused = builtin(pt_fn_sort, d), *box = NULL;
+  cr_assert_eq(pt_fn_from_callback_ex(d, d, sort_eval, sort_vjp, &sort_d, NULL,
+                                      PT_CALLBACK_THREAD_SAFE, &box), PT_OK);
+  float x[11], y_bar[11], x_dot[11];
+  for (size_t i = 0; i < d; i++) {
+    x[i] = (float)((i * 5) % 7) * 0.1f - 0.3f;
+    y_bar[i] = 0.25f * (float)i - 1.0f;
+    x_dot[i] = 0.125f * (float)(i % 4) + 0.5f;
+  }
+  for (int noise = PT_NOISE_GUMBEL; noise <= PT_NOISE_NORMAL; noise++) {
+    pt_fn *pf = perturbed_with(fused, 1300, 0.4f, (pt_noise)noise, PT_GRADIENT_AUTO);
+    pt_fn *pg = perturbed_with(box, 1300, 0.4f, (pt_noise)noise, PT_GRADIENT_PATHWISE);
+    const pt_key key = pt_key_make(12);
+    float a[121], b[121];
+    cr_assert_eq(pt_fn_eval(pf, key, x, a), PT_OK);
+    cr_assert_eq(pt_fn_eval(pg, key, x, b), PT_OK);
+    cr_expect(memcmp(a, b, d * sizeof *a) == 0, "values, noise %d", noise);
+    cr_assert_eq(pt_fn_vjp(pf, key, x, y_bar, a), PT_OK);
+    cr_assert_eq(pt_fn_vjp(pg, key, x, y_bar, b), PT_OK);
+    cr_expect(memcmp(a, b, d * sizeof *a) == 0, "vjp, noise %d", noise);
+    cr_assert_eq(pt_fn_jvp(pf, key, x, x_dot, a), PT_OK);
+    cr_assert_eq(pt_fn_jvp(pg, key, x, x_dot, b), PT_OK);
+    cr_expect(memcmp(a, b, d * sizeof *a) == 0, "jvp, noise %d", noise);
+    cr_assert_eq(pt_fn_jacobian(pf, key, x, a), PT_OK);
+    cr_assert_eq(pt_fn_jacobian(pg, key, x, b), PT_OK);
+    cr_expect(memcmp(a, b, d * d * sizeof *a) == 0, "jacobian, noise %d", noise);
+    pt_fn_free(pf);
+    pt_fn_free(pg);
+  }
+  pt_fn_free(fused);
+  pt_fn_free(box);
+}
+
+/* measured: at most 0.349 (Gumbel) and 0.320 (normal) of the score function's variance */
+Test(pathwise, sort_pathwise_and_score_agree) {
+  size_t d = 4;
+  const float x[4] = {0.2f, -0.3f, 0.25f, 0.9f};
+  pt_fn *f = builtin(pt_fn_sort, d);
+  for (int noise = PT_NOISE_GUMBEL; noise <= PT_NOISE_NORMAL; noise++)
+    compare_estimators(f, sort_point, permutation_point, &d, d, d, x, (pt_noise)noise, 0.5,
+                       noise == PT_NOISE_GUMBEL ? "sort, Gumbel" : "sort, normal");
+  pt_fn_free(f);
+}
+
+/* Perturbed, the permutation matrix is E[P] counted exactly: with M = 1024, M times each entry
+   is an integer and every row and column holds exactly M. */
+Test(pathwise, permutation_matrix_rows_and_columns_hold_every_sample) {
+  enum { D = 9, M = 1024 };
+  const float x[D] = {1.0f, 0.5f, 2.0f, -1.0f, 0.5f, 0.5f, 0.0f, 1.0f, 1.0f};
+  pt_fn *f = builtin(pt_fn_permutation_matrix, D);
+  for (int noise = PT_NOISE_GUMBEL; noise <= PT_NOISE_NORMAL; noise++) {
+    pt_fn *p = perturbed_with(f, M, 0.7f, (pt_noise)noise, PT_GRADIENT_AUTO);
+    float y[D * D];
+    cr_assert_eq(pt_fn_eval(p, pt_key_make(40), x, y), PT_OK);
+    for (size_t a = 0; a < D; a++) {
+      double row = 0.0, column = 0.0;
+      for (size_t b = 0; b < D; b++) {
+        const double entry = (double)y[a * D + b] * M;
+        cr_expect(entry == floor(entry), "P[%zu][%zu] * M = %g", a, b, entry);
+        row += entry;
+        column += (double)y[b * D + a] * M;
+      }
+      cr_expect(row == M && column == M, "row %zu sums to %g, column %zu to %g (of %d)", a, row,
+                a, column, M);
+    }
+    pt_fn_free(p);
+  }
+  pt_fn_free(f);
+}
+
+/* Gumbel: the greatest position's row of E[P] is softmax(x / sigma), and its Jacobian rows
+   (diag p - p p^T) / sigma.  The library against the reference on the same samples: the value
+   exactly (the keys are literal), the derivatives up to rounding (the kernel's grad_nu is
+   1 - E where the reference takes 1 - exp(-G), and its vjp sums in float over 32 samples). */
+Test(pathwise, permutation_matrix_s_last_row_is_softmax) {
+  enum { D = 4 };
+  static size_t d = D;
+  const float x[D] = {0.4f, -0.3f, 0.1f, 0.6f};
+  const size_t m = 100000;
+  const float sigma = 0.5f;
+  const pt_key key = pt_key_make(41);
+  pt_fn *f = builtin(pt_fn_permutation_matrix, D);
+  pt_fn *p = perturbed_with(f, m, sigma, PT_NOISE_GUMBEL, PT_GRADIENT_AUTO);
+  pt_ref_estimate ref;
+  cr_assert_eq(pt_ref_estimate_run(permutation_point, &d, D, D * D, m, sigma, PT_NOISE_GUMBEL, 1,
+                                   key, x, &ref), 0);
+  static float y[D * D], jac[D * D * D];
+  cr_assert_eq(pt_fn_eval(p, key, x, y), PT_OK);
+  cr_assert_eq(pt_fn_jacobian(p, key, x, jac), PT_OK);
+  expect_near(y, ref.value, D * D, 0.0, 1e-7, "value");
+  expect_near(jac, ref.jac, D * D * D, 1e-5, 1e-5, "jacobian");
+  /* the vjp and jvp of the same samples: the reference's Jacobian applied to y_bar and x_dot */
+  float y_bar[D * D], x_dot[D], x_bar[D], y_dot[D * D];
+  double want_x_bar[D] = {0}, want_y_dot[D * D] = {0};
+  for (size_t j = 0; j < D * D; j++) y_bar[j] = (float)((j * 5) % 7) * 0.25f - 0.75f;
+  for (size_t i = 0; i < D; i++) x_dot[i] = 0.5f - 0.25f * (float)i;
+  for (size_t j = 0; j < D * D; j++)
+    for (size_t i = 0; i < D; i++) {
+      want_x_bar[i] += ref.jac[j * D + i] * y_bar[j];
+      want_y_dot[j] += ref.jac[j * D + i] * x_dot[i];
+    }
+  cr_assert_eq(pt_fn_vjp(p, key, x, y_bar, x_bar), PT_OK);
+  cr_assert_eq(pt_fn_jvp(p, key, x, x_dot, y_dot), PT_OK);
+  expect_near(x_bar, want_x_bar, D, 1e-5, 1e-5, "vjp");
+  expect_near(y_dot, want_y_dot, D * D, 1e-5, 1e-5, "jvp");
+  static const segments one = {1, {0, D}};
+  double value, soft[D], soft_jac[D * D];
+  smoothed_max_truth(&one, x, sigma, &value, soft);
+  for (size_t j = 0; j < D; j++)
+    for (size_t i = 0; i < D; i++)
+      soft_jac[j * D + i] = ((i == j ? soft[i] : 0.0) - soft[i] * soft[j]) / sigma;
+  const size_t last = (D - 1) * D;
+  expect_truth(ref.value + last, ref.value_se + last, soft, D, "last row");
+  expect_truth(ref.jac + last * D, ref.jac_se + last * D, soft_jac, D * D, "last rows' jacobian");
+  pt_ref_estimate_free(&ref);
+  pt_fn_free(p);
+  pt_fn_free(f);
+}
+
+static int permutation_eval(void *user, size_t batch, const float *x, float *y) {
+  const size_t d = *(const size_t *)user;
+  for (size_t b = 0; b < batch; b++) permutation_point(user, x + b * d, y + b * d * d);
+  return 0;
+}
+
+/* Normal noise: the fused permutation matrix ranks the literal keys, so a user's black box
+   gives its value and its Jacobian, whose terms are the samples' +-z, bit for bit. */
+Test(pathwise, fused_permutation_matrix_is_the_generic_one) {
+  static size_t d = 7;
+  pt_fn *fused = builtin(pt_fn_permutation_matrix, d), *box = NULL;
+  cr_assert_eq(pt_fn_from_callback_ex(d, d * d, permutation_eval, NULL, &d, NULL,
+                                      PT_CALLBACK_THREAD_SAFE, &box), PT_OK);
+  const float x[7] = {0.1f, 0.3f, -0.2f, 0.3f, 0.0f, 0.25f, -0.1f};
+  for (int baseline = 0; baseline < 2; baseline++) {
+    pt_fn *pf = NULL, *pg = NULL;
+    cr_assert_eq(pt_make_perturbed_fun(fused, 900, 0.2f, PT_NOISE_NORMAL, baseline, &pf), PT_OK);
+    cr_assert_eq(pt_make_perturbed_fun(box, 900, 0.2f, PT_NOISE_NORMAL, baseline, &pg), PT_OK);
+    static float a[7 * 49], b[7 * 49];
+    cr_assert_eq(pt_fn_eval(pf, pt_key_make(2), x, a), PT_OK);
+    cr_assert_eq(pt_fn_eval(pg, pt_key_make(2), x, b), PT_OK);
+    cr_expect(memcmp(a, b, 49 * sizeof *a) == 0, "values, baseline %d", baseline);
+    cr_assert_eq(pt_fn_jacobian(pf, pt_key_make(2), x, a), PT_OK);
+    cr_assert_eq(pt_fn_jacobian(pg, pt_key_make(2), x, b), PT_OK);
+    cr_expect(memcmp(a, b, 7 * 49 * sizeof *a) == 0, "jacobian, baseline %d", baseline);
+    pt_fn_free(pf);
+    pt_fn_free(pg);
+  }
+  pt_fn_free(fused);
+  pt_fn_free(box);
+}
+
+/* ---- determinism ------------------------------------------------------------------------- */
+
+/* Every supported ISA gives the same bits for every operation of the fused max, sort and
+   permutation matrix and of the generic pathwise path, on both noises. */
+Test(pathwise, bitwise_identical_across_isas) {
+  const size_t sizes[3] = {5, 1, 14};
+  pt_fn *fs[4];
+  cr_assert_eq(pt_fn_max_segments(sizes, 3, &fs[0]), PT_OK);
+  fs[1] = builtin(pt_fn_sort, 20);
+  fs[2] = builtin(pt_fn_permutation_matrix, 20);
+  cr_assert_eq(pt_fn_from_callback_ex(HD, HD, half_squares_eval, half_squares_vjp, NULL, NULL,
+                                      PT_CALLBACK_THREAD_SAFE, &fs[3]), PT_OK);
+  float x[20], v[400];
+  for (size_t i = 0; i < 400; i++) v[i] = (float)((i * 5) % 7) * 0.25f - 0.5f;
+  for (size_t i = 0; i < 20; i++) x[i] = (float)((i * 13) % 17) * 0.05f - 0.4f;
+  static float run[2][4][20 * 400];
+  for (size_t k = 0; k < 4; k++)
+    for (int noise = PT_NOISE_GUMBEL; noise <= PT_NOISE_NORMAL; noise++) {
+      pt_fn *p = perturbed_with(fs[k], 1000, 0.3f, (pt_noise)noise,
+                                k == 2 ? PT_GRADIENT_SCORE : PT_GRADIENT_PATHWISE);
+      const size_t n_in = pt_fn_n_in(p), n_out = pt_fn_n_out(p);
+      const size_t n[4] = {n_out, n_in, n_out, n_out * n_in};
+      int have = 0;
+      for (int isa = 0; pt_isa_name((pt_isa)isa); isa++) {
+        if (pt_isa_select((pt_isa)isa) != PT_OK) continue;
+        float(*out)[20 * 400] = run[have];
+        const pt_key key = pt_key_make(9);
+        cr_assert_eq(pt_fn_eval(p, key, x, out[0]), PT_OK);
+        cr_assert_eq(pt_fn_vjp(p, key, x, v, out[1]), PT_OK);
+        cr_assert_eq(pt_fn_jvp(p, key, x, v, out[2]), PT_OK);
+        cr_assert_eq(pt_fn_jacobian(p, key, x, out[3]), PT_OK);
+        for (int op = 0; have && op < 4; op++)
+          cr_expect(memcmp(run[0][op], run[1][op], n[op] * sizeof(float)) == 0,
+                    "function %zu, noise %d, op %d on %s", k, noise, op, pt_isa_name((pt_isa)isa));
+        have = 1;
+      }
+      pt_fn_free(p);
+    }
+  for (size_t k = 0; k < 4; k++) pt_fn_free(fs[k]);
+}

@@ -4,8 +4,8 @@
    random orders (as objects and as bytes), and batched calls against their rows.  The
    functions cover every path of the estimator: fused argmax (one segment and several), fused
    ranking, and the generic path through thread-safe and ordinary callbacks, with and without
-   baseline, Gumbel and normal noise, and the pathwise gradient of callbacks with their own and
-   of the fused max. */
+   baseline, Gumbel and normal noise, the pathwise gradient of callbacks with their own and of
+   the fused max and sort, and the fused permutation matrix. */
 #include <criterion/criterion.h>
 #include <pthread.h>
 #include <stdint.h>
@@ -61,14 +61,17 @@ typedef struct subject {
   int pathwise; /* no Hessian */
 } subject;
 
-enum { SUBJECTS = 10 };
+enum { SUBJECTS = 12 };
 
 static void make_subjects(subject *s) {
-  pt_fn *argmax, *seg, *rank, *box_safe, *box, *scalar_box, *grad_safe, *grad_scalar, *max_seg;
+  pt_fn *argmax, *seg, *rank, *box_safe, *box, *scalar_box, *grad_safe, *grad_scalar, *max_seg, *sort,
+      *perm;
   const size_t sizes[] = {40, 1, 70, 9};
   cr_assert_eq(pt_fn_argmax_one_hot(300, &argmax), PT_OK);
   cr_assert_eq(pt_fn_argmax_one_hot_segments(sizes, 4, &seg), PT_OK);
   cr_assert_eq(pt_fn_max_segments(sizes, 4, &max_seg), PT_OK);
+  cr_assert_eq(pt_fn_sort(37, &sort), PT_OK);
+  cr_assert_eq(pt_fn_permutation_matrix(12, &perm), PT_OK);
   cr_assert_eq(pt_fn_ranking(37, &rank), PT_OK);
   cr_assert_eq(pt_fn_from_callback_ex(4, 3, smooth, NULL, &three, NULL, PT_CALLBACK_THREAD_SAFE,
                                       &box_safe), PT_OK);
@@ -97,6 +100,8 @@ static void make_subjects(subject *s) {
       {"pathwise thread-safe", grad_safe, 1100, PT_NOISE_GUMBEL, 1, 1},
       {"pathwise ordinary", grad_scalar, 600, PT_NOISE_NORMAL, 0, 1},
       {"max segments", max_seg, 900, PT_NOISE_GUMBEL, 1, 1},
+      {"sort normal", sort, 800, PT_NOISE_NORMAL, 1, 1},
+      {"permutation matrix gumbel", perm, 650, PT_NOISE_GUMBEL, 1, 0},
   };
   for (size_t i = 0; i < SUBJECTS; i++) {
     s[i].name = made[i].name;
@@ -121,6 +126,8 @@ static void make_subjects(subject *s) {
   pt_fn_free(grad_safe);
   pt_fn_free(grad_scalar);
   pt_fn_free(max_seg);
+  pt_fn_free(sort);
+  pt_fn_free(perm);
 }
 
 static void free_subjects(subject *s) {

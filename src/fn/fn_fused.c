@@ -64,10 +64,11 @@ const pt_path *pt_fused_path(const pt_fn *f, const pt_perturbation *p, unsigned 
   if (want & PT_WANT_HESS) return NULL;
   switch (pt_fn_builtin(f).kind) {
     case PT_BUILTIN_ARGMAX: return &pt_fused_argmax_path;
-    case PT_BUILTIN_RANKING: return &pt_fused_rank_path;
+    case PT_BUILTIN_RANKING: case PT_BUILTIN_PERMUTATION: return &pt_fused_rank_path;
     /* their score function runs on the generic path, its value too, so that a value and its
        derivative come from the same samples' results */
     case PT_BUILTIN_MAX: return p->pathwise ? &pt_fused_max_path : NULL;
+    case PT_BUILTIN_SORT: return p->pathwise ? &pt_fused_sort_path : NULL;
     default: return NULL;
   }
 }

@@ -54,6 +54,7 @@ void pt_fused_prep_free(pt_estimator *e);
 
 /* The paths, by kernel (fn_fused_argmax.c, fn_fused_rank.c) and by whether the value is
    counted. */
-extern const pt_path pt_fused_argmax_path, pt_fused_max_path, pt_fused_rank_path;
+extern const pt_path pt_fused_argmax_path, pt_fused_max_path, pt_fused_rank_path,
+    pt_fused_sort_path;
 
 #endif

@@ -1,27 +1,114 @@
 /* SPDX-License-Identifier: MIT */
-/* The fused path of a perturbed ranking (src/kernels/fused_rank.c.j2), within one group of
-   samples: the rank sums counted exactly, and per sample the jvp's (Y_m - b) t_m and the
-   Jacobian's (Y_m - b) grad_nu(Z_m)^T in double in sample order (the vjp's terms in the kernel),
-   Y_m the ranks of the perturbed x and b those of x. */
+/* The fused paths of the functions of the ranks (src/kernels/fused_rank.c.j2), within one group
+   of samples, with rank_m the ranks of the perturbed keys x + sigma Z_m and b those of x:
+     ranking, score function: Y_m = rank_m; the rank sums counted exactly, and per sample the
+        jvp's (Y_m - b) t_m and the Jacobian's (Y_m - b) grad_nu(Z_m)^T in double in sample order
+        (the vjp's terms in the kernel);
+     permutation matrix, score function: Y_m[p*n + i] = [rank_mi == p]; its ones counted
+        exactly, and the same jvp and Jacobian terms, each of a sample's cells taking one of
+        +-t_m (+-grad_nu) where Y_m and b differ;
+     sort, pathwise: y_p the key of rank p, so J = the permutation matrix; per sample in double in
+        sample order, value[rank_i] += key_i, x_bar_i += y_bar[rank_i], y_dot[rank_i] += x_dot_i
+        and the Jacobian's cell (rank_i, i) += 1 (E[P] from exact counts). */
 #include <stdint.h>
 #include <string.h>
 
 #include "runtime/alloc.h"
+#include "fn/fn_builtin.h"
 #include "fn/fn_fused.h"
 #include "dispatch/dispatch_table.h"
 #include "kernels/sort.h"
 
-typedef struct rank_prep {
+typedef struct rank_prep rank_prep;
+
+/* The terms of the tile's sample r besides the kernel's, for one kind of function. */
+typedef void (*sample_fn)(const pt_estimator *e, const rank_prep *pr, const pt_fused_rank_job *job,
+                          size_t r, double *sums, uint64_t *counts);
+
+struct rank_prep {
   void (*kernel)(const pt_fused_rank_job *, uint64_t, size_t);
+  sample_fn sample;
+  int permutation; /* the kernel's cotangent of the permutation matrix */
   size_t tile;
   int32_t *base;  /* n: the unperturbed ranks, b */
   double c_base;  /* b . y_bar */
   pt_terms_at at;    /* and, in a thread's scratch: */
   size_t at_work, at_rank, at_keys;
-} rank_prep;
+};
+
+/* Y_m = rank_m: rank sums, and the jvp's (Y_m - b) t_m and the Jacobian's (Y_m - b) grad_nu^T. */
+static void ranking_sample(const pt_estimator *e, const rank_prep *pr, const pt_fused_rank_job *job,
+                           size_t r, double *sums, uint64_t *counts) {
+  const size_t n = e->f->n_in;
+  const int32_t *yr = job->rank + r * n;
+  double *y_dot = pt_fused_sums_at(sums, e->at_y_dot), *jac = pt_fused_sums_at(sums, e->at_jac);
+  const double baseline = e->p.baseline ? 1.0 : 0.0;
+  if (counts)
+    for (size_t i = 0; i < n; i++) counts[i] += (uint64_t)yr[i];
+  if (y_dot)
+    for (size_t i = 0; i < n; i++)
+      y_dot[i] += ((double)yr[i] - baseline * (double)pr->base[i]) * job->terms.t[r];
+  if (jac) {
+    const float *gr = job->terms.g + r * n;
+    for (size_t j = 0; j < n; j++) {
+      const double d = (double)yr[j] - baseline * (double)pr->base[j];
+      double *row = jac + j * n;
+      if (d != 0.0)
+        for (size_t i = 0; i < n; i++) row[i] += d * gr[i];
+    }
+  }
+}
+
+/* Y_m the permutation matrix: its ones counted, and where Y_m and b differ, +-t_m into the jvp's
+   cells and +-grad_nu(Z_m) into the Jacobian's rows (a cell (p, i) is Y_m's and b's at once only
+   when rank_mi = b_i = p, and then takes nothing). */
+static void permutation_sample(const pt_estimator *e, const rank_prep *pr,
+                               const pt_fused_rank_job *job, size_t r, double *sums,
+                               uint64_t *counts) {
+  const size_t n = e->f->n_in;
+  const int32_t *yr = job->rank + r * n;
+  double *y_dot = pt_fused_sums_at(sums, e->at_y_dot), *jac = pt_fused_sums_at(sums, e->at_jac);
+  if (counts)
+    for (size_t i = 0; i < n; i++) counts[(size_t)yr[i] * n + i]++;
+  for (size_t i = 0; (y_dot || jac) && i < n; i++) {
+    const size_t won = (size_t)yr[i] * n + i, lost = (size_t)pr->base[i] * n + i;
+    const int moved = e->p.baseline && won != lost;
+    if (!e->p.baseline || moved) {
+      if (y_dot) y_dot[won] += job->terms.t[r];
+      if (jac)
+        for (size_t k = 0; k < n; k++) jac[won * n + k] += job->terms.g[r * n + k];
+    }
+    if (moved) {
+      if (y_dot) y_dot[lost] -= job->terms.t[r];
+      if (jac)
+        for (size_t k = 0; k < n; k++) jac[lost * n + k] -= job->terms.g[r * n + k];
+    }
+  }
+}
+
+/* The sort, pathwise: its value and f's own derivatives at the sample, the permutation. */
+static void sort_sample(const pt_estimator *e, const rank_prep *pr, const pt_fused_rank_job *job,
+                        size_t r, double *sums, uint64_t *counts) {
+  (void)pr;
+  (void)counts; /* the sort's value is a sum of floats, in cells */
+  const size_t n = e->f->n_in;
+  const int32_t *yr = job->rank + r * n;
+  const float *keys = job->keys + r * n;
+  double *value = pt_fused_sums_at(sums, e->at_value), *x_bar = pt_fused_sums_at(sums, e->at_x_bar);
+  double *y_dot = pt_fused_sums_at(sums, e->at_y_dot), *jac = pt_fused_sums_at(sums, e->at_jac);
+  if (value)
+    for (size_t i = 0; i < n; i++) value[yr[i]] += keys[i];
+  if (x_bar)
+    for (size_t i = 0; i < n; i++) x_bar[i] += e->y_bar[yr[i]];
+  if (y_dot)
+    for (size_t i = 0; i < n; i++) y_dot[yr[i]] += e->x_dot[i];
+  if (jac)
+    for (size_t i = 0; i < n; i++) jac[(size_t)yr[i] * n + i] += 1.0;
+}
 
 static pt_status rank_prepare(pt_estimator *e) {
   const pt_kernel_table *k = pt_kernels_active();
+  const pt_builtin_kind kind = pt_fn_builtin(e->f).kind;
   const size_t n = e->f->n_in, tile = pt_fused_tile_rows(n, e->group < e->p.samples ? e->group : e->p.samples);
   pt_carve c = {sizeof(rank_prep), 0};
   const size_t at_base = pt_carve_take(&c, n, 1, 0, sizeof(int32_t));
@@ -31,15 +118,21 @@ static pt_status rank_prepare(pt_estimator *e) {
   if (!block) return PT_ENOMEM;
   rank_prep *pr = (rank_prep *)block;
   pr->kernel = e->p.noise == PT_NOISE_GUMBEL ? k->fused_rank_gumbel : k->fused_rank_normal;
+  pr->sample = kind == PT_BUILTIN_SORT ? sort_sample
+               : kind == PT_BUILTIN_PERMUTATION ? permutation_sample : ranking_sample;
+  pr->permutation = kind == PT_BUILTIN_PERMUTATION;
   pr->tile = tile;
   pr->base = (int32_t *)(block + at_base);
   e->prep = pr;
   k->rank_rows(e->x, 1, n, n, pr->base, n, (int64_t *)(block + at_work));
-  if ((e->want & PT_WANT_VJP) && e->p.baseline)
-    for (size_t i = 0; i < n; i++) pr->c_base += (double)pr->base[i] * e->y_bar[i];
+  const unsigned score = pt_fused_score_want(e);
+  if ((score & PT_WANT_VJP) && e->p.baseline)
+    for (size_t i = 0; i < n; i++)
+      pr->c_base += pr->permutation ? (double)e->y_bar[(size_t)pr->base[i] * n + i]
+                                    : (double)pr->base[i] * e->y_bar[i];
 
   pt_carve s = {0, 0};
-  pr->at = pt_fused_take_terms(&s, e->want, n, tile);
+  pr->at = pt_fused_take_terms(&s, score, n, tile);
   pr->at_work = pt_carve_take(&s, PT_SORT_WORK(n), 1, 0, sizeof(int64_t));
   pr->at_rank = pt_carve_take(&s, tile, n, 0, sizeof(int32_t));
   pr->at_keys = pt_carve_take(&s, tile, n, PT_FUSED_PAD, sizeof(float));
@@ -53,43 +146,23 @@ static pt_status rank_prepare(pt_estimator *e) {
   return PT_OK;
 }
 
-/* Y_m = rank(x + sigma Z_m), b = rank(x): rank sums (exact integers), and per sample the jvp's
-   (Y_m - b) t_m and the Jacobian's (Y_m - b) grad_nu^T. */
 static pt_status rank_run(const pt_estimator *e, void *scratch, uint64_t m0, uint64_t m1,
                           double *sums, uint64_t *counts) {
   const rank_prep *pr = e->prep;
-  const size_t n = e->f->n_in;
   char *sc = scratch;
-  double *y_dot = pt_fused_sums_at(sums, e->at_y_dot), *jac = pt_fused_sums_at(sums, e->at_jac);
-  const int32_t *rank = (const int32_t *)(sc + pr->at_rank);
-  const float *t = (const float *)(sc + pr->at.t), *g = (const float *)(sc + pr->at.g);
   const pt_fused_rank_job job = {
       .terms = pt_fused_terms_of(e, &pr->at, sc, sums, pr->c_base), .x = e->x,
       .keys = (float *)(sc + pr->at_keys), .work = (int64_t *)(sc + pr->at_work),
-      .rank = (int32_t *)rank,
+      .rank = (int32_t *)(sc + pr->at_rank), .permutation = pr->permutation,
   };
   for (uint64_t m = m0; m < m1; m += pr->tile) {
     const size_t rows = m1 - m < pr->tile ? (size_t)(m1 - m) : pr->tile;
     pr->kernel(&job, m, rows);
-    for (size_t r = 0; r < rows; r++) {
-      const int32_t *yr = rank + r * n;
-      if (counts)
-        for (size_t i = 0; i < n; i++) counts[i] += (uint64_t)yr[i];
-      if (y_dot)
-        for (size_t i = 0; i < n; i++)
-          y_dot[i] += ((double)yr[i] - (e->p.baseline ? (double)pr->base[i] : 0.0)) * t[r];
-      if (jac) {
-        const float *gr = g + r * n;
-        for (size_t j = 0; j < n; j++) {
-          const double d = (double)yr[j] - (e->p.baseline ? (double)pr->base[j] : 0.0);
-          double *row = jac + j * n;
-          if (d != 0.0)
-            for (size_t i = 0; i < n; i++) row[i] += d * gr[i];
-        }
-      }
-    }
+    for (size_t r = 0; r < rows; r++) pr->sample(e, pr, &job, r, sums, counts);
   }
   return PT_OK;
 }
 
 const pt_path pt_fused_rank_path = {1, rank_prepare, rank_run, pt_fused_prep_free, NULL, NULL, NULL};
+/* the sort's value is a sum of floats, in cells */
+const pt_path pt_fused_sort_path = {0, rank_prepare, rank_run, pt_fused_prep_free, NULL, NULL, NULL};

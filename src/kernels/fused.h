@@ -87,15 +87,18 @@ typedef struct pt_fused_argmax_job {
                             wanted */
 } pt_fused_argmax_job;
 
-/* One perturbed ranking evaluation: the sample's ranks are those of x + sigma Z (Z the
-   stream's Gumbel or normal noise), as pt_rank_rows gives them; its cotangent is
-   c = rank . y_bar - c_base (index order). */
+/* One perturbed evaluation of a function of the ranks (the ranking, the permutation matrix, the
+   sort): the sample's ranks are those of its keys x + sigma Z (Z the stream's Gumbel or normal
+   noise), as pt_rank_rows gives them; its cotangent is, in index order,
+     c = rank . y_bar - c_base                       (the ranking: Y = rank)
+     c = sum_i y_bar[rank_i * n + i] - c_base        (permutation: Y[p*n + i] = [rank_i == p]) */
 typedef struct pt_fused_rank_job {
   pt_fused_terms terms;
   const float *x;        /* n */
-  float *keys;           /* tile * n + PT_FUSED_PAD */
+  float *keys;           /* tile * n + PT_FUSED_PAD: the tile's keys, a per-tile result */
   int64_t *work;         /* PT_SORT_WORK(n): the rank kernel's */
   int32_t *rank;         /* tile * n: the ranks of the tile's samples, the per-tile result */
+  int permutation;       /* the cotangent of the permutation matrix, not of the ranks */
 } pt_fused_rank_job;
 
 #endif
