@@ -10,6 +10,10 @@
      argmax_vjp     its vector-Jacobian product (the backward pass of a loss)
      ranking_eval   perturbed ranks (Gumbel, sigma 0.5, baseline)
      ranking_vjp    their vector-Jacobian product
+     max_eval       the smoothed max sigma LSE(x / sigma) + sigma gamma: the perturbed max
+                    (Gumbel, sigma 0.5, pt_perturb_defaults: its pathwise gradient)
+     max_vjp        its vector-Jacobian product, softmax(x / sigma) times y_bar
+     sort_vjp       the vector-Jacobian product of the perturbed sort (pathwise, as max)
      noise_alone    pt_noise_fill of the same M x d Gumbel noise into memory, for scale
      *_batch        pt_fn_eval_batch / pt_fn_vjp_batch of 256 inputs
      box_argmax_vjp the argmax VJP of a user's argmax, a callback made with
@@ -40,6 +44,8 @@ typedef struct bench_case {
   pt_status (*builtin)(size_t d, pt_fn **out); /* the function perturbed; NULL for NOISE */
   op what;
   size_t d, samples, batch; /* batch > 1: the batched call on that many inputs */
+  int pathwise;             /* perturbed with pt_perturb_defaults' PT_GRADIENT_AUTO, not v0.1's
+                               score function */
 } bench_case;
 
 /* A user's argmax one-hot solver, as a black box that may run on library threads. */
@@ -62,20 +68,23 @@ static pt_status box_argmax(size_t d, pt_fn **out) {
 }
 
 static const bench_case cases[] = {
-    {"argmax_eval", pt_fn_argmax_one_hot, EVAL, 1000, 1000, 1},
-    {"argmax_eval", pt_fn_argmax_one_hot, EVAL, 5, 100, 1},
-    {"argmax_eval", pt_fn_argmax_one_hot, EVAL, 1000, 100000, 1},
-    {"argmax_vjp", pt_fn_argmax_one_hot, VJP, 1000, 1000, 1},
-    {"argmax_vjp", pt_fn_argmax_one_hot, VJP, 5, 100, 1},
-    {"ranking_eval", pt_fn_ranking, EVAL, 100, 1000, 1},
-    {"ranking_vjp", pt_fn_ranking, VJP, 100, 1000, 1},
-    {"noise_alone", NULL, NOISE, 1000, 1000, 1},
-    {"noise_alone", NULL, NOISE, 1000, 100000, 1},
-    {"argmax_eval_batch", pt_fn_argmax_one_hot, EVAL, 100, 1000, 256},
-    {"argmax_vjp_batch", pt_fn_argmax_one_hot, VJP, 100, 1000, 256},
-    {"ranking_eval_batch", pt_fn_ranking, EVAL, 100, 1000, 256},
-    {"ranking_vjp_batch", pt_fn_ranking, VJP, 100, 1000, 256},
-    {"box_argmax_vjp", box_argmax, VJP, 100, 10000, 1},
+    {"argmax_eval", pt_fn_argmax_one_hot, EVAL, 1000, 1000, 1, 0},
+    {"argmax_eval", pt_fn_argmax_one_hot, EVAL, 5, 100, 1, 0},
+    {"argmax_eval", pt_fn_argmax_one_hot, EVAL, 1000, 100000, 1, 0},
+    {"argmax_vjp", pt_fn_argmax_one_hot, VJP, 1000, 1000, 1, 0},
+    {"argmax_vjp", pt_fn_argmax_one_hot, VJP, 5, 100, 1, 0},
+    {"ranking_eval", pt_fn_ranking, EVAL, 100, 1000, 1, 0},
+    {"ranking_vjp", pt_fn_ranking, VJP, 100, 1000, 1, 0},
+    {"noise_alone", NULL, NOISE, 1000, 1000, 1, 0},
+    {"noise_alone", NULL, NOISE, 1000, 100000, 1, 0},
+    {"argmax_eval_batch", pt_fn_argmax_one_hot, EVAL, 100, 1000, 256, 0},
+    {"argmax_vjp_batch", pt_fn_argmax_one_hot, VJP, 100, 1000, 256, 0},
+    {"ranking_eval_batch", pt_fn_ranking, EVAL, 100, 1000, 256, 0},
+    {"ranking_vjp_batch", pt_fn_ranking, VJP, 100, 1000, 256, 0},
+    {"box_argmax_vjp", box_argmax, VJP, 100, 10000, 1, 0},
+    {"max_eval", pt_fn_max, EVAL, 1000, 1000, 1, 1},
+    {"max_vjp", pt_fn_max, VJP, 1000, 1000, 1, 1},
+    {"sort_vjp", pt_fn_sort, VJP, 100, 1000, 1, 1},
 };
 
 /* A prepared case: the function and the buffers of one call. */
@@ -108,8 +117,11 @@ static int prepare(const bench_case *c, prepared *p) {
   }
   if (c->what == NOISE) return 0;
   check(c->builtin(c->d, &p->f), "built-in");
-  check(pt_make_perturbed_fun(p->f, c->samples, 0.5f, PT_NOISE_GUMBEL, 1, &p->p),
-        "pt_make_perturbed_fun");
+  pt_perturb_options o = pt_perturb_defaults();
+  o.num_samples = c->samples;
+  o.sigma = 0.5f;
+  if (!c->pathwise) o.gradient = PT_GRADIENT_SCORE; /* pt_make_perturbed_fun(..., 1, ...) */
+  check(pt_make_perturbed_fun_ex(p->f, &o, &p->p), "pt_make_perturbed_fun_ex");
   return 0;
 }
 

@@ -11,7 +11,9 @@ Gumbel noise as -log(-log(uniform)), add it to the scaled logits, take the argma
 twice, stably, for ranks) and average; for the VJP, weight grad_nu = 1 - exp(-z) by each
 sample's cotangent: y_bar . (Y_m - b), with b the unperturbed value (the baseline), that is
 y_bar[argmax] - y_bar[argmax(x)] for the argmax and (ranks - base_ranks) @ y_bar for the
-ranking.  The PyTorch peer is the numpy one written with tensors, timed at one thread and at
+ranking.  The max and the sort take their pathwise gradients, as libperturb does by default:
+the max's value is the mean of the perturbed maxima and its VJP y_bar times the frequency of
+each argmax; the sort's VJP is the mean of y_bar[ranks].  The PyTorch peer is the numpy one written with tensors, timed at one thread and at
 one per CPU; without PyTorch, numpy runs alone.  Timed like perturbed-bench (peer_timing.py):
 batches of calls lasting at least 20 ms, the median of 11.  "speedup" is the fastest peer's
 time over libperturb's for the same work, per ISA.
@@ -152,6 +154,70 @@ def ranking_vjp_torch(torch, d, m):
         z = gumbel_torch(torch, (m, d))
         c = (ranks_torch(torch, x + SIGMA * z) - base) @ y_bar
         return (c[:, None] * (1.0 - torch.exp(-z))).sum(dim=0) / (m * SIGMA)
+
+    return call
+
+
+# ---- the max and the sort, pathwise (y_bar of the max: its first entry, as perturbed-bench's)
+
+def max_eval(d, m):
+    rng, x, _ = inputs(d)
+
+    def call():
+        z = gumbel_numpy(rng, (m, d))
+        return (x + SIGMA * z).max(axis=1).mean(keepdims=True)
+
+    return call
+
+
+def max_eval_torch(torch, d, m):
+    x, _ = torch_inputs(torch, d)
+
+    def call():
+        z = gumbel_torch(torch, (m, d))
+        return (x + SIGMA * z).max(dim=1).values.mean(dim=0, keepdim=True)
+
+    return call
+
+
+def max_vjp(d, m):
+    rng, x, y_bar = inputs(d)
+
+    def call():
+        z = gumbel_numpy(rng, (m, d))
+        idx = np.argmax(x + SIGMA * z, axis=1)
+        return y_bar[0] * np.bincount(idx, minlength=d).astype(np.float32) / m
+
+    return call
+
+
+def max_vjp_torch(torch, d, m):
+    x, y_bar = torch_inputs(torch, d)
+
+    def call():
+        z = gumbel_torch(torch, (m, d))
+        idx = torch.argmax(x + SIGMA * z, dim=1)
+        return y_bar[0] * torch.bincount(idx, minlength=d).to(torch.float32) / m
+
+    return call
+
+
+def sort_vjp(d, m):
+    rng, x, y_bar = inputs(d)
+
+    def call():
+        z = gumbel_numpy(rng, (m, d))
+        return y_bar[ranks_numpy(x + SIGMA * z).astype(np.int64)].mean(axis=0)
+
+    return call
+
+
+def sort_vjp_torch(torch, d, m):
+    x, y_bar = torch_inputs(torch, d)
+
+    def call():
+        z = gumbel_torch(torch, (m, d))
+        return y_bar[ranks_torch(torch, x + SIGMA * z).long()].mean(dim=0)
 
     return call
 
@@ -321,6 +387,48 @@ def ranks_vjp_bound(d, m):
 EULER_GAMMA = 0.5772156649015329
 
 
+def smoothed_max_bound(d, m):
+    """sigma LSE(x / sigma) + sigma gamma: max_i x_i + sigma G_i is itself a Gumbel of scale
+    sigma, whose standard deviation is sigma pi / sqrt(6)."""
+    _, x, _ = inputs(d)
+    x = x.astype(np.float64)
+    mx = x.max()
+    lse = mx + SIGMA * math.log(np.exp((x - mx) / SIGMA).sum())
+    return np.array([lse + SIGMA * EULER_GAMMA]), np.array([SIGMA * math.pi / math.sqrt(6)])
+
+
+def smoothed_max_vjp_bound(d, m):
+    _, x, y_bar = inputs(d)
+    p, sd = softmax_bound(d, m)
+    return y_bar[0] * p, abs(float(y_bar[0])) * sd
+
+
+def plackett_luce_ranks(x):
+    """P[i, r]: the probability that x_i + sigma G_i has rank r (ascending), exactly, for Gumbel
+    G: the perturbed order from the greatest down is Plackett-Luce with weights exp(x / sigma),
+    summed here over every order (small d only)."""
+    import itertools
+    w = np.exp((x - x.max()) / SIGMA).astype(np.float64)
+    d = len(x)
+    p = np.zeros((d, d))
+    for order in itertools.permutations(range(d)):  # greatest first
+        prob, left = 1.0, w.sum()
+        for i in order:
+            prob *= w[i] / left
+            left -= w[i]
+        for k, i in enumerate(order):
+            p[i, d - 1 - k] += prob
+    return p
+
+
+def sort_vjp_bound(d, m):
+    _, x, y_bar = inputs(d)
+    p = plackett_luce_ranks(x.astype(np.float64))
+    y = y_bar.astype(np.float64)
+    mean = p @ y
+    return mean, np.sqrt(np.maximum(p @ (y * y) - mean * mean, 0.0))
+
+
 def zero_uniforms(peers, d, m):
     """Per peer, the columns where its first (M, d) uniforms hold an exact 0.  There the users'
     Gumbel formula gives -inf, and the VJP's weight 1 - exp(-z) an infinity: probability 2^-24
@@ -358,6 +466,8 @@ def check_estimates(verdicts, peers, case, d, m, exact_bound):
     tol = 5 * sd / math.sqrt(m) + 1.0 / m
     outs = peers.outputs(lambda: setup(d, m), lambda: torch_setup(peers.torch, d, m))
     for name, out, zero in zip(peers.names, outs, zero_uniforms(peers, d, m)):
+        if zero.shape != out.shape:  # an output that is not per column (the max's value)
+            zero = np.full(out.shape, zero.any())
         finite = np.isfinite(out)
         err = np.abs(out - exact)[finite]
         text = (f"{case} {name} d={d} M={m}: max |estimate - closed form| "
@@ -381,6 +491,9 @@ def check(peers):
     check_estimates(verdicts, peers, "argmax_vjp", 5, 1_000_000, softmax_vjp_bound)
     check_estimates(verdicts, peers, "ranking_eval", 5, 1_000_000, ranks_bound)
     check_estimates(verdicts, peers, "ranking_vjp", 5, 1_000_000, ranks_vjp_bound)
+    check_estimates(verdicts, peers, "max_eval", 1000, 100_000, smoothed_max_bound)
+    check_estimates(verdicts, peers, "max_vjp", 1000, 1000, smoothed_max_vjp_bound)
+    check_estimates(verdicts, peers, "sort_vjp", 5, 1_000_000, sort_vjp_bound)
     check_noise(verdicts, peers, 1000, 1000)
     return verdicts.finish()
 
@@ -403,6 +516,10 @@ PEERS = {
                            ranking_eval_batch_torch),
     "ranking_vjp_batch": (f"ranking_vjp of {BATCH} inputs at once", ranking_vjp_batch,
                           ranking_vjp_batch_torch),
+    "max_eval": ("Gumbel, add, max, mean (the smoothed max)", max_eval, max_eval_torch),
+    "max_vjp": ("Gumbel, add, argmax, y_bar * bincount / M (pathwise)", max_vjp, max_vjp_torch),
+    "sort_vjp": ("Gumbel, add, stable argsort twice, mean of y_bar[ranks] (pathwise)", sort_vjp,
+                 sort_vjp_torch),
     # a user's solver as a thread-safe callback: its peer is the same argmax in numpy/torch
     "box_argmax_vjp": ("argmax_vjp (the library runs it as a thread-safe black box)",
                        argmax_vjp, argmax_vjp_torch),
