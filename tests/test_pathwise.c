@@ -782,3 +782,73 @@ Test(pathwise, bitwise_identical_across_isas) {
     }
   for (size_t k = 0; k < 4; k++) pt_fn_free(fs[k]);
 }
+
+/* Gumbel noise orders x + sigma G as the Plackett-Luce model with weights w = exp(x / sigma):
+   an order from the greatest down, (i_1, ..., i_d), has probability prod_k w_{i_k} / (w_{i_k}
+   + ... + w_{i_d}).  So E[P][p*d + i] = P(rank_i = p), summed here over all d! orders (d <= 6):
+   the permutation matrix's value and the sort's Jacobian, in closed form. */
+/* Adds the probability of every order whose k greatest are order[0 .. k) (of probability
+   `prob`, `left` the weight of the others), each at its elements' ranks. */
+static void orders_from(const double *w, size_t d, size_t *order, size_t k, double prob,
+                        double left, double *e_p) {
+  if (k == d) {
+    for (size_t j = 0; j < d; j++) e_p[(d - 1 - j) * d + order[j]] += prob;
+    return;
+  }
+  for (size_t i = 0; i < d; i++) {
+    int taken = 0;
+    for (size_t j = 0; j < k; j++) taken |= order[j] == i;
+    if (taken) continue;
+    order[k] = i;
+    orders_from(w, d, order, k + 1, prob * w[i] / left, left - w[i], e_p);
+  }
+}
+
+static void plackett_luce(const float *x, size_t d, double sigma, double *e_p) {
+  double w[6], total = 0.0;
+  size_t order[6];
+  for (size_t i = 0; i < d; i++) total += w[i] = exp((double)x[i] / sigma);
+  memset(e_p, 0, d * d * sizeof *e_p);
+  orders_from(w, d, order, 0, 1.0, total, e_p);
+}
+
+Test(pathwise, e_p_is_plackett_luce) {
+  static size_t d = 4;
+  const float x[4] = {0.4f, -0.3f, 0.1f, 0.6f};
+  const size_t m = 100000;
+  const float sigma = 0.5f;
+  const pt_key key = pt_key_make(43);
+  double truth[16];
+  plackett_luce(x, d, sigma, truth);
+  for (size_t i = 0; i < d; i++) { /* a doubly stochastic matrix */
+    double row = 0.0, column = 0.0;
+    for (size_t p = 0; p < d; p++) {
+      row += truth[i * d + p];
+      column += truth[p * d + i];
+    }
+    cr_assert(fabs(row - 1.0) < 1e-12 && fabs(column - 1.0) < 1e-12, "Plackett-Luce sums");
+  }
+  /* the sort's Jacobian, pathwise */
+  pt_fn *sort = builtin(pt_fn_sort, d), *ps = perturbed_with(sort, m, sigma, PT_NOISE_GUMBEL, PT_GRADIENT_AUTO);
+  pt_ref_estimate ref;
+  cr_assert_eq(pt_ref_pathwise_run(sort_point, permutation_point, &d, d, d, m, sigma,
+                                   PT_NOISE_GUMBEL, key, x, &ref), 0);
+  float got[16];
+  cr_assert_eq(pt_fn_jacobian(ps, key, x, got), PT_OK);
+  expect_near(got, ref.jac, d * d, 1e-6, 1e-7, "the sort's jacobian");
+  expect_truth(ref.jac, ref.jac_se, truth, d * d, "the sort's E[P]");
+  pt_ref_estimate_free(&ref);
+  /* the permutation matrix's value */
+  pt_fn *perm = builtin(pt_fn_permutation_matrix, d);
+  pt_fn *pp = perturbed_with(perm, m, sigma, PT_NOISE_GUMBEL, PT_GRADIENT_AUTO);
+  cr_assert_eq(pt_ref_estimate_run(permutation_point, &d, d, d * d, m, sigma, PT_NOISE_GUMBEL, 1,
+                                   key, x, &ref), 0);
+  cr_assert_eq(pt_fn_eval(pp, key, x, got), PT_OK);
+  expect_near(got, ref.value, d * d, 0.0, 1e-7, "the permutation matrix");
+  expect_truth(ref.value, ref.value_se, truth, d * d, "the permutation matrix's E[P]");
+  pt_ref_estimate_free(&ref);
+  pt_fn_free(pp);
+  pt_fn_free(perm);
+  pt_fn_free(ps);
+  pt_fn_free(sort);
+}
