@@ -184,11 +184,13 @@ PT_API pt_status pt_fn_ranking(size_t d, pt_fn **out);
    num_samples * n_in of 2^64 or more (noise positions; the end of the last sample must be
    representable too): PT_EOVERFLOW.  Non-finite x is refused (PT_EINVAL) by every call of the
    result.  The Hessian needs f's n_out to be 1.
-   When f is a built-in (argmax one-hot, segments, ranking) every call but the Hessian runs in
-   fused kernels that never hold more than a tile of the noise: memory O(n_in + tile), the
-   Jacobian's n_out x n_in aside.  The Gumbel argmax uses argmin_i E_i exp((max x - x_i)/sigma)
-   with E = -log(uniform), one logarithm per element, which may settle a float near-tie
-   differently from the literal formula; ranking and the normal argmax use the literal one.
+   When f is a built-in (argmax one-hot, segments, ranking, permutation matrix) every call but
+   the Hessian runs in fused kernels that never hold more than a tile of the noise: memory
+   O(n_in + tile), the Jacobian's n_out x n_in aside.  The Gumbel argmax uses
+   argmin_i E_i exp((max x - x_i)/sigma) with E = -log(uniform), one logarithm per element,
+   which may settle a float near-tie differently from the literal formula; ranking, the
+   permutation matrix and the normal argmax use the literal one.  (Max and sort are fused with
+   the pathwise gradient of pt_make_perturbed_fun_ex, their default there.)
    Any other f runs on tiles of samples through its batch evaluation. */
 PT_API pt_status pt_make_perturbed_fun(const pt_fn *f, size_t num_samples, float sigma,
                                        pt_noise noise, int use_baseline, pt_fn **out);
@@ -231,15 +233,16 @@ PT_API pt_status pt_fn_hessian(const pt_fn *f, pt_key key, const float *x, float
  * the order of every sum over samples depends on the sample index alone.  The M samples of a
  * perturbed function are cut into groups of G = pt_fn_sample_group(f) consecutive indices
  * (G = 128, doubled until M / G <= 2^16).  Inside a group each estimator adds its samples'
- * terms in sample order in double (the fused vector-Jacobian product first in float over runs
- * of 32 samples, m = 32k .. 32k + 31); a finished group's sums are then added into an exact
+ * terms in sample order in double (the fused score-function vector-Jacobian product first in
+ * float over runs of 32 samples, m = 32k .. 32k + 31); a finished group's sums are then added into an exact
  * accumulator: each double is cut into integer slices on one fixed grid of 32-bit bins, and
  * the three bins below the highest any group reached are kept, so that the kept integers, and
  * the double they round to, are a function of the set of group sums alone (bits more than 64
  * places below the largest group sum's leading bit are dropped).  Integer-valued terms (the
- * built-ins' values: winner counts, rank sums) are counted exactly in 64 bits.  Groups are
- * split among threads, shards and machines in any way and merged in any order: the result is
- * the one-thread result.  Rows of batched calls are independent calls (keys folded by row). */
+ * piecewise-constant built-ins' values: winner counts, rank sums) are counted exactly in 64
+ * bits.  Groups are split among threads, shards and machines in any way and merged in any
+ * order: the result is the one-thread result.  Rows of batched calls are independent calls
+ * (keys folded by row). */
 
 /* 1 <= n <= 1024, else PT_EINVAL; applies to later calls, in every thread.  Default: the
    number of CPUs this process may run on (its affinity mask, read at first use; at most 1024),
