@@ -346,14 +346,13 @@ pt_perturb_options pt_perturb_defaults(void) {
                               .baseline = PT_BASELINE_F_X, .gradient = PT_GRADIENT_AUTO};
 }
 
-/* The options the caller's struct holds: at least the v0.2 fields; a larger struct (a caller
-   built against a later header) only when its fields past ours are all zero, i.e. unused. */
-static pt_status read_options(const pt_perturb_options *o, pt_perturb_options *v) {
+pt_status pt_perturb_options_read(const pt_perturb_options *o, pt_perturb_options *v) {
   if (!o || o->size < sizeof *o) return PT_EINVAL;
   const unsigned char *past = (const unsigned char *)o + sizeof *o;
   for (size_t i = 0; i < o->size - sizeof *o; i++)
     if (past[i]) return PT_EINVAL;
   *v = *o;
+  v->size = sizeof *v;
   return PT_OK;
 }
 
@@ -418,7 +417,7 @@ pt_status pt_make_perturbed_fun_ex(const pt_fn *f, const pt_perturb_options *opt
   pt_perturb_options o;
   pt_perturbation pert;
   if (!f || !out) return PT_EINVAL;
-  pt_status s = read_options(options, &o);
+  pt_status s = pt_perturb_options_read(options, &o);
   if (s == PT_OK) s = resolve(f, &o, &pert);
   if (s != PT_OK) return s;
   perturbed_fn *p = pt_malloc(sizeof *p);
