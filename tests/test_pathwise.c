@@ -127,8 +127,12 @@ static void check_half_squares(pt_noise noise, unsigned flags) {
   pt_fn_free(f);
 }
 
-Test(pathwise, half_squares_gumbel) { check_half_squares(PT_NOISE_GUMBEL, PT_CALLBACK_THREAD_SAFE); }
-Test(pathwise, half_squares_normal) { check_half_squares(PT_NOISE_NORMAL, PT_CALLBACK_THREAD_SAFE); }
+Test(pathwise, half_squares_gumbel) {
+  check_half_squares(PT_NOISE_GUMBEL, PT_CALLBACK_THREAD_SAFE);
+}
+Test(pathwise, half_squares_normal) {
+  check_half_squares(PT_NOISE_NORMAL, PT_CALLBACK_THREAD_SAFE);
+}
 Test(pathwise, half_squares_on_the_calling_thread) { check_half_squares(PT_NOISE_NORMAL, 0); }
 
 /* The value is the same mean whichever gradient a function takes, and a derivative call's
@@ -202,8 +206,8 @@ Test(pathwise, random_parts_are_keyed_as_rows_of_a_batch) {
       mean += x_bars[m * HD + i];
       size += fabs(x_bars[m * HD + i]);
     }
-    cr_expect(fabs(got[i] - mean / M) <= 1e-6 * size / M + 1e-9, "x_bar[%zu]: %.9g, rows' mean %.9g",
-              i, (double)got[i], mean / M);
+    cr_expect(fabs(got[i] - mean / M) <= 1e-6 * size / M + 1e-9,
+              "x_bar[%zu]: %.9g, rows' mean %.9g", i, (double)got[i], mean / M);
   }
   free(z);
   free(xs);
@@ -349,9 +353,9 @@ static void compare_estimators(const pt_fn *f, pt_ref_point_fn point, pt_ref_jac
   for (size_t c = 0; c < k * n; c++) {
     const double se = sqrt(rp.jac_se[c] * rp.jac_se[c] + rs.jac_se[c] * rs.jac_se[c]);
     cr_expect(fabs(rp.jac[c] - rs.jac[c]) <= 5.0 * se + 1e-9,
-              "%s: entry %zu: pathwise %.6g, score %.6g (+- %.2g)", what, c, rp.jac[c], rs.jac[c], se);
-    const double v = rs.jac_se[c] > 0 ? rp.jac_se[c] * rp.jac_se[c] / (rs.jac_se[c] * rs.jac_se[c]) : 0.0;
-    worst = fmax(worst, v);
+              "%s: entry %zu: pathwise %.6g, score %.6g (+- %.2g)", what, c, rp.jac[c],
+              rs.jac[c], se);
+    if (rs.jac_se[c] > 0) worst = fmax(worst, pow(rp.jac_se[c] / rs.jac_se[c], 2));
   }
   cr_log_info("%s: the pathwise variance is at most %.3f of the score function's", what, worst);
   cr_expect(worst <= ratio, "%s: pathwise variance %.3f of the score function's, above %.3f",
@@ -482,7 +486,8 @@ Test(pathwise, sort_is_non_decreasing_and_its_jacobian_doubly_stochastic) {
       double row = 0.0, column = 0.0;
       for (size_t b = 0; b < D; b++) {
         const double entry = (double)jac[a * D + b] * M, down = (double)jac[b * D + a] * M;
-        cr_expect(entry == floor(entry) && entry >= 0 && entry <= M, "J[%zu][%zu] * M = %g", a, b, entry);
+        cr_expect(entry == floor(entry) && entry >= 0 && entry <= M, "J[%zu][%zu] * M = %g", a,
+                  b, entry);
         row += entry;
         column += down;
       }
@@ -534,7 +539,8 @@ static void check_sort(size_t d, const float *x, pt_noise noise, double *value, 
   expect_near(y, ref.value, d, 1e-6, 1e-7, "value");
   expect_near(got, ref.jac, d * d, 1e-6, 1e-7, "jacobian");
   for (size_t q = 0; q < d; q++)
-    if (truth_entry(d, q)) expect_truth(&ref.value[q], &ref.value_se[q], &value[q], 1, "sorted value");
+    if (truth_entry(d, q))
+      expect_truth(&ref.value[q], &ref.value_se[q], &value[q], 1, "sorted value");
   for (size_t c = 0; c < d * d; c++)
     if (truth_entry(d, c / d)) expect_truth(&ref.jac[c], &ref.jac_se[c], &jac[c], 1, "E[P]");
   pt_ref_estimate_free(&ref);
@@ -829,7 +835,8 @@ Test(pathwise, e_p_is_plackett_luce) {
     cr_assert(fabs(row - 1.0) < 1e-12 && fabs(column - 1.0) < 1e-12, "Plackett-Luce sums");
   }
   /* the sort's Jacobian, pathwise */
-  pt_fn *sort = builtin(pt_fn_sort, d), *ps = perturbed_with(sort, m, sigma, PT_NOISE_GUMBEL, PT_GRADIENT_AUTO);
+  pt_fn *sort = builtin(pt_fn_sort, d);
+  pt_fn *ps = perturbed_with(sort, m, sigma, PT_NOISE_GUMBEL, PT_GRADIENT_AUTO);
   pt_ref_estimate ref;
   cr_assert_eq(pt_ref_pathwise_run(sort_point, permutation_point, &d, d, d, m, sigma,
                                    PT_NOISE_GUMBEL, key, x, &ref), 0);
@@ -851,4 +858,48 @@ Test(pathwise, e_p_is_plackett_luce) {
   pt_fn_free(perm);
   pt_fn_free(ps);
   pt_fn_free(sort);
+}
+
+/* ---- options ------------------------------------------------------------------------------ */
+
+/* The pathwise gradient is refused where it does not apply (PT_EINVAL) and where this version
+   has no pathwise estimator of an option (PT_EUNSUPPORTED), with nothing written. */
+Test(pathwise, options_without_a_pathwise_estimator_are_refused) {
+  pt_fn *mx = builtin(pt_fn_max, 5), *box = half_squares(0);
+  pt_fn *argmax = builtin(pt_fn_argmax_one_hot, 5);
+  const struct {
+    const pt_fn *f;
+    pt_gradient gradient;
+    pt_noise noise;
+    int antithetic, multiplicative, independent_jacobian, block_diagonal;
+    pt_baseline baseline;
+    pt_status want;
+  } cases[] = {
+      {mx, PT_GRADIENT_AUTO, PT_NOISE_GUMBEL, 1, 0, 0, 0, PT_BASELINE_F_X, PT_EUNSUPPORTED},
+      {mx, PT_GRADIENT_AUTO, PT_NOISE_NORMAL, 0, 1, 0, 0, PT_BASELINE_F_X, PT_EUNSUPPORTED},
+      {box, PT_GRADIENT_PATHWISE, PT_NOISE_GUMBEL, 0, 0, 1, 0, PT_BASELINE_F_X, PT_EUNSUPPORTED},
+      {box, PT_GRADIENT_PATHWISE, PT_NOISE_GUMBEL, 0, 0, 0, 0, PT_BASELINE_LEAVE_ONE_OUT,
+       PT_EINVAL},
+      {mx, PT_GRADIENT_PATHWISE, PT_NOISE_GUMBEL, 0, 0, 0, 1, PT_BASELINE_F_X, PT_EINVAL},
+      {argmax, PT_GRADIENT_PATHWISE, PT_NOISE_GUMBEL, 0, 0, 0, 0, PT_BASELINE_F_X, PT_EINVAL},
+      {box, PT_GRADIENT_PATHWISE, PT_NOISE_NORMAL, 0, 0, 0, 0, PT_BASELINE_NONE, PT_OK},
+      {mx, PT_GRADIENT_PATHWISE, PT_NOISE_NORMAL, 0, 0, 0, 0, PT_BASELINE_F_X, PT_OK},
+  };
+  for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+    pt_perturb_options o = pt_perturb_defaults();
+    o.gradient = cases[c].gradient;
+    o.noise = cases[c].noise;
+    o.antithetic = cases[c].antithetic;
+    o.multiplicative = cases[c].multiplicative;
+    o.independent_jacobian = cases[c].independent_jacobian;
+    o.block_diagonal = cases[c].block_diagonal;
+    o.baseline = cases[c].baseline;
+    pt_fn *out = NULL;
+    cr_expect_eq(pt_make_perturbed_fun_ex(cases[c].f, &o, &out), cases[c].want, "case %zu", c);
+    cr_expect((out != NULL) == (cases[c].want == PT_OK), "case %zu: the output", c);
+    pt_fn_free(out);
+  }
+  pt_fn_free(mx);
+  pt_fn_free(box);
+  pt_fn_free(argmax);
 }
