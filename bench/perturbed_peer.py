@@ -13,8 +13,9 @@ sample's cotangent: y_bar . (Y_m - b), with b the unperturbed value (the baselin
 y_bar[argmax] - y_bar[argmax(x)] for the argmax and (ranks - base_ranks) @ y_bar for the
 ranking.  The max and the sort take their pathwise gradients, as libperturb does by default:
 the max's value is the mean of the perturbed maxima and its VJP y_bar times the frequency of
-each argmax; the sort's VJP is the mean of y_bar[ranks].  The PyTorch peer is the numpy one written with tensors, timed at one thread and at
-one per CPU; without PyTorch, numpy runs alone.  Timed like perturbed-bench (peer_timing.py):
+each argmax; the sort's VJP is the mean of y_bar[ranks].  The PyTorch peer is the numpy one
+written with tensors, timed at one thread and at one per CPU; without PyTorch, numpy runs
+alone.  Timed like perturbed-bench (peer_timing.py):
 batches of calls lasting at least 20 ms, the median of 11.  "speedup" is the fastest peer's
 time over libperturb's for the same work, per ISA.
 

@@ -234,15 +234,15 @@ PT_API pt_status pt_fn_hessian(const pt_fn *f, pt_key key, const float *x, float
  * perturbed function are cut into groups of G = pt_fn_sample_group(f) consecutive indices
  * (G = 128, doubled until M / G <= 2^16).  Inside a group each estimator adds its samples'
  * terms in sample order in double (the fused score-function vector-Jacobian product first in
- * float over runs of 32 samples, m = 32k .. 32k + 31); a finished group's sums are then added into an exact
- * accumulator: each double is cut into integer slices on one fixed grid of 32-bit bins, and
- * the three bins below the highest any group reached are kept, so that the kept integers, and
- * the double they round to, are a function of the set of group sums alone (bits more than 64
- * places below the largest group sum's leading bit are dropped).  Integer-valued terms (the
- * piecewise-constant built-ins' values: winner counts, rank sums) are counted exactly in 64
- * bits.  Groups are split among threads, shards and machines in any way and merged in any
- * order: the result is the one-thread result.  Rows of batched calls are independent calls
- * (keys folded by row). */
+ * float over runs of 32 samples, m = 32k .. 32k + 31); a finished group's sums are then added
+ * into an exact accumulator: each double is cut into integer slices on one fixed grid of
+ * 32-bit bins, and the three bins below the highest any group reached are kept, so that the
+ * kept integers, and the double they round to, are a function of the set of group sums alone
+ * (bits more than 64 places below the largest group sum's leading bit are dropped).
+ * Integer-valued terms (the piecewise-constant built-ins' values: winner counts, rank sums)
+ * are counted exactly in 64 bits.  Groups are split among threads, shards and machines in any
+ * way and merged in any order: the result is the one-thread result.  Rows of batched calls
+ * are independent calls (keys folded by row). */
 
 /* 1 <= n <= 1024, else PT_EINVAL; applies to later calls, in every thread.  Default: the
    number of CPUs this process may run on (its affinity mask, read at first use; at most 1024),

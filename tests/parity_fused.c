@@ -267,7 +267,8 @@ static int fused_against_reference(const fused_input *in, const fused_run *run, 
 static int fused_same(const fused_input *in, const fused_run *a, const fused_run *b) {
   const size_t n = in->n, rows = in->rows;
   for (size_t s = 0; s < in->segments; s++)
-    if (memcmp(a->winner + s * a->job.stride, b->winner + s * b->job.stride, rows * sizeof(int32_t)) ||
+    if (memcmp(a->winner + s * a->job.stride, b->winner + s * b->job.stride,
+               rows * sizeof(int32_t)) ||
         memcmp(a->winner_noise + s * a->job.stride, b->winner_noise + s * b->job.stride,
                rows * sizeof(float)))
       return 0;
@@ -685,7 +686,8 @@ static void known_optimizer_results(const pt_kernel_table *k, pt_parity_result *
   const pt_isa before = pt_isa_active();
   int ok = pt_isa_select(k->isa) == PT_OK && pt_fn_max_segments(sizes, 4, &fs[0]) == PT_OK &&
            pt_fn_sort(d, &fs[1]) == PT_OK && pt_fn_permutation_matrix(9, &fs[2]) == PT_OK &&
-           pt_fn_from_callback_ex(d, d, half_squares, half_squares_vjp, &d, NULL, 0, &fs[3]) == PT_OK;
+           pt_fn_from_callback_ex(d, d, half_squares, half_squares_vjp, &d, NULL, 0,
+                                  &fs[3]) == PT_OK;
   for (int f = 0; f < 4 && ok; f++) {
     res->checked++;
     pt_perturb_options o = pt_perturb_defaults();
@@ -707,7 +709,8 @@ static void known_optimizer_results(const pt_kernel_table *k, pt_parity_result *
                      pt_isa_name(k->isa), f, (unsigned long long)h,
                      (unsigned long long)known_optimizers[f]);
   }
-  if (!ok) pt_parity_fail(res, "%s: the optimizers' known answers could not run", pt_isa_name(k->isa));
+  if (!ok)
+    pt_parity_fail(res, "%s: the optimizers' known answers could not run", pt_isa_name(k->isa));
   for (int f = 0; f < 4; f++) {
     pt_fn_free(ps[f]);
     pt_fn_free(fs[f]);

@@ -64,8 +64,8 @@ typedef struct subject {
 enum { SUBJECTS = 12 };
 
 static void make_subjects(subject *s) {
-  pt_fn *argmax, *seg, *rank, *box_safe, *box, *scalar_box, *grad_safe, *grad_scalar, *max_seg, *sort,
-      *perm;
+  pt_fn *argmax, *seg, *rank, *box_safe, *box, *scalar_box, *grad_safe, *grad_scalar, *max_seg,
+      *sort, *perm;
   const size_t sizes[] = {40, 1, 70, 9};
   cr_assert_eq(pt_fn_argmax_one_hot(300, &argmax), PT_OK);
   cr_assert_eq(pt_fn_argmax_one_hot_segments(sizes, 4, &seg), PT_OK);

@@ -161,8 +161,8 @@ static void max_values(const pt_estimator *e, const pt_fused_argmax_job *job, si
 static void max_derivatives(const pt_estimator *e, const argmax_prep *pr, const uint64_t *count,
                             double *sums) {
   const size_t n = e->f->n_in;
-  double *x_bar = pt_fused_sums_at(sums, e->at_x_bar), *y_dot = pt_fused_sums_at(sums, e->at_y_dot);
-  double *jac = pt_fused_sums_at(sums, e->at_jac);
+  double *x_bar = pt_fused_sums_at(sums, e->at_x_bar);
+  double *y_dot = pt_fused_sums_at(sums, e->at_y_dot), *jac = pt_fused_sums_at(sums, e->at_jac);
   for (size_t seg = 0; seg < pr->segments; seg++)
     for (size_t i = pr->offsets[seg]; i < pr->offsets[seg + 1]; i++) {
       const double won = (double)count[i];
@@ -204,4 +204,5 @@ static pt_status argmax_run(const pt_estimator *e, void *scratch, uint64_t m0, u
 
 const pt_path pt_fused_argmax_path = {1, argmax_prepare, argmax_run, pt_fused_prep_free, NULL, NULL, NULL};
 /* the max's value is a sum of floats, in cells */
-const pt_path pt_fused_max_path = {0, argmax_prepare, argmax_run, pt_fused_prep_free, NULL, NULL, NULL};
+const pt_path pt_fused_max_path = {0, argmax_prepare, argmax_run, pt_fused_prep_free, NULL, NULL,
+                                   NULL};

@@ -94,7 +94,8 @@ static void sort_sample(const pt_estimator *e, const rank_prep *pr, const pt_fus
   const size_t n = e->f->n_in;
   const int32_t *yr = job->rank + r * n;
   const float *keys = job->keys + r * n;
-  double *value = pt_fused_sums_at(sums, e->at_value), *x_bar = pt_fused_sums_at(sums, e->at_x_bar);
+  double *value = pt_fused_sums_at(sums, e->at_value);
+  double *x_bar = pt_fused_sums_at(sums, e->at_x_bar);
   double *y_dot = pt_fused_sums_at(sums, e->at_y_dot), *jac = pt_fused_sums_at(sums, e->at_jac);
   if (value)
     for (size_t i = 0; i < n; i++) value[yr[i]] += keys[i];
@@ -165,4 +166,5 @@ static pt_status rank_run(const pt_estimator *e, void *scratch, uint64_t m0, uin
 
 const pt_path pt_fused_rank_path = {1, rank_prepare, rank_run, pt_fused_prep_free, NULL, NULL, NULL};
 /* the sort's value is a sum of floats, in cells */
-const pt_path pt_fused_sort_path = {0, rank_prepare, rank_run, pt_fused_prep_free, NULL, NULL, NULL};
+const pt_path pt_fused_sort_path = {0, rank_prepare, rank_run, pt_fused_prep_free, NULL, NULL,
+                                    NULL};
