@@ -56,13 +56,13 @@ const pt_perturbation *pt_fn_perturbation(const pt_fn *f, const pt_fn **inner) {
 #define PT_STAGED_MAX ((size_t)64 << 20)
 
 typedef struct generic_prep {
-  pt_key f_key;     /* f's own random parts: sample m is row m of a batch with this key */
+  pt_key f_key;      /* f's own random parts: sample m is row m of a batch with this key */
   size_t tile;
-  int pathwise;     /* the terms are f's own derivatives at the samples (pathwise_terms) */
-  size_t ez, dy;    /* floats per sample of exp(-z) (the score function's) and of f's
-                       derivatives (pathwise) */
+  int pathwise;      /* the terms are f's own derivatives at the samples (pathwise_terms) */
+  size_t ez, dy;     /* floats per sample of exp(-z) (the score function's) and of f's
+                        derivatives (pathwise) */
   size_t row_floats; /* per sample: z, xt, exp(-z), y and f's derivatives */
-  double b[];       /* n_out: the baseline f(x), or zeros */
+  double b[];        /* n_out: the baseline f(x), or zeros */
 } generic_prep;
 
 static void generic_release(pt_estimator *e) {
@@ -193,7 +193,8 @@ static pt_status pathwise_terms(const pt_estimator *e, uint64_t m, const float *
                                 float *dy) {
   const generic_prep *pr = e->prep;
   const pt_fn *f = e->f;
-  const pt_fn_keys keys = pt_fn_keys_for(f, f->n_random ? pt_key_fold_in(pr->f_key, m) : pr->f_key);
+  const pt_key key = f->n_random ? pt_key_fold_in(pr->f_key, m) : pr->f_key;
+  const pt_fn_keys keys = pt_fn_keys_for(f, key);
   pt_status s = PT_OK;
   if (e->at_x_bar != SIZE_MAX) {
     s = f->ops->vjp(f, keys, xt, e->y_bar, y, dy);
