@@ -5,8 +5,12 @@
      vjp       sum_m c_m grad_nu(Z_m),  c_m = (Y_m - b) . y_bar  (in the kernel)
      jvp       sum_m (Y_m - b) t_m,     t_m = grad_nu(Z_m) . x_dot
      jacobian  sum_m (Y_m - b) grad_nu(Z_m)^T
-   where Y_m is one-hot on each segment's winner and b on the unperturbed argmax, all in double
-   in sample order. */
+   where Y_m is one-hot on each segment's winner and b on the unperturbed argmax (F_X; zero for
+   the others, the leave-one-out's sums beside: estimate.h), all in double in sample order.
+   With block_diagonal each segment s keeps its own terms: the vjp's c_{m,s} = (Y_m - b) . y_bar
+   over s multiplies grad_nu over s only, the jvp's t_{m,s} is the dot over s, and the
+   Jacobian's row of a winner of s takes grad_nu over s only; the entries between segments are
+   never touched, and those within one are those of the full estimate, bit for bit. */
 #include <stdint.h>
 #include <string.h>
 
@@ -22,17 +26,21 @@ typedef struct argmax_prep {
   size_t tile, stride;
   int32_t *base;   /* segments: the unperturbed winners, b's one-hot */
   float *a;        /* n: each input's key coefficient */
-  double c_base;   /* b . y_bar */
-  pt_terms_at at;     /* and, in a thread's scratch: */
-  size_t at_g_sum, at_winner, at_count;
+  double *c_base;  /* per block: b . y_bar over it */
+  size_t whole[2]; /* the one block of every input, {0, n} */
+  pt_terms_at at;  /* and, in a thread's scratch: */
+  size_t at_winner, at_count;
 } argmax_prep;
 
+/* the cotangent's block of segment s: its own with block_diagonal, else the one */
+static size_t block_of(const pt_estimator *e, size_t s) { return e->p.block_diagonal ? s : 0; }
 
 static pt_status argmax_prepare(pt_estimator *e) {
   const pt_kernel_table *k = pt_kernels_active();
   const pt_builtin b = pt_fn_builtin(e->f);
   const size_t segments = b.count, *offsets = b.offsets;
   const size_t n = offsets[segments], tile = pt_fused_tile_rows(n, e->group < e->p.samples ? e->group : e->p.samples);
+  const size_t blocks = e->p.block_diagonal ? segments : 1;
   /* whole vectors of winners, PT_LANES of them at a time on every ISA */
   const size_t stride = (tile + PT_MAX_LANES - 1) / PT_MAX_LANES * PT_MAX_LANES;
   const int gumbel = e->p.noise == PT_NOISE_GUMBEL;
@@ -42,6 +50,7 @@ static pt_status argmax_prepare(pt_estimator *e) {
   const size_t at_base = pt_carve_take(&c, segments, 1, 0, sizeof(int32_t));
   const size_t at_a = pt_carve_take(&c, n, 1, 0, sizeof(float));
   const size_t at_tmp = pt_carve_take(&c, n, 1, 0, sizeof(float));
+  const size_t at_c_base = pt_carve_take(&c, blocks, 1, 0, sizeof(double));
   if (c.overflow) return PT_EOVERFLOW;
   char *block = pt_arena_zalloc(e->arena, c.used);
   if (!block) return PT_ENOMEM;
@@ -53,6 +62,8 @@ static pt_status argmax_prepare(pt_estimator *e) {
   pr->stride = stride;
   pr->base = (int32_t *)(block + at_base);
   pr->a = (float *)(block + at_a);
+  pr->c_base = (double *)(block + at_c_base);
+  pr->whole[1] = n;
   e->prep = pr;
 
   /* the unperturbed winners (the baseline), and each input's key coefficient */
@@ -71,13 +82,12 @@ static pt_status argmax_prepare(pt_estimator *e) {
   } else {
     memcpy(pr->a, x, n * sizeof *pr->a);
   }
-  if ((e->want & PT_WANT_VJP) && e->p.baseline)
-    for (size_t seg = 0; seg < segments; seg++) pr->c_base += e->y_bar[pr->base[seg]];
+  if ((e->want & PT_WANT_VJP) && e->p.baseline == PT_BASELINE_F_X)
+    for (size_t seg = 0; seg < segments; seg++) pr->c_base[block_of(e, seg)] += e->y_bar[pr->base[seg]];
 
   /* one thread's scratch */
   pt_carve s = {0, 0};
-  pr->at = pt_fused_take_terms(&s, e->want, n, tile);
-  pr->at_g_sum = pt_carve_take(&s, e->want & PT_WANT_JAC ? n : 0, 1, 0, sizeof(double));
+  pr->at = pt_fused_take_terms(&s, e, tile, blocks, blocks > 1 ? offsets : pr->whole);
   pr->at_winner = pt_carve_take(&s, segments, stride, 0, sizeof(int32_t));
   pr->at_count = pt_carve_take(&s, e->counts ? 0 : n, 1, 0, sizeof(uint64_t));
   if (s.overflow) {
@@ -93,48 +103,48 @@ static pt_status argmax_prepare(pt_estimator *e) {
 static pt_status argmax_run(const pt_estimator *e, void *scratch, uint64_t m0, uint64_t m1,
                             double *sums, uint64_t *counts) {
   const argmax_prep *pr = e->prep;
-  const size_t n = e->f->n_in, segments = pr->segments, stride = pr->stride;
+  const size_t n = e->f->n_in, segments = pr->segments, stride = pr->stride, *o = pr->offsets;
+  const size_t blocks = pr->at.blocks;
+  const int bd = e->p.block_diagonal;
   char *sc = scratch;
   double *y_dot = pt_fused_sums_at(sums, e->at_y_dot), *jac = pt_fused_sums_at(sums, e->at_jac);
-  double *g_sum = jac ? (double *)(sc + pr->at_g_sum) : NULL;
   const int32_t *winner = (const int32_t *)(sc + pr->at_winner);
-  const float *t = (const float *)(sc + pr->at.t), *g = (const float *)(sc + pr->at.g);
   const pt_fused_argmax_job job = {
       .terms = pt_fused_terms_of(e, &pr->at, sc, sums, pr->c_base), .segments = segments,
-      .offsets = pr->offsets, .a = pr->a, .stride = stride, .winner = (int32_t *)winner,
+      .offsets = o, .a = pr->a, .stride = stride, .winner = (int32_t *)winner,
       .count = counts ? counts : (uint64_t *)(sc + pr->at_count),
   };
-  if (g_sum) memset(g_sum, 0, n * sizeof *g_sum);
+  const float *t = job.terms.t, *g = job.terms.g;
 
-  double t_sum = 0.0;
   for (uint64_t m = m0; m < m1; m += pr->tile) {
     const size_t rows = m1 - m < pr->tile ? (size_t)(m1 - m) : pr->tile;
     pr->kernel(&job, m, rows);
     if (y_dot)
-      for (size_t r = 0; r < rows; r++) {
-        for (size_t seg = 0; seg < segments; seg++) y_dot[winner[seg * stride + r]] += t[r];
-        t_sum += t[r];
-      }
+      for (size_t r = 0; r < rows; r++)
+        for (size_t seg = 0; seg < segments; seg++)
+          y_dot[winner[seg * stride + r]] += t[r * blocks + block_of(e, seg)];
     if (jac)
       for (size_t r = 0; r < rows; r++) {
         const float *gr = g + r * n;
         for (size_t seg = 0; seg < segments; seg++) {
+          const size_t i0 = bd ? o[seg] : 0, i1 = bd ? o[seg + 1] : n;
           double *row = jac + (size_t)winner[seg * stride + r] * n;
-          for (size_t i = 0; i < n; i++) row[i] += gr[i];
+          for (size_t i = i0; i < i1; i++) row[i] += gr[i];
         }
-        for (size_t i = 0; i < n; i++) g_sum[i] += gr[i];
       }
   }
 
   /* the baseline's terms, one-hot on the unperturbed winners: once per group */
-  if (e->p.baseline)
+  if (e->p.baseline == PT_BASELINE_F_X)
     for (size_t seg = 0; seg < segments; seg++) {
-      if (y_dot) y_dot[pr->base[seg]] -= t_sum;
+      if (y_dot) y_dot[pr->base[seg]] -= job.terms.t_sum[block_of(e, seg)];
       if (jac) {
+        const size_t i0 = bd ? o[seg] : 0, i1 = bd ? o[seg + 1] : n;
         double *row = jac + (size_t)pr->base[seg] * n;
-        for (size_t i = 0; i < n; i++) row[i] -= g_sum[i];
+        for (size_t i = i0; i < i1; i++) row[i] -= job.terms.g_sum[i];
       }
     }
+  pt_fused_loo_sums(e, &job.terms, sums);
   return PT_OK;
 }
 

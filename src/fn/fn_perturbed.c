@@ -6,7 +6,10 @@
      value    (1/M) sum_m Y_m
      jacobian (1/(M sigma)) sum_m (Y_m - b) grad_nu(Z_m)^T       (vjp J^T y_bar, jvp J x_dot)
      hessian  (1/(M sigma^2)) sum_m (Y_m - b) (grad_nu grad_nu^T - diag nu'')(Z_m)    (n_out 1)
-   grad_nu(z) = 1 - exp(-z), nu'' = exp(-z) for Gumbel noise; z and 1 for normal noise.
+   grad_nu(z) = 1 - exp(-z), nu'' = exp(-z) for Gumbel noise; z and 1 for normal noise.  The
+   leave-one-out baseline b_m = (sum_k Y_k - Y_m)/(M - 1) is summed as b = 0 plus the sums of
+   estimate.h that finishing combines; independent_jacobian draws the derivatives' samples from
+   pt_key_fold_in(K, 1) (pt_estimate).
 
    Every operation of one key walks the same samples, so a value and its derivatives agree; the
    sums over samples are estimate.c's, in groups whose order no split can change.  This file
@@ -102,7 +105,7 @@ static pt_status generic_prepare(pt_estimator *e) {
   pr->tile = tile < e->group ? tile : (size_t)e->group;
   for (size_t j = 0; j < n_out; j++) pr->b[j] = 0.0;
   e->prep = pr;
-  if (derivative(e) && e->p.baseline) {
+  if (derivative(e) && e->p.baseline == PT_BASELINE_F_X) {
     float *fx = pt_fn_alloc(n_out, 1, sizeof *fx, &s);
     if (fx) s = pt_fn_eval_rows(f, pr->f_key, e->p.samples, 1, e->x, fx);
     if (s == PT_OK)
@@ -123,7 +126,8 @@ static pt_status generic_prepare(pt_estimator *e) {
 }
 
 /* Adds sample (y = f(x + sigma z), g = grad_nu(z), h = nu''(z), NULL for 1) to the group's
-   sums, with d = y - b in double. */
+   sums, with d = y - b in double, and the leave-one-out's sums of c, t, g and the Hessian's
+   term beside them (estimate.h). */
 static void accumulate(const pt_estimator *e, double *sums, const float *y, const double *d,
                        const float *g, const float *h) {
   const size_t n_in = e->f->n_in, n_out = e->f->n_out;
@@ -134,25 +138,35 @@ static void accumulate(const pt_estimator *e, double *sums, const float *y, cons
     for (size_t j = 0; j < n_out; j++) c += d[j] * (double)e->y_bar[j];
     double *x_bar = sums + e->at_x_bar;
     for (size_t i = 0; i < n_in; i++) x_bar[i] += c * (double)g[i];
+    if (e->at_loo_c != SIZE_MAX) sums[e->at_loo_c] += c;
   }
   if (e->at_y_dot != SIZE_MAX) {
     double t = 0.0;
     for (size_t i = 0; i < n_in; i++) t += (double)g[i] * (double)e->x_dot[i];
     double *y_dot = sums + e->at_y_dot;
     for (size_t j = 0; j < n_out; j++) y_dot[j] += d[j] * t;
+    if (e->at_loo_t != SIZE_MAX) sums[e->at_loo_t] += t;
   }
   if (e->at_jac != SIZE_MAX) {
     double *jac = sums + e->at_jac;
     for (size_t j = 0; j < n_out; j++)
       for (size_t i = 0; i < n_in; i++) jac[j * n_in + i] += d[j] * (double)g[i];
   }
+  if (e->at_loo_g != SIZE_MAX)
+    for (size_t i = 0; i < n_in; i++) sums[e->at_loo_g + i] += (double)g[i];
   if (e->at_hess != SIZE_MAX) {
     double *hess = sums + e->at_hess;
+    double *term = e->at_loo_h != SIZE_MAX ? sums + e->at_loo_h : NULL;
     for (size_t i = 0; i < n_in; i++) {
-      const double dg = d[0] * (double)g[i];
+      const double dg = d[0] * (double)g[i], nu2 = h ? (double)h[i] : 1.0;
       double *row = hess + i * n_in;
       for (size_t k = 0; k < n_in; k++) row[k] += dg * (double)g[k];
-      row[i] -= d[0] * (h ? (double)h[i] : 1.0);
+      row[i] -= d[0] * nu2;
+      if (term) {
+        double *t_row = term + i * n_in;
+        for (size_t k = 0; k < n_in; k++) t_row[k] += (double)g[i] * (double)g[k];
+        t_row[i] -= nu2;
+      }
     }
   }
 }
@@ -318,9 +332,9 @@ static pt_status resolve(const pt_fn *f, const pt_perturb_options *o, pt_perturb
   *p = (pt_perturbation){o->num_samples, o->sigma, o->noise, o->baseline, pathwise,
                          o->antithetic != 0, o->multiplicative != 0, o->block_diagonal != 0,
                          o->independent_jacobian != 0};
-  /* options whose estimators are not built yet */
-  if (p->baseline == PT_BASELINE_LEAVE_ONE_OUT || p->pathwise || p->antithetic ||
-      p->multiplicative || p->block_diagonal || p->independent_jacobian)
+  /* options whose estimators are not built yet (block_diagonal: the fused argmax's) */
+  if (p->pathwise || p->antithetic || p->multiplicative ||
+      (p->block_diagonal && b.kind != PT_BUILTIN_ARGMAX))
     return PT_EUNSUPPORTED;
   return PT_OK;
 }
