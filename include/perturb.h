@@ -369,6 +369,18 @@ PT_API pt_perturb_options pt_perturb_defaults(void);
 PT_API pt_status pt_make_perturbed_fun_ex(const pt_fn *f, const pt_perturb_options *options,
                                           pt_fn **out);
 
+/* ---- Fenchel-Young losses (v0.2) ------------------------------------------------------------
+ * See pt_fenchel_young_loss(3). */
+
+/* The perturbed Fenchel-Young loss of the optimizer opt, y*(theta) = argmax over C of
+   <y, theta> (n_in = n_out = n: the argmax one-hot or its segments, top-k, ranking, or a user's
+   solver without random parts): n_in = 2n (theta, then y_true), n_out = 1, value
+   F_eps(theta) - <theta, y_true> with F_eps(theta) = E[<y*(theta + sigma Z), theta + sigma Z>],
+   gradient (E[y*(theta + sigma Z)] - y_true, -theta).  options NULL: the defaults; gradient
+   AUTO means pathwise (Danskin).  Non-finite theta or y_true: PT_EINVAL. */
+PT_API pt_status pt_fenchel_young_loss(const pt_fn *opt, const pt_perturb_options *options,
+                                       pt_fn **out);
+
 #ifdef __cplusplus
 }
 #endif

@@ -34,9 +34,11 @@ void pt_ref_estimate_free(pt_ref_estimate *e) {
   memset(e, 0, sizeof *e);
 }
 
-int pt_ref_estimate_run(pt_ref_point_fn f, const void *ctx, size_t n_in, size_t n_out,
-                        size_t samples, float sigma, pt_noise noise, int baseline, pt_key key,
-                        const float *x, pt_ref_estimate *out) {
+/* Both estimators on the same samples: the score function's Jacobian (and Hessian, n_out 1)
+   when jf is NULL, else the mean of f's own Jacobian jf at the samples. */
+static int run(pt_ref_point_fn f, pt_ref_jacobian_fn jf, const void *ctx, size_t n_in,
+               size_t n_out, size_t samples, float sigma, pt_noise noise, int baseline,
+               pt_key key, const float *x, pt_ref_estimate *out) {
   memset(out, 0, sizeof *out);
   out->n_in = n_in;
   out->n_out = n_out;
@@ -45,18 +47,21 @@ int pt_ref_estimate_run(pt_ref_point_fn f, const void *ctx, size_t n_in, size_t 
   out->value_se = calloc(n_out, sizeof(double));
   out->jac = calloc(n_out * n_in, sizeof(double));
   out->jac_se = calloc(n_out * n_in, sizeof(double));
-  if (n_out == 1) {
+  const int hessian = n_out == 1 && !jf;
+  if (hessian) {
     out->hess = calloc(n_in * n_in, sizeof(double));
     out->hess_se = calloc(n_in * n_in, sizeof(double));
   }
   float *z = malloc(n_in * sizeof *z), *xt = malloc(n_in * sizeof *xt);
   float *y = malloc(n_out * sizeof *y), *b = calloc(n_out, sizeof *b);
+  float *j = jf ? malloc(n_out * n_in * sizeof *j) : NULL;
   double *g = malloc(n_in * sizeof *g), *h = malloc(n_in * sizeof *h);
   double *total = calloc(n_out, sizeof *total); /* sum_m Y_m, for the leave-one-out */
   int ok = out->value && out->value_se && out->jac && out->jac_se &&
-           (n_out != 1 || (out->hess && out->hess_se)) && z && xt && y && b && g && h && total;
-  const int loo = baseline == PT_BASELINE_LEAVE_ONE_OUT;
-  if (ok && baseline == PT_BASELINE_F_X) f(ctx, x, b);
+           (!hessian || (out->hess && out->hess_se)) && z && xt && y && b && g && h &&
+           (!jf || j) && total;
+  const int loo = !jf && baseline == PT_BASELINE_LEAVE_ONE_OUT;
+  if (ok && baseline == PT_BASELINE_F_X && !jf) f(ctx, x, b);
   const double s = sigma;
   /* the leave-one-out's first pass: every sample's value; the second one takes the others' */
   for (int pass = loo ? 0 : 1; ok && pass < 2; pass++) {
@@ -75,16 +80,18 @@ int pt_ref_estimate_run(pt_ref_point_fn f, const void *ctx, size_t n_in, size_t 
       }
       f(ctx, xt, y);
       if (pass == 0) {
-        for (size_t j = 0; j < n_out; j++) total[j] += y[j];
+        for (size_t r = 0; r < n_out; r++) total[r] += y[r];
         continue;
       }
-      for (size_t j = 0; j < n_out; j++) {
-        add(&out->value[j], &out->value_se[j], y[j]);
-        const double d = (double)y[j] - (loo ? others_mean(total[j], y[j], samples) : (double)b[j]);
+      if (jf) jf(ctx, xt, j);
+      for (size_t r = 0; r < n_out; r++) {
+        add(&out->value[r], &out->value_se[r], y[r]);
+        const double d = (double)y[r] - (loo ? others_mean(total[r], y[r], samples) : (double)b[r]);
         for (size_t i = 0; i < n_in; i++)
-          add(&out->jac[j * n_in + i], &out->jac_se[j * n_in + i], d * g[i] / s);
+          add(&out->jac[r * n_in + i], &out->jac_se[r * n_in + i],
+              jf ? (double)j[r * n_in + i] : d * g[i] / s);
       }
-      if (out->hess) {
+      if (hessian) {
         const double d = (double)y[0] - (loo ? others_mean(total[0], y[0], samples) : (double)b[0]);
         for (size_t i = 0; i < n_in; i++)
           for (size_t k = 0; k < n_in; k++)
@@ -96,15 +103,28 @@ int pt_ref_estimate_run(pt_ref_point_fn f, const void *ctx, size_t n_in, size_t 
   if (ok) {
     finish(out->value, out->value_se, n_out, samples);
     finish(out->jac, out->jac_se, n_out * n_in, samples);
-    if (out->hess) finish(out->hess, out->hess_se, n_in * n_in, samples);
+    if (hessian) finish(out->hess, out->hess_se, n_in * n_in, samples);
   }
   free(z);
   free(xt);
   free(y);
   free(b);
+  free(j);
   free(g);
   free(h);
   free(total);
   if (!ok) pt_ref_estimate_free(out);
   return ok ? 0 : -1;
+}
+
+int pt_ref_estimate_run(pt_ref_point_fn f, const void *ctx, size_t n_in, size_t n_out,
+                        size_t samples, float sigma, pt_noise noise, int baseline, pt_key key,
+                        const float *x, pt_ref_estimate *out) {
+  return run(f, NULL, ctx, n_in, n_out, samples, sigma, noise, baseline, key, x, out);
+}
+
+int pt_ref_pathwise_run(pt_ref_point_fn f, pt_ref_jacobian_fn jf, const void *ctx, size_t n_in,
+                        size_t n_out, size_t samples, float sigma, pt_noise noise, pt_key key,
+                        const float *x, pt_ref_estimate *out) {
+  return run(f, jf, ctx, n_in, n_out, samples, sigma, noise, 0, key, x, out);
 }

@@ -11,15 +11,16 @@
 
 #include "perturb.h"
 
-/* f at one point: x (n_in) -> y (n_out). */
+/* f at one point: x (n_in) -> y (n_out); its Jacobian there, jac (n_out x n_in). */
 typedef void (*pt_ref_point_fn)(const void *ctx, const float *x, float *y);
+typedef void (*pt_ref_jacobian_fn)(const void *ctx, const float *x, float *jac);
 
 typedef struct pt_ref_estimate {
   size_t n_in, n_out, samples;
   /* mean and standard error of the mean, per entry */
   double *value, *value_se;  /* n_out */
   double *jac, *jac_se;      /* n_out x n_in */
-  double *hess, *hess_se;    /* n_in x n_in, when n_out == 1 (else NULL) */
+  double *hess, *hess_se;    /* n_in x n_in, the score function's when n_out == 1 (else NULL) */
 } pt_ref_estimate;
 
 /* The perturbed estimate of f at x: samples x + sigma Z_m with Z_m = noise(key, m*n_in + i)
@@ -30,6 +31,11 @@ typedef struct pt_ref_estimate {
    b_m taken as fixed, which they are up to O(1/M).  0 on success, -1 when out of memory. */
 int pt_ref_estimate_run(pt_ref_point_fn f, const void *ctx, size_t n_in, size_t n_out,
                         size_t samples, float sigma, pt_noise noise, int baseline, pt_key key,
+                        const float *x, pt_ref_estimate *out);
+/* The pathwise estimate on the same samples: the value as above, and as `jac` the mean of f's
+   own Jacobian jf at the samples, each term as jf gives it (float); no Hessian. */
+int pt_ref_pathwise_run(pt_ref_point_fn f, pt_ref_jacobian_fn jf, const void *ctx, size_t n_in,
+                        size_t n_out, size_t samples, float sigma, pt_noise noise, pt_key key,
                         const float *x, pt_ref_estimate *out);
 void pt_ref_estimate_free(pt_ref_estimate *e);
 

@@ -4,7 +4,7 @@
    random orders (as objects and as bytes), and batched calls against their rows.  The
    functions cover every path of the estimator: fused argmax (one segment and several), fused
    ranking, and the generic path through thread-safe and ordinary callbacks, with and without
-   baseline, Gumbel and normal noise. */
+   baseline, Gumbel and normal noise, and the pathwise gradient of callbacks with their own. */
 #include <criterion/criterion.h>
 #include <pthread.h>
 #include <stdint.h>
@@ -38,6 +38,18 @@ static int smooth(void *user, size_t batch, const float *x, float *y) {
   return 0;
 }
 
+/* its vjp: dy_j/dx_i = (i + j + 1) x_i (2 + |x_i|) / (1 + |x_i|)^2 */
+static int smooth_vjp(void *user, const float *x, const float *y_bar, float *x_bar) {
+  const size_t n_out = *(const size_t *)user;
+  for (size_t i = 0; i < 4; i++) {
+    const float v = x[i], a = v < 0 ? -v : v, slope = v * (2.0f + a) / ((1.0f + a) * (1.0f + a));
+    float s = 0.0f;
+    for (size_t j = 0; j < n_out; j++) s += (float)(i + j + 1) * slope * y_bar[j];
+    x_bar[i] = s;
+  }
+  return 0;
+}
+
 static size_t three = 3, one = 1;
 
 typedef struct subject {
@@ -45,12 +57,13 @@ typedef struct subject {
   pt_fn *f;     /* the perturbed function */
   size_t n_in, n_out;
   uint64_t m;   /* its samples */
+  int pathwise; /* no Hessian */
 } subject;
 
-enum { SUBJECTS = 7 };
+enum { SUBJECTS = 9 };
 
 static void make_subjects(subject *s) {
-  pt_fn *argmax, *seg, *rank, *box_safe, *box, *scalar_box;
+  pt_fn *argmax, *seg, *rank, *box_safe, *box, *scalar_box, *grad_safe, *grad_scalar;
   const size_t sizes[] = {40, 1, 70, 9};
   cr_assert_eq(pt_fn_argmax_one_hot(300, &argmax), PT_OK);
   cr_assert_eq(pt_fn_argmax_one_hot_segments(sizes, 4, &seg), PT_OK);
@@ -60,25 +73,38 @@ static void make_subjects(subject *s) {
   cr_assert_eq(pt_fn_from_callback(4, 3, smooth, &three, &box), PT_OK);
   cr_assert_eq(pt_fn_from_callback_ex(4, 1, smooth, NULL, &one, NULL, PT_CALLBACK_THREAD_SAFE,
                                       &scalar_box), PT_OK);
+  cr_assert_eq(pt_fn_from_callback_ex(4, 3, smooth, smooth_vjp, &three, NULL,
+                                      PT_CALLBACK_THREAD_SAFE, &grad_safe), PT_OK);
+  cr_assert_eq(pt_fn_from_callback_ex(4, 1, smooth, smooth_vjp, &one, NULL, 0, &grad_scalar),
+               PT_OK);
   const struct {
     const char *name;
     pt_fn *f;
     size_t m;
     pt_noise noise;
     int baseline;
+    int pathwise;
   } made[SUBJECTS] = {
-      {"argmax gumbel", argmax, 1000, PT_NOISE_GUMBEL, 1},
-      {"segments normal", seg, 777, PT_NOISE_NORMAL, 1},
-      {"ranking gumbel", rank, 700, PT_NOISE_GUMBEL, 0},
-      {"ranking normal", rank, 300, PT_NOISE_NORMAL, 1},
-      {"thread-safe box", box_safe, 1300, PT_NOISE_GUMBEL, 1},
-      {"ordinary box", box, 500, PT_NOISE_NORMAL, 0},
-      {"scalar box", scalar_box, 900, PT_NOISE_NORMAL, 1},
+      {"argmax gumbel", argmax, 1000, PT_NOISE_GUMBEL, 1, 0},
+      {"segments normal", seg, 777, PT_NOISE_NORMAL, 1, 0},
+      {"ranking gumbel", rank, 700, PT_NOISE_GUMBEL, 0, 0},
+      {"ranking normal", rank, 300, PT_NOISE_NORMAL, 1, 0},
+      {"thread-safe box", box_safe, 1300, PT_NOISE_GUMBEL, 1, 0},
+      {"ordinary box", box, 500, PT_NOISE_NORMAL, 0, 0},
+      {"scalar box", scalar_box, 900, PT_NOISE_NORMAL, 1, 0},
+      {"pathwise thread-safe", grad_safe, 1100, PT_NOISE_GUMBEL, 1, 1},
+      {"pathwise ordinary", grad_scalar, 600, PT_NOISE_NORMAL, 0, 1},
   };
   for (size_t i = 0; i < SUBJECTS; i++) {
     s[i].name = made[i].name;
-    cr_assert_eq(pt_make_perturbed_fun(made[i].f, made[i].m, 0.5f, made[i].noise,
-                                       made[i].baseline, &s[i].f), PT_OK);
+    pt_perturb_options o = pt_perturb_defaults();
+    o.num_samples = made[i].m;
+    o.sigma = 0.5f;
+    o.noise = made[i].noise;
+    o.baseline = made[i].baseline ? PT_BASELINE_F_X : PT_BASELINE_NONE;
+    o.gradient = made[i].pathwise ? PT_GRADIENT_PATHWISE : PT_GRADIENT_SCORE;
+    cr_assert_eq(pt_make_perturbed_fun_ex(made[i].f, &o, &s[i].f), PT_OK);
+    s[i].pathwise = made[i].pathwise;
     s[i].n_in = pt_fn_n_in(s[i].f);
     s[i].n_out = pt_fn_n_out(s[i].f);
     s[i].m = made[i].m;
@@ -89,6 +115,8 @@ static void make_subjects(subject *s) {
   pt_fn_free(box_safe);
   pt_fn_free(box);
   pt_fn_free(scalar_box);
+  pt_fn_free(grad_safe);
+  pt_fn_free(grad_scalar);
 }
 
 static void free_subjects(subject *s) {
@@ -116,9 +144,11 @@ static size_t all_ops(const subject *s, float *out) {
     cr_assert_eq(pt_fn_jacobian(s->f, key, x, out + at), PT_OK, "%s jacobian", s->name);
     at += n_in * n_out;
   }
-  if (n_out == 1) {
+  if (n_out == 1 && !s->pathwise) {
     cr_assert_eq(pt_fn_hessian(s->f, key, x, out + at), PT_OK, "%s hessian", s->name);
     at += n_in * n_in;
+  }
+  if (n_out == 1) {
     cr_assert_eq(pt_fn_value_and_grad(s->f, key, x, out + at, out + at + 1), PT_OK);
     at += 1 + n_in;
   }
@@ -265,7 +295,7 @@ Test(splits, shards_of_any_partition_merge_to_the_one_call) {
     }
     for (size_t i = 0; i < SUBJECTS; i++)
       for (int op = PT_OP_EVAL; op <= PT_OP_HESSIAN; op++) {
-        if (op == PT_OP_HESSIAN && s[i].n_out != 1) continue;
+        if (op == PT_OP_HESSIAN && (s[i].n_out != 1 || s[i].pathwise)) continue;
         if (op == PT_OP_JACOBIAN && s[i].n_in * s[i].n_out > 4000) continue;
         const size_t cuts[] = {0, 1, 3, 12};
         for (size_t c = 0; c < 4; c++) check_shards(&s[i], (pt_op)op, cuts[c], &seed, c % 2);
@@ -283,6 +313,7 @@ Test(splits, shards_are_the_same_on_any_thread_count) {
     cr_assert_eq(pt_set_num_threads(counts[c]), PT_OK);
     check_shards(&s[0], PT_OP_VJP, 2, &seed, 1);
     check_shards(&s[4], PT_OP_JVP, 5, &seed, 0);
+    check_shards(&s[7], PT_OP_JACOBIAN, 3, &seed, 1);
   }
   free_subjects(s);
 }

@@ -344,7 +344,9 @@ static void write_loo(const loo_sums *q, unsigned want, size_t n_in, size_t n_ou
 void pt_estimate_write(const pt_sums *s, unsigned want, size_t n_in, size_t n_out,
                        const pt_perturbation *p, int counted, const pt_outputs *out) {
   const float sigma = p->sigma;
-  const double mean = 1.0 / (double)p->samples, per_sigma = mean / (double)sigma;
+  /* the score function's derivatives carry 1/sigma, f's own (pathwise) do not */
+  const double mean = 1.0 / (double)p->samples;
+  const double per_sigma = p->pathwise ? mean : mean / (double)sigma;
   pt_layout l;
   pt_estimate_layout(want, n_in, n_out, p, counted, &l); /* checked when the sums were made */
   if (want & PT_WANT_VALUE) {

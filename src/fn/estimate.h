@@ -51,6 +51,10 @@ enum {
             them, so that finishing needs no segment map                n_in or n_out x n_in
      loo_h  Hessian: sum_m (grad_nu grad_nu^T - diag nu'')(Z_m)                n_in^2 */
 
+/* With the pathwise gradient (p.pathwise) the derivatives are f's own at the samples x_m =
+   x + s Z_m instead: vjp (1/M) sum_m J f(x_m)^T y_bar, jvp (1/M) sum_m J f(x_m) x_dot,
+   jacobian (1/M) sum_m J f(x_m), in the same cells; no Hessian. */
+
 typedef struct pt_estimator pt_estimator;
 
 /* Zeroed scratch of one call on its own thread: carved from a buffer on the caller's stack

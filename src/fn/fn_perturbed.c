@@ -10,13 +10,17 @@
    leave-one-out baseline b_m = (sum_k Y_k - Y_m)/(M - 1) is summed as b = 0 plus the sums of
    estimate.h that finishing combines; independent_jacobian draws the derivatives' samples from
    pt_key_fold_in(K, 1) (pt_estimate).
+   With the pathwise gradient the derivatives are instead f's own at the samples, with no 1/sigma:
+     jacobian (1/M) sum_m J f(x + sigma Z_m)                     (vjp, jvp likewise; no hessian)
 
    Every operation of one key walks the same samples, so a value and its derivatives agree; the
    sums over samples are estimate.c's, in groups whose order no split can change.  This file
    holds the object and the generic path, which runs f (any pt_fn) on tiles of samples: the
    noise of a tile from the stream kernels, its inputs and exp(-z) from the perturb_tile
-   kernel, and each sample's terms added in double in index order.  Memory is
-   O(tile (n_in + n_out)) per thread plus the outputs, never O(M n_in). */
+   kernel, f's batch evaluation (score function) or its vjp, jvp or Jacobian sample by sample
+   (pathwise), and each sample's terms added in double in index order.  Memory is
+   O(tile (n_in + n_out)) per thread plus the outputs (a pathwise Jacobian's tile holds each
+   sample's n_out x n_in), never O(M n_in). */
 #include <math.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -47,16 +51,21 @@ const pt_perturbation *pt_fn_perturbation(const pt_fn *f, const pt_fn **inner) {
 
 /* ---- the generic path ------------------------------------------------------------------------ */
 
-/* Floats of scratch one tile of samples may take: z, the perturbed inputs, exp(-z), outputs. */
+/* Floats of scratch one tile of samples may take: z, the perturbed inputs, exp(-z) or f's
+   derivatives, outputs. */
 #define PT_TILE_FLOATS 16384
 /* Bytes the staged groups of one round may take (a function that stays on the calling thread,
    estimate.c): beyond, the whole path stays there too. */
 #define PT_STAGED_MAX ((size_t)64 << 20)
 
 typedef struct generic_prep {
-  pt_key f_key; /* f's own random parts: sample m is row m of a batch with this key */
+  pt_key f_key;     /* f's own random parts: sample m is row m of a batch with this key */
   size_t tile;
-  double b[];   /* n_out: the baseline f(x), or zeros */
+  int pathwise;     /* the terms are f's own derivatives at the samples (pathwise_terms) */
+  size_t ez, dy;    /* floats per sample of exp(-z) (the score function's) and of f's
+                       derivatives (pathwise) */
+  size_t row_floats; /* per sample: z, xt, exp(-z), y and f's derivatives */
+  double b[];       /* n_out: the baseline f(x), or zeros */
 } generic_prep;
 
 static void generic_release(pt_estimator *e) {
@@ -67,18 +76,26 @@ static void generic_release(pt_estimator *e) {
 static int derivative(const pt_estimator *e) { return (e->want & ~(unsigned)PT_WANT_VALUE) != 0; }
 
 /* A buffer of `rows` samples: the doubles y - b of one sample, grad_nu of one sample, then per
-   sample z, the perturbed inputs xt, exp(-z) and the outputs y. */
+   sample z, the perturbed inputs xt, exp(-z), the outputs y and f's derivatives dy (x_bar, then
+   y_dot, then the Jacobian, those wanted). */
 typedef struct rows_buffer {
   double *d;
-  float *g, *z, *xt, *ez, *y;
+  float *g, *z, *xt, *ez, *y, *dy;
 } rows_buffer;
 
-static size_t buffer_bytes(const pt_estimator *e, size_t rows) {
-  const size_t n_in = e->f->n_in, n_out = e->f->n_out;
-  return n_out * sizeof(double) + (n_in + rows * (3 * n_in + n_out)) * sizeof(float);
+/* The bytes of a buffer of `rows` samples; 0 when they overflow a size_t. */
+static size_t buffer_bytes(const pt_estimator *e, const generic_prep *pr, size_t rows) {
+  size_t floats, bytes;
+  if (__builtin_mul_overflow(rows, pr->row_floats, &floats) ||
+      __builtin_add_overflow(floats, e->f->n_in, &floats) ||
+      __builtin_mul_overflow(floats, sizeof(float), &bytes) ||
+      __builtin_add_overflow(bytes, e->f->n_out * sizeof(double), &bytes))
+    return 0;
+  return bytes;
 }
 
 static rows_buffer buffer_at(const pt_estimator *e, void *buffer, size_t rows) {
+  const generic_prep *pr = e->prep;
   const size_t n_in = e->f->n_in, n_out = e->f->n_out;
   rows_buffer b;
   b.d = buffer;
@@ -86,7 +103,8 @@ static rows_buffer buffer_at(const pt_estimator *e, void *buffer, size_t rows) {
   b.z = b.g + n_in;
   b.xt = b.z + rows * n_in;
   b.ez = b.xt + rows * n_in;
-  b.y = b.ez + rows * n_in;
+  b.y = b.ez + rows * pr->ez;
+  b.dy = b.y + rows * n_out;
   return b;
 }
 
@@ -100,12 +118,22 @@ static pt_status generic_prepare(pt_estimator *e) {
   /* sample m is row m of a batch with f's key, the baseline the row after the last sample
      (perturb.h, "Keys") */
   pr->f_key = f->n_random ? pt_key_fold_in(e->key, 0) : e->key;
-  size_t tile = PT_TILE_FLOATS / (3 * n_in + n_out); /* sizes are checked: no overflow */
-  if (tile == 0) tile = 1;
-  pr->tile = tile < e->group ? tile : (size_t)e->group;
-  for (size_t j = 0; j < n_out; j++) pr->b[j] = 0.0;
+  /* a value alone is the same mean whichever gradient the function takes */
+  pr->pathwise = e->p.pathwise && derivative(e);
+  pr->ez = pr->pathwise ? 0 : n_in;
+  /* the estimator's cells of the derivatives, which fit (pt_estimator_begin checked them), are
+     exactly one sample's derivatives */
+  pr->dy = pr->pathwise ? e->cells - (e->at_value == SIZE_MAX ? 0 : n_out) : 0;
   e->prep = pr;
-  if (derivative(e) && e->p.baseline == PT_BASELINE_F_X) {
+  if (__builtin_add_overflow(2 * n_in + n_out + pr->ez, pr->dy, &pr->row_floats) ||
+      !buffer_bytes(e, pr, 1)) {
+    generic_release(e);
+    return PT_EOVERFLOW;
+  }
+  const size_t tile = PT_TILE_FLOATS / pr->row_floats;
+  pr->tile = tile == 0 ? 1 : tile < e->group ? tile : (size_t)e->group;
+  for (size_t j = 0; j < n_out; j++) pr->b[j] = 0.0;
+  if (derivative(e) && !pr->pathwise && e->p.baseline == PT_BASELINE_F_X) {
     float *fx = pt_fn_alloc(n_out, 1, sizeof *fx, &s);
     if (fx) s = pt_fn_eval_rows(f, pr->f_key, e->p.samples, 1, e->x, fx);
     if (s == PT_OK)
@@ -116,11 +144,11 @@ static pt_status generic_prepare(pt_estimator *e) {
       return s;
     }
   }
-  e->scratch_bytes = buffer_bytes(e, pr->tile);
+  e->scratch_bytes = buffer_bytes(e, pr, pr->tile);
   e->thread_safe = (f->caps & PT_CAP_THREAD_SAFE) != 0;
   /* a whole group staged per thread, when a round of them stays within PT_STAGED_MAX */
-  const size_t staged = buffer_bytes(e, (size_t)e->group);
-  e->staged_bytes = staged <= PT_STAGED_MAX / pt_threads() ? staged : 0;
+  const size_t staged = buffer_bytes(e, pr, (size_t)e->group);
+  e->staged_bytes = staged && staged <= PT_STAGED_MAX / pt_threads() ? staged : 0;
   e->work = f->work;
   return PT_OK;
 }
@@ -171,19 +199,52 @@ static void accumulate(const pt_estimator *e, double *sums, const float *y, cons
   }
 }
 
+/* The pathwise terms of sample m at xt: f's own derivatives there, J f(xt)^T y_bar, J f(xt)
+   x_dot and J f(xt), into dy (one after another, those wanted), and the value f(xt) into y
+   (NULL: not wanted) from the first of them, as f's operations give a value with its
+   derivative.  f's random parts are keyed as its row m of a batch. */
+static pt_status pathwise_terms(const pt_estimator *e, uint64_t m, const float *xt, float *y,
+                                float *dy) {
+  const generic_prep *pr = e->prep;
+  const pt_fn *f = e->f;
+  const pt_fn_keys keys = pt_fn_keys_for(f, f->n_random ? pt_key_fold_in(pr->f_key, m) : pr->f_key);
+  pt_status s = PT_OK;
+  if (e->at_x_bar != SIZE_MAX) {
+    s = f->ops->vjp(f, keys, xt, e->y_bar, y, dy);
+    dy += f->n_in;
+    y = NULL;
+  }
+  if (s == PT_OK && e->at_y_dot != SIZE_MAX) {
+    s = f->ops->jvp(f, keys, xt, e->x_dot, y, dy);
+    dy += f->n_out;
+    y = NULL;
+  }
+  if (s == PT_OK && e->at_jac != SIZE_MAX) s = f->ops->jacobian(f, keys, xt, y, dy);
+  return s;
+}
+
 /* The three steps of samples [m0, m1) in a buffer of at least that many rows: their noise, inputs
-   and exp(-z); f on the inputs; their terms, in sample order. */
+   and exp(-z); f (or its derivatives) on the inputs; their terms, in sample order. */
 static void generic_stage_rows(const pt_estimator *e, rows_buffer b, uint64_t m0, uint64_t m1) {
+  const generic_prep *pr = e->prep;
   const size_t n_in = e->f->n_in, rows = (size_t)(m1 - m0);
   const int gumbel = e->p.noise == PT_NOISE_GUMBEL;
   const pt_kernel_table *k = pt_kernels_active();
   (gumbel ? k->noise_gumbel : k->noise_normal)(e->key, m0 * n_in, b.z, rows * n_in);
-  k->perturb_tile(b.z, rows, n_in, e->x, e->p.sigma, b.xt, gumbel && derivative(e) ? b.ez : NULL);
+  k->perturb_tile(b.z, rows, n_in, e->x, e->p.sigma, b.xt,
+                  gumbel && derivative(e) && !pr->pathwise ? b.ez : NULL);
 }
 
 static pt_status generic_call_rows(const pt_estimator *e, rows_buffer b, uint64_t m0, uint64_t m1) {
   const generic_prep *pr = e->prep;
-  return pt_fn_eval_rows(e->f, pr->f_key, m0, (size_t)(m1 - m0), b.xt, b.y);
+  const size_t n_in = e->f->n_in, n_out = e->f->n_out, rows = (size_t)(m1 - m0);
+  if (!pr->pathwise) return pt_fn_eval_rows(e->f, pr->f_key, m0, rows, b.xt, b.y);
+  const int value = e->at_value != SIZE_MAX;
+  pt_status s = PT_OK;
+  for (size_t r = 0; r < rows && s == PT_OK; r++)
+    s = pathwise_terms(e, m0 + r, b.xt + r * n_in, value ? b.y + r * n_out : NULL,
+                       b.dy + r * pr->dy);
+  return s;
 }
 
 static void generic_finish_rows(const pt_estimator *e, rows_buffer b, uint64_t m0, uint64_t m1,
@@ -192,7 +253,15 @@ static void generic_finish_rows(const pt_estimator *e, rows_buffer b, uint64_t m
   const size_t n_in = e->f->n_in, n_out = e->f->n_out;
   const int gumbel = e->p.noise == PT_NOISE_GUMBEL, grads = derivative(e);
   for (size_t r = 0; r < (size_t)(m1 - m0); r++) {
-    const float *yr = b.y + r * n_out, *zr = b.z + r * n_in, *er = b.ez + r * n_in;
+    const float *yr = b.y + r * n_out;
+    if (pr->pathwise) { /* the value, then the derivatives: the cells in their layout's order */
+      const size_t values = e->at_value == SIZE_MAX ? 0 : n_out;
+      const float *dr = b.dy + r * pr->dy;
+      for (size_t j = 0; j < values; j++) sums[j] += yr[j];
+      for (size_t c = 0; c < pr->dy; c++) sums[values + c] += dr[c];
+      continue;
+    }
+    const float *zr = b.z + r * n_in, *er = b.ez + r * n_in;
     const float *gr = zr; /* normal noise: grad_nu(z) = z */
     if (grads) {
       for (size_t j = 0; j < n_out; j++) b.d[j] = (double)yr[j] - pr->b[j];
@@ -291,14 +360,13 @@ pt_perturb_options pt_perturb_defaults(void) {
                               .baseline = PT_BASELINE_F_X, .gradient = PT_GRADIENT_AUTO};
 }
 
-/* The options the caller's struct holds: at least the v0.2 fields; a larger struct (a caller
-   built against a later header) only when its fields past ours are all zero, i.e. unused. */
-static pt_status read_options(const pt_perturb_options *o, pt_perturb_options *v) {
+pt_status pt_perturb_options_read(const pt_perturb_options *o, pt_perturb_options *v) {
   if (!o || o->size < sizeof *o) return PT_EINVAL;
   const unsigned char *past = (const unsigned char *)o + sizeof *o;
   for (size_t i = 0; i < o->size - sizeof *o; i++)
     if (past[i]) return PT_EINVAL;
   *v = *o;
+  v->size = sizeof *v;
   return PT_OK;
 }
 
@@ -332,9 +400,11 @@ static pt_status resolve(const pt_fn *f, const pt_perturb_options *o, pt_perturb
   *p = (pt_perturbation){o->num_samples, o->sigma, o->noise, o->baseline, pathwise,
                          o->antithetic != 0, o->multiplicative != 0, o->block_diagonal != 0,
                          o->independent_jacobian != 0};
-  /* options whose estimators are not built yet (block_diagonal: the fused argmax's) */
-  if (p->pathwise || p->antithetic || p->multiplicative ||
-      (p->block_diagonal && b.kind != PT_BUILTIN_ARGMAX))
+  /* options whose estimators are not built yet (block_diagonal: the fused argmax's), and
+     those not built for the pathwise one */
+  if (p->antithetic || p->multiplicative || (p->block_diagonal && b.kind != PT_BUILTIN_ARGMAX))
+    return PT_EUNSUPPORTED;
+  if (p->pathwise && (p->antithetic || p->multiplicative))
     return PT_EUNSUPPORTED;
   return PT_OK;
 }
@@ -361,7 +431,7 @@ pt_status pt_make_perturbed_fun_ex(const pt_fn *f, const pt_perturb_options *opt
   pt_perturb_options o;
   pt_perturbation pert;
   if (!f || !out) return PT_EINVAL;
-  pt_status s = read_options(options, &o);
+  pt_status s = pt_perturb_options_read(options, &o);
   if (s == PT_OK) s = resolve(f, &o, &pert);
   if (s != PT_OK) return s;
   perturbed_fn *p = pt_malloc(sizeof *p);

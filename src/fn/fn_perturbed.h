@@ -26,6 +26,11 @@ typedef struct pt_perturbation {
 uint32_t pt_perturbation_bits(const pt_perturbation *p);
 int pt_perturbation_from_bits(uint32_t bits, pt_perturbation *p);
 
+/* The options the caller's struct holds into *v (whose size becomes this version's): at
+   least the v0.2 fields; a larger struct (a caller built against a later header) only when its
+   bytes past ours are all zero, i.e. its later fields unused.  PT_EINVAL otherwise. */
+pt_status pt_perturb_options_read(const pt_perturb_options *o, pt_perturb_options *v);
+
 /* The perturbation of f and the function it perturbs, when f was made by
    pt_make_perturbed_fun(_ex); NULL otherwise. */
 const pt_perturbation *pt_fn_perturbation(const pt_fn *f, const pt_fn **inner);
