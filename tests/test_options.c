@@ -478,9 +478,10 @@ Test(options, independent_jacobian_takes_the_derivatives_from_fold_in_1) {
   const size_t sizes[3] = {4, 1, 7};
   size_t n = 3;
   point_fn hs = {half_square_point, n, 1, &n};
-  pt_fn *argmax, *rank, *box = black_box(&hs);
+  pt_fn *argmax, *rank, *sort, *box = black_box(&hs);
   cr_assert_eq(pt_fn_argmax_one_hot_segments(sizes, 3, &argmax), PT_OK);
   cr_assert_eq(pt_fn_ranking(9, &rank), PT_OK);
+  cr_assert_eq(pt_fn_sort(6, &sort), PT_OK);
   for (int b = 0; b < 3; b++) {
     pt_perturb_options o = options(300, 0.5f, PT_NOISE_GUMBEL, (pt_baseline)b);
     check_independent(argmax, o);
@@ -490,9 +491,39 @@ Test(options, independent_jacobian_takes_the_derivatives_from_fold_in_1) {
     check_independent(rank, o);
     check_independent(box, o);
   }
+  /* the pathwise gradient draws its samples the same way */
+  pt_perturb_options o = options(300, 0.5f, PT_NOISE_NORMAL, PT_BASELINE_F_X);
+  o.gradient = PT_GRADIENT_PATHWISE;
+  check_independent(sort, o);
   pt_fn_free(argmax);
   pt_fn_free(rank);
+  pt_fn_free(sort);
   pt_fn_free(box);
+}
+
+/* The Fenchel-Young loss (pathwise by default) with the option: its value and gradient from
+   independent samples, as pt_fenchel_young_loss(3) says. */
+Test(options, independent_jacobian_splits_a_fenchel_young_loss) {
+  enum { D = 6 };
+  pt_fn *argmax, *plain, *indep;
+  cr_assert_eq(pt_fn_argmax_one_hot(D, &argmax), PT_OK);
+  pt_perturb_options o = pt_perturb_defaults();
+  o.num_samples = 300;
+  cr_assert_eq(pt_fenchel_young_loss(argmax, &o, &plain), PT_OK);
+  o.independent_jacobian = 1;
+  cr_assert_eq(pt_fenchel_young_loss(argmax, &o, &indep), PT_OK);
+  float x[2 * D], value, grad[2 * D], value_plain, unused, grad_plain[2 * D];
+  point_of(x, D, 7);
+  for (size_t i = 0; i < D; i++) x[D + i] = i == 2 ? 1.0f : 0.0f; /* y_true */
+  const pt_key key = pt_key_make(17);
+  cr_assert_eq(pt_fn_value_and_grad(indep, key, x, &value, grad), PT_OK);
+  cr_assert_eq(pt_fn_eval(plain, key, x, &value_plain), PT_OK);
+  cr_assert_eq(pt_fn_value_and_grad(plain, pt_key_fold_in(key, 1), x, &unused, grad_plain), PT_OK);
+  cr_expect(same_bits(&value, &value_plain, 1), "the value from K");
+  cr_expect(same_bits(grad, grad_plain, 2 * D), "the gradient from pt_key_fold_in(K, 1)");
+  pt_fn_free(plain);
+  pt_fn_free(indep);
+  pt_fn_free(argmax);
 }
 
 /* L(u) = ||u||^2, its vjp 2 u y_bar */
