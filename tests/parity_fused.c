@@ -100,7 +100,7 @@ static pt_fused_terms terms_alloc(terms_run *b, const fused_input *in) {
   const size_t n = in->n, rows = in->rows, blocks = in->blocks;
   b->noise = malloc((rows * n + PT_FUSED_PAD) * sizeof(float));
   b->g = malloc((rows * n + PT_FUSED_PAD) * sizeof(float));
-  b->g_row = malloc(n * sizeof(float));
+  b->g_row = malloc((n + PT_FUSED_PAD) * sizeof(float));
   b->partial = calloc(n + PT_FUSED_PAD, sizeof(float));
   b->t = malloc(rows * blocks * sizeof(float));
   b->x_bar_sum = calloc(n, sizeof(double));

@@ -51,7 +51,7 @@ pt_terms_at pt_fused_take_terms(pt_carve *c, const pt_estimator *e, size_t tile,
   at.partial = take_if(c, vjp, n, 1, pad, sizeof(float));
   at.t = take_if(c, jvp, tile, blocks, 0, sizeof(float));
   at.g = take_if(c, jac, tile, n, pad, sizeof(float));
-  at.g_row = take_if(c, g_sum && !jac, n, 1, 0, sizeof(float));
+  at.g_row = take_if(c, g_sum && !jac, n, 1, pad, sizeof(float));
   at.c = pt_carve_take(c, blocks, 1, 0, sizeof(double));
   at.c_sum = take_if(c, e->at_loo_c != SIZE_MAX, blocks, 1, 0, sizeof(double));
   at.t_sum = take_if(c, jvp, blocks, 1, 0, sizeof(double));
