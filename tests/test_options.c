@@ -72,8 +72,8 @@ static pt_fn *perturbed(const pt_fn *f, const pt_perturb_options *o) {
   return p;
 }
 
-/* softmax(x / sigma) of d inputs and its Jacobian (diag p - p p^T) / sigma, at `at` with row
-   stride ld (a segment of a larger Jacobian) */
+/* softmax(x / sigma) of d inputs and its Jacobian (diag p - p p^T) / sigma, with row stride ld
+   (a diagonal block of a larger Jacobian) */
 static void softmax_truth(const float *x, size_t d, double sigma, double *p, double *jac,
                           size_t ld) {
   double mx = x[0], z = 0;
