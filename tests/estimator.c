@@ -19,6 +19,11 @@ static void finish(double *sum, double *sq, size_t n, size_t m) {
   }
 }
 
+/* The leave-one-out baseline of a sample of value y, of `samples` whose values sum to total. */
+static double others_mean(double total, float y, size_t samples) {
+  return (total - (double)y) / (double)(samples - 1);
+}
+
 void pt_ref_estimate_free(pt_ref_estimate *e) {
   free(e->value);
   free(e->value_se);
@@ -51,38 +56,48 @@ static int run(pt_ref_point_fn f, pt_ref_jacobian_fn jf, const void *ctx, size_t
   float *y = malloc(n_out * sizeof *y), *b = calloc(n_out, sizeof *b);
   float *j = jf ? malloc(n_out * n_in * sizeof *j) : NULL;
   double *g = malloc(n_in * sizeof *g), *h = malloc(n_in * sizeof *h);
+  double *total = calloc(n_out, sizeof *total); /* sum_m Y_m, for the leave-one-out */
   int ok = out->value && out->value_se && out->jac && out->jac_se &&
-           (!hessian || (out->hess && out->hess_se)) && z && xt && y && b && g && h && (!jf || j);
-  if (ok && baseline && !jf) f(ctx, x, b);
+           (!hessian || (out->hess && out->hess_se)) && z && xt && y && b && g && h &&
+           (!jf || j) && total;
+  const int loo = !jf && baseline == PT_BASELINE_LEAVE_ONE_OUT;
+  if (ok && baseline == PT_BASELINE_F_X && !jf) f(ctx, x, b);
   const double s = sigma;
-  for (size_t m = 0; ok && m < samples; m++) {
-    pt_noise_fill(noise, key, (uint64_t)m * n_in, z, n_in);
-    for (size_t i = 0; i < n_in; i++) {
-      const float step = sigma * z[i];
-      xt[i] = x[i] + step;
-      if (noise == PT_NOISE_GUMBEL) {
-        g[i] = 1.0 - exp(-(double)z[i]);
-        h[i] = exp(-(double)z[i]);
-      } else {
-        g[i] = z[i];
-        h[i] = 1.0;
+  /* the leave-one-out's first pass: every sample's value; the second one takes the others' */
+  for (int pass = loo ? 0 : 1; ok && pass < 2; pass++) {
+    for (size_t m = 0; ok && m < samples; m++) {
+      pt_noise_fill(noise, key, (uint64_t)m * n_in, z, n_in);
+      for (size_t i = 0; i < n_in; i++) {
+        const float step = sigma * z[i];
+        xt[i] = x[i] + step;
+        if (noise == PT_NOISE_GUMBEL) {
+          g[i] = 1.0 - exp(-(double)z[i]);
+          h[i] = exp(-(double)z[i]);
+        } else {
+          g[i] = z[i];
+          h[i] = 1.0;
+        }
       }
-    }
-    f(ctx, xt, y);
-    if (jf) jf(ctx, xt, j);
-    for (size_t r = 0; r < n_out; r++) {
-      add(&out->value[r], &out->value_se[r], y[r]);
-      const double d = (double)y[r] - (double)b[r];
-      for (size_t i = 0; i < n_in; i++)
-        add(&out->jac[r * n_in + i], &out->jac_se[r * n_in + i],
-            jf ? (double)j[r * n_in + i] : d * g[i] / s);
-    }
-    if (hessian) {
-      const double d = (double)y[0] - (double)b[0];
-      for (size_t i = 0; i < n_in; i++)
-        for (size_t k = 0; k < n_in; k++)
-          add(&out->hess[i * n_in + k], &out->hess_se[i * n_in + k],
-              d * (g[i] * g[k] - (i == k ? h[i] : 0.0)) / (s * s));
+      f(ctx, xt, y);
+      if (pass == 0) {
+        for (size_t r = 0; r < n_out; r++) total[r] += y[r];
+        continue;
+      }
+      if (jf) jf(ctx, xt, j);
+      for (size_t r = 0; r < n_out; r++) {
+        add(&out->value[r], &out->value_se[r], y[r]);
+        const double d = (double)y[r] - (loo ? others_mean(total[r], y[r], samples) : (double)b[r]);
+        for (size_t i = 0; i < n_in; i++)
+          add(&out->jac[r * n_in + i], &out->jac_se[r * n_in + i],
+              jf ? (double)j[r * n_in + i] : d * g[i] / s);
+      }
+      if (hessian) {
+        const double d = (double)y[0] - (loo ? others_mean(total[0], y[0], samples) : (double)b[0]);
+        for (size_t i = 0; i < n_in; i++)
+          for (size_t k = 0; k < n_in; k++)
+            add(&out->hess[i * n_in + k], &out->hess_se[i * n_in + k],
+                d * (g[i] * g[k] - (i == k ? h[i] : 0.0)) / (s * s));
+      }
     }
   }
   if (ok) {
@@ -97,6 +112,7 @@ static int run(pt_ref_point_fn f, pt_ref_jacobian_fn jf, const void *ctx, size_t
   free(j);
   free(g);
   free(h);
+  free(total);
   if (!ok) pt_ref_estimate_free(out);
   return ok ? 0 : -1;
 }

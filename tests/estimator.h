@@ -24,8 +24,11 @@ typedef struct pt_ref_estimate {
 } pt_ref_estimate;
 
 /* The perturbed estimate of f at x: samples x + sigma Z_m with Z_m = noise(key, m*n_in + i)
-   (inputs rounded to float as x + sigma*z, a product then a sum), baseline f(x) or 0,
-   grad_nu and nu'' in double.  0 on success, -1 when out of memory. */
+   (inputs rounded to float as x + sigma*z, a product then a sum), baseline (a pt_baseline)
+   0, f(x) or, for the leave-one-out, each sample's b_m = (sum_k Y_k - Y_m)/(M - 1) from a
+   first pass over the samples, grad_nu and nu'' in double.  The leave-one-out's terms are not
+   independent (each holds every sample), so its standard errors are those of the terms with
+   b_m taken as fixed, which they are up to O(1/M).  0 on success, -1 when out of memory. */
 int pt_ref_estimate_run(pt_ref_point_fn f, const void *ctx, size_t n_in, size_t n_out,
                         size_t samples, float sigma, pt_noise noise, int baseline, pt_key key,
                         const float *x, pt_ref_estimate *out);

@@ -72,20 +72,11 @@ done:
   free(out);
 }
 
-/* ---- fused_argmax --------------------------------------------------------------------------- */
+/* ---- the terms of every fused kernel (pt_fused_terms) -------------------------------------- */
 
-typedef void (*fused_kernel)(const pt_fused_argmax_job *job, uint64_t m0, size_t rows);
-
-/* A job and the buffers it writes. */
-typedef struct fused_run {
-  pt_fused_argmax_job job;
-  float *noise, *g, *partial, *t, *winner_noise;
-  int32_t *winner;
-  uint64_t *count;
-  double *x_bar_sum;
-} fused_run;
-
-/* The inputs of one fused tile: x finite, segments, and what to accumulate. */
+/* The inputs of one fused tile: x finite, segments, and what to accumulate: the cotangent in
+   one block or per segment (block_diagonal's), the Jacobian's rows or not, and the group's sums
+   of the cotangents, t and grad_nu (the leave-one-out's) or not. */
 typedef struct fused_input {
   int gumbel;
   size_t n, segments, offsets[8];
@@ -93,42 +84,190 @@ typedef struct fused_input {
   pt_key key;
   uint64_t m0;
   size_t rows;
-  double c_base;
+  size_t blocks, block_at[9];
+  double c_base[8];
+  int rows_of_g, sums;
   int permutation; /* the rank kernels' cotangent of the permutation matrix (y_bar: n x n) */
 } fused_input;
+
+/* The buffers a job's terms write. */
+typedef struct terms_run {
+  float *noise, *g, *g_row, *partial, *t;
+  double *x_bar_sum, *c, *c_sum, *t_sum, *g_sum;
+} terms_run;
+
+/* The terms of `in` on freshly allocated buffers (terms_ok says whether they all are). */
+static pt_fused_terms terms_alloc(terms_run *b, const fused_input *in) {
+  const size_t n = in->n, rows = in->rows, blocks = in->blocks;
+  b->noise = malloc((rows * n + PT_FUSED_PAD) * sizeof(float));
+  b->g = malloc((rows * n + PT_FUSED_PAD) * sizeof(float));
+  b->g_row = malloc((n + PT_FUSED_PAD) * sizeof(float));
+  b->partial = calloc(n + PT_FUSED_PAD, sizeof(float));
+  b->t = malloc(rows * blocks * sizeof(float));
+  b->x_bar_sum = calloc(n, sizeof(double));
+  b->c = malloc(blocks * sizeof(double));
+  b->c_sum = calloc(blocks, sizeof(double));
+  b->t_sum = calloc(blocks, sizeof(double));
+  b->g_sum = calloc(n, sizeof(double));
+  return (pt_fused_terms){
+      .key = in->key, .n = n, .sigma = in->sigma, .samples = in->m0 + rows, .blocks = blocks,
+      .block_at = in->block_at, .y_bar = in->y_bar, .c_base = in->c_base,
+      .c_sum = in->sums ? b->c_sum : NULL, .partial = b->partial, .x_bar_sum = b->x_bar_sum,
+      .x_dot = in->x_dot, .t = b->t, .t_sum = in->sums ? b->t_sum : NULL,
+      .g = in->rows_of_g ? b->g : NULL, .g_sum = in->sums ? b->g_sum : NULL, .g_row = b->g_row,
+      .noise = b->noise, .c = b->c};
+}
+
+static int terms_ok(const terms_run *b) {
+  return b->noise && b->g && b->g_row && b->partial && b->t && b->x_bar_sum && b->c && b->c_sum &&
+         b->t_sum && b->g_sum;
+}
+
+static void terms_free(terms_run *b) {
+  free(b->noise);
+  free(b->g);
+  free(b->g_row);
+  free(b->partial);
+  free(b->t);
+  free(b->x_bar_sum);
+  free(b->c);
+  free(b->c_sum);
+  free(b->t_sum);
+  free(b->g_sum);
+}
+
+static int terms_same(const fused_input *in, const terms_run *a, const terms_run *b) {
+  const size_t n = in->n, rows = in->rows, blocks = in->blocks;
+  return memcmp(a->t, b->t, rows * blocks * sizeof(float)) == 0 &&
+         (!in->rows_of_g || memcmp(a->g, b->g, rows * n * sizeof(float)) == 0) &&
+         memcmp(a->partial, b->partial, n * sizeof(float)) == 0 &&
+         memcmp(a->x_bar_sum, b->x_bar_sum, n * sizeof(double)) == 0 &&
+         memcmp(a->c_sum, b->c_sum, blocks * sizeof(double)) == 0 &&
+         memcmp(a->t_sum, b->t_sum, blocks * sizeof(double)) == 0 &&
+         memcmp(a->g_sum, b->g_sum, n * sizeof(double)) == 0;
+}
+
+/* t, the Jacobian's rows, the vjp's sums, then (when wanted) the group's sums */
+static uint64_t terms_hash(uint64_t h, const fused_input *in, const terms_run *b) {
+  h = pt_hash32(h, b->t, in->rows * in->blocks);
+  if (in->rows_of_g) h = pt_hash32(h, b->g, in->rows * in->n);
+  h = pt_hash32(h, b->partial, in->n);
+  h = pt_hash64(h, b->x_bar_sum, in->n);
+  if (in->sums) {
+    h = pt_hash64(h, b->c_sum, in->blocks);
+    h = pt_hash64(h, b->t_sum, in->blocks);
+    h = pt_hash64(h, b->g_sum, in->n);
+  }
+  return h;
+}
+
+/* The noise of input i of sample r in double, from the independent reference. */
+static double ref_noise(const fused_input *in, size_t r, size_t i) {
+  const uint64_t word = (in->m0 + r) * in->n + i;
+  return in->gumbel ? -log((double)pt_ref_uniform(in->key.seed, in->key.stream, word))
+                    : pt_ref_normal(in->key.seed, in->key.stream, word);
+}
+
+/* How far a float grad_nu may be from the reference's: 1 - E cancels near E = 1. */
+static double grad_tolerance(const fused_input *in, double z) {
+  return in->gumbel ? 4e-6 * fmax(1.0, z) : 1e-5 * fmax(1.0, fabs(z));
+}
+
+/* The terms of a run against the reference in double, given each sample's cotangents c[r *
+   blocks + b] (from the kernel's own winners or ranks, checked by the caller): the grad_nu
+   rows, t per block, the vjp's sums, and the group's sums.  Returns 0 if all agree. */
+static int terms_against_reference(const fused_input *in, const terms_run *run, const double *c,
+                                   const char *what, pt_parity_result *res) {
+  const size_t n = in->n, rows = in->rows, blocks = in->blocks;
+  double *x_bar = calloc(n, sizeof *x_bar), *x_bar_size = calloc(n, sizeof *x_bar_size);
+  double *g_sum = calloc(n, sizeof *g_sum), *g_sum_size = calloc(n, sizeof *g_sum_size);
+  int bad = !x_bar || !x_bar_size || !g_sum || !g_sum_size;
+  if (bad) pt_parity_fail(res, "out of memory");
+  for (size_t b = 0; b < blocks && !bad; b++) {
+    double c_sum = 0, t_sum = 0, t_sum_size = 0;
+    for (size_t r = 0; r < rows && !bad; r++) {
+      double t = 0, t_size = 0;
+      const double cf = (float)(c[r * blocks + b] - in->c_base[b]);
+      for (size_t i = in->block_at[b]; i < in->block_at[b + 1]; i++) {
+        const double z = ref_noise(in, r, i), g = in->gumbel ? 1.0 - z : z;
+        const double tol = grad_tolerance(in, z);
+        if (in->rows_of_g && fabs(run->g[r * n + i] - g) > tol) {
+          pt_parity_fail(res, "%s: grad_nu of sample %zu input %zu: %a, reference %a", what, r, i,
+                         (double)run->g[r * n + i], g);
+          bad = 1;
+          break;
+        }
+        t += g * in->x_dot[i];
+        t_size += fabs(g * in->x_dot[i]);
+        /* each vjp term is within |c| tol of the reference, besides the float sums' rounding */
+        x_bar[i] += cf * g;
+        x_bar_size[i] += fabs(cf * g) + 1e5 * fabs(cf) * tol;
+        g_sum[i] += g;
+        g_sum_size[i] += tol;
+      }
+      if (!bad && fabs(run->t[r * blocks + b] - t) > 1e-5 * t_size + 1e-6) {
+        pt_parity_fail(res, "%s: t of sample %zu block %zu: %a, reference %a", what, r, b,
+                       (double)run->t[r * blocks + b], t);
+        bad = 1;
+      }
+      c_sum += c[r * blocks + b];
+      t_sum += t;
+      t_sum_size += 1e-5 * t_size + 1e-6;
+    }
+    if (!bad && in->sums &&
+        (run->c_sum[b] != c_sum || fabs(run->t_sum[b] - t_sum) > t_sum_size)) {
+      pt_parity_fail(res, "%s: block %zu sums c %.9g, t %.9g; reference %.9g, %.9g", what, b,
+                     run->c_sum[b], run->t_sum[b], c_sum, t_sum);
+      bad = 1;
+    }
+  }
+  for (size_t i = 0; i < n && !bad; i++)
+    if (fabs(run->x_bar_sum[i] + run->partial[i] - x_bar[i]) > 1e-5 * x_bar_size[i] + 1e-6 ||
+        (in->sums && fabs(run->g_sum[i] - g_sum[i]) > g_sum_size[i])) {
+      pt_parity_fail(res, "%s: input %zu: vjp sum %.9g, grad_nu sum %.9g; reference %.9g, %.9g",
+                     what, i, run->x_bar_sum[i] + run->partial[i], run->g_sum[i], x_bar[i],
+                     g_sum[i]);
+      bad = 1;
+    }
+  free(x_bar);
+  free(x_bar_size);
+  free(g_sum);
+  free(g_sum_size);
+  return bad;
+}
+
+/* ---- fused_argmax --------------------------------------------------------------------------- */
+
+typedef void (*fused_kernel)(const pt_fused_argmax_job *job, uint64_t m0, size_t rows);
+
+/* A job and the buffers it writes. */
+typedef struct fused_run {
+  pt_fused_argmax_job job;
+  terms_run terms;
+  int32_t *winner;
+  float *winner_noise;
+  uint64_t *count;
+} fused_run;
 
 static int run_alloc(fused_run *run, const fused_input *in) {
   const size_t n = in->n, rows = in->rows;
   memset(run, 0, sizeof *run);
-  run->noise = malloc((rows * n + PT_FUSED_PAD) * sizeof(float));
-  run->g = malloc((rows * n + PT_FUSED_PAD) * sizeof(float));
-  run->partial = calloc(n + PT_FUSED_PAD, sizeof(float));
-  run->t = malloc(rows * sizeof(float));
+  const pt_fused_terms terms = terms_alloc(&run->terms, in);
   run->winner = malloc((rows + 15) / 16 * 16 * in->segments * sizeof(int32_t));
   run->winner_noise = malloc((rows + 15) / 16 * 16 * in->segments * sizeof(float));
   run->count = calloc(n, sizeof(uint64_t));
-  run->x_bar_sum = calloc(n, sizeof(double));
   run->job = (pt_fused_argmax_job){
-      .terms = {.key = in->key, .n = n, .sigma = in->sigma, .samples = in->m0 + rows,
-                .y_bar = in->y_bar, .c_base = in->c_base, .partial = run->partial,
-                .x_bar_sum = run->x_bar_sum, .x_dot = in->x_dot, .t = run->t, .g = run->g,
-                .noise = run->noise},
-      .segments = in->segments, .offsets = in->offsets, .a = in->a,
+      .terms = terms, .segments = in->segments, .offsets = in->offsets, .a = in->a,
       .stride = (rows + 15) / 16 * 16, .winner = run->winner, .count = run->count,
       .winner_noise = run->winner_noise};
-  return run->noise && run->g && run->partial && run->t && run->winner && run->winner_noise &&
-                 run->count && run->x_bar_sum ? 0 : -1;
+  return terms_ok(&run->terms) && run->winner && run->winner_noise && run->count ? 0 : -1;
 }
 
 static void run_free(fused_run *run) {
-  free(run->noise);
-  free(run->g);
-  free(run->partial);
-  free(run->t);
+  terms_free(&run->terms);
   free(run->winner);
   free(run->winner_noise);
   free(run->count);
-  free(run->x_bar_sum);
 }
 
 /* a: Gumbel exp((max x - x_i) / sigma) per segment, through `k`'s perturb_tile as the library
@@ -147,8 +286,16 @@ static void fused_coefficients(fused_input *in, const pt_kernel_table *k) {
   k->perturb_tile(z, 1, in->n, NULL, 0.0f, NULL, in->a);
 }
 
+/* The cotangent in one block, or per segment (block_diagonal), with its baselines. */
+static void fused_blocks(fused_input *in, int per_segment) {
+  in->blocks = per_segment ? in->segments : 1;
+  for (size_t b = 0; b <= in->blocks; b++) in->block_at[b] = per_segment ? in->offsets[b] : b * in->n;
+  for (size_t b = 0; b < in->blocks; b++) in->c_base[b] = 0.25 * (double)(b + 1);
+}
+
 /* The case's first row (finite and moderate: a non-finite or huge value becomes 0), cut into
-   one to three segments, with a tile at an offset, a key and weights from the case's seed. */
+   one to three segments, with a tile at an offset, a key, weights and what to accumulate from
+   the case's seed. */
 static void fused_from_case(fused_input *in, int gumbel, const pt_case *c, const float *x) {
   uint64_t s = c->seed;
   in->gumbel = gumbel;
@@ -171,46 +318,21 @@ static void fused_from_case(fused_input *in, int gumbel, const pt_case *c, const
     in->y_bar[i] = (float)((i * 7) % 5) * 0.25f - 0.5f;
     in->x_dot[i] = (float)((i * 3) % 7) * 0.125f - 0.375f;
   }
-  in->c_base = 0.25;
+  const uint64_t how = pt_test_rand(&s);
+  fused_blocks(in, how & 1);
+  in->rows_of_g = (how >> 1 & 1) == 0;
+  in->sums = (how >> 2 & 1) != 0;
 }
 
-/* The noise of input i of sample r in double, from the independent reference. */
-static double ref_noise(const fused_input *in, size_t r, size_t i) {
-  const uint64_t word = (in->m0 + r) * in->n + i;
-  return in->gumbel ? -log((double)pt_ref_uniform(in->key.seed, in->key.stream, word))
-                    : pt_ref_normal(in->key.seed, in->key.stream, word);
-}
-
-/* Checks one run against the reference: winners (up to float near-ties), grad_nu rows, t,
-   and the vjp sums.  Returns 0 if all agree. */
+/* Checks one run against the reference: winners (up to float near-ties) and their counts, then
+   the terms on the cotangents of those winners.  Returns 0 if all agree. */
 static int fused_against_reference(const fused_input *in, const fused_run *run, const char *isa,
                                    pt_parity_result *res) {
-  const size_t n = in->n, rows = in->rows;
-  double *key = malloc(n * sizeof *key), *g = malloc(rows * n * sizeof *g);
-  double *x_bar = calloc(n, sizeof *x_bar), *x_bar_size = calloc(n, sizeof *x_bar_size);
-  int bad = !key || !g || !x_bar || !x_bar_size;
+  const size_t n = in->n, rows = in->rows, blocks = in->blocks;
+  double *key = malloc(n * sizeof *key), *c = calloc(rows * blocks, sizeof *c);
+  int bad = !key || !c;
   if (bad) pt_parity_fail(res, "out of memory");
-  for (size_t r = 0; r < rows && !bad; r++) {
-    double t = 0, t_size = 0;
-    for (size_t i = 0; i < n; i++) {
-      const double z = ref_noise(in, r, i);
-      g[r * n + i] = in->gumbel ? 1.0 - z : z;
-      t += g[r * n + i] * in->x_dot[i];
-      t_size += fabs(g[r * n + i] * in->x_dot[i]);
-      const double tol = in->gumbel ? 4e-6 * fmax(1.0, z) : 1e-5 * fmax(1.0, fabs(z));
-      if (fabs(run->g[r * n + i] - g[r * n + i]) > tol) {
-        pt_parity_fail(res, "fused_argmax %s: grad_nu of sample %zu input %zu: %a, reference %a",
-                       isa, r, i, (double)run->g[r * n + i], g[r * n + i]);
-        bad = 1;
-        break;
-      }
-    }
-    if (!bad && fabs(run->t[r] - t) > 1e-5 * t_size + 1e-6) {
-      pt_parity_fail(res, "fused_argmax %s: t of sample %zu: %a, reference %a", isa, r,
-                     (double)run->t[r], t);
-      bad = 1;
-    }
-    double c = -in->c_base;
+  for (size_t r = 0; r < rows && !bad; r++)
     for (size_t s = 0; s < in->segments && !bad; s++) {
       const size_t o = in->offsets[s], e = in->offsets[s + 1];
       double mx = -INFINITY;
@@ -229,18 +351,10 @@ static int fused_against_reference(const fused_input *in, const fused_run *run, 
                        "%zu (key %.9g)",
                        isa, r, s, got, got < n ? key[got] : NAN, best, key[best]);
         bad = 1;
+      } else {
+        c[r * blocks + (blocks > 1 ? s : 0)] += in->y_bar[got];
       }
-      c += in->y_bar[got < n ? got : 0];
     }
-    /* grad_nu is within `tol` of the reference (1 - E cancels near E = 1): so is each term
-       within |c| tol, besides the float sums' rounding of |c g| */
-    for (size_t i = 0; i < n && !bad; i++) {
-      const double cf = (float)c, z = ref_noise(in, r, i);
-      const double tol = in->gumbel ? 4e-6 * fmax(1.0, z) : 1e-5 * fmax(1.0, fabs(z));
-      x_bar[i] += cf * g[r * n + i];
-      x_bar_size[i] += fabs(cf * g[r * n + i]) + 1e5 * fabs(cf) * tol;
-    }
-  }
   for (size_t i = 0; i < n && !bad; i++) {
     uint64_t won = 0;
     for (size_t s = 0; s < in->segments; s++)
@@ -251,32 +365,25 @@ static int fused_against_reference(const fused_input *in, const fused_run *run, 
       bad = 1;
     }
   }
-  for (size_t i = 0; i < n && !bad; i++)
-    if (fabs(run->x_bar_sum[i] + run->partial[i] - x_bar[i]) > 1e-5 * x_bar_size[i] + 1e-6) {
-      pt_parity_fail(res, "fused_argmax %s: vjp sum of input %zu: %.9g, reference %.9g", isa, i,
-           run->x_bar_sum[i] + run->partial[i], x_bar[i]);
-      bad = 1;
-    }
+  if (!bad) {
+    char what[64];
+    snprintf(what, sizeof what, "fused_argmax %s", isa);
+    bad = terms_against_reference(in, &run->terms, c, what, res);
+  }
   free(key);
-  free(g);
-  free(x_bar);
-  free(x_bar_size);
+  free(c);
   return bad;
 }
 
 static int fused_same(const fused_input *in, const fused_run *a, const fused_run *b) {
-  const size_t n = in->n, rows = in->rows;
   for (size_t s = 0; s < in->segments; s++)
     if (memcmp(a->winner + s * a->job.stride, b->winner + s * b->job.stride,
-               rows * sizeof(int32_t)) ||
+               in->rows * sizeof(int32_t)) ||
         memcmp(a->winner_noise + s * a->job.stride, b->winner_noise + s * b->job.stride,
-               rows * sizeof(float)))
+               in->rows * sizeof(float)))
       return 0;
-  return memcmp(a->count, b->count, n * sizeof(uint64_t)) == 0 &&
-         memcmp(a->t, b->t, rows * sizeof(float)) == 0 &&
-         memcmp(a->g, b->g, rows * n * sizeof(float)) == 0 &&
-         memcmp(a->partial, b->partial, n * sizeof(float)) == 0 &&
-         memcmp(a->x_bar_sum, b->x_bar_sum, n * sizeof(double)) == 0;
+  return memcmp(a->count, b->count, in->n * sizeof(uint64_t)) == 0 &&
+         terms_same(in, &a->terms, &b->terms);
 }
 
 /* Each winner's noise is the stream's at its word, bit for bit as the scalar noise kernel
@@ -311,8 +418,9 @@ static void parity_fused(int gumbel, const pt_kernel_table *k, const pt_kernel_t
     (gumbel ? scalar->fused_argmax_gumbel : scalar->fused_argmax_normal)(&want.job, in.m0, in.rows);
     if (!fused_same(&in, &run, &want))
       pt_parity_fail(
-          res, "fused_argmax_%s %s differs from scalar (n %zu, %zu segments, m0 %llu, rows %zu)",
-          gumbel ? "gumbel" : "normal", pt_isa_name(k->isa), in.n, in.segments,
+          res, "fused_argmax_%s %s differs from scalar (n %zu, %zu segments in %zu blocks, m0 "
+               "%llu, rows %zu)",
+          gumbel ? "gumbel" : "normal", pt_isa_name(k->isa), in.n, in.segments, in.blocks,
           (unsigned long long)in.m0, in.rows);
     else if (k->isa == PT_ISA_SCALAR || c->seed % 4 == 0) { /* the reference is slow: a quarter */
       fused_against_reference(&in, &run, pt_isa_name(k->isa), res);
@@ -339,65 +447,49 @@ typedef void (*rank_kernel)(const pt_fused_rank_job *job, uint64_t m0, size_t ro
 
 typedef struct rank_run {
   pt_fused_rank_job job;
-  float *noise, *keys, *g, *partial, *t;
+  terms_run terms;
+  float *keys;
   int32_t *rank;
   int64_t *work;
-  double *x_bar_sum;
 } rank_run;
 
 static int rank_alloc(rank_run *run, const fused_input *in) {
   const size_t n = in->n, rows = in->rows;
   memset(run, 0, sizeof *run);
-  run->noise = malloc((rows * n + PT_FUSED_PAD) * sizeof(float));
+  const pt_fused_terms terms = terms_alloc(&run->terms, in);
   run->keys = malloc((rows * n + PT_FUSED_PAD) * sizeof(float));
-  run->g = malloc((rows * n + PT_FUSED_PAD) * sizeof(float));
-  run->partial = calloc(n + PT_FUSED_PAD, sizeof(float));
-  run->t = malloc(rows * sizeof(float));
   run->rank = malloc(rows * n * sizeof(int32_t));
   run->work = malloc(PT_SORT_WORK(n) * sizeof(int64_t));
-  run->x_bar_sum = calloc(n, sizeof(double));
   run->job = (pt_fused_rank_job){
-      .terms = {.key = in->key, .n = n, .sigma = in->sigma, .samples = in->m0 + rows,
-                .y_bar = in->y_bar, .c_base = in->c_base, .partial = run->partial,
-                .x_bar_sum = run->x_bar_sum, .x_dot = in->x_dot, .t = run->t, .g = run->g,
-                .noise = run->noise},
-      .x = in->x, .keys = run->keys, .work = run->work, .rank = run->rank,
+      .terms = terms, .x = in->x, .keys = run->keys, .work = run->work, .rank = run->rank,
       .permutation = in->permutation};
-  return run->noise && run->keys && run->g && run->partial && run->t && run->rank && run->work &&
-                 run->x_bar_sum ? 0 : -1;
+  return terms_ok(&run->terms) && run->keys && run->rank && run->work ? 0 : -1;
 }
 
 static void rank_free(rank_run *run) {
-  free(run->noise);
+  terms_free(&run->terms);
   free(run->keys);
-  free(run->g);
-  free(run->partial);
-  free(run->t);
   free(run->rank);
   free(run->work);
-  free(run->x_bar_sum);
 }
 
 static int rank_same(const fused_input *in, const rank_run *a, const rank_run *b) {
   const size_t n = in->n, rows = in->rows;
   return memcmp(a->rank, b->rank, rows * n * sizeof(int32_t)) == 0 &&
          memcmp(a->keys, b->keys, rows * n * sizeof(float)) == 0 &&
-         memcmp(a->t, b->t, rows * sizeof(float)) == 0 &&
-         memcmp(a->g, b->g, rows * n * sizeof(float)) == 0 &&
-         memcmp(a->partial, b->partial, n * sizeof(float)) == 0 &&
-         memcmp(a->x_bar_sum, b->x_bar_sum, n * sizeof(double)) == 0;
+         terms_same(in, &a->terms, &b->terms);
 }
 
 /* Checks one run: the keys are x + sigma * (the stream's noise, from the scalar noise kernel)
    bit for bit, the ranks are the stable ranks of those keys (the independent merge sort of
-   tests/reference.c), and grad_nu, t and the vjp sums agree with the reference in double. */
+   tests/reference.c), and the terms agree with the reference in double. */
 static int rank_against_reference(const pt_kernel_table *scalar, const fused_input *in,
                                   const rank_run *run, const char *isa, pt_parity_result *res) {
   const size_t n = in->n, rows = in->rows;
   float *z = malloc(rows * n * sizeof *z);
   int32_t *perm = malloc(n * sizeof *perm), *tmp = malloc(n * sizeof *tmp);
-  double *x_bar = calloc(n, sizeof *x_bar), *x_bar_size = calloc(n, sizeof *x_bar_size);
-  int bad = !z || !perm || !tmp || !x_bar || !x_bar_size;
+  double *c = calloc(rows, sizeof *c);
+  int bad = !z || !perm || !tmp || !c;
   if (bad) {
     pt_parity_fail(res, "out of memory");
   } else {
@@ -415,49 +507,25 @@ static int rank_against_reference(const pt_kernel_table *scalar, const fused_inp
       }
     }
     pt_ref_argsort(keys, n, perm, tmp);
-    double c = -in->c_base, t = 0, t_size = 0;
     for (size_t p = 0; p < n && !bad; p++)
       if (run->rank[r * n + (size_t)perm[p]] != (int32_t)p) {
         pt_parity_fail(res, "fused_rank %s: sample %zu: input %d has rank %d, not %zu", isa, r,
                        perm[p], run->rank[r * n + (size_t)perm[p]], p);
         bad = 1;
       }
-    for (size_t i = 0; i < n && !bad; i++) {
-      const double zi = ref_noise(in, r, i), g = in->gumbel ? 1.0 - zi : zi;
-      const double tol = in->gumbel ? 4e-6 * fmax(1.0, zi) : 1e-5 * fmax(1.0, fabs(zi));
-      if (fabs(run->g[r * n + i] - g) > tol) {
-        pt_parity_fail(res, "fused_rank %s: grad_nu of sample %zu input %zu: %a, reference %a", isa,
-                       r, i, (double)run->g[r * n + i], g);
-        bad = 1;
-      }
-      c += in->permutation ? (double)in->y_bar[(size_t)run->rank[r * n + i] * n + i]
-                           : (double)run->rank[r * n + i] * in->y_bar[i];
-      t += g * in->x_dot[i];
-      t_size += fabs(g * in->x_dot[i]);
-    }
-    if (!bad && fabs(run->t[r] - t) > 1e-5 * t_size + 1e-6) {
-      pt_parity_fail(res, "fused_rank %s: t of sample %zu: %a, reference %a", isa, r,
-                     (double)run->t[r], t);
-      bad = 1;
-    }
-    for (size_t i = 0; i < n && !bad; i++) { /* as for the argmax's vjp sums */
-      const double zi = ref_noise(in, r, i), g = in->gumbel ? 1.0 - zi : zi, cf = (float)c;
-      const double tol = in->gumbel ? 4e-6 * fmax(1.0, zi) : 1e-5 * fmax(1.0, fabs(zi));
-      x_bar[i] += cf * g;
-      x_bar_size[i] += fabs(cf * g) + 1e5 * fabs(cf) * tol;
-    }
+    for (size_t i = 0; i < n; i++)
+      c[r] += in->permutation ? (double)in->y_bar[(size_t)run->rank[r * n + i] * n + i]
+                              : (double)run->rank[r * n + i] * in->y_bar[i];
   }
-  for (size_t i = 0; i < n && !bad; i++)
-    if (fabs(run->x_bar_sum[i] + run->partial[i] - x_bar[i]) > 1e-5 * x_bar_size[i] + 1e-6) {
-      pt_parity_fail(res, "fused_rank %s: vjp sum of input %zu: %.9g, reference %.9g", isa, i,
-           run->x_bar_sum[i] + run->partial[i], x_bar[i]);
-      bad = 1;
-    }
+  if (!bad) {
+    char what[64];
+    snprintf(what, sizeof what, "fused_rank %s", isa);
+    bad = terms_against_reference(in, &run->terms, c, what, res);
+  }
   free(z);
   free(perm);
   free(tmp);
-  free(x_bar);
-  free(x_bar_size);
+  free(c);
   return bad;
 }
 
@@ -467,6 +535,7 @@ static void parity_rank(int gumbel, const pt_kernel_table *k, const pt_kernel_ta
   fused_from_case(&in, gumbel, c, x);
   if (in.n > 1000) in.n = 1000; /* ranking rows of the battery's longest lengths is slow */
   in.rows = 1 + in.rows / 4;
+  fused_blocks(&in, 0); /* a ranking has one block */
   /* a third of the short cases take the permutation matrix's cotangent, over n x n weights */
   in.permutation = c->seed % 3 == 0 && in.n * in.n <= sizeof in.y_bar / sizeof in.y_bar[0];
   for (size_t j = 0; in.permutation && j < in.n * in.n; j++)
@@ -501,9 +570,14 @@ void parity_fused_rank_normal(const pt_kernel_table *k, const pt_kernel_table *s
 /* ---- known answers ----------------------------------------------------------------------------- */
 
 /* A fixed tile: 40 samples from sample 3 over inputs in 4 segments (or 5 inputs in one, shorter
-   than a vector). */
-static void known_input(fused_input *in, int gumbel, int packed) {
+   than a vector, or the 37 in 4 with a cotangent per segment, the group's sums and no
+   Jacobian rows: the terms of block_diagonal and the leave-one-out). */
+enum { KNOWN_SEGMENTS, KNOWN_SHORT, KNOWN_BLOCKS, KNOWN_TILES };
+static const char *const known_names[KNOWN_TILES] = {"segments", "short", "blocks and sums"};
+
+static void known_input(fused_input *in, int gumbel, int tile) {
   memset(in, 0, sizeof *in);
+  const int packed = tile == KNOWN_SHORT;
   in->gumbel = gumbel;
   in->n = packed ? 5 : 37;
   in->segments = packed ? 1 : 4;
@@ -519,27 +593,34 @@ static void known_input(fused_input *in, int gumbel, int packed) {
   in->key = (pt_key){0x1234, 0x5678};
   in->m0 = 3;
   in->rows = 40;
-  in->c_base = 0.25;
+  fused_blocks(in, tile == KNOWN_BLOCKS);
+  in->rows_of_g = tile != KNOWN_BLOCKS;
+  in->sums = tile == KNOWN_BLOCKS;
 }
 
-/* Hashes of the kernel outputs, [gumbel][packed]: {normal, Gumbel} x {37 inputs in 4 segments,
-   5 in one}.  Recorded from this library on the stream's u35 logs (scalar, AVX2, AVX-512 and
-   NEON under qemu agree); the winners, t, grad_nu and the vjp sums are checked against the
-   independent reference first. */
-static const uint64_t known_kernel[2][2] = {{0x4de71d3e14830aa7ull, 0xe748ec250383569bull},
-                                            {0xf5b559b468ce01f7ull, 0xfad80a28af967625ull}};
+/* Hashes of the kernel outputs, [gumbel][tile]: {normal, Gumbel} x {37 inputs in 4 segments, 5
+   in one, 37 in 4 blocks with the sums}.  Recorded from this library on the stream's u35 logs
+   (the first two: scalar, AVX2, AVX-512 and NEON under qemu agree; the third: scalar and AVX2,
+   on a machine without AVX-512 or an emulator); the winners, t, grad_nu, the vjp sums and the
+   group's sums are checked against the independent reference first. */
+static const uint64_t known_kernel[2][KNOWN_TILES] = {
+    {0x4de71d3e14830aa7ull, 0xe748ec250383569bull, 0x433e70d081be2476ull},
+    {0xf5b559b468ce01f7ull, 0xfad80a28af967625ull, 0x709fa61dcadcb686ull}};
 
-/* The same for the ranking kernels, [gumbel][short]; the keys are checked bit for bit against
-   the stream's noise and the ranks against the reference's merge sort first. */
-static const uint64_t known_rank[2][2] = {{0x395b654995fcea3dull, 0x9de167608294012eull},
-                                          {0xb82959085d18e170ull, 0xa3f177571b06a859ull}};
+/* The same for the ranking kernels, [gumbel][tile] (one block: the third tile has the sums
+   without the Jacobian's rows); the keys are checked bit for bit against the stream's noise and
+   the ranks against the reference's merge sort first. */
+static const uint64_t known_rank[2][KNOWN_TILES] = {
+    {0x395b654995fcea3dull, 0x9de167608294012eull, 0x672adf36b9314142ull},
+    {0xb82959085d18e170ull, 0xa3f177571b06a859ull, 0xc54ca84a7f94f98aull}};
 
 static void known_rank_kernels(const pt_kernel_table *k, const pt_kernel_table *scalar,
                                pt_parity_result *res) {
   static fused_input in;
   for (int gumbel = 0; gumbel < 2; gumbel++)
-    for (int packed = 0; packed < 2; packed++) {
-      known_input(&in, gumbel, packed);
+    for (int tile = 0; tile < KNOWN_TILES; tile++) {
+      known_input(&in, gumbel, tile);
+      fused_blocks(&in, 0);
       rank_run run;
       res->checked++;
       if (rank_alloc(&run, &in) != 0) {
@@ -551,15 +632,12 @@ static void known_rank_kernels(const pt_kernel_table *k, const pt_kernel_table *
       uint64_t h = PT_HASH_START;
       h = pt_hash32(h, run.rank, in.rows * in.n);
       h = pt_hash32(h, run.keys, in.rows * in.n);
-      h = pt_hash32(h, run.t, in.rows);
-      h = pt_hash32(h, run.g, in.rows * in.n);
-      h = pt_hash32(h, run.partial, in.n);
-      h = pt_hash64(h, run.x_bar_sum, in.n);
+      h = terms_hash(h, &in, &run.terms);
       if (rank_against_reference(scalar, &in, &run, pt_isa_name(k->isa), res) == 0 &&
-          h != known_rank[gumbel][packed])
+          h != known_rank[gumbel][tile])
         pt_parity_fail(res, "fused_rank_%s %s: known tile (%s) hashes to %#018llx, want %#018llx",
-             gumbel ? "gumbel" : "normal", pt_isa_name(k->isa), packed ? "short" : "long",
-             (unsigned long long)h, (unsigned long long)known_rank[gumbel][packed]);
+             gumbel ? "gumbel" : "normal", pt_isa_name(k->isa), known_names[tile],
+             (unsigned long long)h, (unsigned long long)known_rank[gumbel][tile]);
       rank_free(&run);
     }
 }
@@ -567,8 +645,8 @@ static void known_rank_kernels(const pt_kernel_table *k, const pt_kernel_table *
 static void known_kernels(const pt_kernel_table *k, pt_parity_result *res) {
   static fused_input in;
   for (int gumbel = 0; gumbel < 2; gumbel++)
-    for (int packed = 0; packed < 2; packed++) {
-      known_input(&in, gumbel, packed);
+    for (int tile = 0; tile < KNOWN_TILES; tile++) {
+      known_input(&in, gumbel, tile);
       fused_coefficients(&in, k);
       fused_run run;
       res->checked++;
@@ -583,15 +661,12 @@ static void known_kernels(const pt_kernel_table *k, pt_parity_result *res) {
       for (size_t s = 0; s < in.segments; s++)
         for (size_t r = 0; r < in.rows; r++)
           h = pt_hash32(h, &run.winner[s * run.job.stride + r], 1);
-      h = pt_hash32(h, run.t, in.rows);
-      h = pt_hash32(h, run.g, in.rows * in.n);
-      h = pt_hash32(h, run.partial, in.n);
-      h = pt_hash64(h, run.x_bar_sum, in.n);
+      h = terms_hash(h, &in, &run.terms);
       if (fused_against_reference(&in, &run, pt_isa_name(k->isa), res) == 0 &&
-          h != known_kernel[gumbel][packed])
+          h != known_kernel[gumbel][tile])
         pt_parity_fail(res, "fused_argmax_%s %s: known tile (%s) hashes to %#018llx, want %#018llx",
-             gumbel ? "gumbel" : "normal", pt_isa_name(k->isa), packed ? "short" : "segments",
-             (unsigned long long)h, (unsigned long long)known_kernel[gumbel][packed]);
+             gumbel ? "gumbel" : "normal", pt_isa_name(k->isa), known_names[tile],
+             (unsigned long long)h, (unsigned long long)known_kernel[gumbel][tile]);
       run_free(&run);
     }
 }

@@ -32,8 +32,8 @@ void pt_arena_free(pt_arena *a, void *p) {
 
 static uint64_t group_count(uint64_t samples, uint64_t group) { return (samples - 1) / group + 1; }
 
-/* Lays out the cells of the wanted terms, one after another: n times m cells for `term`;
-   sets *overflow when the count does not fit. */
+/* Lays out the cells of the wanted terms, one after another: n times m cells for `term` (any
+   of its bits); sets *overflow when the count does not fit. */
 static size_t place(unsigned want, unsigned term, size_t n, size_t m, size_t *cells,
                     int *overflow) {
   if (!(want & term)) return SIZE_MAX;
@@ -46,16 +46,27 @@ static size_t place(unsigned want, unsigned term, size_t n, size_t m, size_t *ce
 
 int pt_estimate_layout(unsigned want, size_t n_in, size_t n_out, const pt_perturbation *p,
                        int counted, pt_layout *l) {
-  (void)p;
+  const int loo = p->baseline == PT_BASELINE_LEAVE_ONE_OUT, blocks = p->block_diagonal;
+  const unsigned loo_want = loo ? want : 0;
+  /* the leave-one-out's derivatives but the vjp need the value's sums (the vjp sums its
+     cotangents instead: finishing has no y_bar) */
+  const unsigned sums = want | (loo_want & (PT_WANT_JVP | PT_WANT_JAC | PT_WANT_HESS)
+                                    ? PT_WANT_VALUE : 0);
   size_t cells = 0;
   int overflow = 0;
-  l->at_value = place(counted ? 0 : want, PT_WANT_VALUE, n_out, 1, &cells, &overflow);
+  l->at_value = place(counted ? 0 : sums, PT_WANT_VALUE, n_out, 1, &cells, &overflow);
   l->at_x_bar = place(want, PT_WANT_VJP, n_in, 1, &cells, &overflow);
   l->at_y_dot = place(want, PT_WANT_JVP, n_out, 1, &cells, &overflow);
   l->at_jac = place(want, PT_WANT_JAC, n_out, n_in, &cells, &overflow);
   l->at_hess = place(want, PT_WANT_HESS, n_in, n_in, &cells, &overflow);
+  l->at_loo_c = place(loo_want, PT_WANT_VJP, blocks ? n_in : 1, 1, &cells, &overflow);
+  l->at_loo_t = place(loo_want, PT_WANT_JVP, blocks ? n_out : 1, 1, &cells, &overflow);
+  /* (no call wants the vjp and the Jacobian at once) */
+  l->at_loo_g = place(loo_want, PT_WANT_VJP | PT_WANT_JAC,
+                      blocks && (want & PT_WANT_JAC) ? n_out : 1, n_in, &cells, &overflow);
+  l->at_loo_h = place(loo_want, PT_WANT_HESS, n_in, n_in, &cells, &overflow);
   l->cells = cells;
-  l->counts = counted && (want & PT_WANT_VALUE) ? n_out : 0;
+  l->counts = counted && (sums & PT_WANT_VALUE) ? n_out : 0;
   return !overflow;
 }
 
@@ -82,6 +93,10 @@ pt_status pt_estimator_begin(pt_estimator *e, const pt_fn *f, const pt_perturbat
   e->at_y_dot = l.at_y_dot;
   e->at_jac = l.at_jac;
   e->at_hess = l.at_hess;
+  e->at_loo_c = l.at_loo_c;
+  e->at_loo_t = l.at_loo_t;
+  e->at_loo_g = l.at_loo_g;
+  e->at_loo_h = l.at_loo_h;
   e->cells = l.cells;
   e->counts = l.counts;
   if (pt_fn_too_big(e->cells, 1, sizeof(pt_xsum) + sizeof(double))) return PT_EOVERFLOW;
@@ -278,34 +293,79 @@ static void write_cells(const pt_xsum *cell, float *out, size_t n, double by) {
   for (size_t i = 0; i < n; i++) out[i] = (float)(pt_xsum_value(&cell[i]) * by);
 }
 
+/* The leave-one-out's finished sums (estimate.h): the entry (S - Ybar G) * by of a sum S of
+   Y_m T_m, the mean Ybar of the Y_m it pairs with and the sum G of the T_m, in double, rounded
+   once. */
+typedef struct loo_sums {
+  const pt_sums *s;
+  const pt_layout *l;
+  int counted, blocks;
+  double mean; /* 1/M */
+} loo_sums;
+
+static double cell_value(const loo_sums *q, size_t at) { return pt_xsum_value(&q->s->cell[at]); }
+
+/* Ybar_j, the mean of output j */
+static double output_mean(const loo_sums *q, size_t j) {
+  return (q->counted ? (double)q->s->count[j] : cell_value(q, q->l->at_value + j)) * q->mean;
+}
+
+static float loo_entry(double sum, double y_mean, double g, double by) {
+  return (float)((sum - y_mean * g) * by);
+}
+
+/* by: (1/(M - 1))/sigma for the first derivatives, once more /sigma for the Hessian */
+static void write_loo(const loo_sums *q, unsigned want, size_t n_in, size_t n_out,
+                      const pt_outputs *out, double by, double by_hess) {
+  const pt_layout *l = q->l;
+  if (want & PT_WANT_VJP) /* Ybar . y_bar: the mean cotangent (of i's segment) */
+    for (size_t i = 0; i < n_in; i++)
+      out->x_bar[i] = loo_entry(cell_value(q, l->at_x_bar + i),
+                                cell_value(q, l->at_loo_c + (q->blocks ? i : 0)) * q->mean,
+                                cell_value(q, l->at_loo_g + i), by);
+  if (want & PT_WANT_JVP)
+    for (size_t j = 0; j < n_out; j++)
+      out->y_dot[j] = loo_entry(cell_value(q, l->at_y_dot + j), output_mean(q, j),
+                                cell_value(q, l->at_loo_t + (q->blocks ? j : 0)), by);
+  if (want & PT_WANT_JAC)
+    for (size_t j = 0; j < n_out; j++) {
+      const double y_mean = output_mean(q, j);
+      const size_t g = l->at_loo_g + (q->blocks ? j * n_in : 0);
+      for (size_t i = 0; i < n_in; i++)
+        out->jac[j * n_in + i] =
+            loo_entry(cell_value(q, l->at_jac + j * n_in + i), y_mean, cell_value(q, g + i), by);
+    }
+  if (want & PT_WANT_HESS)
+    for (size_t k = 0; k < n_in * n_in; k++)
+      out->hess[k] = loo_entry(cell_value(q, l->at_hess + k), output_mean(q, 0),
+                               cell_value(q, l->at_loo_h + k), by_hess);
+}
+
 void pt_estimate_write(const pt_sums *s, unsigned want, size_t n_in, size_t n_out,
                        const pt_perturbation *p, int counted, const pt_outputs *out) {
   const float sigma = p->sigma;
   /* the score function's derivatives carry 1/sigma, f's own (pathwise) do not */
   const double mean = 1.0 / (double)p->samples;
   const double per_sigma = p->pathwise ? mean : mean / (double)sigma;
-  size_t at = 0;
+  pt_layout l;
+  pt_estimate_layout(want, n_in, n_out, p, counted, &l); /* checked when the sums were made */
   if (want & PT_WANT_VALUE) {
     if (counted) {
       for (size_t i = 0; i < n_out; i++) out->y[i] = (float)((double)s->count[i] * mean);
     } else {
-      write_cells(s->cell, out->y, n_out, mean);
-      at += n_out;
+      write_cells(s->cell + l.at_value, out->y, n_out, mean);
     }
   }
-  if (want & PT_WANT_VJP) {
-    write_cells(s->cell + at, out->x_bar, n_in, per_sigma);
-    at += n_in;
+  if (p->baseline == PT_BASELINE_LEAVE_ONE_OUT) {
+    const loo_sums q = {s, &l, counted, p->block_diagonal, mean};
+    const double by = (1.0 / (double)(p->samples - 1)) / (double)sigma;
+    write_loo(&q, want, n_in, n_out, out, by, by / (double)sigma);
+    return;
   }
-  if (want & PT_WANT_JVP) {
-    write_cells(s->cell + at, out->y_dot, n_out, per_sigma);
-    at += n_out;
-  }
-  if (want & PT_WANT_JAC) {
-    write_cells(s->cell + at, out->jac, n_out * n_in, per_sigma);
-    at += n_out * n_in;
-  }
-  if (want & PT_WANT_HESS) write_cells(s->cell + at, out->hess, n_in * n_in, per_sigma / sigma);
+  if (want & PT_WANT_VJP) write_cells(s->cell + l.at_x_bar, out->x_bar, n_in, per_sigma);
+  if (want & PT_WANT_JVP) write_cells(s->cell + l.at_y_dot, out->y_dot, n_out, per_sigma);
+  if (want & PT_WANT_JAC) write_cells(s->cell + l.at_jac, out->jac, n_out * n_in, per_sigma);
+  if (want & PT_WANT_HESS) write_cells(s->cell + l.at_hess, out->hess, n_in * n_in, per_sigma / sigma);
 }
 
 static unsigned wanted(const pt_outputs *out) {
@@ -314,12 +374,18 @@ static unsigned wanted(const pt_outputs *out) {
          (out->hess ? PT_WANT_HESS : 0);
 }
 
-pt_status pt_estimate(const pt_fn *f, const pt_perturbation *p, pt_key key, const float *x,
-                      const float *y_bar, const float *x_dot, const pt_outputs *out) {
+pt_key pt_estimate_key(const pt_perturbation *p, pt_key key, unsigned want) {
+  return p->independent_jacobian && (want & ~(unsigned)PT_WANT_VALUE) ? pt_key_fold_in(key, 1)
+                                                                      : key;
+}
+
+/* One estimate wanting `want` of out's outputs, with the samples of `key`. */
+static pt_status estimate_one(const pt_fn *f, const pt_perturbation *p, pt_key key,
+                              const float *x, const float *y_bar, const float *x_dot,
+                              unsigned want, const pt_outputs *out) {
   pt_estimator e;
   _Alignas(64) unsigned char local[PT_ARENA_BYTES];
   pt_arena arena = {local, sizeof local, 0};
-  const unsigned want = wanted(out);
   pt_status st = pt_estimator_begin(&e, f, p, key, x, y_bar, x_dot, want, &arena);
   pt_sums s = {0};
   if (st == PT_OK) st = pt_sums_alloc(&e, &arena, &s);
@@ -328,5 +394,19 @@ pt_status pt_estimate(const pt_fn *f, const pt_perturbation *p, pt_key key, cons
     pt_estimate_write(&s, want, f->n_in, f->n_out, p, e.counted, out);
   pt_sums_free(&s, &arena);
   pt_estimator_end(&e);
+  return st;
+}
+
+pt_status pt_estimate(const pt_fn *f, const pt_perturbation *p, pt_key key, const float *x,
+                      const float *y_bar, const float *x_dot, const pt_outputs *out) {
+  const unsigned want = wanted(out);
+  /* independent derivatives: the value from key's samples, the derivatives from others' */
+  const unsigned derivatives = p->independent_jacobian ? want & ~(unsigned)PT_WANT_VALUE : 0;
+  pt_status st = PT_OK;
+  if (derivatives)
+    st = estimate_one(f, p, pt_estimate_key(p, key, derivatives), x, y_bar, x_dot, derivatives,
+                      out);
+  if (st == PT_OK && want != derivatives)
+    st = estimate_one(f, p, key, x, y_bar, x_dot, want & ~derivatives, out);
   return st;
 }

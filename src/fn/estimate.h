@@ -35,6 +35,22 @@ enum {
   PT_WANT_JAC = 8,   /* (1/(M s)) sum_m (Y_m - b) grad_nu(Z_m)^T            n_out x n_in */
   PT_WANT_HESS = 16  /* (1/(M s^2)) sum_m (Y_m - b) (grad_nu grad_nu^T - diag nu'')   n_in^2 */
 };
+/* With the leave-one-out baseline, b_m = (sum_k Y_k - Y_m)/(M - 1) depends on every sample, so
+   the sums are those of b = 0 and, beside them, the sums of what b_m multiplies: a derivative
+   term T_m (grad_nu, t_m or the Hessian's) and its Y_m give
+     sum_m (Y_m - b_m) T_m = (M/(M - 1)) [sum_m Y_m T_m - Ybar sum_m T_m],  Ybar = (1/M) sum_m Y_m,
+   where every sum is additive over groups and the product is formed once, by
+   pt_estimate_write.  The cells of those sums (pt_layout): the value's sums for the jvp, the
+   Jacobian and the Hessian, and
+     loo_c  vjp: sum_m Y_m . y_bar; with block_diagonal, per input i the sum of segment s(i)'s
+            part of it (the vjp of each segment has its own cotangent)        1 or n_in
+     loo_t  jvp: sum_m t_m; with block_diagonal per output j, of segment s(j)'s dots
+                                                                               1 or n_out
+     loo_g  vjp, Jacobian: sum_m grad_nu(Z_m); with block_diagonal, the Jacobian's holds it for
+            every entry of the diagonal blocks (row j, column i of one segment) and 0 across
+            them, so that finishing needs no segment map                n_in or n_out x n_in
+     loo_h  Hessian: sum_m (grad_nu grad_nu^T - diag nu'')(Z_m)                n_in^2 */
+
 /* With the pathwise gradient (p.pathwise) the derivatives are f's own at the samples x_m =
    x + s Z_m instead: vjp (1/M) sum_m J f(x_m)^T y_bar, jvp (1/M) sum_m J f(x_m) x_dot,
    jacobian (1/M) sum_m J f(x_m), in the same cells; no Hessian. */
@@ -83,8 +99,10 @@ struct pt_estimator {
   uint64_t group;             /* pt_estimate_group(p.samples) */
   /* where each wanted term's sums start among the `cells` (SIZE_MAX: not wanted) */
   size_t at_value, at_x_bar, at_y_dot, at_jac, at_hess, cells;
+  size_t at_loo_c, at_loo_t, at_loo_g, at_loo_h; /* the leave-one-out sums, above */
   int counted;                /* the path counts the value (path->counted) */
-  size_t counts;              /* n_out when the value is counted and wanted, else 0 */
+  size_t counts;              /* n_out when the value is counted and wanted (or the
+                                 leave-one-out's derivatives need it), else 0 */
   /* set by the path's prepare */
   const pt_path *path;
   void *prep;                 /* the path's precomputed state, freed by release */
@@ -108,6 +126,7 @@ typedef struct pt_sums {
    checked against it (src/fn/partial.c).  0 when the counts overflow a size_t. */
 typedef struct pt_layout {
   size_t at_value, at_x_bar, at_y_dot, at_jac, at_hess, cells, counts;
+  size_t at_loo_c, at_loo_t, at_loo_g, at_loo_h;
 } pt_layout;
 int pt_estimate_layout(unsigned want, size_t n_in, size_t n_out, const pt_perturbation *p,
                        int counted, pt_layout *layout);
@@ -139,6 +158,11 @@ typedef struct pt_outputs {
 } pt_outputs;
 void pt_estimate_write(const pt_sums *s, unsigned want, size_t n_in, size_t n_out,
                        const pt_perturbation *p, int counted, const pt_outputs *out);
+
+/* The key whose samples a call with `key` wanting `want` draws: with independent_jacobian,
+   derivatives draw those of pt_key_fold_in(key, 1) (a call wanting a value and a derivative is
+   two estimates); otherwise `key`. */
+pt_key pt_estimate_key(const pt_perturbation *p, pt_key key, unsigned want);
 
 /* One whole estimate (every sample) into out: the perturbed functions' calls. */
 pt_status pt_estimate(const pt_fn *f, const pt_perturbation *p, pt_key key, const float *x,

@@ -32,27 +32,82 @@ size_t pt_carve_take(pt_carve *c, size_t count, size_t times, size_t extra, size
   return at;
 }
 
-pt_terms_at pt_fused_take_terms(pt_carve *c, unsigned want, size_t n, size_t tile) {
-  const size_t pad = PT_FUSED_PAD;
+/* a piece of count elements of `size` bytes when `wanted`, else none */
+static size_t take_if(pt_carve *c, int wanted, size_t count, size_t times, size_t extra,
+                      size_t size) {
+  return wanted ? pt_carve_take(c, count, times, extra, size) : SIZE_MAX;
+}
+
+pt_terms_at pt_fused_take_terms(pt_carve *c, const pt_estimator *e, size_t tile, size_t blocks,
+                                const size_t *block_at) {
+  const size_t pad = PT_FUSED_PAD, n = e->f->n_in;
+  const unsigned want = pt_fused_score_want(e);
+  const int vjp = (want & PT_WANT_VJP) != 0, jvp = (want & PT_WANT_JVP) != 0,
+            jac = (want & PT_WANT_JAC) != 0;
+  /* the grad_nu sums: the leave-one-out's, and the Jacobian's baseline */
+  const int g_sum = jac || e->at_loo_g != SIZE_MAX;
   pt_terms_at at;
   at.noise = pt_carve_take(c, tile, n, pad, sizeof(float));
-  at.partial = pt_carve_take(c, want & PT_WANT_VJP ? n : 0, 1, want & PT_WANT_VJP ? pad : 0, sizeof(float));
-  at.t = pt_carve_take(c, want & PT_WANT_JVP ? tile : 0, 1, 0, sizeof(float));
-  at.g = pt_carve_take(c, want & PT_WANT_JAC ? tile : 0, n, want & PT_WANT_JAC ? pad : 0, sizeof(float));
+  at.partial = take_if(c, vjp, n, 1, pad, sizeof(float));
+  at.t = take_if(c, jvp, tile, blocks, 0, sizeof(float));
+  at.g = take_if(c, jac, tile, n, pad, sizeof(float));
+  at.g_row = take_if(c, g_sum && !jac, n, 1, pad, sizeof(float));
+  at.c = pt_carve_take(c, blocks, 1, 0, sizeof(double));
+  at.c_sum = take_if(c, e->at_loo_c != SIZE_MAX, blocks, 1, 0, sizeof(double));
+  at.t_sum = take_if(c, jvp, blocks, 1, 0, sizeof(double));
+  at.g_sum = take_if(c, g_sum, n, 1, 0, sizeof(double));
+  at.blocks = blocks;
+  at.block_at = block_at;
   return at;
 }
 
-/* The terms of one group's call of a kernel, on a thread's scratch and sums. */
+static void *piece(char *scratch, size_t at) { return at == SIZE_MAX ? NULL : scratch + at; }
+
 pt_fused_terms pt_fused_terms_of(const pt_estimator *e, const pt_terms_at *at, char *scratch,
-                                 double *sums, double c_base) {
+                                 double *sums, const double *c_base) {
+  const size_t n = e->f->n_in;
   const unsigned want = pt_fused_score_want(e);
-  return (pt_fused_terms){
-      .key = e->key, .n = e->f->n_in, .sigma = e->p.sigma, .samples = e->p.samples,
+  const pt_fused_terms terms = {
+      .key = e->key, .n = n, .sigma = e->p.sigma, .samples = e->p.samples,
+      .blocks = at->blocks, .block_at = at->block_at,
       .y_bar = want & PT_WANT_VJP ? e->y_bar : NULL, .c_base = c_base,
-      .partial = (float *)(scratch + at->partial), .x_bar_sum = pt_fused_sums_at(sums, e->at_x_bar),
-      .x_dot = want & PT_WANT_JVP ? e->x_dot : NULL, .t = (float *)(scratch + at->t),
-      .g = want & PT_WANT_JAC ? (float *)(scratch + at->g) : NULL,
-      .noise = (float *)(scratch + at->noise)};
+      .c_sum = piece(scratch, at->c_sum), .partial = piece(scratch, at->partial),
+      .x_bar_sum = pt_fused_sums_at(sums, e->at_x_bar),
+      .x_dot = want & PT_WANT_JVP ? e->x_dot : NULL, .t = piece(scratch, at->t),
+      .t_sum = piece(scratch, at->t_sum), .g = piece(scratch, at->g),
+      .g_sum = piece(scratch, at->g_sum), .g_row = piece(scratch, at->g_row),
+      .noise = piece(scratch, at->noise), .c = piece(scratch, at->c)};
+  if (terms.c_sum) memset(terms.c_sum, 0, at->blocks * sizeof *terms.c_sum);
+  if (terms.t_sum) memset(terms.t_sum, 0, at->blocks * sizeof *terms.t_sum);
+  if (terms.g_sum) memset(terms.g_sum, 0, n * sizeof *terms.g_sum);
+  return terms;
+}
+
+/* cells[0] += the one block's sum, or (spread) cells[i] += the sum of i's block */
+static void block_sums_into(const pt_fused_terms *terms, const double *block_sum, double *cells,
+                            int spread) {
+  if (!spread) {
+    cells[0] += block_sum[0];
+    return;
+  }
+  for (size_t b = 0; b < terms->blocks; b++)
+    for (size_t i = terms->block_at[b]; i < terms->block_at[b + 1]; i++) cells[i] += block_sum[b];
+}
+
+void pt_fused_loo_sums(const pt_estimator *e, const pt_fused_terms *terms, double *sums) {
+  const size_t n = terms->n, *at = terms->block_at;
+  const int spread = e->p.block_diagonal;
+  if (e->at_loo_c != SIZE_MAX) block_sums_into(terms, terms->c_sum, sums + e->at_loo_c, spread);
+  if (e->at_loo_t != SIZE_MAX) block_sums_into(terms, terms->t_sum, sums + e->at_loo_t, spread);
+  if (e->at_loo_g == SIZE_MAX) return;
+  double *g = sums + e->at_loo_g;
+  if (spread && (e->want & PT_WANT_JAC)) { /* every row of a block, over the block's columns */
+    for (size_t b = 0; b < terms->blocks; b++)
+      for (size_t j = at[b]; j < at[b + 1]; j++)
+        for (size_t i = at[b]; i < at[b + 1]; i++) g[j * n + i] += terms->g_sum[i];
+  } else {
+    for (size_t i = 0; i < n; i++) g[i] += terms->g_sum[i];
+  }
 }
 
 void pt_fused_prep_free(pt_estimator *e) {

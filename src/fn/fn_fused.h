@@ -28,11 +28,17 @@ typedef struct pt_carve {
 size_t pt_carve_take(pt_carve *c, size_t count, size_t times, size_t extra, size_t size);
 
 /* The per-thread pieces of every kernel's pt_fused_terms: the tile's noise, the vjp's float
-   partial sums and, per tile, t_m and the rows grad_nu(Z_m), each present only when wanted. */
+   partial sums and, per tile, t_m and the rows grad_nu(Z_m), each present only when wanted;
+   and the group's sums of the cotangents, t_m and grad_nu that the leave-one-out baseline and
+   the paths' baselines use.  The blocks of the cotangent (block_at, blocks + 1 offsets that
+   outlive the call's scratch) are one, or a built-in's segments with block_diagonal. */
 typedef struct pt_terms_at {
-  size_t noise, partial, t, g;
+  size_t noise, partial, t, g, g_row, c, c_sum, t_sum, g_sum; /* offsets; SIZE_MAX: none */
+  size_t blocks;
+  const size_t *block_at;
 } pt_terms_at;
-pt_terms_at pt_fused_take_terms(pt_carve *c, unsigned want, size_t n, size_t tile);
+pt_terms_at pt_fused_take_terms(pt_carve *c, const pt_estimator *e, size_t tile, size_t blocks,
+                                const size_t *block_at);
 
 /* The sums of e's wanted derivative terms within `sums`, NULL where not wanted. */
 static inline double *pt_fused_sums_at(double *sums, size_t at) {
@@ -45,9 +51,15 @@ static inline unsigned pt_fused_score_want(const pt_estimator *e) {
   return e->p.pathwise ? 0 : e->want;
 }
 
-/* The terms of one group's call of a kernel, on a thread's scratch and sums. */
+/* The terms of one group's call of a kernel, on a thread's scratch and sums, with c_base[b]
+   subtracted from the cotangent of block b; the group's sums of the terms (pt_terms_at) are
+   cleared. */
 pt_fused_terms pt_fused_terms_of(const pt_estimator *e, const pt_terms_at *at, char *scratch,
-                                 double *sums, double c_base);
+                                 double *sums, const double *c_base);
+
+/* After a group's last tile: the group's sums of the terms into the leave-one-out's cells of
+   `sums` (estimate.h), spread over the inputs or outputs of each block with block_diagonal. */
+void pt_fused_loo_sums(const pt_estimator *e, const pt_fused_terms *terms, double *sums);
 
 /* A path's release: its prep block, from the call's arena. */
 void pt_fused_prep_free(pt_estimator *e);

@@ -6,10 +6,15 @@
      vjp       sum_m c_m grad_nu(Z_m),  c_m = (Y_m - b) . y_bar  (in the kernel)
      jvp       sum_m (Y_m - b) t_m,     t_m = grad_nu(Z_m) . x_dot
      jacobian  sum_m (Y_m - b) grad_nu(Z_m)^T
-   where Y_m is one-hot on each segment's winner and b on the unperturbed argmax, all in double
-   in sample order.  The max y_s = max_{i in s} x_i, pathwise (its Jacobian is the argmax
-   one-hot, Danskin's theorem), with w_ms the winner of segment s in sample m and count_i the
-   samples that input i won:
+   where Y_m is one-hot on each segment's winner and b on the unperturbed argmax (F_X; zero for
+   the others, the leave-one-out's sums beside: estimate.h), all in double in sample order.
+   With block_diagonal each segment s keeps its own terms: the vjp's c_{m,s} = (Y_m - b) . y_bar
+   over s multiplies grad_nu over s only, the jvp's t_{m,s} is the dot over s, and the
+   Jacobian's row of a winner of s takes grad_nu over s only; the entries between segments are
+   never touched, and those within one are those of the full estimate, bit for bit.
+   The max y_s = max_{i in s} x_i, pathwise (its Jacobian is the argmax one-hot, Danskin's
+   theorem), with w_ms the winner of segment s in sample m and count_i the samples that input i
+   won:
      value     sum_m x_w + sigma Z_w for w = w_ms,  in double in sample order
      vjp       y_bar[s] count_i for i in segment s
      jvp       sum_{i in s} count_i x_dot_i,        in double in index order
@@ -31,17 +36,21 @@ typedef struct argmax_prep {
   size_t tile, stride;
   int32_t *base;   /* segments: the unperturbed winners, b's one-hot */
   float *a;        /* n: each input's key coefficient */
-  double c_base;   /* b . y_bar */
-  pt_terms_at at;     /* and, in a thread's scratch: */
-  size_t at_g_sum, at_winner, at_count, at_noise;
+  double *c_base;  /* per block: b . y_bar over it */
+  size_t whole[2]; /* the one block of every input, {0, n} */
+  pt_terms_at at;  /* and, in a thread's scratch: */
+  size_t at_winner, at_count, at_noise;
 } argmax_prep;
 
+/* the cotangent's block of segment s: its own with block_diagonal, else the one */
+static size_t block_of(const pt_estimator *e, size_t s) { return e->p.block_diagonal ? s : 0; }
 
 static pt_status argmax_prepare(pt_estimator *e) {
   const pt_kernel_table *k = pt_kernels_active();
   const pt_builtin b = pt_fn_builtin(e->f);
   const size_t segments = b.count, *offsets = b.offsets;
   const size_t n = offsets[segments], tile = pt_fused_tile_rows(n, e->group < e->p.samples ? e->group : e->p.samples);
+  const size_t blocks = e->p.block_diagonal ? segments : 1;
   /* whole vectors of winners, PT_LANES of them at a time on every ISA */
   const size_t stride = (tile + PT_MAX_LANES - 1) / PT_MAX_LANES * PT_MAX_LANES;
   const int gumbel = e->p.noise == PT_NOISE_GUMBEL, max = b.kind == PT_BUILTIN_MAX;
@@ -51,6 +60,7 @@ static pt_status argmax_prepare(pt_estimator *e) {
   const size_t at_base = pt_carve_take(&c, segments, 1, 0, sizeof(int32_t));
   const size_t at_a = pt_carve_take(&c, n, 1, 0, sizeof(float));
   const size_t at_tmp = pt_carve_take(&c, n, 1, 0, sizeof(float));
+  const size_t at_c_base = pt_carve_take(&c, blocks, 1, 0, sizeof(double));
   if (c.overflow) return PT_EOVERFLOW;
   char *block = pt_arena_zalloc(e->arena, c.used);
   if (!block) return PT_ENOMEM;
@@ -63,6 +73,8 @@ static pt_status argmax_prepare(pt_estimator *e) {
   pr->stride = stride;
   pr->base = (int32_t *)(block + at_base);
   pr->a = (float *)(block + at_a);
+  pr->c_base = (double *)(block + at_c_base);
+  pr->whole[1] = n;
   e->prep = pr;
 
   /* the unperturbed winners (the baseline), and each input's key coefficient */
@@ -81,18 +93,17 @@ static pt_status argmax_prepare(pt_estimator *e) {
   } else {
     memcpy(pr->a, x, n * sizeof *pr->a);
   }
-  if ((e->want & PT_WANT_VJP) && e->p.baseline && !max)
-    for (size_t seg = 0; seg < segments; seg++) pr->c_base += e->y_bar[pr->base[seg]];
+  if ((e->want & PT_WANT_VJP) && e->p.baseline == PT_BASELINE_F_X && !max)
+    for (size_t seg = 0; seg < segments; seg++) pr->c_base[block_of(e, seg)] += e->y_bar[pr->base[seg]];
 
   /* one thread's scratch: the kernel's score-function terms (none for the max), the winners,
      a group's counts when they are not the value, and the winners' noise for the max's */
-  const unsigned score = pt_fused_score_want(e), value = max && (e->want & PT_WANT_VALUE);
   pt_carve s = {0, 0};
-  pr->at = pt_fused_take_terms(&s, score, n, tile);
-  pr->at_g_sum = pt_carve_take(&s, score & PT_WANT_JAC ? n : 0, 1, 0, sizeof(double));
+  pr->at = pt_fused_take_terms(&s, e, tile, blocks, blocks > 1 ? offsets : pr->whole);
   pr->at_winner = pt_carve_take(&s, segments, stride, 0, sizeof(int32_t));
   pr->at_count = pt_carve_take(&s, e->counts ? 0 : n, 1, 0, sizeof(uint64_t));
-  pr->at_noise = pt_carve_take(&s, value ? segments : 0, stride, 0, sizeof(float));
+  const int values = max && (e->want & PT_WANT_VALUE);
+  pr->at_noise = pt_carve_take(&s, values ? segments : 0, stride, 0, sizeof(float));
   if (s.overflow) {
     pt_fused_prep_free(e);
     return PT_EOVERFLOW;
@@ -103,42 +114,47 @@ static pt_status argmax_prepare(pt_estimator *e) {
   return PT_OK;
 }
 
-/* The argmax one-hot's jvp and Jacobian terms of a tile (the vjp's are the kernel's), and the
-   sums the baseline's terms need: t_sum = sum_m t_m, g_sum = sum_m grad_nu(Z_m). */
+/* The argmax one-hot's jvp and Jacobian terms of a tile (the vjp's are the kernel's). */
 static void score_tile(const pt_estimator *e, const pt_fused_argmax_job *job, size_t rows,
-                       double *sums, double *t_sum, double *g_sum) {
-  const size_t n = e->f->n_in, segments = job->segments, stride = job->stride;
+                       double *sums) {
+  const size_t n = e->f->n_in, segments = job->segments, stride = job->stride, *o = job->offsets;
+  const size_t blocks = job->terms.blocks;
+  const int bd = e->p.block_diagonal;
   double *y_dot = pt_fused_sums_at(sums, e->at_y_dot), *jac = pt_fused_sums_at(sums, e->at_jac);
   const float *t = job->terms.t, *g = job->terms.g;
   const int32_t *winner = job->winner;
   if (y_dot)
-    for (size_t r = 0; r < rows; r++) {
-      for (size_t seg = 0; seg < segments; seg++) y_dot[winner[seg * stride + r]] += t[r];
-      *t_sum += t[r];
-    }
+    for (size_t r = 0; r < rows; r++)
+      for (size_t seg = 0; seg < segments; seg++)
+        y_dot[winner[seg * stride + r]] += t[r * blocks + block_of(e, seg)];
   if (jac)
     for (size_t r = 0; r < rows; r++) {
       const float *gr = g + r * n;
       for (size_t seg = 0; seg < segments; seg++) {
+        const size_t i0 = bd ? o[seg] : 0, i1 = bd ? o[seg + 1] : n;
         double *row = jac + (size_t)winner[seg * stride + r] * n;
-        for (size_t i = 0; i < n; i++) row[i] += gr[i];
+        for (size_t i = i0; i < i1; i++) row[i] += gr[i];
       }
-      for (size_t i = 0; i < n; i++) g_sum[i] += gr[i];
     }
 }
 
-/* The baseline's terms, one-hot on the unperturbed winners: once per group. */
-static void score_baseline(const pt_estimator *e, const argmax_prep *pr, double *sums,
-                           double t_sum, const double *g_sum) {
-  const size_t n = e->f->n_in;
+/* The baseline's terms, one-hot on the unperturbed winners, and the leave-one-out's sums: once
+   per group. */
+static void score_group(const pt_estimator *e, const argmax_prep *pr, const pt_fused_terms *terms,
+                        double *sums) {
+  const size_t n = e->f->n_in, *o = pr->offsets;
+  const int bd = e->p.block_diagonal;
   double *y_dot = pt_fused_sums_at(sums, e->at_y_dot), *jac = pt_fused_sums_at(sums, e->at_jac);
-  for (size_t seg = 0; seg < pr->segments; seg++) {
-    if (y_dot) y_dot[pr->base[seg]] -= t_sum;
-    if (jac) {
-      double *row = jac + (size_t)pr->base[seg] * n;
-      for (size_t i = 0; i < n; i++) row[i] -= g_sum[i];
+  if (e->p.baseline == PT_BASELINE_F_X)
+    for (size_t seg = 0; seg < pr->segments; seg++) {
+      if (y_dot) y_dot[pr->base[seg]] -= terms->t_sum[block_of(e, seg)];
+      if (jac) {
+        const size_t i0 = bd ? o[seg] : 0, i1 = bd ? o[seg + 1] : n;
+        double *row = jac + (size_t)pr->base[seg] * n;
+        for (size_t i = i0; i < i1; i++) row[i] -= terms->g_sum[i];
+      }
     }
-  }
+  pt_fused_loo_sums(e, terms, sums);
 }
 
 /* The max's values of a tile, x_w + sigma Z_w (a product then a sum, as the generic path forms
@@ -177,7 +193,6 @@ static pt_status argmax_run(const pt_estimator *e, void *scratch, uint64_t m0, u
   const argmax_prep *pr = e->prep;
   const size_t n = e->f->n_in;
   char *sc = scratch;
-  double *g_sum = !pr->max && e->at_jac != SIZE_MAX ? (double *)(sc + pr->at_g_sum) : NULL;
   /* counts of the value go on; any other counts are this group's */
   uint64_t *count = counts ? counts : (uint64_t *)(sc + pr->at_count);
   if (!counts) memset(count, 0, n * sizeof *count);
@@ -188,17 +203,14 @@ static pt_status argmax_run(const pt_estimator *e, void *scratch, uint64_t m0, u
       .winner = (int32_t *)(sc + pr->at_winner), .count = count,
       .winner_noise = values ? (float *)(sc + pr->at_noise) : NULL,
   };
-  if (g_sum) memset(g_sum, 0, n * sizeof *g_sum);
-
-  double t_sum = 0.0;
   for (uint64_t m = m0; m < m1; m += pr->tile) {
     const size_t rows = m1 - m < pr->tile ? (size_t)(m1 - m) : pr->tile;
     pr->kernel(&job, m, rows);
     if (values) max_values(e, &job, rows, sums);
-    if (!pr->max) score_tile(e, &job, rows, sums, &t_sum, g_sum);
+    if (!pr->max) score_tile(e, &job, rows, sums);
   }
   if (pr->max) max_derivatives(e, pr, count, sums);
-  else if (e->p.baseline) score_baseline(e, pr, sums, t_sum, g_sum);
+  else score_group(e, pr, &job.terms, sums);
   return PT_OK;
 }
 

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /* The fused paths of the functions of the ranks (src/kernels/fused_rank.c.j2), within one group
-   of samples, with rank_m the ranks of the perturbed keys x + sigma Z_m and b those of x:
+   of samples, with rank_m the ranks of the perturbed keys x + sigma Z_m and b those of x (F_X;
+   zero for the other baselines, the leave-one-out's sums beside: estimate.h):
      ranking, score function: Y_m = rank_m; the rank sums counted exactly, and per sample the
         jvp's (Y_m - b) t_m and the Jacobian's (Y_m - b) grad_nu(Z_m)^T in double in sample order
         (the vjp's terms in the kernel);
@@ -32,7 +33,9 @@ struct rank_prep {
   size_t tile;
   int32_t *base;  /* n: the unperturbed ranks, b */
   double c_base;  /* b . y_bar */
-  pt_terms_at at;    /* and, in a thread's scratch: */
+  size_t whole[2]; /* the cotangent's one block, {0, n} */
+  int baseline;    /* b is f(x), else 0 */
+  pt_terms_at at;  /* and, in a thread's scratch: */
   size_t at_work, at_rank, at_keys;
 };
 
@@ -42,7 +45,7 @@ static void ranking_sample(const pt_estimator *e, const rank_prep *pr, const pt_
   const size_t n = e->f->n_in;
   const int32_t *yr = job->rank + r * n;
   double *y_dot = pt_fused_sums_at(sums, e->at_y_dot), *jac = pt_fused_sums_at(sums, e->at_jac);
-  const double baseline = e->p.baseline ? 1.0 : 0.0;
+  const double baseline = pr->baseline ? 1.0 : 0.0;
   if (counts)
     for (size_t i = 0; i < n; i++) counts[i] += (uint64_t)yr[i];
   if (y_dot)
@@ -72,8 +75,8 @@ static void permutation_sample(const pt_estimator *e, const rank_prep *pr,
     for (size_t i = 0; i < n; i++) counts[(size_t)yr[i] * n + i]++;
   for (size_t i = 0; (y_dot || jac) && i < n; i++) {
     const size_t won = (size_t)yr[i] * n + i, lost = (size_t)pr->base[i] * n + i;
-    const int moved = e->p.baseline && won != lost;
-    if (!e->p.baseline || moved) {
+    const int moved = pr->baseline && won != lost;
+    if (!pr->baseline || moved) {
       if (y_dot) y_dot[won] += job->terms.t[r];
       if (jac)
         for (size_t k = 0; k < n; k++) jac[won * n + k] += job->terms.g[r * n + k];
@@ -126,14 +129,15 @@ static pt_status rank_prepare(pt_estimator *e) {
   pr->base = (int32_t *)(block + at_base);
   e->prep = pr;
   k->rank_rows(e->x, 1, n, n, pr->base, n, (int64_t *)(block + at_work));
-  const unsigned score = pt_fused_score_want(e);
-  if ((score & PT_WANT_VJP) && e->p.baseline)
+  pr->baseline = e->p.baseline == PT_BASELINE_F_X;
+  pr->whole[1] = n;
+  if ((pt_fused_score_want(e) & PT_WANT_VJP) && pr->baseline)
     for (size_t i = 0; i < n; i++)
       pr->c_base += pr->permutation ? (double)e->y_bar[(size_t)pr->base[i] * n + i]
                                     : (double)pr->base[i] * e->y_bar[i];
 
   pt_carve s = {0, 0};
-  pr->at = pt_fused_take_terms(&s, score, n, tile);
+  pr->at = pt_fused_take_terms(&s, e, tile, 1, pr->whole);
   pr->at_work = pt_carve_take(&s, PT_SORT_WORK(n), 1, 0, sizeof(int64_t));
   pr->at_rank = pt_carve_take(&s, tile, n, 0, sizeof(int32_t));
   pr->at_keys = pt_carve_take(&s, tile, n, PT_FUSED_PAD, sizeof(float));
@@ -152,7 +156,7 @@ static pt_status rank_run(const pt_estimator *e, void *scratch, uint64_t m0, uin
   const rank_prep *pr = e->prep;
   char *sc = scratch;
   const pt_fused_rank_job job = {
-      .terms = pt_fused_terms_of(e, &pr->at, sc, sums, pr->c_base), .x = e->x,
+      .terms = pt_fused_terms_of(e, &pr->at, sc, sums, &pr->c_base), .x = e->x,
       .keys = (float *)(sc + pr->at_keys), .work = (int64_t *)(sc + pr->at_work),
       .rank = (int32_t *)(sc + pr->at_rank), .permutation = pr->permutation,
   };
@@ -161,6 +165,7 @@ static pt_status rank_run(const pt_estimator *e, void *scratch, uint64_t m0, uin
     pr->kernel(&job, m, rows);
     for (size_t r = 0; r < rows; r++) pr->sample(e, pr, &job, r, sums, counts);
   }
+  pt_fused_loo_sums(e, &job.terms, sums);
   return PT_OK;
 }
 

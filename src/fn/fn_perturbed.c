@@ -6,7 +6,10 @@
      value    (1/M) sum_m Y_m
      jacobian (1/(M sigma)) sum_m (Y_m - b) grad_nu(Z_m)^T       (vjp J^T y_bar, jvp J x_dot)
      hessian  (1/(M sigma^2)) sum_m (Y_m - b) (grad_nu grad_nu^T - diag nu'')(Z_m)    (n_out 1)
-   grad_nu(z) = 1 - exp(-z), nu'' = exp(-z) for Gumbel noise; z and 1 for normal noise.
+   grad_nu(z) = 1 - exp(-z), nu'' = exp(-z) for Gumbel noise; z and 1 for normal noise.  The
+   leave-one-out baseline b_m = (sum_k Y_k - Y_m)/(M - 1) is summed as b = 0 plus the sums of
+   estimate.h that finishing combines; independent_jacobian draws the derivatives' samples from
+   pt_key_fold_in(K, 1) (pt_estimate).
    With the pathwise gradient the derivatives are instead f's own at the samples, with no 1/sigma:
      jacobian (1/M) sum_m J f(x + sigma Z_m)                     (vjp, jvp likewise; no hessian)
 
@@ -118,9 +121,11 @@ static pt_status generic_prepare(pt_estimator *e) {
   /* a value alone is the same mean whichever gradient the function takes */
   pr->pathwise = e->p.pathwise && derivative(e);
   pr->ez = pr->pathwise ? 0 : n_in;
-  /* the estimator's cells of the derivatives, which fit (pt_estimator_begin checked them), are
-     exactly one sample's derivatives */
-  pr->dy = pr->pathwise ? e->cells - (e->at_value == SIZE_MAX ? 0 : n_out) : 0;
+  /* one sample's derivatives: as many floats as their cells, which fit (pt_estimator_begin
+     checked them) */
+  pr->dy = !pr->pathwise ? 0
+           : (e->at_x_bar != SIZE_MAX ? n_in : 0) + (e->at_y_dot != SIZE_MAX ? n_out : 0) +
+                 (e->at_jac != SIZE_MAX ? n_out * n_in : 0);
   e->prep = pr;
   if (__builtin_add_overflow(2 * n_in + n_out + pr->ez, pr->dy, &pr->row_floats) ||
       !buffer_bytes(e, pr, 1)) {
@@ -130,7 +135,7 @@ static pt_status generic_prepare(pt_estimator *e) {
   const size_t tile = PT_TILE_FLOATS / pr->row_floats;
   pr->tile = tile == 0 ? 1 : tile < e->group ? tile : (size_t)e->group;
   for (size_t j = 0; j < n_out; j++) pr->b[j] = 0.0;
-  if (derivative(e) && !pr->pathwise && e->p.baseline) {
+  if (derivative(e) && !pr->pathwise && e->p.baseline == PT_BASELINE_F_X) {
     float *fx = pt_fn_alloc(n_out, 1, sizeof *fx, &s);
     if (fx) s = pt_fn_eval_rows(f, pr->f_key, e->p.samples, 1, e->x, fx);
     if (s == PT_OK)
@@ -151,7 +156,8 @@ static pt_status generic_prepare(pt_estimator *e) {
 }
 
 /* Adds sample (y = f(x + sigma z), g = grad_nu(z), h = nu''(z), NULL for 1) to the group's
-   sums, with d = y - b in double. */
+   sums, with d = y - b in double, and the leave-one-out's sums of c, t, g and the Hessian's
+   term beside them (estimate.h). */
 static void accumulate(const pt_estimator *e, double *sums, const float *y, const double *d,
                        const float *g, const float *h) {
   const size_t n_in = e->f->n_in, n_out = e->f->n_out;
@@ -162,25 +168,35 @@ static void accumulate(const pt_estimator *e, double *sums, const float *y, cons
     for (size_t j = 0; j < n_out; j++) c += d[j] * (double)e->y_bar[j];
     double *x_bar = sums + e->at_x_bar;
     for (size_t i = 0; i < n_in; i++) x_bar[i] += c * (double)g[i];
+    if (e->at_loo_c != SIZE_MAX) sums[e->at_loo_c] += c;
   }
   if (e->at_y_dot != SIZE_MAX) {
     double t = 0.0;
     for (size_t i = 0; i < n_in; i++) t += (double)g[i] * (double)e->x_dot[i];
     double *y_dot = sums + e->at_y_dot;
     for (size_t j = 0; j < n_out; j++) y_dot[j] += d[j] * t;
+    if (e->at_loo_t != SIZE_MAX) sums[e->at_loo_t] += t;
   }
   if (e->at_jac != SIZE_MAX) {
     double *jac = sums + e->at_jac;
     for (size_t j = 0; j < n_out; j++)
       for (size_t i = 0; i < n_in; i++) jac[j * n_in + i] += d[j] * (double)g[i];
   }
+  if (e->at_loo_g != SIZE_MAX)
+    for (size_t i = 0; i < n_in; i++) sums[e->at_loo_g + i] += (double)g[i];
   if (e->at_hess != SIZE_MAX) {
     double *hess = sums + e->at_hess;
+    double *term = e->at_loo_h != SIZE_MAX ? sums + e->at_loo_h : NULL;
     for (size_t i = 0; i < n_in; i++) {
-      const double dg = d[0] * (double)g[i];
+      const double dg = d[0] * (double)g[i], nu2 = h ? (double)h[i] : 1.0;
       double *row = hess + i * n_in;
       for (size_t k = 0; k < n_in; k++) row[k] += dg * (double)g[k];
-      row[i] -= d[0] * (h ? (double)h[i] : 1.0);
+      row[i] -= d[0] * nu2;
+      if (term) {
+        double *t_row = term + i * n_in;
+        for (size_t k = 0; k < n_in; k++) t_row[k] += (double)g[i] * (double)g[k];
+        t_row[i] -= nu2;
+      }
     }
   }
 }
@@ -208,6 +224,24 @@ static pt_status pathwise_terms(const pt_estimator *e, uint64_t m, const float *
   }
   if (s == PT_OK && e->at_jac != SIZE_MAX) s = f->ops->jacobian(f, keys, xt, y, dy);
   return s;
+}
+
+/* Adds the pathwise terms of one sample, its value y and the derivatives dy of pathwise_terms,
+   to the group's sums. */
+static void pathwise_sums(const pt_estimator *e, const float *y, const float *dy, double *sums) {
+  const size_t n_in = e->f->n_in, n_out = e->f->n_out;
+  if (e->at_value != SIZE_MAX)
+    for (size_t j = 0; j < n_out; j++) sums[e->at_value + j] += y[j];
+  if (e->at_x_bar != SIZE_MAX) {
+    for (size_t i = 0; i < n_in; i++) sums[e->at_x_bar + i] += dy[i];
+    dy += n_in;
+  }
+  if (e->at_y_dot != SIZE_MAX) {
+    for (size_t j = 0; j < n_out; j++) sums[e->at_y_dot + j] += dy[j];
+    dy += n_out;
+  }
+  if (e->at_jac != SIZE_MAX)
+    for (size_t c = 0; c < n_out * n_in; c++) sums[e->at_jac + c] += dy[c];
 }
 
 /* The three steps of samples [m0, m1) in a buffer of at least that many rows: their noise, inputs
@@ -241,11 +275,8 @@ static void generic_finish_rows(const pt_estimator *e, rows_buffer b, uint64_t m
   const int gumbel = e->p.noise == PT_NOISE_GUMBEL, grads = derivative(e);
   for (size_t r = 0; r < (size_t)(m1 - m0); r++) {
     const float *yr = b.y + r * n_out;
-    if (pr->pathwise) { /* the value, then the derivatives: the cells in their layout's order */
-      const size_t values = e->at_value == SIZE_MAX ? 0 : n_out;
-      const float *dr = b.dy + r * pr->dy;
-      for (size_t j = 0; j < values; j++) sums[j] += yr[j];
-      for (size_t c = 0; c < pr->dy; c++) sums[values + c] += dr[c];
+    if (pr->pathwise) {
+      pathwise_sums(e, yr, b.dy + r * pr->dy, sums);
       continue;
     }
     const float *zr = b.z + r * n_in, *er = b.ez + r * n_in;
@@ -387,11 +418,11 @@ static pt_status resolve(const pt_fn *f, const pt_perturb_options *o, pt_perturb
   *p = (pt_perturbation){o->num_samples, o->sigma, o->noise, o->baseline, pathwise,
                          o->antithetic != 0, o->multiplicative != 0, o->block_diagonal != 0,
                          o->independent_jacobian != 0};
-  /* options whose estimators are not built yet, and those not built for the pathwise one */
-  if (p->baseline == PT_BASELINE_LEAVE_ONE_OUT || p->antithetic || p->multiplicative ||
-      p->block_diagonal || p->independent_jacobian)
+  /* options whose estimators are not built yet (block_diagonal: the fused argmax's), and
+     those not built for the pathwise one */
+  if (p->antithetic || p->multiplicative || (p->block_diagonal && b.kind != PT_BUILTIN_ARGMAX))
     return PT_EUNSUPPORTED;
-  if (p->pathwise && (p->antithetic || p->multiplicative || p->independent_jacobian))
+  if (p->pathwise && (p->antithetic || p->multiplicative))
     return PT_EUNSUPPORTED;
   return PT_OK;
 }

@@ -172,9 +172,12 @@ pt_status pt_fn_partial(const pt_fn *f, pt_op op, pt_key key, const float *x, co
   for (size_t i = 0; i < f->n_in; i++)
     if (!isfinite(x[i])) return PT_EINVAL;
 
+  /* the identity holds the call's key; a derivative with independent_jacobian sums the
+     samples of its own (pt_estimate_key), as the one call does */
   pt_estimator e;
-  s = pt_estimator_begin(&e, inner, pert, key, x, op == PT_OP_VJP ? v : NULL,
-                         op == PT_OP_JVP ? v : NULL, op_want(op), NULL);
+  s = pt_estimator_begin(&e, inner, pert, pt_estimate_key(pert, key, op_want(op)), x,
+                         op == PT_OP_VJP ? v : NULL, op == PT_OP_JVP ? v : NULL, op_want(op),
+                         NULL);
   const partial_id id = {
       .op = (uint32_t)op, .noise = (uint32_t)pert->noise, .options = pt_perturbation_bits(pert),
       .counted = (uint32_t)e.counted, .sigma = pert->sigma, .n_in = f->n_in, .n_out = f->n_out,
