@@ -394,7 +394,7 @@ static void winner_noise_against_stream(const pt_kernel_table *scalar, const fus
   for (size_t s = 0; s < in->segments; s++)
     for (size_t r = 0; r < in->rows; r++) {
       const size_t at = s * run->job.stride + r, w = (size_t)run->winner[at];
-      float want;
+      float want = NAN; /* written by the kernel */
       (in->gumbel ? scalar->noise_gumbel : scalar->noise_normal)(in->key, (in->m0 + r) * in->n + w,
                                                                  &want, 1);
       if (memcmp(&run->winner_noise[at], &want, sizeof want) != 0) {

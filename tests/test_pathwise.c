@@ -261,7 +261,8 @@ static void smoothed_max_truth(const segments *sg, const float *x, double sigma,
     double mx = x[sg->off[s]], z = 0.0;
     for (size_t i = sg->off[s]; i < sg->off[s + 1]; i++) mx = fmax(mx, x[i]);
     for (size_t i = sg->off[s]; i < sg->off[s + 1]; i++) z += exp((x[i] - mx) / sigma);
-    value[s] = mx + sigma * log(z) + sigma * EULER_GAMMA;
+    /* the max's own term is 1: z >= 1 (a segment is never empty) */
+    value[s] = mx + sigma * log(fmax(z, 1.0)) + sigma * EULER_GAMMA;
     for (size_t i = sg->off[s]; i < sg->off[s + 1]; i++)
       jac[s * n + i] = exp((x[i] - mx) / sigma) / z;
   }
