@@ -31,8 +31,8 @@ static void loss_input(float *x, const float *th, const float *yt, size_t n) {
 static double smoothed_max(const float *th, size_t z, double sigma, double *p) {
   double top = th[0];
   for (size_t i = 1; i < z; i++) top = fmax(top, th[i]);
-  double s = 0.0;
-  for (size_t i = 0; i < z; i++) s += exp((th[i] - top) / sigma);
+  double s = exp((th[0] - top) / sigma); /* a row has at least one entry */
+  for (size_t i = 1; i < z; i++) s += exp((th[i] - top) / sigma);
   for (size_t i = 0; i < z; i++) p[i] = exp((th[i] - top) / sigma) / s;
   return top + sigma * log(s) + sigma * EULER_GAMMA;
 }
@@ -57,7 +57,7 @@ static void expect_closed_form(pt_fn *opt, const size_t *sizes, size_t count, pt
   float x[2 * D], value, grad[2 * D];
   loss_input(x, theta, y_true, D);
   cr_assert_eq(pt_fn_value_and_grad(loss, key, x, &value, grad), PT_OK);
-  double want = 0.0, p[D], var = 0.0;
+  double want = 0.0, p[D] = {0}, var = 0.0;
   for (size_t s = 0, at = 0; s < count; at += sizes[s], s++) {
     want += smoothed_max(theta + at, sizes[s], SIGMA, p + at);
     var += (double)SIGMA * SIGMA * PI * PI / 6.0 / M;
