@@ -26,6 +26,7 @@ void pt_fn_init(pt_fn *f, const pt_fn_ops *ops, size_t n_in, size_t n_out, size_
   f->n_random = n_random;
   f->caps = caps;
   f->work = (double)n_in + (double)n_out;
+  f->nesting = 0;
   f->refs = 1;
 }
 

@@ -43,6 +43,7 @@ struct pt_fn {
   size_t n_random; /* random parts (see pt_fn_keys) */
   unsigned caps;
   double work; /* about how many operations one evaluation costs: when threads pay */
+  size_t nesting; /* levels of perturbed functions and losses inside (PT_FN_MAX_NESTING) */
   size_t refs; /* atomic; the object is destroyed when it drops to 0 */
 };
 
@@ -66,6 +67,13 @@ struct pt_fn_ops {
   /* Drops the references to the parts and frees the object. */
   void (*destroy)(pt_fn *f);
 };
+
+/* Perturbed functions and losses call their part's operations from their own, so each level
+   of them nested in another costs C stack; compositions cost none (they run their stages in a
+   loop, fn_compose.c).  A function nested deeper than this is refused with PT_EINVAL, which
+   keeps the deepest call within 512 KiB of stack (about 10 KiB a level, most of it the
+   estimator's arena); tests/test_deep.c runs it on a 1 MiB thread. */
+enum { PT_FN_MAX_NESTING = 32 };
 
 /* Sizes of a new function: PT_EINVAL if one is 0, PT_EOVERFLOW if a vector of that many floats
    could not be addressed. */

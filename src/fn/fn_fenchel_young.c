@@ -119,6 +119,7 @@ static pt_status make_support(const pt_fn *opt, pt_fn **out) {
   pt_fn_init(&s->base, &support_ops, opt->n_in, 1, 0,
              PT_CAP_DERIVATIVES | (opt->caps & PT_CAP_THREAD_SAFE));
   s->base.work = opt->work + (double)opt->n_in;
+  s->base.nesting = opt->nesting + 1;
   s->opt = pt_fn_retain(opt);
   *out = &s->base;
   return PT_OK;
@@ -280,6 +281,7 @@ pt_status pt_fenchel_young_loss(const pt_fn *opt, const pt_perturb_options *opti
   pt_fn_init(&l->base, &fy_ops, 2 * opt->n_in, 1, smoothed->n_random,
              PT_CAP_DERIVATIVES | (smoothed->caps & PT_CAP_THREAD_SAFE));
   l->base.work = smoothed->work;
+  l->base.nesting = smoothed->nesting + 1;
   l->smoothed = smoothed;
   l->n = opt->n_in;
   l->parts = parts;

@@ -449,6 +449,7 @@ pt_status pt_make_perturbed_fun_ex(const pt_fn *f, const pt_perturb_options *opt
   pt_perturb_options o;
   pt_perturbation pert;
   if (!f || !out) return PT_EINVAL;
+  if (f->nesting >= PT_FN_MAX_NESTING) return PT_EINVAL;
   pt_status s = pt_perturb_options_read(options, &o);
   if (s == PT_OK) s = resolve(f, &o, &pert);
   if (s != PT_OK) return s;
@@ -460,6 +461,7 @@ pt_status pt_make_perturbed_fun_ex(const pt_fn *f, const pt_perturb_options *opt
              PT_CAP_DERIVATIVES | (hessian ? PT_CAP_HESSIAN : 0) |
                  (f->caps & PT_CAP_THREAD_SAFE));
   p->base.work = (double)pert.samples * f->work;
+  p->base.nesting = f->nesting + 1;
   p->f = pt_fn_retain(f);
   p->p = pert;
   *out = &p->base;
