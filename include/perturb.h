@@ -114,7 +114,8 @@ PT_API pt_status pt_noise_fill(pt_noise kind, pt_key key, uint64_t offset, float
  * Order used by all of them: ascending by value; -0.0 == +0.0; ties keep index order; NaN is
  * greater than every number (NaNs sort last, among themselves by index).  x is `rows` rows of
  * `d` floats, row r starting at x + r*ld.  rows == 0 is allowed and writes nothing; d == 0 or
- * ld < d is PT_EINVAL; d > INT32_MAX or a row extent overflowing size_t is PT_EOVERFLOW. */
+ * ld < d is PT_EINVAL; d > INT32_MAX, or an extent of (rows - 1)*ld + d elements past
+ * PTRDIFF_MAX bytes, is PT_EOVERFLOW (so one row takes any ld >= d). */
 
 /* idx[r] = first index of the greatest element of row r (the first NaN if there is one). */
 PT_API pt_status pt_argmax_rows(const float *x, size_t rows, size_t d, size_t ld, int32_t *idx);

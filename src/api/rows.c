@@ -18,8 +18,10 @@ pt_status pt_check_matrix(const void *p, size_t rows, size_t d, size_t ld, size_
   if (ld < d) return PT_EINVAL;
   if (rows == 0) return PT_OK;
   if (!p) return PT_EINVAL;
+  /* the extent, (rows - 1) ld + d elements, must be addressable from p: a single row's stride
+     is never used, so it may be anything from d up */
   const size_t limit = (size_t)PTRDIFF_MAX / size; /* elements addressable from p */
-  if (ld > limit || rows - 1 > (limit - d) / ld) return PT_EOVERFLOW;
+  if (d > limit || rows - 1 > (limit - d) / ld) return PT_EOVERFLOW;
   return PT_OK;
 }
 
