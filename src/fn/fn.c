@@ -4,6 +4,7 @@
    result out only when it succeeded (so a failing call writes nothing). */
 #include "fn/fn.h"
 
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -96,6 +97,21 @@ pt_status pt_fn_ready(const pt_fn *f) {
   return f && pt_threads_ready() == PT_OK ? PT_OK : PT_EINVAL;
 }
 
+pt_status pt_fn_check_input(const pt_fn *f, size_t batch, const float *x) {
+  if (!f->ops->check) return PT_OK;
+  for (size_t b = 0; b < batch; b++) {
+    const pt_status s = f->ops->check(f, x + b * f->n_in);
+    if (s != PT_OK) return s;
+  }
+  return PT_OK;
+}
+
+int pt_all_finite(const float *x, size_t n) {
+  for (size_t i = 0; i < n; i++)
+    if (!isfinite(x[i])) return 0;
+  return 1;
+}
+
 pt_status pt_fn_copy_out(pt_status s, float *scratch, float *out, size_t n) {
   if (s == PT_OK) memcpy(out, scratch, n * sizeof *out);
   free(scratch);
@@ -106,6 +122,7 @@ pt_status pt_fn_eval(const pt_fn *f, pt_key key, const float *x, float *y) {
   pt_status s = pt_fn_ready(f);
   if (s != PT_OK) return s;
   if (!x || !y) return PT_EINVAL;
+  if ((s = pt_fn_check_input(f, 1, x)) != PT_OK) return s;
   float *out = pt_fn_alloc(f->n_out, 1, sizeof *out, &s);
   if (!out) return s;
   return pt_fn_copy_out(f->ops->eval(f, pt_fn_keys_for(f, key), 1, x, out), out, y, f->n_out);
@@ -116,6 +133,7 @@ pt_status pt_fn_vjp(const pt_fn *f, pt_key key, const float *x, const float *y_b
   if (s != PT_OK) return s;
   if (!x || !y_bar || !x_bar) return PT_EINVAL;
   if (!(f->caps & PT_CAP_DERIVATIVES)) return PT_EUNSUPPORTED;
+  if ((s = pt_fn_check_input(f, 1, x)) != PT_OK) return s;
   float *out = pt_fn_alloc(f->n_in, 1, sizeof *out, &s);
   if (!out) return s;
   s = f->ops->vjp(f, pt_fn_keys_for(f, key), x, y_bar, NULL, out);
@@ -127,6 +145,7 @@ pt_status pt_fn_jvp(const pt_fn *f, pt_key key, const float *x, const float *x_d
   if (s != PT_OK) return s;
   if (!x || !x_dot || !y_dot) return PT_EINVAL;
   if (!(f->caps & PT_CAP_DERIVATIVES)) return PT_EUNSUPPORTED;
+  if ((s = pt_fn_check_input(f, 1, x)) != PT_OK) return s;
   float *out = pt_fn_alloc(f->n_out, 1, sizeof *out, &s);
   if (!out) return s;
   s = f->ops->jvp(f, pt_fn_keys_for(f, key), x, x_dot, NULL, out);
@@ -138,6 +157,7 @@ pt_status pt_fn_jacobian(const pt_fn *f, pt_key key, const float *x, float *jac)
   if (s != PT_OK) return s;
   if (!x || !jac) return PT_EINVAL;
   if (!(f->caps & PT_CAP_DERIVATIVES)) return PT_EUNSUPPORTED;
+  if ((s = pt_fn_check_input(f, 1, x)) != PT_OK) return s;
   float *out = pt_fn_alloc(f->n_out, f->n_in, sizeof *out, &s);
   if (!out) return s;
   s = f->ops->jacobian(f, pt_fn_keys_for(f, key), x, NULL, out);
@@ -150,6 +170,7 @@ pt_status pt_fn_value_and_grad(const pt_fn *f, pt_key key, const float *x, float
   if (s != PT_OK) return s;
   if (!x || !value || !grad || f->n_out != 1) return PT_EINVAL;
   if (!(f->caps & PT_CAP_DERIVATIVES)) return PT_EUNSUPPORTED;
+  if ((s = pt_fn_check_input(f, 1, x)) != PT_OK) return s;
   float *out = pt_fn_alloc(f->n_in, 1, sizeof *out, &s);
   if (!out) return s;
   const float one = 1.0f;
@@ -164,6 +185,7 @@ pt_status pt_fn_hessian(const pt_fn *f, pt_key key, const float *x, float *hess)
   if (s != PT_OK) return s;
   if (!x || !hess) return PT_EINVAL;
   if (!(f->caps & PT_CAP_HESSIAN)) return PT_EUNSUPPORTED;
+  if ((s = pt_fn_check_input(f, 1, x)) != PT_OK) return s;
   float *out = pt_fn_alloc(f->n_in, f->n_in, sizeof *out, &s);
   if (!out) return s;
   s = f->ops->hessian(f, pt_fn_keys_for(f, key), x, out);

@@ -66,6 +66,10 @@ struct pt_fn_ops {
   pt_status (*hessian)(const pt_fn *f, pt_fn_keys keys, const float *x, float *hess);
   /* Drops the references to the parts and frees the object. */
   void (*destroy)(pt_fn *f);
+  /* PT_EINVAL for an input x (n_in floats) that every operation refuses, so that the public
+     calls refuse it before they allocate; NULL: every x is accepted.  The operations check it
+     again, as a stage of a composition or a sample of a perturbation has no public call. */
+  pt_status (*check)(const pt_fn *f, const float *x);
 };
 
 /* Perturbed functions and losses call their part's operations from their own, so each level
@@ -100,6 +104,13 @@ pt_status pt_fn_eval_rows(const pt_fn *f, pt_key key, uint64_t row0, size_t batc
 /* The public calls' first check: PT_EUNSUPPORTED while PERTURB_ISA names an ISA this machine
    lacks, PT_EINVAL for a NULL f. */
 pt_status pt_fn_ready(const pt_fn *f);
+
+/* The public calls' check of their inputs, before they allocate: each of the batch rows of x
+   through f's check. */
+pt_status pt_fn_check_input(const pt_fn *f, size_t batch, const float *x);
+
+/* 1 if no entry of x[0 .. n) is infinite or NaN. */
+int pt_all_finite(const float *x, size_t n);
 
 /* On success copies n floats from scratch to out; frees scratch either way; returns s. */
 pt_status pt_fn_copy_out(pt_status s, float *scratch, float *out, size_t n);

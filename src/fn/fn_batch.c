@@ -78,7 +78,7 @@ static pt_status run_batch(batch_job *j) {
 }
 
 /* The checks every batched call shares; batch == 0 is allowed and writes nothing. */
-static pt_status check(const pt_fn *f, size_t batch, const void *x, const void *v,
+static pt_status check(const pt_fn *f, size_t batch, const float *x, const void *v,
                        const void *out, int derivative) {
   pt_status s = pt_fn_ready(f);
   if (s != PT_OK || batch == 0) return s;
@@ -86,7 +86,7 @@ static pt_status check(const pt_fn *f, size_t batch, const void *x, const void *
   if (derivative && !(f->caps & PT_CAP_DERIVATIVES)) return PT_EUNSUPPORTED;
   if (pt_fn_too_big(batch, f->n_in, sizeof(float)) || pt_fn_too_big(batch, f->n_out, sizeof(float)))
     return PT_EOVERFLOW;
-  return PT_OK;
+  return pt_fn_check_input(f, batch, x);
 }
 
 static pt_status batched(const pt_fn *f, pt_key key, batch_kind kind, size_t batch,

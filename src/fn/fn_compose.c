@@ -226,12 +226,19 @@ static void compose_destroy(pt_fn *f) {
   }
 }
 
+/* The first stage's check: the others' inputs are known only by running the stages. */
+static pt_status compose_check(const pt_fn *f, const float *x) {
+  while (is_compose(f)) f = ((const compose_fn *)f)->inner;
+  return f->ops->check ? f->ops->check(f, x) : PT_OK;
+}
+
 static const pt_fn_ops compose_ops = {
     .eval = compose_eval,
     .vjp = compose_vjp,
     .jvp = compose_jvp,
     .jacobian = compose_jacobian,
     .destroy = compose_destroy,
+    .check = compose_check,
 };
 
 pt_status pt_fn_compose(const pt_fn *outer, const pt_fn *inner, pt_fn **out) {

@@ -135,10 +135,11 @@ typedef struct fy_fn {
 
 /* The y_true half of x = (theta, y_true) must be finite; theta is checked by the perturbed
    function. */
-static int finite_target(const fy_fn *l, const float *x) {
-  for (size_t i = 0; i < l->n; i++)
-    if (!isfinite(x[l->n + i])) return 0;
-  return 1;
+static int finite_target(const fy_fn *l, const float *x) { return pt_all_finite(x + l->n, l->n); }
+
+/* Before a public call allocates: theta and y_true both finite. */
+static pt_status fy_check(const pt_fn *f, const float *x) {
+  return pt_all_finite(x, f->n_in) ? PT_OK : PT_EINVAL;
 }
 
 /* F_eps(theta) - <theta, y_true> from the parts of F_eps, in double. */
@@ -230,6 +231,7 @@ static const pt_fn_ops fy_ops = {
     .jvp = fy_jvp,
     .jacobian = fy_jacobian,
     .destroy = fy_destroy,
+    .check = fy_check,
 };
 
 /* The function whose perturbation is F_eps, and how many outputs it sums: the segments' maxima

@@ -325,10 +325,15 @@ const pt_path pt_generic_path = {0, generic_prepare, generic_run, generic_releas
 
 /* ---- the object ------------------------------------------------------------------------------ */
 
+/* x must be finite: x + sigma Z would be NaN in every sample */
+static pt_status perturbed_check(const pt_fn *f, const float *x) {
+  return pt_all_finite(x, f->n_in) ? PT_OK : PT_EINVAL;
+}
+
 static pt_status estimate_at(const pt_fn *fn, pt_fn_keys keys, const float *x, const float *y_bar,
                              const float *x_dot, const pt_outputs *out) {
-  for (size_t i = 0; i < fn->n_in; i++)
-    if (!isfinite(x[i])) return PT_EINVAL;
+  const pt_status s = perturbed_check(fn, x);
+  if (s != PT_OK) return s;
   const perturbed_fn *pf = (const perturbed_fn *)fn;
   return pt_estimate(pf->f, &pf->p, pt_fn_part_key(keys), x, y_bar, x_dot, out);
 }
@@ -370,6 +375,7 @@ static const pt_fn_ops perturbed_ops = {
     .jacobian = perturbed_jacobian,
     .hessian = perturbed_hessian,
     .destroy = perturbed_destroy,
+    .check = perturbed_check,
 };
 
 pt_perturb_options pt_perturb_defaults(void) {
