@@ -233,13 +233,22 @@ def batch_inputs(d):
     return rng, x, np.tile(y_bar, (BATCH, 1))
 
 
+def won_per_row(idx, d):
+    """How many samples each input won, per row of idx (rows, M): one bincount over the rows'
+    winners offset by d per row (a loop of bincounts would be a Python loop per row), in
+    float32 as libperturb's outputs."""
+    rows = len(idx)
+    won = np.bincount((idx + d * np.arange(rows)[:, None]).ravel(), minlength=rows * d)
+    return won.reshape(rows, d).astype(np.float32)
+
+
 def argmax_eval_batch(d, m):
     rng, x, _ = batch_inputs(d)
 
     def call():
         z = gumbel_numpy(rng, (BATCH, m, d))
         idx = np.argmax(x[:, None, :] + SIGMA * z, axis=2)
-        return np.stack([np.bincount(r, minlength=d) for r in idx]) / m
+        return won_per_row(idx, d) / np.float32(m)
 
     return call
 
@@ -362,8 +371,7 @@ def fy_loss_grad_batch(d, m):
             v = t[:, None, :] + FY_SIGMA * gumbel_numpy(rng, (k, m, d))
             idx = np.argmax(v, axis=2)
             loss[r:r + k] = np.take_along_axis(v, idx[:, :, None], axis=2).mean(axis=(1, 2))
-            won = np.bincount((idx + d * np.arange(k)[:, None]).ravel(), minlength=k * d)
-            mean[r:r + k] = won.reshape(k, d) / np.float32(m)
+            mean[r:r + k] = won_per_row(idx, d) / np.float32(m)
         return np.concatenate([(loss - target)[:, None], mean - y_true, -theta], axis=1)
 
     return call
