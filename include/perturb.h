@@ -46,6 +46,12 @@ typedef enum pt_status {
 /* A short English description; never NULL ("unknown status" for values outside the enum). */
 PT_API const char *pt_strerror(pt_status s);
 
+/* A short English sentence about the last failed call made by the calling thread: which
+   function, which argument, which value or limit (e.g. "pt_fn_jacobian: x[7] is nan").  ""
+   when this thread has had no failure; a call that succeeds leaves it as it was.  Valid until
+   this thread's next library call.  Recording it allocates nothing. */
+PT_API const char *pt_last_error(void);
+
 /* ---- ISA dispatch ------------------------------------------------------------------------- */
 
 typedef enum pt_isa { PT_ISA_SCALAR = 0, PT_ISA_AVX2 = 1, PT_ISA_AVX512 = 2, PT_ISA_NEON = 3 } pt_isa;

@@ -1,7 +1,10 @@
 /* SPDX-License-Identifier: MIT */
 /* pt_noise_fill: argument checks, then the active ISA's kernel for the kind of noise, its work
    split between threads when there is enough of it (src/dispatch/split.h). */
+#include <inttypes.h>
 #include <stdint.h>
+
+#include "api/error.h"
 
 #include "dispatch/dispatch_table.h"
 #include "runtime/pool.h"
@@ -47,15 +50,20 @@ void pt_split_noise(const pt_kernel_table *k, pt_noise kind, pt_key key, uint64_
 }
 
 pt_status pt_noise_fill(pt_noise kind, pt_key key, uint64_t offset, float *out, size_t n) {
-  const pt_kernel_table *k = pt_kernels_active();
-  if (!k) return PT_EUNSUPPORTED;
-  if (pt_threads_ready() != PT_OK) return PT_EINVAL;
+  PT_CALL("pt_noise_fill");
+  const pt_kernel_table *k;
+  pt_status s = pt_kernels_ready(&k);
+  if (s != PT_OK) return s;
   if (kind != PT_NOISE_GUMBEL && kind != PT_NOISE_NORMAL && kind != PT_NOISE_UNIFORM)
-    return PT_EINVAL;
+    return pt_fail(PT_EINVAL, "kind is %d, not a pt_noise", (int)kind);
   if (n == 0) return PT_OK;
-  if (!out) return PT_EINVAL;
+  if (!out) return pt_fail(PT_EINVAL, "out is NULL with n = %zu", n);
   /* words offset .. offset + n - 1 must all exist: the last one is 2^64 - 1 */
-  if (n - 1 > UINT64_MAX - offset || n > (size_t)PTRDIFF_MAX / sizeof *out) return PT_EOVERFLOW;
+  if (n - 1 > UINT64_MAX - offset)
+    return pt_fail(PT_EOVERFLOW, "offset %" PRIu64 " + n %zu passes the last word, 2^64 - 1",
+                   offset, n);
+  if (n > (size_t)PTRDIFF_MAX / sizeof *out)
+    return pt_fail(PT_EOVERFLOW, "n is %zu, more floats than PTRDIFF_MAX bytes hold", n);
   pt_split_noise(k, kind, key, offset, out, n);
   return PT_OK;
 }

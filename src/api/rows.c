@@ -7,21 +7,25 @@
 #include "runtime/alloc.h"
 #include "dispatch/dispatch_table.h"
 #include "runtime/pool.h"
+#include "api/error.h"
 #include "api/rows.h"
 #include "kernels/sort.h"
 #include "dispatch/split.h"
 #include "kernels/weighted_sum.h"
 
-pt_status pt_check_matrix(const void *p, size_t rows, size_t d, size_t ld, size_t size) {
-  if (d == 0) return PT_EINVAL;
-  if (d > INT32_MAX) return PT_EOVERFLOW;
-  if (ld < d) return PT_EINVAL;
+pt_status pt_check_matrix(const char *name, const void *p, size_t rows, size_t d, size_t ld,
+                          size_t size) {
+  if (d == 0) return pt_fail(PT_EINVAL, "d is 0");
+  if (d > INT32_MAX) return pt_fail(PT_EOVERFLOW, "d is %zu, past INT32_MAX", d);
+  if (ld < d) return pt_fail(PT_EINVAL, "the stride of %s is %zu, less than d = %zu", name, ld, d);
   if (rows == 0) return PT_OK;
-  if (!p) return PT_EINVAL;
+  if (!p) return pt_fail(PT_EINVAL, "%s is NULL with %zu rows", name, rows);
   /* the extent, (rows - 1) ld + d elements, must be addressable from p: a single row's stride
      is never used, so it may be anything from d up */
   const size_t limit = (size_t)PTRDIFF_MAX / size; /* elements addressable from p */
-  if (d > limit || rows - 1 > (limit - d) / ld) return PT_EOVERFLOW;
+  if (d > limit || rows - 1 > (limit - d) / ld)
+    return pt_fail(PT_EOVERFLOW, "%s spans %zu rows of stride %zu, past PTRDIFF_MAX bytes", name,
+                   rows, ld);
   return PT_OK;
 }
 
@@ -54,11 +58,11 @@ void pt_split_argmax_rows(const pt_kernel_table *k, const float *x, size_t rows,
 }
 
 pt_status pt_argmax_rows(const float *x, size_t rows, size_t d, size_t ld, int32_t *idx) {
-  const pt_kernel_table *k = pt_kernels_active();
-  if (!k) return PT_EUNSUPPORTED;
-  if (pt_threads_ready() != PT_OK) return PT_EINVAL;
-  pt_status s = pt_check_matrix(x, rows, d, ld, sizeof(float));
-  if (s == PT_OK) s = pt_check_matrix(idx, rows, 1, 1, sizeof(int32_t));
+  PT_CALL("pt_argmax_rows");
+  const pt_kernel_table *k;
+  pt_status s = pt_kernels_ready(&k);
+  if (s == PT_OK) s = pt_check_matrix("x", x, rows, d, ld, sizeof(float));
+  if (s == PT_OK) s = pt_check_matrix("idx", idx, rows, 1, 1, sizeof(int32_t));
   if (s != PT_OK || rows == 0) return s;
   pt_split_argmax_rows(k, x, rows, d, ld, idx);
   return PT_OK;
@@ -90,14 +94,15 @@ static void sort_task(void *p, size_t i) {
 
 pt_status pt_split_sort_rows(const pt_kernel_table *k, int ranks, const float *x, size_t rows,
                              size_t d, size_t ld, int32_t *out, size_t ld_out) {
-  if (d > SIZE_MAX / (2 * sizeof(int64_t)) - PT_SORT_SLACK) return PT_EOVERFLOW;
+  if (d > SIZE_MAX / (2 * sizeof(int64_t)) - PT_SORT_SLACK)
+    return pt_fail(PT_EOVERFLOW, "d is %zu, too long a row for the sort's work space", d);
   sort_job j = {ranks ? k->rank_rows : k->argsort_rows, x, rows, d, ld, ld_out,
                 min_size(pt_split_tasks(pt_sort_units(rows, d), PT_GRAIN_SORT), rows), out, NULL};
   if (d > SORT_STACK_D) {
     const size_t part = PT_SORT_WORK(d) * sizeof *j.work;
     j.tasks = min_size(j.tasks, SIZE_MAX / part);
     j.work = pt_malloc(j.tasks * part);
-    if (!j.work) return PT_ENOMEM;
+    if (!j.work) return pt_fail(PT_ENOMEM, "no memory for the sort's work space");
   }
   if (j.tasks == 1) sort_task(&j, 0);
   else pt_parallel_for(j.tasks, sort_task, &j);
@@ -105,24 +110,26 @@ pt_status pt_split_sort_rows(const pt_kernel_table *k, int ranks, const float *x
   return PT_OK;
 }
 
-static pt_status sort_rows(const pt_kernel_table *k, int ranks, const float *x, size_t rows,
-                           size_t d, size_t ld, int32_t *out, size_t ld_out) {
-  if (!k) return PT_EUNSUPPORTED;
-  if (pt_threads_ready() != PT_OK) return PT_EINVAL;
-  pt_status s = pt_check_matrix(x, rows, d, ld, sizeof(float));
-  if (s == PT_OK) s = pt_check_matrix(out, rows, d, ld_out, sizeof(int32_t));
+static pt_status sort_rows(int ranks, const float *x, size_t rows, size_t d, size_t ld,
+                           int32_t *out, size_t ld_out) {
+  const pt_kernel_table *k;
+  pt_status s = pt_kernels_ready(&k);
+  if (s == PT_OK) s = pt_check_matrix("x", x, rows, d, ld, sizeof(float));
+  if (s == PT_OK) s = pt_check_matrix(ranks ? "rank" : "perm", out, rows, d, ld_out, sizeof(int32_t));
   if (s != PT_OK || rows == 0) return s;
   return pt_split_sort_rows(k, ranks, x, rows, d, ld, out, ld_out);
 }
 
 pt_status pt_argsort_rows(const float *x, size_t rows, size_t d, size_t ld, int32_t *perm,
                           size_t ld_out) {
-  return sort_rows(pt_kernels_active(), 0, x, rows, d, ld, perm, ld_out);
+  PT_CALL("pt_argsort_rows");
+  return sort_rows(0, x, rows, d, ld, perm, ld_out);
 }
 
 pt_status pt_rank_rows(const float *x, size_t rows, size_t d, size_t ld, int32_t *rank,
                        size_t ld_out) {
-  return sort_rows(pt_kernels_active(), 1, x, rows, d, ld, rank, ld_out);
+  PT_CALL("pt_rank_rows");
+  return sort_rows(1, x, rows, d, ld, rank, ld_out);
 }
 
 /* Weighted sums are split between blocks of columns that start at multiples of COL_ALIGN (a
@@ -163,12 +170,12 @@ void pt_split_weighted_sum_rows(const pt_kernel_table *k, const float *x, size_t
 
 pt_status pt_weighted_sum_rows(const float *x, size_t rows, size_t d, size_t ld, const float *w,
                                float *out) {
-  const pt_kernel_table *k = pt_kernels_active();
-  if (!k) return PT_EUNSUPPORTED;
-  if (pt_threads_ready() != PT_OK) return PT_EINVAL;
-  pt_status s = pt_check_matrix(x, rows, d, ld, sizeof(float));
-  if (s == PT_OK && w) s = pt_check_matrix(w, rows, 1, 1, sizeof(float));
-  if (s == PT_OK) s = pt_check_matrix(out, rows ? 1 : 0, d, d, sizeof(float));
+  PT_CALL("pt_weighted_sum_rows");
+  const pt_kernel_table *k;
+  pt_status s = pt_kernels_ready(&k);
+  if (s == PT_OK) s = pt_check_matrix("x", x, rows, d, ld, sizeof(float));
+  if (s == PT_OK && w) s = pt_check_matrix("w", w, rows, 1, 1, sizeof(float));
+  if (s == PT_OK) s = pt_check_matrix("out", out, rows ? 1 : 0, d, d, sizeof(float));
   if (s != PT_OK || rows == 0) return s;
   pt_split_weighted_sum_rows(k, x, rows, d, ld, w, out);
   return PT_OK;

@@ -109,10 +109,15 @@ pt_status pt_fn_ready(const pt_fn *f);
    through f's check. */
 pt_status pt_fn_check_input(const pt_fn *f, size_t batch, const float *x);
 
-/* 1 if no entry of x[0 .. n) is infinite or NaN. */
-int pt_all_finite(const float *x, size_t n);
+/* PT_EINVAL, with the sentence "name[i] is NaN", if x[i] is the first infinite or NaN entry
+   of x[0 .. n); else PT_OK. */
+pt_status pt_check_finite(const char *name, const float *x, size_t n);
 
-/* On success copies n floats from scratch to out; frees scratch either way; returns s. */
+/* PT_EUNSUPPORTED, with the sentence that f has no `what` ("derivatives", "Hessian"). */
+pt_status pt_fn_unsupported(const char *what);
+
+/* On success copies n floats from scratch to out; frees scratch either way; returns s (a
+   failure without a sentence gets pt_strerror's). */
 pt_status pt_fn_copy_out(pt_status s, float *scratch, float *out, size_t n);
 
 /* malloc(n * m * size) with *status = PT_OK, or NULL with *status = PT_EOVERFLOW if that size

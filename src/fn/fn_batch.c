@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "api/error.h"
 #include "runtime/alloc.h"
 #include "fn/fn.h"
 #include "runtime/pool.h"
@@ -42,7 +43,7 @@ static pt_status run_row(const batch_job *j, size_t b) {
     case BATCH_VALUE_AND_GRAD:
       return f->ops->vjp(f, keys, x, &one, j->value + b, j->out + b * n_in);
   }
-  return PT_EINVAL;
+  return pt_fail(PT_EINVAL, "unknown batched operation %d", (int)j->kind);
 }
 
 /* Task t: its rows in order, stopping at the first failure. */
@@ -68,7 +69,7 @@ static pt_status run_batch(batch_job *j) {
   }
   pt_status one = PT_OK;
   j->status = tasks > 1 ? pt_calloc(tasks, sizeof *j->status) : &one;
-  if (!j->status) return PT_ENOMEM;
+  if (!j->status) return pt_fail(PT_ENOMEM, "no memory for %zu tasks' statuses", tasks);
   j->tasks = tasks;
   pt_parallel_for(tasks, batch_task, j);
   pt_status s = PT_OK;
@@ -82,10 +83,10 @@ static pt_status check(const pt_fn *f, size_t batch, const float *x, const void 
                        const void *out, int derivative) {
   pt_status s = pt_fn_ready(f);
   if (s != PT_OK || batch == 0) return s;
-  if (!x || !v || !out) return PT_EINVAL;
-  if (derivative && !(f->caps & PT_CAP_DERIVATIVES)) return PT_EUNSUPPORTED;
+  if (!x || !v || !out) return pt_fail(PT_EINVAL, "an input or output is NULL");
+  if (derivative && !(f->caps & PT_CAP_DERIVATIVES)) return pt_fn_unsupported("derivatives");
   if (pt_fn_too_big(batch, f->n_in, sizeof(float)) || pt_fn_too_big(batch, f->n_out, sizeof(float)))
-    return PT_EOVERFLOW;
+    return pt_fail(PT_EOVERFLOW, "a batch of %zu rows is past PTRDIFF_MAX bytes", batch);
   return pt_fn_check_input(f, batch, x);
 }
 
@@ -99,6 +100,7 @@ static pt_status batched(const pt_fn *f, pt_key key, batch_kind kind, size_t bat
 }
 
 pt_status pt_fn_eval_batch(const pt_fn *f, pt_key key, size_t batch, const float *x, float *y) {
+  PT_CALL("pt_fn_eval_batch");
   const pt_status s = check(f, batch, x, x, y, 0);
   if (s != PT_OK || batch == 0) return s;
   return batched(f, key, BATCH_EVAL, batch, x, NULL, y, f->n_out);
@@ -106,6 +108,7 @@ pt_status pt_fn_eval_batch(const pt_fn *f, pt_key key, size_t batch, const float
 
 pt_status pt_fn_vjp_batch(const pt_fn *f, pt_key key, size_t batch, const float *x,
                           const float *y_bar, float *x_bar) {
+  PT_CALL("pt_fn_vjp_batch");
   const pt_status s = check(f, batch, x, y_bar, x_bar, 1);
   if (s != PT_OK || batch == 0) return s;
   return batched(f, key, BATCH_VJP, batch, x, y_bar, x_bar, f->n_in);
@@ -113,6 +116,7 @@ pt_status pt_fn_vjp_batch(const pt_fn *f, pt_key key, size_t batch, const float 
 
 pt_status pt_fn_jvp_batch(const pt_fn *f, pt_key key, size_t batch, const float *x,
                           const float *x_dot, float *y_dot) {
+  PT_CALL("pt_fn_jvp_batch");
   const pt_status s = check(f, batch, x, x_dot, y_dot, 1);
   if (s != PT_OK || batch == 0) return s;
   return batched(f, key, BATCH_JVP, batch, x, x_dot, y_dot, f->n_out);
@@ -120,10 +124,12 @@ pt_status pt_fn_jvp_batch(const pt_fn *f, pt_key key, size_t batch, const float 
 
 pt_status pt_fn_value_and_grad_batch(const pt_fn *f, pt_key key, size_t batch, const float *x,
                                      float *value, float *grad) {
+  PT_CALL("pt_fn_value_and_grad_batch");
   pt_status s = check(f, batch, x, value, grad, 0);
   if (s != PT_OK || batch == 0) return s;
-  if (f->n_out != 1) return PT_EINVAL; /* before the derivative's check, as pt_fn_value_and_grad */
-  if (!(f->caps & PT_CAP_DERIVATIVES)) return PT_EUNSUPPORTED;
+  /* before the derivative's check, as pt_fn_value_and_grad */
+  if (f->n_out != 1) return pt_fail(PT_EINVAL, "f has %zu outputs, not one", f->n_out);
+  if (!(f->caps & PT_CAP_DERIVATIVES)) return pt_fn_unsupported("derivatives");
   float *scratch = pt_fn_alloc(batch, f->n_in + 1, sizeof *scratch, &s);
   if (!scratch) return s;
   float *values = scratch + batch * f->n_in;

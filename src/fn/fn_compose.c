@@ -10,6 +10,7 @@
    once per call, however the tree is bracketed. */
 #include <stdlib.h>
 
+#include "api/error.h"
 #include "runtime/alloc.h"
 #include "fn/fn.h"
 
@@ -54,7 +55,7 @@ static pt_status list_stages(const compose_fn *c, stage_list *l) {
       if (f->n_in > widest) widest = f->n_in;
       if (__builtin_add_overflow(between, f->n_in, &between)) {
         free(stage);
-        return PT_EOVERFLOW;
+        return pt_fail(PT_EOVERFLOW, "the values between the stages are past SIZE_MAX floats");
       }
     }
     stage[n++] = f;
@@ -162,7 +163,8 @@ static pt_status compose_jacobian(const pt_fn *f, pt_fn_keys keys, const float *
   size_t widest_jac = 0; /* the largest Jacobian of a stage after the first */
   for (size_t k = 1; k < l.n; k++) {
     size_t size;
-    if (__builtin_mul_overflow(l.stage[k]->n_out, l.stage[k]->n_in, &size)) s = PT_EOVERFLOW;
+    if (__builtin_mul_overflow(l.stage[k]->n_out, l.stage[k]->n_in, &size))
+      s = pt_fail(PT_EOVERFLOW, "stage %zu's Jacobian is past SIZE_MAX entries", k);
     if (size > widest_jac) widest_jac = size;
   }
   /* the values between stages (two alternating), the stage's Jacobian, the product so far
@@ -242,9 +244,13 @@ static const pt_fn_ops compose_ops = {
 };
 
 pt_status pt_fn_compose(const pt_fn *outer, const pt_fn *inner, pt_fn **out) {
-  if (!outer || !inner || !out || outer->n_in != inner->n_out) return PT_EINVAL;
+  PT_CALL("pt_fn_compose");
+  if (!outer || !inner || !out) return pt_fail(PT_EINVAL, "outer, inner or out is NULL");
+  if (outer->n_in != inner->n_out)
+    return pt_fail(PT_EINVAL, "outer takes %zu inputs but inner gives %zu outputs", outer->n_in,
+                   inner->n_out);
   compose_fn *c = pt_malloc(sizeof *c);
-  if (!c) return PT_ENOMEM;
+  if (!c) return pt_fail(PT_ENOMEM, "no memory for the composition");
   /* A composition is differentiable (and thread-safe) when both parts are; its Hessian would
      need second derivatives of the inner part, which no kind provides. */
   pt_fn_init(&c->base, &compose_ops, inner->n_in, outer->n_out,

@@ -135,11 +135,15 @@ typedef struct fy_fn {
 
 /* The y_true half of x = (theta, y_true) must be finite; theta is checked by the perturbed
    function. */
-static int finite_target(const fy_fn *l, const float *x) { return pt_all_finite(x + l->n, l->n); }
+static pt_status check_target(const fy_fn *l, const float *x) {
+  return pt_check_finite("y_true", x + l->n, l->n);
+}
 
 /* Before a public call allocates: theta and y_true both finite. */
 static pt_status fy_check(const pt_fn *f, const float *x) {
-  return pt_all_finite(x, f->n_in) ? PT_OK : PT_EINVAL;
+  const fy_fn *l = (const fy_fn *)f;
+  const pt_status s = pt_check_finite("theta", x, l->n);
+  return s == PT_OK ? check_target(l, x) : s;
 }
 
 /* F_eps(theta) - <theta, y_true> from the parts of F_eps, in double. */
@@ -155,8 +159,8 @@ static float loss_value(const fy_fn *l, const float *x, const float *parts) {
    independent_jacobian asks). */
 static pt_status smoothed_gradient(const fy_fn *l, pt_fn_keys keys, const float *x, float *y,
                                    float *grad) {
-  if (!finite_target(l, x)) return PT_EINVAL;
-  pt_status st;
+  pt_status st = check_target(l, x);
+  if (st != PT_OK) return st;
   float *buf = pt_fn_alloc(2, l->parts, sizeof *buf, &st);
   if (!buf) return st;
   float *ones = buf, *parts = buf + l->parts;
@@ -170,8 +174,8 @@ static pt_status smoothed_gradient(const fy_fn *l, pt_fn_keys keys, const float 
 static pt_status fy_eval(const pt_fn *f, pt_fn_keys keys, size_t batch, const float *x, float *y) {
   (void)batch; /* 1: the loss is random */
   const fy_fn *l = (const fy_fn *)f;
-  if (!finite_target(l, x)) return PT_EINVAL;
-  pt_status st;
+  pt_status st = check_target(l, x);
+  if (st != PT_OK) return st;
   float *parts = pt_fn_alloc(l->parts, 1, sizeof *parts, &st);
   if (!parts) return st;
   st = l->smoothed->ops->eval(l->smoothed, keys, 1, x, parts);

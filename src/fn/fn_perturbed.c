@@ -327,7 +327,7 @@ const pt_path pt_generic_path = {0, generic_prepare, generic_run, generic_releas
 
 /* x must be finite: x + sigma Z would be NaN in every sample */
 static pt_status perturbed_check(const pt_fn *f, const float *x) {
-  return pt_all_finite(x, f->n_in) ? PT_OK : PT_EINVAL;
+  return pt_check_finite("x", x, f->n_in);
 }
 
 static pt_status estimate_at(const pt_fn *fn, pt_fn_keys keys, const float *x, const float *y_bar,

@@ -9,11 +9,14 @@
 #define _GNU_SOURCE /* sched_getaffinity, CPU_COUNT */
 #include "runtime/pool.h"
 
+#include "api/error.h"
+
 #include <pthread.h>
 #include <pthreadpool.h>
 #include <sched.h>
 #include <stdatomic.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <unistd.h>
 
@@ -28,6 +31,7 @@
 static pthread_once_t defaults_once = PTHREAD_ONCE_INIT;
 static size_t default_count;   /* PERTURB_NUM_THREADS, else the CPUs of the affinity mask */
 static int env_refused;        /* PERTURB_NUM_THREADS is set to something else than a count */
+static char env_value[40];     /* its value, for the sentence (cut short if longer) */
 static _Atomic size_t chosen;  /* the last pt_set_num_threads; 0 before the first */
 
 /* A count of 1 to PT_THREADS_MAX written with decimal digits only, else 0.  The empty string is
@@ -61,6 +65,7 @@ static void read_defaults(void) {
   const char *env = getenv("PERTURB_NUM_THREADS");
   size_t n = env ? parse_count(env) : 0;
   env_refused = env && n == 0;
+  if (env_refused) snprintf(env_value, sizeof env_value, "%s", env);
   if (n == 0) n = cpu_count();
   default_count = n < PT_THREADS_MAX ? n : PT_THREADS_MAX;
 }
@@ -75,11 +80,17 @@ size_t pt_threads(void) {
 pt_status pt_threads_ready(void) {
   if (atomic_load_explicit(&chosen, memory_order_relaxed)) return PT_OK;
   pthread_once(&defaults_once, read_defaults);
-  return env_refused ? PT_EINVAL : PT_OK;
+  if (!env_refused) return PT_OK;
+  return pt_fail(PT_EINVAL,
+                 "PERTURB_NUM_THREADS is \"%s\", not a count of 1 to %d in decimal digits "
+                 "(pt_set_num_threads overrides it)",
+                 env_value, PT_THREADS_MAX);
 }
 
 pt_status pt_set_num_threads(size_t n) {
-  if (n == 0 || n > PT_THREADS_MAX) return PT_EINVAL;
+  PT_CALL("pt_set_num_threads");
+  if (n == 0 || n > PT_THREADS_MAX)
+    return pt_fail(PT_EINVAL, "n is %zu, not a count of 1 to %d", n, PT_THREADS_MAX);
   atomic_store_explicit(&chosen, n, memory_order_relaxed);
   return PT_OK;
 }
