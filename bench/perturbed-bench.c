@@ -39,6 +39,7 @@
 #include <sys/resource.h>
 
 #include "timing.h"
+#include "../examples/progress_bar.h"
 
 /* What one call does: evaluate the perturbed built-in, take its VJP, its value and gradient (a
    function of one output), or only draw its noise. */
@@ -198,7 +199,9 @@ static int memory(size_t d, size_t samples) {
   for (size_t i = 0; i < d; i++) x[i] = (float)(i % 13) * 0.1f;
   const long before = max_rss_kb();
   const double t0 = bench_now_ns();
+  progress_bar_start("fused evaluation");
   check(pt_fn_eval(p, pt_key_make(1), x, y), "eval");
+  progress_bar_end();
   const double t = bench_now_ns() - t0;
   const long after = max_rss_kb();
   printf("perturbed argmax eval, d=%zu, M=%zu on %s: %.1f ms, peak RSS %ld kB -> %ld kB "

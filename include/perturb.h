@@ -40,7 +40,8 @@ typedef enum pt_status {
   PT_ENOMEM = 2,       /* an allocation failed */
   PT_EOVERFLOW = 3,    /* a size product overflows size_t, or a dimension exceeds INT32_MAX */
   PT_EUNSUPPORTED = 4, /* ISA not available; operation a function does not provide */
-  PT_ECALLBACK = 5     /* a user callback returned non-zero */
+  PT_ECALLBACK = 5,    /* a user callback returned non-zero */
+  PT_ECANCELED = 6     /* a progress handler asked to stop (pt_set_progress_handler) */
 } pt_status;
 
 /* A short English description; never NULL ("unknown status" for values outside the enum). */
@@ -51,6 +52,16 @@ PT_API const char *pt_strerror(pt_status s);
    when this thread has had no failure; a call that succeeds leaves it as it was.  Valid until
    this thread's next library call.  Recording it allocates nothing. */
 PT_API const char *pt_last_error(void);
+
+/* Progress of long computing calls made by the calling thread: fn(user, done, total) is called
+   from that thread, at most every `interval_s` seconds (and never for calls shorter than that),
+   with done <= total in units of the call's own choosing; a non-zero return cancels the call,
+   which then returns PT_ECANCELED and writes nothing.  fn NULL removes the handler.  The
+   handler applies to the thread's outermost call (not to calls a callback makes inside it) and
+   is checked once per group of samples, per stage of a composition, per row of a batch and per
+   block of rows or noise, on every thread the call uses. */
+typedef int (*pt_progress_fn)(void *user, uint64_t done, uint64_t total);
+PT_API void pt_set_progress_handler(pt_progress_fn fn, void *user, double interval_s);
 
 /* ---- ISA dispatch ------------------------------------------------------------------------- */
 

@@ -2,6 +2,8 @@
 /* pt_last_error: a sentence per thread in fixed buffers (src/api/error.h). */
 #include "api/error.h"
 
+#include "runtime/progress.h"
+
 #include <stdarg.h>
 #include <stdio.h>
 
@@ -20,13 +22,14 @@ int pt_call_enter(const char *name) {
   if (state.depth++ == 0) {
     state.call = name;
     state.recorded = 0;
+    pt_progress_begin_call();
   }
   return 1;
 }
 
 void pt_call_leave(int *entered) {
   (void)entered;
-  state.depth--;
+  if (--state.depth == 0) pt_progress_end_call();
 }
 
 pt_status pt_fail(pt_status s, const char *fmt, ...) {

@@ -3,8 +3,12 @@
    split between threads when there is enough of it (src/dispatch/split.h). */
 #include <inttypes.h>
 #include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
 
 #include "api/error.h"
+#include "runtime/alloc.h"
+#include "runtime/progress.h"
 
 #include "dispatch/dispatch_table.h"
 #include "runtime/pool.h"
@@ -49,6 +53,27 @@ void pt_split_noise(const pt_kernel_table *k, pt_noise kind, pt_key key, uint64_
   else pt_parallel_for(j.tasks, noise_task, &j);
 }
 
+/* With a progress handler: blocks of PROGRESS_BLOCK words, a checkpoint after each, into
+   scratch copied out once all have run (a canceled call writes nothing); every value is its
+   word's, so the blocks give the bits of one fill. */
+#define PROGRESS_BLOCK ((size_t)1 << 20)
+
+static pt_status noise_in_blocks(const pt_kernel_table *k, pt_noise kind, pt_key key,
+                                 uint64_t offset, float *out, size_t n) {
+  float *scratch = pt_malloc(n * sizeof *scratch);
+  if (!scratch) return pt_fail(PT_ENOMEM, "no memory for %zu floats of scratch", n);
+  const int units = pt_progress_units(n);
+  pt_status s = PT_OK;
+  for (size_t i = 0, len; i < n && s == PT_OK; i += len) {
+    len = n - i < PROGRESS_BLOCK ? n - i : PROGRESS_BLOCK;
+    pt_split_noise(k, kind, key, offset + i, scratch + i, len);
+    s = pt_progress_step(units, len);
+  }
+  if (s == PT_OK) memcpy(out, scratch, n * sizeof *out);
+  free(scratch);
+  return s;
+}
+
 pt_status pt_noise_fill(pt_noise kind, pt_key key, uint64_t offset, float *out, size_t n) {
   PT_CALL("pt_noise_fill");
   const pt_kernel_table *k;
@@ -64,6 +89,7 @@ pt_status pt_noise_fill(pt_noise kind, pt_key key, uint64_t offset, float *out, 
                    offset, n);
   if (n > (size_t)PTRDIFF_MAX / sizeof *out)
     return pt_fail(PT_EOVERFLOW, "n is %zu, more floats than PTRDIFF_MAX bytes hold", n);
+  if (pt_progress_current()) return noise_in_blocks(k, kind, key, offset, out, n);
   pt_split_noise(k, kind, key, offset, out, n);
   return PT_OK;
 }

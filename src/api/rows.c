@@ -3,10 +3,12 @@
    between threads when there is enough of it (src/dispatch/split.h). */
 #include <stdint.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "runtime/alloc.h"
 #include "dispatch/dispatch_table.h"
 #include "runtime/pool.h"
+#include "runtime/progress.h"
 #include "api/error.h"
 #include "api/rows.h"
 #include "kernels/sort.h"
@@ -57,6 +59,47 @@ void pt_split_argmax_rows(const pt_kernel_table *k, const float *x, size_t rows,
   else pt_parallel_for(tasks, argmax_task, &j);
 }
 
+/* ---- with a progress handler ------------------------------------------------------------------
+   The rows run in blocks of about PROGRESS_BLOCK elements, a checkpoint after each, into
+   scratch copied out only once every block has run, so that a canceled call writes nothing.
+   Rows are independent, so the blocks give the bits of one call. */
+#define PROGRESS_BLOCK ((size_t)1 << 20)
+
+static size_t block_rows(size_t d) { return d < PROGRESS_BLOCK ? PROGRESS_BLOCK / d : 1; }
+
+static pt_status argmax_in_blocks(const pt_kernel_table *k, const float *x, size_t rows, size_t d,
+                                  size_t ld, int32_t *idx) {
+  int32_t *scratch = pt_malloc(rows * sizeof *scratch);
+  if (!scratch) return pt_fail(PT_ENOMEM, "no memory for %zu rows' results", rows);
+  const int units = pt_progress_units(rows);
+  pt_status s = PT_OK;
+  for (size_t r = 0, n; r < rows && s == PT_OK; r += n) {
+    n = min_size(block_rows(d), rows - r);
+    pt_split_argmax_rows(k, x + r * ld, n, d, ld, scratch + r);
+    s = pt_progress_step(units, n);
+  }
+  if (s == PT_OK) memcpy(idx, scratch, rows * sizeof *idx);
+  free(scratch);
+  return s;
+}
+
+static pt_status sort_in_blocks(const pt_kernel_table *k, int ranks, const float *x, size_t rows,
+                                size_t d, size_t ld, int32_t *out, size_t ld_out) {
+  int32_t *scratch = pt_malloc(rows * d * sizeof *scratch); /* rows * d fits: x's extent did */
+  if (!scratch) return pt_fail(PT_ENOMEM, "no memory for %zu rows' results", rows);
+  const int units = pt_progress_units(rows);
+  pt_status s = PT_OK;
+  for (size_t r = 0, n; r < rows && s == PT_OK; r += n) {
+    n = min_size(block_rows(d), rows - r);
+    s = pt_split_sort_rows(k, ranks, x + r * ld, n, d, ld, scratch + r * d, d);
+    if (s == PT_OK) s = pt_progress_step(units, n);
+  }
+  for (size_t r = 0; s == PT_OK && r < rows; r++)
+    memcpy(out + r * ld_out, scratch + r * d, d * sizeof *out);
+  free(scratch);
+  return s;
+}
+
 pt_status pt_argmax_rows(const float *x, size_t rows, size_t d, size_t ld, int32_t *idx) {
   PT_CALL("pt_argmax_rows");
   const pt_kernel_table *k;
@@ -64,6 +107,7 @@ pt_status pt_argmax_rows(const float *x, size_t rows, size_t d, size_t ld, int32
   if (s == PT_OK) s = pt_check_matrix("x", x, rows, d, ld, sizeof(float));
   if (s == PT_OK) s = pt_check_matrix("idx", idx, rows, 1, 1, sizeof(int32_t));
   if (s != PT_OK || rows == 0) return s;
+  if (pt_progress_current()) return argmax_in_blocks(k, x, rows, d, ld, idx);
   pt_split_argmax_rows(k, x, rows, d, ld, idx);
   return PT_OK;
 }
@@ -117,6 +161,7 @@ static pt_status sort_rows(int ranks, const float *x, size_t rows, size_t d, siz
   if (s == PT_OK) s = pt_check_matrix("x", x, rows, d, ld, sizeof(float));
   if (s == PT_OK) s = pt_check_matrix(ranks ? "rank" : "perm", out, rows, d, ld_out, sizeof(int32_t));
   if (s != PT_OK || rows == 0) return s;
+  if (pt_progress_current()) return sort_in_blocks(k, ranks, x, rows, d, ld, out, ld_out);
   return pt_split_sort_rows(k, ranks, x, rows, d, ld, out, ld_out);
 }
 

@@ -9,6 +9,7 @@
 
 #include "runtime/alloc.h"
 #include "runtime/pool.h"
+#include "runtime/progress.h"
 
 uint64_t pt_estimate_group(uint64_t samples) {
   uint64_t group = PT_ESTIMATE_MIN_GROUP;
@@ -153,6 +154,8 @@ typedef struct sum_job {
   size_t tasks;
   pt_sums *sums;     /* per task; task 0's is the caller's */
   pt_status *status; /* per task */
+  int units;         /* the groups are the call's units of progress */
+  int allocated;     /* the sums of tasks after the first are allocated already */
 } sum_job;
 
 /* A finished group's sums, into s exactly. */
@@ -174,7 +177,7 @@ static void sum_task(void *ctx, size_t t) {
   const uint64_t g0 = job->g0 + span * t / job->tasks, g1 = job->g0 + span * (t + 1) / job->tasks;
   pt_sums *s = &job->sums[t];
   pt_status st = PT_OK;
-  if (t > 0) st = pt_sums_alloc(e, NULL, s);
+  if (t > 0 && !job->allocated) st = pt_sums_alloc(e, NULL, s);
   /* the caller's arena only when this task is the call's only one: it runs on that thread */
   pt_arena *arena = job->tasks == 1 ? e->arena : NULL;
   /* one zeroed block: a group's double sums, then the path's scratch (zero: the fused vjp's
@@ -189,6 +192,7 @@ static void sum_task(void *ctx, size_t t) {
     memset(group_sums, 0, e->cells * sizeof *group_sums);
     st = e->path->run(e, scratch, m0, group_end(e, m0), group_sums, s->count);
     if (st == PT_OK) add_group(e, s, g, group_sums);
+    if (st == PT_OK) st = pt_progress_step(job->units, 1);
   }
   pt_arena_free(arena, group_sums);
   job->status[t] = st;
@@ -226,7 +230,7 @@ static void round_task(void *ctx, size_t t) {
    thread runs the function over the round's samples in order, the pool adds their terms, task
    t of every round into sums[t]. */
 static pt_status sum_ordered(const pt_estimator *e, uint64_t g0, uint64_t g1, size_t tasks,
-                             pt_sums *sums) {
+                             pt_sums *sums, int units) {
   const size_t sums_bytes = (e->cells * sizeof(double) + 63) & ~(size_t)63;
   const size_t stride = sums_bytes + ((e->staged_bytes + 63) & ~(size_t)63);
   pt_status st = PT_OK;
@@ -242,6 +246,7 @@ static pt_status sum_ordered(const pt_estimator *e, uint64_t g0, uint64_t g1, si
     }
     r.finishing = 1;
     if (st == PT_OK) pt_parallel_for(groups, round_task, &r);
+    if (st == PT_OK) st = pt_progress_step(units, groups);
   }
   free(buffers);
   return st;
@@ -250,6 +255,7 @@ static pt_status sum_ordered(const pt_estimator *e, uint64_t g0, uint64_t g1, si
 pt_status pt_estimator_sum(const pt_estimator *e, uint64_t m0, uint64_t m1, pt_sums *s) {
   if (m0 >= m1) return PT_OK;
   const uint64_t g0 = m0 / e->group, g1 = (m1 - 1) / e->group + 1;
+  const int units = pt_progress_units(g1 - g0);
   const int ordered = !e->thread_safe && e->path->call && e->staged_bytes;
   size_t tasks = 1;
   if ((e->thread_safe || ordered) && (double)(m1 - m0) * e->work >= PT_PARALLEL_MIN_WORK) {
@@ -267,10 +273,22 @@ pt_status pt_estimator_sum(const pt_estimator *e, uint64_t m0, uint64_t m1, pt_s
   if (tasks > 1) sums[0] = *s; /* task 0 adds into the caller's sums */
   if (ordered && tasks > 1) {
     for (size_t t = 1; t < tasks && st == PT_OK; t++) st = pt_sums_alloc(e, NULL, &sums[t]);
-    if (st == PT_OK) st = sum_ordered(e, g0, g1, tasks, sums);
+    if (st == PT_OK) st = sum_ordered(e, g0, g1, tasks, sums, units);
     status[0] = st;
+  } else if (pt_progress_current() && tasks > 1) {
+    /* with a progress handler, waves of one group a task, the calling thread reporting between
+       them whichever threads the pool gives a wave's groups to; every task keeps its sums */
+    for (size_t t = 1; t < tasks && st == PT_OK; t++) st = pt_sums_alloc(e, NULL, &sums[t]);
+    for (uint64_t g = g0; g < g1 && st == PT_OK; g += tasks) {
+      const size_t n = g1 - g < tasks ? (size_t)(g1 - g) : tasks;
+      sum_job job = {e, g, g + n, n, sums, status, units, 1};
+      pt_parallel_for(n, sum_task, &job);
+      for (size_t t = 0; t < n && st == PT_OK; t++) st = status[t];
+      if (st == PT_OK) st = pt_progress_step(units, 0);
+    }
+    for (size_t t = 0; t < tasks; t++) status[t] = st;
   } else {
-    sum_job job = {e, g0, g1, tasks, sums, status};
+    sum_job job = {e, g0, g1, tasks, sums, status, units, 0};
     pt_parallel_for(tasks, sum_task, &job);
   }
   /* the first failure in task order, so that the error is the same on every run */

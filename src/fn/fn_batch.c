@@ -13,6 +13,7 @@
 #include "runtime/alloc.h"
 #include "fn/fn.h"
 #include "runtime/pool.h"
+#include "runtime/progress.h"
 
 typedef enum batch_kind { BATCH_EVAL, BATCH_VJP, BATCH_JVP, BATCH_VALUE_AND_GRAD } batch_kind;
 
@@ -25,6 +26,8 @@ typedef struct batch_job {
   float *out;         /* per row: y, x_bar, y_dot or grad */
   float *value;       /* per row: value_and_grad's value */
   pt_status *status;  /* per task */
+  int units;          /* the rows are the call's units of progress */
+  size_t row0, rows;  /* the rows the tasks share: all, or a wave's (run_batch) */
 } batch_job;
 
 /* Operations of one evaluation below which a batch stays on the calling thread. */
@@ -49,13 +52,17 @@ static pt_status run_row(const batch_job *j, size_t b) {
 /* Task t: its rows in order, stopping at the first failure. */
 static void batch_task(void *ctx, size_t t) {
   const batch_job *j = ctx;
-  const size_t b0 = j->batch * t / j->tasks, b1 = j->batch * (t + 1) / j->tasks;
+  const size_t b0 = j->row0 + j->rows * t / j->tasks, b1 = j->row0 + j->rows * (t + 1) / j->tasks;
   pt_status s = PT_OK;
-  if (j->kind == BATCH_EVAL && j->f->n_random == 0) /* keys unused: the whole range at once */
+  if (j->kind == BATCH_EVAL && j->f->n_random == 0) { /* keys unused: the whole range at once */
     s = j->f->ops->eval(j->f, pt_fn_keys_for(j->f, j->key), b1 - b0, j->x + b0 * j->f->n_in,
                         j->out + b0 * j->f->n_out);
-  else
-    for (size_t b = b0; b < b1 && s == PT_OK; b++) s = run_row(j, b);
+    if (s == PT_OK) s = pt_progress_step(j->units, b1 - b0);
+  } else
+    for (size_t b = b0; b < b1 && s == PT_OK; b++) {
+      s = run_row(j, b);
+      if (s == PT_OK) s = pt_progress_step(j->units, 1);
+    }
   j->status[t] = s;
 }
 
@@ -70,10 +77,18 @@ static pt_status run_batch(batch_job *j) {
   pt_status one = PT_OK;
   j->status = tasks > 1 ? pt_calloc(tasks, sizeof *j->status) : &one;
   if (!j->status) return pt_fail(PT_ENOMEM, "no memory for %zu tasks' statuses", tasks);
-  j->tasks = tasks;
-  pt_parallel_for(tasks, batch_task, j);
+  j->units = pt_progress_units(j->batch);
+  /* with a progress handler, waves of one row a task, the calling thread reporting between
+     them whichever threads the pool gives a wave's rows to */
+  const size_t wave = pt_progress_current() && tasks > 1 ? tasks : j->batch;
   pt_status s = PT_OK;
-  for (size_t t = 0; t < tasks && s == PT_OK; t++) s = j->status[t];
+  for (j->row0 = 0; j->row0 < j->batch && s == PT_OK; j->row0 += wave) {
+    j->rows = j->batch - j->row0 < wave ? j->batch - j->row0 : wave;
+    j->tasks = tasks < j->rows ? tasks : j->rows;
+    pt_parallel_for(j->tasks, batch_task, j);
+    for (size_t t = 0; t < j->tasks && s == PT_OK; t++) s = j->status[t];
+    if (s == PT_OK && wave < j->batch) s = pt_progress_step(j->units, 0);
+  }
   if (tasks > 1) free(j->status);
   return s;
 }

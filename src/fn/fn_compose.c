@@ -12,6 +12,7 @@
 
 #include "api/error.h"
 #include "runtime/alloc.h"
+#include "runtime/progress.h"
 #include "fn/fn.h"
 
 typedef struct compose_fn {
@@ -80,11 +81,13 @@ static pt_status compose_eval(const pt_fn *f, pt_fn_keys keys, size_t batch, con
   if (s != PT_OK) return s;
   float *buf = pt_fn_alloc(batch, alternating(&l) * l.widest, sizeof *buf, &s);
   const float *in = x;
+  const int units = pt_progress_units(l.n);
   for (size_t k = 0; buf && s == PT_OK && k < l.n; k++) {
     float *out = k + 1 == l.n ? y : buf + (k % 2) * batch * l.widest;
     s = l.stage[k]->ops->eval(l.stage[k], keys, batch, in, out);
     keys = next_keys(keys, l.stage[k]);
     in = out;
+    if (s == PT_OK) s = pt_progress_step(units, 1);
   }
   free(buf);
   free(l.stage);
@@ -106,12 +109,14 @@ static pt_status compose_vjp(const pt_fn *f, pt_fn_keys keys, const float *x, co
     float *bar = values + l.between;
     float *next = values;
     at[0] = x;
+    const int units = pt_progress_units(2 * l.n - 1); /* the evaluations, then the vjps */
     for (size_t k = 0; s == PT_OK && k + 1 < l.n; k++) {
       stage_keys[k] = keys;
       s = l.stage[k]->ops->eval(l.stage[k], keys, 1, at[k], next);
       keys = next_keys(keys, l.stage[k]);
       at[k + 1] = next;
       next += l.stage[k]->n_out;
+      if (s == PT_OK) s = pt_progress_step(units, 1);
     }
     stage_keys[l.n - 1] = keys;
     const float *v = y_bar;
@@ -120,6 +125,7 @@ static pt_status compose_vjp(const pt_fn *f, pt_fn_keys keys, const float *x, co
       s = l.stage[k]->ops->vjp(l.stage[k], stage_keys[k], at[k], v, k + 1 == l.n ? y : NULL,
                                out);
       v = out;
+      if (s == PT_OK) s = pt_progress_step(units, 1);
     }
   }
   free(stage_keys);
@@ -137,6 +143,7 @@ static pt_status compose_jvp(const pt_fn *f, pt_fn_keys keys, const float *x, co
   if (s != PT_OK) return s;
   float *buf = pt_fn_alloc(2 * alternating(&l), l.widest, sizeof *buf, &s);
   const float *u = x, *u_dot = x_dot;
+  const int units = pt_progress_units(l.n);
   for (size_t k = 0; buf && s == PT_OK && k < l.n; k++) {
     const int last = k + 1 == l.n;
     float *v = last ? y : buf + (k % 2) * 2 * l.widest, *v_dot = last ? y_dot : v + l.widest;
@@ -144,6 +151,7 @@ static pt_status compose_jvp(const pt_fn *f, pt_fn_keys keys, const float *x, co
     keys = next_keys(keys, l.stage[k]);
     u = v;
     u_dot = v_dot;
+    if (s == PT_OK) s = pt_progress_step(units, 1);
   }
   free(buf);
   free(l.stage);
@@ -175,6 +183,7 @@ static pt_status compose_jacobian(const pt_fn *f, pt_fn_keys keys, const float *
       j_stage ? pt_fn_alloc(alternating(&l) * l.widest, n_in, sizeof *product, &s) : NULL;
   double *row = product ? pt_fn_alloc(n_in, 1, sizeof *row, &s) : NULL;
   const float *in = x, *acc = NULL;
+  const int units = pt_progress_units(l.n);
   for (size_t k = 0; row && s == PT_OK && k < l.n; k++) {
     const pt_fn *g = l.stage[k];
     const int last = k + 1 == l.n;
@@ -197,6 +206,7 @@ static pt_status compose_jacobian(const pt_fn *f, pt_fn_keys keys, const float *
     keys = next_keys(keys, g);
     in = out;
     acc = next;
+    if (s == PT_OK) s = pt_progress_step(units, 1);
   }
   free(row);
   free(product);

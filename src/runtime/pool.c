@@ -10,6 +10,7 @@
 #include "runtime/pool.h"
 
 #include "api/error.h"
+#include "runtime/progress.h"
 
 #include <pthread.h>
 #include <pthreadpool.h>
@@ -168,11 +169,30 @@ static void parallelize(pthreadpool_t pool, void (*task)(void *, size_t), void *
 #define parallelize pthreadpool_parallelize_1d
 #endif
 
+/* A task of a call with a progress tracker, run by a worker under that tracker. */
+typedef struct tracked {
+  void (*task)(void *ctx, size_t i);
+  void *ctx;
+  pt_tracker *tracker;
+} tracked;
+
+static void tracked_task(void *p, size_t i) {
+  const tracked *t = p;
+  pt_tracker *was = pt_progress_adopt(t->tracker);
+  t->task(t->ctx, i);
+  pt_progress_adopt(was);
+}
+
 void pt_parallel_for(size_t count, void (*task)(void *ctx, size_t i), void *ctx) {
   const size_t n = count > 1 ? pt_threads() : 1;
   if (n == 1 || atomic_flag_test_and_set_explicit(&busy, memory_order_acquire)) {
     for (size_t i = 0; i < count; i++) task(ctx, i);
     return;
+  }
+  tracked t = {task, ctx, pt_progress_current()};
+  if (t.tracker) {
+    task = tracked_task;
+    ctx = &t;
   }
   if (pool_threads != n) {
     pthread_once(&atfork_once, register_atfork);
