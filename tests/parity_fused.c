@@ -72,6 +72,64 @@ done:
   free(out);
 }
 
+/* ---- perturb_tile_multiplicative -------------------------------------------------------------- */
+
+/* w = exp(sigma z - sigma^2/2) (the product and difference in float, as the kernel forms them)
+   within the exp's accuracy, xt = x * w bit for bit, the ISA's bits the scalar kernel's, and
+   either output alone the same bits. */
+void parity_perturb_tile_multiplicative(const pt_kernel_table *k, const pt_kernel_table *scalar,
+                                        const pt_case *c, const float *x, pt_parity_result *res) {
+  const size_t rows = c->rows, n = c->d, total = rows * n;
+  if (total == 0) return;
+  float *z = malloc(total * sizeof *z), *xv = malloc(n * sizeof *xv);
+  float *out = malloc(4 * (total + GUARD) * sizeof *out);
+  if (!z || !xv || !out) {
+    pt_parity_fail(res, "out of memory");
+    goto done;
+  }
+  for (size_t r = 0; r < rows; r++) memcpy(z + r * n, x + r * c->ld, n * sizeof *z);
+  uint64_t s = c->seed;
+  for (size_t i = 0; i < n; i++) xv[i] = (float)(pt_test_rand(&s) >> 40) * 0x1p-22f - 2.0f;
+  const float sigma = 0.75f, half_var = 0.5f * sigma * sigma;
+  float *xt = out, *w = xt + total + GUARD, *xt_s = w + total + GUARD, *w_s = xt_s + total + GUARD;
+  for (size_t i = 0; i < 4 * (total + GUARD); i++) out[i] = guard;
+  k->perturb_tile_multiplicative(z, rows, n, xv, sigma, xt, w);
+  scalar->perturb_tile_multiplicative(z, rows, n, xv, sigma, xt_s, w_s);
+  for (size_t i = total; i < total + GUARD; i++)
+    if (xt[i] != guard || w[i] != guard) {
+      pt_parity_fail(res, "perturb_tile_multiplicative %s wrote past rows x n (rows %zu, n %zu)",
+                     pt_isa_name(k->isa), rows, n);
+      goto done;
+    }
+  for (size_t i = 0; i < total; i++) {
+    const float step = sigma * z[i], t = step - half_var, want_xt = xv[i % n] * w[i];
+    const double want_w = exp((double)t);
+    const int w_ok = isnan(t) ? isnan(w[i])
+                     : want_w > FLT_MAX ? isinf(w[i])
+                                        : fabs(w[i] - want_w) <= 2.5e-7 * want_w + 1e-37;
+    if (!same(xt[i], xt_s[i]) || !same(w[i], w_s[i]) || !same(xt[i], want_xt) || !w_ok) {
+      pt_parity_fail(res,
+                     "perturb_tile_multiplicative %s: element %zu of z %a: xt %a (scalar %a, "
+                     "want %a), w %a (scalar %a, exp %a)",
+                     pt_isa_name(k->isa), i, (double)z[i], (double)xt[i], (double)xt_s[i],
+                     (double)want_xt, (double)w[i], (double)w_s[i], want_w);
+      goto done;
+    }
+  }
+  k->perturb_tile_multiplicative(z, rows, n, xv, sigma, NULL, xt_s);
+  k->perturb_tile_multiplicative(z, rows, n, xv, sigma, w_s, NULL);
+  for (size_t i = 0; i < total; i++)
+    if (!same(xt_s[i], w[i]) || !same(w_s[i], xt[i])) {
+      pt_parity_fail(res, "perturb_tile_multiplicative %s: one output alone differs at %zu",
+                     pt_isa_name(k->isa), i);
+      break;
+    }
+done:
+  free(z);
+  free(xv);
+  free(out);
+}
+
 /* ---- the terms of every fused kernel (pt_fused_terms) -------------------------------------- */
 
 /* The inputs of one fused tile: x finite, segments, and what to accumulate: the cotangent in
