@@ -344,8 +344,9 @@ static void tile_release(void *p) {
 static int setup_tile(bench_run *run, size_t rows, size_t d, int multiplicative) {
   tile_state *s = calloc(1, sizeof *s);
   if (!s) return -1;
-  *s = (tile_state){random_floats(rows * d, 7), random_floats(d, 8), malloc(rows * d * sizeof(float)),
-                    malloc(rows * d * sizeof(float)), rows, d, multiplicative};
+  *s = (tile_state){random_floats(rows * d, 7), random_floats(d, 8),
+                    malloc(rows * d * sizeof(float)), malloc(rows * d * sizeof(float)), rows, d,
+                    multiplicative};
   *run = (bench_run){rows * d, rows * d * sizeof(float), s, perturb_tile_call, tile_release, NULL};
   if (!s->z || !s->x || !s->xt || !s->e) {
     tile_release(s);

@@ -72,7 +72,7 @@ done:
   free(out);
 }
 
-/* ---- perturb_tile_multiplicative -------------------------------------------------------------- */
+/* ---- perturb_tile_multiplicative ------------------------------------------------------------- */
 
 /* w = exp(sigma z - sigma^2/2) (the product and difference in float, as the kernel forms them)
    within the exp's accuracy, xt = x * w bit for bit, the ISA's bits the scalar kernel's, and

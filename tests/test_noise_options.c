@@ -40,7 +40,7 @@ static int same_bits(const float *a, const float *b, size_t n) {
   return memcmp(a, b, n * sizeof *a) == 0;
 }
 
-/* ---- black boxes ------------------------------------------------------------------------------ */
+/* ---- black boxes ----------------------------------------------------------------------------- */
 
 /* The rows a function is given, in the order it is given them (one thread: sample order). */
 typedef struct recorder {
@@ -142,7 +142,7 @@ static pt_fn *box(size_t n_in, size_t n_out, pt_eval_fn f, pt_vjp_fn vjp, void *
   return out;
 }
 
-/* ---- statistics over keys ----------------------------------------------------------------------- */
+/* ---- statistics over keys -------------------------------------------------------------------- */
 
 /* The mean and its standard error, per entry, of estimates over keys pt_key_make(seed + r). */
 typedef struct over_keys {
@@ -210,7 +210,7 @@ static void call_op(const void *ctx, pt_key key, float *out) {
   }
 }
 
-/* ---- the noise of antithetic pairs ------------------------------------------------------------- */
+/* ---- the noise of antithetic pairs ----------------------------------------------------------- */
 
 /* With x = 0 and sigma = 1 a function is given the noise itself (0 + 1 z = z): sample 2p is the
    stream's noise at the words of pair p, p*n + i, bit for bit, and sample 2p + 1 its partner,
@@ -244,7 +244,8 @@ static void check_pairs(pt_noise noise) {
         const double partner = noise == PT_NOISE_NORMAL ? -(double)z[i]
                                                         : -log(-log(1.0 - (double)u[i]));
         if (noise == PT_NOISE_NORMAL)
-          cr_assert(b[i] == -a[i], "sample %zu input %zu: %a, not -%a", 2 * pair + 1, i, b[i], a[i]);
+          cr_assert(b[i] == -a[i], "sample %zu input %zu: %a, not -%a", 2 * pair + 1, i, b[i],
+                    a[i]);
         else
           cr_assert(fabs(b[i] - partner) <= 1e-6 * fmax(1.0, fabs(partner)),
                     "sample %zu input %zu: %.9g, -log(-log(1 - u)) %.9g", 2 * pair + 1, i, b[i],
@@ -321,7 +322,8 @@ Test(noise_options, antithetic_argmax_is_the_softmax) {
     pt_perturb_options o = options(1000, sigma, PT_NOISE_GUMBEL, PT_BASELINE_F_X, 1, 0);
     pt_fn *pf = perturbed(fs[k], &o);
     op_call value = {pf, PT_OP_EVAL, x, NULL}, jacobian = {pf, PT_OP_JACOBIAN, x, NULL};
-    over_keys v = run_keys(call_op, &value, 4, 60, 1000), j = run_keys(call_op, &jacobian, 16, 60, 2000);
+    over_keys v = run_keys(call_op, &value, 4, 60, 1000);
+    over_keys j = run_keys(call_op, &jacobian, 16, 60, 2000);
     expect_truth(&v, p, k ? "black box value" : "fused value");
     expect_truth(&j, jac, k ? "black box jacobian" : "fused jacobian");
     over_keys_free(&v);
@@ -362,7 +364,8 @@ Test(noise_options, multiplicative_noise_keeps_the_mean) {
    z_i / (sigma x_i)) with every baseline, and by the pathwise estimator (J diag(w) at each
    sample); the jvp is w . x_dot; with antithetic pairs too. */
 Test(noise_options, multiplicative_gradient_of_a_linear_function_is_its_weights) {
-  const float x[LN] = {1.2f, -0.8f, 0.5f, 2.5f, -1.5f}, x_dot[LN] = {1.0f, 0.5f, -2.0f, 0.25f, 1.0f};
+  const float x[LN] = {1.2f, -0.8f, 0.5f, 2.5f, -1.5f};
+  const float x_dot[LN] = {1.0f, 0.5f, -2.0f, 0.25f, 1.0f};
   const float one = 1.0f;
   double w[LN], dot = 0.0;
   for (size_t i = 0; i < LN; i++) dot += (double)(w[i] = weights[i]) * x_dot[i];
@@ -476,7 +479,65 @@ Test(noise_options, multiplicative_built_ins_are_the_black_box_s) {
   pt_fn_free(bb);
 }
 
-/* ---- variance ------------------------------------------------------------------------------------ */
+/* The Fenchel-Young loss takes both options through its perturbed support function: with
+   antithetic Gumbel pairs its value is sigma LSE(theta / sigma) + sigma gamma - <theta, y_true>
+   and its gradient softmax(theta / sigma) - y_true, at 5 standard errors over 40 keys; with
+   multiplicative noise its theta gradient is the perturbed max's pathwise one, E[y* w], minus
+   y_true, bit for bit. */
+typedef struct loss_call {
+  const pt_fn *loss;
+  const float *x;
+} loss_call;
+
+static void loss_value_and_grad(const void *ctx, pt_key key, float *out) {
+  const loss_call *c = ctx;
+  cr_assert_eq(pt_fn_value_and_grad(c->loss, key, c->x, out, out + 1), PT_OK);
+}
+
+Test(noise_options, fenchel_young_loss_takes_both_options) {
+  enum { D = 5 };
+  const float x[2 * D] = {0.3f, -0.7f, 1.1f, 0.2f, 0.9f, 0.25f, 0.0f, 0.5f, 0.0f, 0.25f};
+  const float sigma = 0.5f;
+  double p[D], jac[D * D], truth[1 + 2 * D], top = x[0], z = 0.0;
+  softmax_truth(x, D, sigma, p, jac);
+  for (size_t i = 1; i < D; i++) top = fmax(top, x[i]);
+  for (size_t i = 0; i < D; i++) z += exp((x[i] - top) / sigma);
+  truth[0] = top + sigma * log(z) + sigma * 0.57721566490153286;
+  for (size_t i = 0; i < D; i++) {
+    truth[0] -= (double)x[i] * x[D + i];
+    truth[1 + i] = p[i] - x[D + i];
+    truth[1 + D + i] = -x[i];
+  }
+  pt_fn *argmax, *mx, *loss;
+  cr_assert_eq(pt_fn_argmax_one_hot(D, &argmax), PT_OK);
+  cr_assert_eq(pt_fn_max(D, &mx), PT_OK);
+  pt_perturb_options o = options(1000, sigma, PT_NOISE_GUMBEL, PT_BASELINE_F_X, 1, 0);
+  o.gradient = PT_GRADIENT_AUTO;
+  cr_assert_eq(pt_fenchel_young_loss(argmax, &o, &loss), PT_OK);
+  loss_call c = {loss, x};
+  over_keys s = run_keys(loss_value_and_grad, &c, 1 + 2 * D, 40, 77000);
+  expect_truth(&s, truth, "antithetic loss, gradient");
+  over_keys_free(&s);
+  pt_fn_free(loss);
+
+  o = options(1000, sigma, PT_NOISE_NORMAL, PT_BASELINE_F_X, 1, 1);
+  o.gradient = PT_GRADIENT_AUTO;
+  cr_assert_eq(pt_fenchel_young_loss(argmax, &o, &loss), PT_OK);
+  pt_fn *pm = perturbed(mx, &o);
+  float got[1 + 2 * D], want[D], one = 1.0f;
+  const pt_key key = pt_key_make(8);
+  cr_assert_eq(pt_fn_value_and_grad(loss, key, x, got, got + 1), PT_OK);
+  cr_assert_eq(pt_fn_vjp(pm, key, x, &one, want), PT_OK);
+  for (size_t i = 0; i < D; i++)
+    cr_assert_eq(got[1 + i], want[i] - x[D + i],
+                 "theta gradient %zu: the perturbed max's vjp minus y_true", i);
+  pt_fn_free(pm);
+  pt_fn_free(loss);
+  pt_fn_free(mx);
+  pt_fn_free(argmax);
+}
+
+/* ---- variance -------------------------------------------------------------------------------- */
 
 /* y = sum_i tanh(x_i) (n = *user): increasing in every input, so a pair's two values are
    negatively correlated */
@@ -527,7 +588,7 @@ Test(noise_options, antithetic_pairs_lower_the_variance) {
   pt_fn_free(argmax);
 }
 
-/* ---- every path, split ------------------------------------------------------------------------- */
+/* ---- every path, split ----------------------------------------------------------------------- */
 
 typedef struct subject {
   const char *name;
@@ -561,17 +622,21 @@ static void make_subjects(subjects *all) {
     int antithetic, multiplicative, block_diagonal, independent;
     size_t m; /* enough work for every path to split its groups among threads */
   } made[SUBJECTS] = {
-      {"segments antithetic", seg, PT_NOISE_GUMBEL, PT_BASELINE_F_X, PT_GRADIENT_SCORE, 1, 0, 0, 0, 2100},
+      {"segments antithetic", seg, PT_NOISE_GUMBEL, PT_BASELINE_F_X, PT_GRADIENT_SCORE, 1, 0, 0, 0,
+       2100},
       {"segments antithetic block-diagonal", seg, PT_NOISE_NORMAL, PT_BASELINE_NONE,
        PT_GRADIENT_SCORE, 1, 0, 1, 1, 2100},
-      {"ranking antithetic", rank, PT_NOISE_GUMBEL, PT_BASELINE_F_X, PT_GRADIENT_SCORE, 1, 0, 0, 1, 2100},
+      {"ranking antithetic", rank, PT_NOISE_GUMBEL, PT_BASELINE_F_X, PT_GRADIENT_SCORE, 1, 0, 0, 1,
+       2100},
       {"max antithetic", mx, PT_NOISE_GUMBEL, PT_BASELINE_F_X, PT_GRADIENT_AUTO, 1, 0, 0, 0, 2100},
-      {"sort antithetic", sort, PT_NOISE_NORMAL, PT_BASELINE_F_X, PT_GRADIENT_AUTO, 1, 0, 0, 0, 2100},
+      {"sort antithetic", sort, PT_NOISE_NORMAL, PT_BASELINE_F_X, PT_GRADIENT_AUTO, 1, 0, 0, 0,
+       2100},
       {"argmax multiplicative", argmax, PT_NOISE_NORMAL, PT_BASELINE_LEAVE_ONE_OUT,
        PT_GRADIENT_SCORE, 0, 1, 0, 0, 2100},
-      {"max multiplicative antithetic", mx, PT_NOISE_NORMAL, PT_BASELINE_F_X, PT_GRADIENT_AUTO, 1, 1,
-       0, 0, 2100},
-      {"box antithetic", sq, PT_NOISE_GUMBEL, PT_BASELINE_F_X, PT_GRADIENT_SCORE, 1, 0, 0, 0, 17000},
+      {"max multiplicative antithetic", mx, PT_NOISE_NORMAL, PT_BASELINE_F_X, PT_GRADIENT_AUTO, 1,
+       1, 0, 0, 2100},
+      {"box antithetic", sq, PT_NOISE_GUMBEL, PT_BASELINE_F_X, PT_GRADIENT_SCORE, 1, 0, 0, 0,
+       17000},
       {"box multiplicative antithetic", sq, PT_NOISE_NORMAL, PT_BASELINE_F_X, PT_GRADIENT_SCORE, 1,
        1, 0, 1, 17000},
       {"calling-thread box pathwise multiplicative antithetic", sq1, PT_NOISE_NORMAL,
@@ -619,7 +684,9 @@ static size_t one_call(const subject *s, pt_op op, pt_key key, const float *x, c
     case PT_OP_EVAL: cr_assert_eq(pt_fn_eval(s->f, key, x, out), PT_OK); return n_out;
     case PT_OP_VJP: cr_assert_eq(pt_fn_vjp(s->f, key, x, v, out), PT_OK); return n_in;
     case PT_OP_JVP: cr_assert_eq(pt_fn_jvp(s->f, key, x, v, out), PT_OK); return n_out;
-    case PT_OP_JACOBIAN: cr_assert_eq(pt_fn_jacobian(s->f, key, x, out), PT_OK); return n_out * n_in;
+    case PT_OP_JACOBIAN:
+      cr_assert_eq(pt_fn_jacobian(s->f, key, x, out), PT_OK);
+      return n_out * n_in;
     default: cr_assert_eq(pt_fn_hessian(s->f, key, x, out), PT_OK); return n_in * n_in;
   }
 }
@@ -733,7 +800,7 @@ Test(noise_options, every_thread_count_isa_and_batch_gives_the_same_bits) {
   free_subjects(&all);
 }
 
-/* ---- refusals --------------------------------------------------------------------------------- */
+/* ---- refusals -------------------------------------------------------------------------------- */
 
 Test(noise_options, bad_options_and_points_are_refused_with_nothing_written) {
   static size_t d = 4;
@@ -793,7 +860,8 @@ Test(noise_options, bad_options_and_points_are_refused_with_nothing_written) {
   cr_expect(same_bits(out, before, 16), "nothing written");
   cr_expect_eq(pt_fn_eval(p, key, x, out), PT_OK);
   cr_expect_eq(out[1], 0.0f, "0 times any factor");
-  cr_expect_eq(pt_fn_hessian(p, key, x, out), PT_EUNSUPPORTED, "no Hessian of multiplicative noise");
+  cr_expect_eq(pt_fn_hessian(p, key, x, out), PT_EUNSUPPORTED,
+               "no Hessian of multiplicative noise");
   pt_fn_free(p);
   o.gradient = PT_GRADIENT_AUTO;
   p = perturbed(mx, &o);

@@ -71,8 +71,8 @@ pt_fused_terms pt_fused_terms_of(const pt_estimator *e, const pt_terms_at *at, c
   const size_t n = e->f->n_in;
   const unsigned want = pt_fused_score_want(e);
   const pt_fused_terms terms = {
-      .key = e->key, .antithetic = e->p.antithetic, .n = n, .sigma = e->p.sigma, .samples = e->p.samples,
-      .blocks = at->blocks, .block_at = at->block_at,
+      .key = e->key, .antithetic = e->p.antithetic, .n = n, .sigma = e->p.sigma,
+      .samples = e->p.samples, .blocks = at->blocks, .block_at = at->block_at,
       .y_bar = want & PT_WANT_VJP ? e->y_bar : NULL, .c_base = c_base,
       .c_sum = piece(scratch, at->c_sum), .partial = piece(scratch, at->partial),
       .x_bar_sum = pt_fused_sums_at(sums, e->at_x_bar),
