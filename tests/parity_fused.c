@@ -146,6 +146,7 @@ typedef struct fused_input {
   double c_base[8];
   int rows_of_g, sums;
   int permutation; /* the rank kernels' cotangent of the permutation matrix (y_bar: n x n) */
+  int antithetic;  /* antithetic pairs: m0 and rows even */
 } fused_input;
 
 /* The buffers a job's terms write. */
@@ -168,7 +169,8 @@ static pt_fused_terms terms_alloc(terms_run *b, const fused_input *in) {
   b->t_sum = calloc(blocks, sizeof(double));
   b->g_sum = calloc(n, sizeof(double));
   return (pt_fused_terms){
-      .key = in->key, .n = n, .sigma = in->sigma, .samples = in->m0 + rows, .blocks = blocks,
+      .key = in->key, .antithetic = in->antithetic, .n = n, .sigma = in->sigma,
+      .samples = in->m0 + rows, .blocks = blocks,
       .block_at = in->block_at, .y_bar = in->y_bar, .c_base = in->c_base,
       .c_sum = in->sums ? b->c_sum : NULL, .partial = b->partial, .x_bar_sum = b->x_bar_sum,
       .x_dot = in->x_dot, .t = b->t, .t_sum = in->sums ? b->t_sum : NULL,
@@ -219,11 +221,29 @@ static uint64_t terms_hash(uint64_t h, const fused_input *in, const terms_run *b
   return h;
 }
 
-/* The noise of input i of sample r in double, from the independent reference. */
+/* The noise of input i of sample r in double, from the independent reference: with antithetic
+   pairs sample m has the words of pair m / 2, and an odd one the partner (1 - u, or -z). */
 static double ref_noise(const fused_input *in, size_t r, size_t i) {
-  const uint64_t word = (in->m0 + r) * in->n + i;
-  return in->gumbel ? -log((double)pt_ref_uniform(in->key.seed, in->key.stream, word))
-                    : pt_ref_normal(in->key.seed, in->key.stream, word);
+  const uint64_t m = in->m0 + r, word = (in->antithetic ? m / 2 : m) * in->n + i;
+  const int partner = in->antithetic && m % 2;
+  if (!in->gumbel) {
+    const double z = pt_ref_normal(in->key.seed, in->key.stream, word);
+    return partner ? -z : z;
+  }
+  const double u = pt_ref_uniform(in->key.seed, in->key.stream, word);
+  return -log(partner ? 1.0 - u : u);
+}
+
+/* The stream's noise of samples m0 .. m0 + rows - 1 (n inputs each) from the scalar kernels,
+   into z: the plain words, or the antithetic pairs (m0 and rows even). */
+static void stream_noise(const pt_kernel_table *scalar, const fused_input *in, uint64_t m0,
+                         size_t rows, float *z) {
+  if (in->antithetic)
+    (in->gumbel ? scalar->noise_pairs_gumbel : scalar->noise_pairs_normal)(in->key, m0 / 2,
+                                                                           rows / 2, in->n, z);
+  else
+    (in->gumbel ? scalar->noise_gumbel : scalar->noise_normal)(in->key, m0 * in->n, z,
+                                                               rows * in->n);
 }
 
 /* How far a float grad_nu may be from the reference's: 1 - E cancels near E = 1. */
@@ -377,6 +397,11 @@ static void fused_from_case(fused_input *in, int gumbel, const pt_case *c, const
     in->x_dot[i] = (float)((i * 3) % 7) * 0.125f - 0.375f;
   }
   const uint64_t how = pt_test_rand(&s);
+  in->antithetic = (how >> 3 & 1) != 0;
+  if (in->antithetic) { /* whole pairs, as the paths' tiles hold them */
+    in->m0 &= ~(uint64_t)1;
+    in->rows += in->rows & 1;
+  }
   fused_blocks(in, how & 1);
   in->rows_of_g = (how >> 1 & 1) == 0;
   in->sums = (how >> 2 & 1) != 0;
@@ -449,18 +474,23 @@ static int fused_same(const fused_input *in, const fused_run *a, const fused_run
 static void winner_noise_against_stream(const pt_kernel_table *scalar, const fused_input *in,
                                         const fused_run *run, const char *isa,
                                         pt_parity_result *res) {
+  float *z = malloc(in->rows * in->n * sizeof *z);
+  if (!z) {
+    pt_parity_fail(res, "out of memory");
+    return;
+  }
+  stream_noise(scalar, in, in->m0, in->rows, z);
   for (size_t s = 0; s < in->segments; s++)
     for (size_t r = 0; r < in->rows; r++) {
       const size_t at = s * run->job.stride + r, w = (size_t)run->winner[at];
-      float want = NAN; /* written by the kernel */
-      (in->gumbel ? scalar->noise_gumbel : scalar->noise_normal)(in->key, (in->m0 + r) * in->n + w,
-                                                                 &want, 1);
-      if (memcmp(&run->winner_noise[at], &want, sizeof want) != 0) {
+      if (memcmp(&run->winner_noise[at], &z[r * in->n + w], sizeof *z) != 0) {
         pt_parity_fail(res, "fused_argmax %s: noise of sample %zu's winner %zu: %a, stream %a",
-                       isa, r, w, (double)run->winner_noise[at], (double)want);
+                       isa, r, w, (double)run->winner_noise[at], (double)z[r * in->n + w]);
+        free(z);
         return;
       }
     }
+  free(z);
 }
 
 static void parity_fused(int gumbel, const pt_kernel_table *k, const pt_kernel_table *scalar,
@@ -551,7 +581,7 @@ static int rank_against_reference(const pt_kernel_table *scalar, const fused_inp
   if (bad) {
     pt_parity_fail(res, "out of memory");
   } else {
-    (in->gumbel ? scalar->noise_gumbel : scalar->noise_normal)(in->key, in->m0 * n, z, rows * n);
+    stream_noise(scalar, in, in->m0, rows, z);
   }
   for (size_t r = 0; r < rows && !bad; r++) {
     const float *keys = run->keys + r * n;
@@ -593,6 +623,7 @@ static void parity_rank(int gumbel, const pt_kernel_table *k, const pt_kernel_ta
   fused_from_case(&in, gumbel, c, x);
   if (in.n > 1000) in.n = 1000; /* ranking rows of the battery's longest lengths is slow */
   in.rows = 1 + in.rows / 4;
+  in.rows += in.antithetic && in.rows % 2; /* whole pairs */
   fused_blocks(&in, 0); /* a ranking has one block */
   /* a third of the short cases take the permutation matrix's cotangent, over n x n weights */
   in.permutation = c->seed % 3 == 0 && in.n * in.n <= sizeof in.y_bar / sizeof in.y_bar[0];
