@@ -872,3 +872,50 @@ Test(noise_options, bad_options_and_points_are_refused_with_nothing_written) {
   pt_fn_free(mx);
   pt_fn_free(id);
 }
+
+/* A partial's options word names no perturbation with antithetic pairs and the leave-one-out,
+   or multiplicative noise and block_diagonal: relabelled so (its checksum made right) it is
+   refused, and relabelled back it loads. */
+static uint64_t fnv1a(const unsigned char *p, size_t n) {
+  uint64_t h = 0xcbf29ce484222325ull;
+  for (size_t i = 0; i < n; i++) h = (h ^ p[i]) * 0x100000001b3ull;
+  return h;
+}
+
+static void relabel(unsigned char *bytes, size_t size, uint32_t word) {
+  bytes[20] = (unsigned char)word; /* the options word: offset 8 + 3 * 4 (pt_fn_partial(3)) */
+  bytes[21] = (unsigned char)(word >> 8);
+  const uint64_t sum = fnv1a(bytes, size - 8);
+  for (int b = 0; b < 8; b++) bytes[size - 8 + b] = (unsigned char)(sum >> (8 * b));
+}
+
+Test(noise_options, a_partial_naming_a_refused_combination_is_refused) {
+  static size_t d = 4;
+  pt_fn *id = box(4, 4, identity_eval, NULL, &d, PT_CALLBACK_THREAD_SAFE);
+  pt_perturb_options o = options(300, 0.5f, PT_NOISE_NORMAL, PT_BASELINE_F_X, 1, 1);
+  pt_fn *p = perturbed(id, &o);
+  const float x[4] = {1.0f, -0.5f, 2.0f, 0.25f};
+  pt_partial *part, *loaded;
+  cr_assert_eq(pt_fn_partial(p, PT_OP_EVAL, pt_key_make(4), x, NULL, 0, 300, &part), PT_OK);
+  const size_t size = pt_partial_size(part);
+  unsigned char *bytes = malloc(size);
+  cr_assert(bytes);
+  cr_assert_eq(pt_partial_save(part, bytes, size), PT_OK);
+  const uint32_t word = bytes[20] | (uint32_t)bytes[21] << 8;
+  cr_assert_eq(word, 1u | 1u << 3 | 1u << 4, "F_X, antithetic, multiplicative");
+  /* the value's cells are the same for every baseline and block_diagonal */
+  const uint32_t refused[2] = {(word & ~3u) | 2u, word | 1u << 5};
+  for (int r = 0; r < 2; r++) {
+    relabel(bytes, size, refused[r]);
+    loaded = NULL;
+    cr_expect_eq(pt_partial_load(bytes, size, &loaded), PT_EINVAL, "options word %#x", refused[r]);
+    cr_expect_null(loaded);
+  }
+  relabel(bytes, size, word);
+  cr_assert_eq(pt_partial_load(bytes, size, &loaded), PT_OK);
+  pt_partial_free(loaded);
+  pt_partial_free(part);
+  free(bytes);
+  pt_fn_free(p);
+  pt_fn_free(id);
+}

@@ -475,6 +475,9 @@ int pt_perturbation_from_bits(uint32_t bits, pt_perturbation *p) {
   p->multiplicative = bits >> 4 & 1;
   p->block_diagonal = bits >> 5 & 1;
   p->independent_jacobian = bits >> 6 & 1;
+  /* combinations resolve() refuses whatever the function */
+  if (p->antithetic && p->baseline == PT_BASELINE_LEAVE_ONE_OUT) return 0;
+  if (p->multiplicative && p->block_diagonal) return 0;
   return 1;
 }
 
