@@ -596,7 +596,7 @@ typedef struct subject {
   pt_fn *base, *f;
 } subject;
 
-enum { SUBJECTS = 10, BASES = 7 };
+enum { SUBJECTS = 13, BASES = 8 };
 
 typedef struct subjects {
   subject s[SUBJECTS];
@@ -605,12 +605,13 @@ typedef struct subjects {
 
 static void make_subjects(subjects *all) {
   const size_t sizes[4] = {5, 20, 1, 9};
-  pt_fn *seg, *rank, *mx, *sort, *argmax;
+  pt_fn *seg, *rank, *mx, *sort, *argmax, *top;
   cr_assert_eq(pt_fn_argmax_one_hot_segments(sizes, 4, &seg), PT_OK);
   cr_assert_eq(pt_fn_ranking(11, &rank), PT_OK);
   cr_assert_eq(pt_fn_max_segments(sizes, 4, &mx), PT_OK);
   cr_assert_eq(pt_fn_sort(11, &sort), PT_OK);
   cr_assert_eq(pt_fn_argmax_one_hot(9, &argmax), PT_OK);
+  cr_assert_eq(pt_fn_top_k(9, 3, &top), PT_OK);
   pt_fn *sq = box(3, 1, half_square_eval, half_square_vjp, &three, PT_CALLBACK_THREAD_SAFE);
   pt_fn *sq1 = box(3, 1, half_square_eval, half_square_vjp, &three, 0); /* the calling thread */
   const struct {
@@ -635,6 +636,12 @@ static void make_subjects(subjects *all) {
        PT_GRADIENT_SCORE, 0, 1, 0, 0, 2100},
       {"max multiplicative antithetic", mx, PT_NOISE_NORMAL, PT_BASELINE_F_X, PT_GRADIENT_AUTO, 1,
        1, 0, 0, 2100},
+      {"ranking multiplicative", rank, PT_NOISE_NORMAL, PT_BASELINE_F_X, PT_GRADIENT_SCORE, 0, 1, 0,
+       0, 2100},
+      {"sort multiplicative", sort, PT_NOISE_NORMAL, PT_BASELINE_F_X, PT_GRADIENT_AUTO, 0, 1, 0, 0,
+       2100},
+      {"top-k antithetic", top, PT_NOISE_GUMBEL, PT_BASELINE_F_X, PT_GRADIENT_SCORE, 1, 0, 0, 0,
+       2100},
       {"box antithetic", sq, PT_NOISE_GUMBEL, PT_BASELINE_F_X, PT_GRADIENT_SCORE, 1, 0, 0, 0,
        17000},
       {"box multiplicative antithetic", sq, PT_NOISE_NORMAL, PT_BASELINE_F_X, PT_GRADIENT_SCORE, 1,
@@ -653,7 +660,7 @@ static void make_subjects(subjects *all) {
     s->o.independent_jacobian = made[i].independent;
     s->f = perturbed(made[i].f, &s->o);
   }
-  pt_fn *bases[BASES] = {seg, rank, mx, sort, argmax, sq, sq1};
+  pt_fn *bases[BASES] = {seg, rank, mx, sort, argmax, top, sq, sq1};
   memcpy(all->bases, bases, sizeof bases);
 }
 
