@@ -882,6 +882,64 @@ static void known_optimizer_results(const pt_kernel_table *k, pt_parity_result *
   pt_isa_select(before);
 }
 
+/* The same for the options of noise, through the public API: {the argmax of 4 segments, Gumbel,
+   antithetic (fused); the max of 4 segments, normal, antithetic, pathwise (fused); the ranking,
+   normal, multiplicative (the generic path); the callback's pathwise gradient, normal,
+   multiplicative and antithetic}, at x + 1/80 (no input 0), recorded from this library (scalar,
+   AVX2 and AVX-512 agree; tests/test_noise_options.c checks them against closed forms). */
+static const uint64_t known_noise_options[4] = {0xd3a478d72afdce70ull, 0x0beae1a0206a9e14ull,
+                                               0xbabf20a4ea14e7b1ull, 0xba2b79f92e98a5edull};
+
+static void known_noise_option_results(const pt_kernel_table *k, pt_parity_result *res) {
+  static size_t d = 37;
+  const size_t sizes[4] = {5, 12, 1, 19};
+  static fused_input in;
+  known_input(&in, 1, 0);
+  for (size_t i = 0; i < d; i++) in.x[i] += 0.0125f;
+  static float v[37], out[37 + 37 + 37 + 37 * 37];
+  for (size_t j = 0; j < 37; j++) v[j] = (float)((j * 7) % 5) * 0.25f - 0.5f;
+  pt_fn *fs[4] = {NULL, NULL, NULL, NULL}, *ps[4] = {NULL, NULL, NULL, NULL};
+  const pt_noise noises[4] = {PT_NOISE_GUMBEL, PT_NOISE_NORMAL, PT_NOISE_NORMAL, PT_NOISE_NORMAL};
+  const int antithetic[4] = {1, 1, 0, 1}, multiplicative[4] = {0, 0, 1, 1};
+  const pt_isa before = pt_isa_active();
+  int ok = pt_isa_select(k->isa) == PT_OK &&
+           pt_fn_argmax_one_hot_segments(sizes, 4, &fs[0]) == PT_OK &&
+           pt_fn_max_segments(sizes, 4, &fs[1]) == PT_OK && pt_fn_ranking(d, &fs[2]) == PT_OK &&
+           pt_fn_from_callback_ex(d, d, half_squares, half_squares_vjp, &d, NULL, 0,
+                                  &fs[3]) == PT_OK;
+  for (int f = 0; f < 4 && ok; f++) {
+    res->checked++;
+    pt_perturb_options o = pt_perturb_defaults();
+    o.num_samples = 700;
+    o.sigma = 0.3f;
+    o.noise = noises[f];
+    o.antithetic = antithetic[f];
+    o.multiplicative = multiplicative[f];
+    o.gradient = f == 3 ? PT_GRADIENT_PATHWISE : PT_GRADIENT_AUTO;
+    const pt_key key = {0xdef, (uint64_t)f};
+    ok = pt_make_perturbed_fun_ex(fs[f], &o, &ps[f]) == PT_OK;
+    const size_t n_in = pt_fn_n_in(fs[f]), n_out = pt_fn_n_out(fs[f]);
+    ok = ok && pt_fn_eval(ps[f], key, in.x, out) == PT_OK &&
+         pt_fn_vjp(ps[f], key, in.x, v, out + n_out) == PT_OK &&
+         pt_fn_jvp(ps[f], key, in.x, v, out + n_out + n_in) == PT_OK &&
+         pt_fn_jacobian(ps[f], key, in.x, out + 2 * n_out + n_in) == PT_OK;
+    if (!ok) break;
+    const uint64_t h = pt_hash32(PT_HASH_START, out, 2 * n_out + n_in + n_out * n_in);
+    if (h != known_noise_options[f])
+      pt_parity_fail(res, "%s: noise option %d through the API hashes to %#018llx, want %#018llx",
+                     pt_isa_name(k->isa), f, (unsigned long long)h,
+                     (unsigned long long)known_noise_options[f]);
+  }
+  if (!ok)
+    pt_parity_fail(res, "%s: the noise options' known answers could not run",
+                   pt_isa_name(k->isa));
+  for (int f = 0; f < 4; f++) {
+    pt_fn_free(ps[f]);
+    pt_fn_free(fs[f]);
+  }
+  pt_isa_select(before);
+}
+
 /* The saved bytes of shards are portable: the same on every ISA and machine (the byte order
    included), recorded here as hashes of {a VJP shard of the segments argmax over samples
    [128, 384), a JVP shard of the black-box ranks over [0, 256)} of M = 700; and the shards of
@@ -954,5 +1012,6 @@ void pt_parity_fused_known(const pt_kernel_table *k, pt_parity_result *res) {
   known_rank_kernels(k, pt_kernels_for(PT_ISA_SCALAR), res);
   known_api_results(k, res);
   known_optimizer_results(k, res);
+  known_noise_option_results(k, res);
   known_shard_bytes(k, res);
 }
