@@ -14,6 +14,9 @@
                     (Gumbel, sigma 0.5, pt_perturb_defaults: its pathwise gradient)
      max_vjp        its vector-Jacobian product, softmax(x / sigma) times y_bar
      sort_vjp       the vector-Jacobian product of the perturbed sort (pathwise, as max)
+     argmax_pairs_eval, argmax_pairs_vjp
+                    argmax_eval and argmax_vjp with antithetic pairs (half the noise drawn,
+                    each pair's partner from 1 - u)
      noise_alone    pt_noise_fill of the same M x d Gumbel noise into memory, for scale
      *_batch        pt_fn_eval_batch / pt_fn_vjp_batch of 256 inputs
      box_argmax_vjp the argmax VJP of a user's argmax, a callback made with
@@ -54,6 +57,7 @@ typedef struct bench_case {
                                score function */
   int fy;                   /* the Fenchel-Young loss of the built-in (inputs theta, y_true) at
                                FY_SIGMA, instead of its perturbed function */
+  int antithetic;           /* samples in antithetic pairs */
 } bench_case;
 
 /* The Fenchel-Young case's sigma: sharp logits, as a classifier's loss late in training. */
@@ -79,24 +83,26 @@ static pt_status box_argmax(size_t d, pt_fn **out) {
 }
 
 static const bench_case cases[] = {
-    {"argmax_eval", pt_fn_argmax_one_hot, EVAL, 1000, 1000, 1, 0, 0},
-    {"argmax_eval", pt_fn_argmax_one_hot, EVAL, 5, 100, 1, 0, 0},
-    {"argmax_eval", pt_fn_argmax_one_hot, EVAL, 1000, 100000, 1, 0, 0},
-    {"argmax_vjp", pt_fn_argmax_one_hot, VJP, 1000, 1000, 1, 0, 0},
-    {"argmax_vjp", pt_fn_argmax_one_hot, VJP, 5, 100, 1, 0, 0},
-    {"ranking_eval", pt_fn_ranking, EVAL, 100, 1000, 1, 0, 0},
-    {"ranking_vjp", pt_fn_ranking, VJP, 100, 1000, 1, 0, 0},
-    {"noise_alone", NULL, NOISE, 1000, 1000, 1, 0, 0},
-    {"noise_alone", NULL, NOISE, 1000, 100000, 1, 0, 0},
-    {"argmax_eval_batch", pt_fn_argmax_one_hot, EVAL, 100, 1000, 256, 0, 0},
-    {"argmax_vjp_batch", pt_fn_argmax_one_hot, VJP, 100, 1000, 256, 0, 0},
-    {"ranking_eval_batch", pt_fn_ranking, EVAL, 100, 1000, 256, 0, 0},
-    {"ranking_vjp_batch", pt_fn_ranking, VJP, 100, 1000, 256, 0, 0},
-    {"box_argmax_vjp", box_argmax, VJP, 100, 10000, 1, 0, 0},
-    {"max_eval", pt_fn_max, EVAL, 1000, 1000, 1, 1, 0},
-    {"max_vjp", pt_fn_max, VJP, 1000, 1000, 1, 1, 0},
-    {"sort_vjp", pt_fn_sort, VJP, 100, 1000, 1, 1, 0},
-    {"fy_loss_grad_batch", pt_fn_argmax_one_hot, VALUE_AND_GRAD, 100, 1000, 256, 1, 1},
+    {"argmax_eval", pt_fn_argmax_one_hot, EVAL, 1000, 1000, 1, 0, 0, 0},
+    {"argmax_eval", pt_fn_argmax_one_hot, EVAL, 5, 100, 1, 0, 0, 0},
+    {"argmax_eval", pt_fn_argmax_one_hot, EVAL, 1000, 100000, 1, 0, 0, 0},
+    {"argmax_vjp", pt_fn_argmax_one_hot, VJP, 1000, 1000, 1, 0, 0, 0},
+    {"argmax_vjp", pt_fn_argmax_one_hot, VJP, 5, 100, 1, 0, 0, 0},
+    {"ranking_eval", pt_fn_ranking, EVAL, 100, 1000, 1, 0, 0, 0},
+    {"ranking_vjp", pt_fn_ranking, VJP, 100, 1000, 1, 0, 0, 0},
+    {"noise_alone", NULL, NOISE, 1000, 1000, 1, 0, 0, 0},
+    {"noise_alone", NULL, NOISE, 1000, 100000, 1, 0, 0, 0},
+    {"argmax_eval_batch", pt_fn_argmax_one_hot, EVAL, 100, 1000, 256, 0, 0, 0},
+    {"argmax_vjp_batch", pt_fn_argmax_one_hot, VJP, 100, 1000, 256, 0, 0, 0},
+    {"ranking_eval_batch", pt_fn_ranking, EVAL, 100, 1000, 256, 0, 0, 0},
+    {"ranking_vjp_batch", pt_fn_ranking, VJP, 100, 1000, 256, 0, 0, 0},
+    {"box_argmax_vjp", box_argmax, VJP, 100, 10000, 1, 0, 0, 0},
+    {"max_eval", pt_fn_max, EVAL, 1000, 1000, 1, 1, 0, 0},
+    {"max_vjp", pt_fn_max, VJP, 1000, 1000, 1, 1, 0, 0},
+    {"sort_vjp", pt_fn_sort, VJP, 100, 1000, 1, 1, 0, 0},
+    {"fy_loss_grad_batch", pt_fn_argmax_one_hot, VALUE_AND_GRAD, 100, 1000, 256, 1, 1, 0},
+    {"argmax_pairs_eval", pt_fn_argmax_one_hot, EVAL, 1000, 1000, 1, 0, 0, 1},
+    {"argmax_pairs_vjp", pt_fn_argmax_one_hot, VJP, 1000, 1000, 1, 0, 0, 1},
 };
 
 /* A prepared case: the function and the buffers of one call. */
@@ -145,6 +151,7 @@ static int prepare(const bench_case *c, prepared *p) {
   o.num_samples = c->samples;
   o.sigma = c->fy ? FY_SIGMA : 0.5f;
   if (!c->pathwise) o.gradient = PT_GRADIENT_SCORE; /* pt_make_perturbed_fun(..., 1, ...) */
+  o.antithetic = c->antithetic;
   if (c->fy) check(pt_fenchel_young_loss(p->f, &o, &p->p), "pt_fenchel_young_loss");
   else check(pt_make_perturbed_fun_ex(p->f, &o, &p->p), "pt_make_perturbed_fun_ex");
   return 0;

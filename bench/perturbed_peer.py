@@ -103,6 +103,67 @@ def argmax_vjp_torch(torch, d, m):
     return call
 
 
+def antithetic_gumbel_numpy(rng, m, d):
+    """M rows of Gumbel noise in antithetic pairs: rows 2p and 2p + 1 from u and 1 - u (u in
+    [2^-24, 1 - 2^-24], as the library's uniforms, so both logarithms are finite)."""
+    u = np.clip(rng.random((m // 2, d), dtype=np.float32), 2.0 ** -24, 1.0 - 2.0 ** -24)
+    return np.stack([-np.log(-np.log(u)), -np.log(-np.log(1.0 - u))], axis=1).reshape(m, d)
+
+
+def antithetic_gumbel_torch(torch, m, d):
+    u = torch.rand((m // 2, d)).clamp(2.0 ** -24, 1.0 - 2.0 ** -24)
+    return torch.stack([-torch.log(-torch.log(u)), -torch.log(-torch.log(1.0 - u))],
+                       dim=1).reshape(m, d)
+
+
+def argmax_pairs_eval(d, m):
+    rng, x, _ = inputs(d)
+
+    def call():
+        z = antithetic_gumbel_numpy(rng, m, d)
+        idx = np.argmax(x + SIGMA * z, axis=1)
+        return np.bincount(idx, minlength=d) / m
+
+    return call
+
+
+def argmax_pairs_eval_torch(torch, d, m):
+    x, _ = torch_inputs(torch, d)
+
+    def call():
+        z = antithetic_gumbel_torch(torch, m, d)
+        idx = torch.argmax(x + SIGMA * z, dim=1)
+        return torch.bincount(idx, minlength=d) / m
+
+    return call
+
+
+def argmax_pairs_vjp(d, m):
+    rng, x, y_bar = inputs(d)
+    base = y_bar[np.argmax(x)]
+
+    def call():
+        z = antithetic_gumbel_numpy(rng, m, d)
+        idx = np.argmax(x + SIGMA * z, axis=1)
+        c = y_bar[idx] - base
+        return (c[:, None] * (1.0 - np.exp(-z))).sum(axis=0) / (m * SIGMA)
+
+    return call
+
+
+def argmax_pairs_vjp_torch(torch, d, m):
+    x, y_bar = torch_inputs(torch, d)
+    base = y_bar[torch.argmax(x)]
+
+    def call():
+        z = antithetic_gumbel_torch(torch, m, d)
+        idx = torch.argmax(x + SIGMA * z, dim=1)
+        c = y_bar[idx] - base
+        return (c[:, None] * (1.0 - torch.exp(-z))).sum(dim=0) / (m * SIGMA)
+
+    return call
+
+
 # Ranks as float32, as pt_fn_ranking gives them: the VJP's (ranks - base) @ y_bar then stays
 # in float32 (numpy would promote int64 @ float32 to float64; torch refuses to mix them).
 def ranks_numpy(v):
@@ -583,6 +644,8 @@ def check(peers):
     verdicts = Verdicts()
     check_estimates(verdicts, peers, "argmax_eval", 1000, 1000, softmax_bound)
     check_estimates(verdicts, peers, "argmax_vjp", 5, 1_000_000, softmax_vjp_bound)
+    check_estimates(verdicts, peers, "argmax_pairs_eval", 1000, 1000, softmax_bound)
+    check_estimates(verdicts, peers, "argmax_pairs_vjp", 5, 1_000_000, softmax_vjp_bound)
     check_estimates(verdicts, peers, "ranking_eval", 5, 1_000_000, ranks_bound)
     check_estimates(verdicts, peers, "ranking_vjp", 5, 1_000_000, ranks_vjp_bound)
     check_estimates(verdicts, peers, "max_eval", 1000, 100_000, smoothed_max_bound)
@@ -619,6 +682,10 @@ PEERS = {
                            "(rows, M, d) Gumbel noise at a time: add, max and argmax, "
                            "mean - <theta, y_true>, one-hot counts / M - y_true",
                            fy_loss_grad_batch, fy_loss_grad_batch_torch),
+    "argmax_pairs_eval": ("argmax_eval on Gumbel pairs from u and 1 - u",
+                          argmax_pairs_eval, argmax_pairs_eval_torch),
+    "argmax_pairs_vjp": ("argmax_vjp on Gumbel pairs from u and 1 - u",
+                         argmax_pairs_vjp, argmax_pairs_vjp_torch),
     # a user's solver as a thread-safe callback: its peer is the same argmax in numpy/torch
     "box_argmax_vjp": ("argmax_vjp (the library runs it as a thread-safe black box)",
                        argmax_vjp, argmax_vjp_torch),

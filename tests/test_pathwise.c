@@ -847,10 +847,10 @@ Test(pathwise, e_p_is_plackett_luce) {
 
 /* ---- options ------------------------------------------------------------------------------ */
 
-/* The pathwise gradient is refused where it does not apply (PT_EINVAL) and where this version
-   has no pathwise estimator of an option (PT_EUNSUPPORTED), with nothing written; the
-   independent Jacobian's key is the estimator's, whatever the gradient. */
-Test(pathwise, options_without_a_pathwise_estimator_are_refused) {
+/* The pathwise gradient is refused where it does not apply (PT_EINVAL), with nothing written,
+   and takes antithetic pairs and multiplicative noise (tests/test_noise_options.c checks
+   them); the independent Jacobian's key is the estimator's, whatever the gradient. */
+Test(pathwise, options_that_do_not_apply_are_refused) {
   pt_fn *mx = builtin(pt_fn_max, 5), *box = half_squares(0);
   pt_fn *argmax = builtin(pt_fn_argmax_one_hot, 5);
   const struct {
@@ -861,8 +861,9 @@ Test(pathwise, options_without_a_pathwise_estimator_are_refused) {
     pt_baseline baseline;
     pt_status want;
   } cases[] = {
-      {mx, PT_GRADIENT_AUTO, PT_NOISE_GUMBEL, 1, 0, 0, 0, PT_BASELINE_F_X, PT_EUNSUPPORTED},
-      {mx, PT_GRADIENT_AUTO, PT_NOISE_NORMAL, 0, 1, 0, 0, PT_BASELINE_F_X, PT_EUNSUPPORTED},
+      {mx, PT_GRADIENT_AUTO, PT_NOISE_GUMBEL, 1, 0, 0, 0, PT_BASELINE_F_X, PT_OK},
+      {mx, PT_GRADIENT_AUTO, PT_NOISE_NORMAL, 0, 1, 0, 0, PT_BASELINE_F_X, PT_OK},
+      {mx, PT_GRADIENT_AUTO, PT_NOISE_GUMBEL, 0, 1, 0, 0, PT_BASELINE_F_X, PT_EINVAL},
       {box, PT_GRADIENT_PATHWISE, PT_NOISE_GUMBEL, 0, 0, 1, 0, PT_BASELINE_F_X, PT_OK},
       {box, PT_GRADIENT_PATHWISE, PT_NOISE_GUMBEL, 0, 0, 0, 0, PT_BASELINE_LEAVE_ONE_OUT,
        PT_EINVAL},

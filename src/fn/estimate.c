@@ -75,6 +75,10 @@ pt_status pt_estimator_begin(pt_estimator *e, const pt_fn *f, const pt_perturbat
                              pt_key key, const float *x, const float *y_bar, const float *x_dot,
                              unsigned want, pt_arena *arena) {
   memset(e, 0, sizeof *e);
+  /* the multiplicative score divides by x_i (fn_perturbed.c): a derivative needs x_i != 0 */
+  if (p->multiplicative && !p->pathwise && (want & ~(unsigned)PT_WANT_VALUE))
+    for (size_t i = 0; i < f->n_in; i++)
+      if (x[i] == 0.0f) return PT_EINVAL;
   e->arena = arena;
   e->f = f;
   e->p = *p;

@@ -12,6 +12,11 @@
    pt_key_fold_in(K, 1) (pt_estimate).
    With the pathwise gradient the derivatives are instead f's own at the samples, with no 1/sigma:
      jacobian (1/M) sum_m J f(x + sigma Z_m)                     (vjp, jvp likewise; no hessian)
+   Antithetic pairs: samples 2p and 2p + 1 take the two rows of pair p (noise words p*n_in + i;
+   normal z and -z, Gumbel from u and 1 - u: the noise_pairs kernels), every tile holding whole
+   pairs.  Multiplicative noise (normal): x~ = x * w, w = exp(sigma Z - sigma^2/2), whose score
+   is grad_nu(Z)/x = Z/x (x_i != 0) and whose pathwise Jacobian is J f(x~) diag(w); the fused
+   kernels form additive keys only, so it runs here for every function.
 
    Every operation of one key walks the same samples, so a value and its derivatives agree; the
    sums over samples are estimate.c's, in groups whose order no split can change.  This file
@@ -62,8 +67,9 @@ typedef struct generic_prep {
   pt_key f_key;      /* f's own random parts: sample m is row m of a batch with this key */
   size_t tile;
   int pathwise;      /* the terms are f's own derivatives at the samples (pathwise_terms) */
-  size_t ez, dy;     /* floats per sample of exp(-z) (the score function's) and of f's
-                        derivatives (pathwise) */
+  int factors;       /* multiplicative pathwise: each sample's d xt / d x = w in ez */
+  size_t ez, dy;     /* floats per sample of exp(-z) (the score function's) or w (factors), and
+                        of f's derivatives (pathwise) */
   size_t row_floats; /* per sample: z, xt, exp(-z), y and f's derivatives */
   double b[];        /* n_out: the baseline f(x), or zeros */
 } generic_prep;
@@ -76,8 +82,9 @@ static void generic_release(pt_estimator *e) {
 static int derivative(const pt_estimator *e) { return (e->want & ~(unsigned)PT_WANT_VALUE) != 0; }
 
 /* A buffer of `rows` samples: the doubles y - b of one sample, grad_nu of one sample, then per
-   sample z, the perturbed inputs xt, exp(-z), the outputs y and f's derivatives dy (x_bar, then
-   y_dot, then the Jacobian, those wanted). */
+   sample z, the perturbed inputs xt, exp(-z) (multiplicative pathwise: the factors w), the
+   outputs y and f's derivatives dy (x_bar, then y_dot, then the Jacobian, those wanted).  The
+   one sample's grad_nu is the pathwise multiplicative jvp's tangent instead. */
 typedef struct rows_buffer {
   double *d;
   float *g, *z, *xt, *ez, *y, *dy;
@@ -120,7 +127,8 @@ static pt_status generic_prepare(pt_estimator *e) {
   pr->f_key = f->n_random ? pt_key_fold_in(e->key, 0) : e->key;
   /* a value alone is the same mean whichever gradient the function takes */
   pr->pathwise = e->p.pathwise && derivative(e);
-  pr->ez = pr->pathwise ? 0 : n_in;
+  pr->factors = pr->pathwise && e->p.multiplicative;
+  pr->ez = pr->pathwise && !pr->factors ? 0 : n_in;
   /* one sample's derivatives: as many floats as their cells, which fit (pt_estimator_begin
      checked them) */
   pr->dy = !pr->pathwise ? 0
@@ -132,7 +140,9 @@ static pt_status generic_prepare(pt_estimator *e) {
     generic_release(e);
     return PT_EOVERFLOW;
   }
-  const size_t tile = PT_TILE_FLOATS / pr->row_floats;
+  size_t tile = PT_TILE_FLOATS / pr->row_floats;
+  /* whole antithetic pairs: the group and M are even, so a tile never splits one */
+  if (e->p.antithetic) tile = tile < 2 ? 2 : tile & ~(size_t)1;
   pr->tile = tile == 0 ? 1 : tile < e->group ? tile : (size_t)e->group;
   for (size_t j = 0; j < n_out; j++) pr->b[j] = 0.0;
   if (derivative(e) && !pr->pathwise && e->p.baseline == PT_BASELINE_F_X) {
@@ -204,13 +214,20 @@ static void accumulate(const pt_estimator *e, double *sums, const float *y, cons
 /* The pathwise terms of sample m at xt: f's own derivatives there, J f(xt)^T y_bar, J f(xt)
    x_dot and J f(xt), into dy (one after another, those wanted), and the value f(xt) into y
    (NULL: not wanted) from the first of them, as f's operations give a value with its
-   derivative.  f's random parts are keyed as its row m of a batch. */
-static pt_status pathwise_terms(const pt_estimator *e, uint64_t m, const float *xt, float *y,
-                                float *dy) {
+   derivative.  f's random parts are keyed as its row m of a batch.  With multiplicative noise
+   the sample's factors w = d xt / d x (NULL: additive) make its jvp J f(xt) (w x_dot), the
+   product formed in `tangent` (n_in floats); pathwise_sums applies w to the vjp and Jacobian. */
+static pt_status pathwise_terms(const pt_estimator *e, uint64_t m, const float *xt,
+                                const float *w, float *tangent, float *y, float *dy) {
   const generic_prep *pr = e->prep;
   const pt_fn *f = e->f;
   const pt_key key = f->n_random ? pt_key_fold_in(pr->f_key, m) : pr->f_key;
   const pt_fn_keys keys = pt_fn_keys_for(f, key);
+  const float *x_dot = e->x_dot;
+  if (w && x_dot) {
+    for (size_t i = 0; i < f->n_in; i++) tangent[i] = w[i] * x_dot[i];
+    x_dot = tangent;
+  }
   pt_status s = PT_OK;
   if (e->at_x_bar != SIZE_MAX) {
     s = f->ops->vjp(f, keys, xt, e->y_bar, y, dy);
@@ -218,7 +235,7 @@ static pt_status pathwise_terms(const pt_estimator *e, uint64_t m, const float *
     y = NULL;
   }
   if (s == PT_OK && e->at_y_dot != SIZE_MAX) {
-    s = f->ops->jvp(f, keys, xt, e->x_dot, y, dy);
+    s = f->ops->jvp(f, keys, xt, x_dot, y, dy);
     dy += f->n_out;
     y = NULL;
   }
@@ -227,13 +244,15 @@ static pt_status pathwise_terms(const pt_estimator *e, uint64_t m, const float *
 }
 
 /* Adds the pathwise terms of one sample, its value y and the derivatives dy of pathwise_terms,
-   to the group's sums. */
-static void pathwise_sums(const pt_estimator *e, const float *y, const float *dy, double *sums) {
+   to the group's sums; with multiplicative noise the vjp's and the Jacobian's column i times
+   the sample's factor w_i (in double: J f(xt) diag(w)). */
+static void pathwise_sums(const pt_estimator *e, const float *y, const float *dy, const float *w,
+                          double *sums) {
   const size_t n_in = e->f->n_in, n_out = e->f->n_out;
   if (e->at_value != SIZE_MAX)
     for (size_t j = 0; j < n_out; j++) sums[e->at_value + j] += y[j];
   if (e->at_x_bar != SIZE_MAX) {
-    for (size_t i = 0; i < n_in; i++) sums[e->at_x_bar + i] += dy[i];
+    for (size_t i = 0; i < n_in; i++) sums[e->at_x_bar + i] += w ? (double)dy[i] * w[i] : dy[i];
     dy += n_in;
   }
   if (e->at_y_dot != SIZE_MAX) {
@@ -241,7 +260,8 @@ static void pathwise_sums(const pt_estimator *e, const float *y, const float *dy
     dy += n_out;
   }
   if (e->at_jac != SIZE_MAX)
-    for (size_t c = 0; c < n_out * n_in; c++) sums[e->at_jac + c] += dy[c];
+    for (size_t c = 0; c < n_out * n_in; c++)
+      sums[e->at_jac + c] += w ? (double)dy[c] * w[c % n_in] : dy[c];
 }
 
 /* The three steps of samples [m0, m1) in a buffer of at least that many rows: their noise, inputs
@@ -251,9 +271,16 @@ static void generic_stage_rows(const pt_estimator *e, rows_buffer b, uint64_t m0
   const size_t n_in = e->f->n_in, rows = (size_t)(m1 - m0);
   const int gumbel = e->p.noise == PT_NOISE_GUMBEL;
   const pt_kernel_table *k = pt_kernels_active();
-  (gumbel ? k->noise_gumbel : k->noise_normal)(e->key, m0 * n_in, b.z, rows * n_in);
-  k->perturb_tile(b.z, rows, n_in, e->x, e->p.sigma, b.xt,
-                  gumbel && derivative(e) && !pr->pathwise ? b.ez : NULL);
+  if (e->p.antithetic) /* m0 and rows even: the tiles hold whole pairs */
+    (gumbel ? k->noise_pairs_gumbel : k->noise_pairs_normal)(e->key, m0 / 2, rows / 2, n_in, b.z);
+  else
+    (gumbel ? k->noise_gumbel : k->noise_normal)(e->key, m0 * n_in, b.z, rows * n_in);
+  if (e->p.multiplicative)
+    k->perturb_tile_multiplicative(b.z, rows, n_in, e->x, e->p.sigma, b.xt,
+                                   pr->factors ? b.ez : NULL);
+  else
+    k->perturb_tile(b.z, rows, n_in, e->x, e->p.sigma, b.xt,
+                    gumbel && derivative(e) && !pr->pathwise ? b.ez : NULL);
 }
 
 static pt_status generic_call_rows(const pt_estimator *e, rows_buffer b, uint64_t m0, uint64_t m1) {
@@ -262,9 +289,10 @@ static pt_status generic_call_rows(const pt_estimator *e, rows_buffer b, uint64_
   if (!pr->pathwise) return pt_fn_eval_rows(e->f, pr->f_key, m0, rows, b.xt, b.y);
   const int value = e->at_value != SIZE_MAX;
   pt_status s = PT_OK;
+  /* b.g, the score function's, holds a multiplicative jvp's tangent */
   for (size_t r = 0; r < rows && s == PT_OK; r++)
-    s = pathwise_terms(e, m0 + r, b.xt + r * n_in, value ? b.y + r * n_out : NULL,
-                       b.dy + r * pr->dy);
+    s = pathwise_terms(e, m0 + r, b.xt + r * n_in, pr->factors ? b.ez + r * n_in : NULL, b.g,
+                       value ? b.y + r * n_out : NULL, b.dy + r * pr->dy);
   return s;
 }
 
@@ -276,7 +304,7 @@ static void generic_finish_rows(const pt_estimator *e, rows_buffer b, uint64_t m
   for (size_t r = 0; r < (size_t)(m1 - m0); r++) {
     const float *yr = b.y + r * n_out;
     if (pr->pathwise) {
-      pathwise_sums(e, yr, b.dy + r * pr->dy, sums);
+      pathwise_sums(e, yr, b.dy + r * pr->dy, pr->factors ? b.ez + r * n_in : NULL, sums);
       continue;
     }
     const float *zr = b.z + r * n_in, *er = b.ez + r * n_in;
@@ -285,6 +313,11 @@ static void generic_finish_rows(const pt_estimator *e, rows_buffer b, uint64_t m
       for (size_t j = 0; j < n_out; j++) b.d[j] = (double)yr[j] - pr->b[j];
       if (gumbel) {
         for (size_t i = 0; i < n_in; i++) b.g[i] = 1.0f - er[i];
+        gr = b.g;
+      } else if (e->p.multiplicative) {
+        /* d log p(xt | x) / d x_i = z_i / (sigma x_i): the score carries 1/x_i (x_i != 0,
+           pt_estimator_begin), the estimate's 1/sigma as for additive noise */
+        for (size_t i = 0; i < n_in; i++) b.g[i] = zr[i] / e->x[i];
         gr = b.g;
       }
     }
@@ -413,6 +446,9 @@ static pt_status resolve(const pt_fn *f, const pt_perturb_options *o, pt_perturb
   if (pathwise && o->baseline == PT_BASELINE_LEAVE_ONE_OUT) return PT_EINVAL;
   if (o->baseline == PT_BASELINE_LEAVE_ONE_OUT && o->num_samples < 2) return PT_EINVAL;
   if (o->antithetic && o->num_samples % 2) return PT_EINVAL;
+  /* the leave-one-out baseline of a sample would hold its pair's partner, not independent of
+     it: its estimate would be biased */
+  if (o->antithetic && o->baseline == PT_BASELINE_LEAVE_ONE_OUT) return PT_EINVAL;
   if (o->multiplicative && o->noise != PT_NOISE_NORMAL) return PT_EINVAL;
   /* cross-segment terms exist only in the score function of a built-in of several segments */
   if (o->block_diagonal &&
@@ -424,11 +460,9 @@ static pt_status resolve(const pt_fn *f, const pt_perturb_options *o, pt_perturb
   *p = (pt_perturbation){o->num_samples, o->sigma, o->noise, o->baseline, pathwise,
                          o->antithetic != 0, o->multiplicative != 0, o->block_diagonal != 0,
                          o->independent_jacobian != 0};
-  /* options whose estimators are not built yet (block_diagonal: the fused argmax's), and
-     those not built for the pathwise one */
-  if (p->antithetic || p->multiplicative || (p->block_diagonal && b.kind != PT_BUILTIN_ARGMAX))
-    return PT_EUNSUPPORTED;
-  if (p->pathwise && (p->antithetic || p->multiplicative))
+  /* block_diagonal is the fused argmax's estimator, whose additive keys multiplicative noise
+     does not take (it runs on the generic path) */
+  if (p->block_diagonal && (b.kind != PT_BUILTIN_ARGMAX || p->multiplicative))
     return PT_EUNSUPPORTED;
   return PT_OK;
 }
@@ -447,6 +481,9 @@ int pt_perturbation_from_bits(uint32_t bits, pt_perturbation *p) {
   p->multiplicative = bits >> 4 & 1;
   p->block_diagonal = bits >> 5 & 1;
   p->independent_jacobian = bits >> 6 & 1;
+  /* combinations resolve() refuses whatever the function */
+  if (p->antithetic && p->baseline == PT_BASELINE_LEAVE_ONE_OUT) return 0;
+  if (p->multiplicative && p->block_diagonal) return 0;
   return 1;
 }
 
