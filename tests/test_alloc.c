@@ -322,6 +322,23 @@ Test(alloc, bad_input_is_refused_before_allocating) {
     }
   }
   pt_alloc_fail_after(PT_ALLOC_NEVER_FAIL);
+  /* a zero input of a multiplicative perturbation, for its derivatives (its score divides by
+     x) */
+  pt_fn *mult = NULL;
+  pt_perturb_options o = pt_perturb_defaults();
+  o.noise = PT_NOISE_NORMAL;
+  o.multiplicative = 1;
+  o.gradient = PT_GRADIENT_SCORE;
+  cr_assert_eq(pt_make_perturbed_fun_ex(w.box, &o, &mult), PT_OK);
+  memcpy(x, w.x, sizeof w.x);
+  x[4] = 0.0f;
+  pt_alloc_fail_after(0);
+  cr_assert_eq(pt_fn_vjp(mult, pt_key_make(1), x, w.y_bar, out), PT_EINVAL);
+  cr_assert_eq(pt_fn_jacobian(mult, pt_key_make(1), x, out), PT_EINVAL);
+  cr_assert_eq(pt_fn_vjp_batch(mult, pt_key_make(1), 1, x, w.y_bar, out), PT_EINVAL);
+  pt_alloc_fail_after(PT_ALLOC_NEVER_FAIL);
+  cr_assert(strstr(pt_last_error(), "x[4] is 0"), "\"%s\"", pt_last_error());
+  pt_fn_free(mult);
   /* the loss's y_true half is checked as well */
   memcpy(x, w.x, sizeof w.x);
   x[D + 3] = INFINITY;

@@ -154,6 +154,52 @@ Test(errors, perturbed_inputs_and_partials) {
   pt_fn_free(am);
 }
 
+Test(errors, perturbed_functions_and_losses) {
+  pt_fn *am = NULL, *max = NULL, *box = NULL, *out = NULL, *sentinel = (pt_fn *)&out;
+  cr_assert_eq(pt_fn_argmax_one_hot(4, &am), PT_OK);
+  cr_assert_eq(pt_fn_max(4, &max), PT_OK);
+  cr_assert_eq(pt_fn_from_callback(3, 3, identity, NULL, &box), PT_OK);
+  out = sentinel;
+  EXPECT(pt_make_perturbed_fun(am, 0, 0.5f, PT_NOISE_GUMBEL, 1, &out), PT_EINVAL,
+         "pt_make_perturbed_fun", "num_samples is 0");
+  EXPECT(pt_make_perturbed_fun(am, 10, -0.5f, PT_NOISE_GUMBEL, 1, &out), PT_EINVAL,
+         "pt_make_perturbed_fun", "sigma is -0.5");
+  EXPECT(pt_make_perturbed_fun(am, 10, 0.5f, PT_NOISE_UNIFORM, 1, &out), PT_EINVAL,
+         "pt_make_perturbed_fun", "noise is");
+  pt_perturb_options o = pt_perturb_defaults();
+  o.antithetic = 1;
+  o.num_samples = 11;
+  EXPECT(pt_make_perturbed_fun_ex(am, &o, &out), PT_EINVAL, "pt_make_perturbed_fun_ex",
+         "even num_samples, not 11");
+  o = pt_perturb_defaults();
+  o.multiplicative = 1;
+  EXPECT(pt_make_perturbed_fun_ex(am, &o, &out), PT_EINVAL, "pt_make_perturbed_fun_ex",
+         "PT_NOISE_NORMAL");
+  o = pt_perturb_defaults();
+  o.gradient = PT_GRADIENT_PATHWISE;
+  EXPECT(pt_make_perturbed_fun_ex(box, &o, &out), PT_EINVAL, "pt_make_perturbed_fun_ex",
+         "own derivative");
+  o = pt_perturb_defaults();
+  o.block_diagonal = 1;
+  EXPECT(pt_make_perturbed_fun_ex(am, &o, &out), PT_EINVAL, "pt_make_perturbed_fun_ex",
+         "two segments");
+  o = pt_perturb_defaults();
+  o.size = 8;
+  EXPECT(pt_make_perturbed_fun_ex(am, &o, &out), PT_EINVAL, "pt_make_perturbed_fun_ex",
+         "options->size is 8");
+  EXPECT(pt_fenchel_young_loss(max, NULL, &out), PT_EINVAL, "pt_fenchel_young_loss",
+         "not an optimizer");
+  cr_assert_eq(out, sentinel, "a refused constructor wrote its output");
+  pt_fn *loss = NULL;
+  cr_assert_eq(pt_fenchel_young_loss(am, NULL, &loss), PT_OK);
+  const float theta_y[8] = {0.1f, 0.2f, 0.3f, 0.4f, 0.0f, 1.0f, 0.0f, NAN};
+  float v, g[8];
+  EXPECT(pt_fn_value_and_grad(loss, pt_key_make(1), theta_y, &v, g), PT_EINVAL,
+         "pt_fn_value_and_grad", "y_true[3] is nan");
+  pt_fn *fs[] = {loss, am, max, box};
+  for (size_t i = 0; i < 4; i++) pt_fn_free(fs[i]);
+}
+
 /* A mistaken PERTURB_ISA: the sentence quotes it, says names are matched exactly and lists
    what this CPU runs; pure callbacks are refused as well, with the same sentence. */
 Test(errors, perturb_isa_refused) {

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "api/error.h"
 #include "runtime/alloc.h"
 #include "runtime/pool.h"
 #include "runtime/progress.h"
@@ -71,14 +72,23 @@ int pt_estimate_layout(unsigned want, size_t n_in, size_t n_out, const pt_pertur
   return !overflow;
 }
 
+pt_status pt_estimate_check(const pt_perturbation *p, const float *x, size_t n, int derivative) {
+  const pt_status s = pt_check_finite("x", x, n);
+  /* the multiplicative score divides by x_i (fn_perturbed.c): a derivative needs x_i != 0 */
+  if (s == PT_OK && derivative && p->multiplicative && !p->pathwise)
+    for (size_t i = 0; i < n; i++)
+      if (x[i] == 0.0f)
+        return pt_fail(PT_EINVAL,
+                       "x[%zu] is 0: the multiplicative noise's score function divides by x", i);
+  return s;
+}
+
 pt_status pt_estimator_begin(pt_estimator *e, const pt_fn *f, const pt_perturbation *p,
                              pt_key key, const float *x, const float *y_bar, const float *x_dot,
                              unsigned want, pt_arena *arena) {
   memset(e, 0, sizeof *e);
-  /* the multiplicative score divides by x_i (fn_perturbed.c): a derivative needs x_i != 0 */
-  if (p->multiplicative && !p->pathwise && (want & ~(unsigned)PT_WANT_VALUE))
-    for (size_t i = 0; i < f->n_in; i++)
-      if (x[i] == 0.0f) return PT_EINVAL;
+  const pt_status s = pt_estimate_check(p, x, f->n_in, (want & ~(unsigned)PT_WANT_VALUE) != 0);
+  if (s != PT_OK) return s;
   e->arena = arena;
   e->f = f;
   e->p = *p;
@@ -92,7 +102,9 @@ pt_status pt_estimator_begin(pt_estimator *e, const pt_fn *f, const pt_perturbat
   if (!e->path) e->path = &pt_generic_path;
   e->counted = e->path->counted;
   pt_layout l;
-  if (!pt_estimate_layout(want, f->n_in, f->n_out, p, e->counted, &l)) return PT_EOVERFLOW;
+  if (!pt_estimate_layout(want, f->n_in, f->n_out, p, e->counted, &l))
+    return pt_fail(PT_EOVERFLOW, "the sums of %zu inputs and %zu outputs are too many", f->n_in,
+                   f->n_out);
   e->at_value = l.at_value;
   e->at_x_bar = l.at_x_bar;
   e->at_y_dot = l.at_y_dot;
@@ -104,7 +116,8 @@ pt_status pt_estimator_begin(pt_estimator *e, const pt_fn *f, const pt_perturbat
   e->at_loo_h = l.at_loo_h;
   e->cells = l.cells;
   e->counts = l.counts;
-  if (pt_fn_too_big(e->cells, 1, sizeof(pt_xsum) + sizeof(double))) return PT_EOVERFLOW;
+  if (pt_fn_too_big(e->cells, 1, sizeof(pt_xsum) + sizeof(double)))
+    return pt_fail(PT_EOVERFLOW, "%zu sums are past PTRDIFF_MAX bytes", e->cells);
   return e->path->prepare(e);
 }
 
@@ -119,10 +132,10 @@ pt_status pt_sums_alloc_shape(size_t cells, size_t counts, uint64_t groups, pt_a
   memset(s, 0, sizeof *s);
   const size_t map = (size_t)((groups + 7) / 8);
   if (pt_fn_too_big(cells, 1, sizeof(pt_xsum)) || pt_fn_too_big(counts, 1, 2 * sizeof(uint64_t)))
-    return PT_EOVERFLOW;
+    return pt_fail(PT_EOVERFLOW, "%zu sums are past PTRDIFF_MAX bytes", cells);
   const size_t bytes = cells * sizeof(pt_xsum) + counts * sizeof(uint64_t) + map;
   char *block = pt_arena_zalloc(a, bytes);
-  if (!block) return PT_ENOMEM;
+  if (!block) return pt_fail(PT_ENOMEM, "no memory for %zu bytes of exact sums", bytes);
   s->cell = (pt_xsum *)block;
   s->count = counts ? (uint64_t *)(block + cells * sizeof(pt_xsum)) : NULL;
   s->covered = (uint8_t *)(block + cells * sizeof(pt_xsum) + counts * sizeof(uint64_t));
@@ -189,7 +202,7 @@ static void sum_task(void *ctx, size_t t) {
      kernels' whole-vector loads); the sizes were checked by pt_estimator_begin */
   const size_t sums_bytes = (e->cells * sizeof(double) + 63) & ~(size_t)63;
   double *group_sums = st == PT_OK ? pt_arena_zalloc(arena, sums_bytes + e->scratch_bytes) : NULL;
-  if (st == PT_OK && !group_sums) st = PT_ENOMEM;
+  if (st == PT_OK && !group_sums) st = pt_fail(PT_ENOMEM, "no memory for a group's sums");
   void *scratch = group_sums ? (char *)group_sums + sums_bytes : NULL;
   for (uint64_t g = g0; g < g1 && st == PT_OK; g++) {
     const uint64_t m0 = g * e->group;
@@ -272,7 +285,7 @@ pt_status pt_estimator_sum(const pt_estimator *e, uint64_t m0, uint64_t m1, pt_s
   if (!sums || !status) {
     if (sums != s) free(sums);
     if (status != &st) free(status);
-    return PT_ENOMEM;
+    return pt_fail(PT_ENOMEM, "no memory for %zu threads' sums", tasks);
   }
   if (tasks > 1) sums[0] = *s; /* task 0 adds into the caller's sums */
   if (ordered && tasks > 1) {

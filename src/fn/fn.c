@@ -103,10 +103,10 @@ pt_status pt_fn_ready(const pt_fn *f) {
   return f ? PT_OK : pt_fail(PT_EINVAL, "f is NULL");
 }
 
-pt_status pt_fn_check_input(const pt_fn *f, size_t batch, const float *x) {
+pt_status pt_fn_check_input(const pt_fn *f, size_t batch, const float *x, int derivative) {
   if (!f->ops->check) return PT_OK;
   for (size_t b = 0; b < batch; b++) {
-    const pt_status s = f->ops->check(f, x + b * f->n_in);
+    const pt_status s = f->ops->check(f, x + b * f->n_in, derivative);
     if (s != PT_OK) return s;
   }
   return PT_OK;
@@ -133,7 +133,7 @@ pt_status pt_fn_eval(const pt_fn *f, pt_key key, const float *x, float *y) {
   pt_status s = pt_fn_ready(f);
   if (s != PT_OK) return s;
   if (!x || !y) return pt_fail(PT_EINVAL, "x or y is NULL");
-  if ((s = pt_fn_check_input(f, 1, x)) != PT_OK) return s;
+  if ((s = pt_fn_check_input(f, 1, x, 0)) != PT_OK) return s;
   float *out = pt_fn_alloc(f->n_out, 1, sizeof *out, &s);
   if (!out) return s;
   return pt_fn_copy_out(f->ops->eval(f, pt_fn_keys_for(f, key), 1, x, out), out, y, f->n_out);
@@ -145,7 +145,7 @@ pt_status pt_fn_vjp(const pt_fn *f, pt_key key, const float *x, const float *y_b
   if (s != PT_OK) return s;
   if (!x || !y_bar || !x_bar) return pt_fail(PT_EINVAL, "x, y_bar or x_bar is NULL");
   if (!(f->caps & PT_CAP_DERIVATIVES)) return pt_fn_unsupported("derivatives");
-  if ((s = pt_fn_check_input(f, 1, x)) != PT_OK) return s;
+  if ((s = pt_fn_check_input(f, 1, x, 1)) != PT_OK) return s;
   float *out = pt_fn_alloc(f->n_in, 1, sizeof *out, &s);
   if (!out) return s;
   s = f->ops->vjp(f, pt_fn_keys_for(f, key), x, y_bar, NULL, out);
@@ -158,7 +158,7 @@ pt_status pt_fn_jvp(const pt_fn *f, pt_key key, const float *x, const float *x_d
   if (s != PT_OK) return s;
   if (!x || !x_dot || !y_dot) return pt_fail(PT_EINVAL, "x, x_dot or y_dot is NULL");
   if (!(f->caps & PT_CAP_DERIVATIVES)) return pt_fn_unsupported("derivatives");
-  if ((s = pt_fn_check_input(f, 1, x)) != PT_OK) return s;
+  if ((s = pt_fn_check_input(f, 1, x, 1)) != PT_OK) return s;
   float *out = pt_fn_alloc(f->n_out, 1, sizeof *out, &s);
   if (!out) return s;
   s = f->ops->jvp(f, pt_fn_keys_for(f, key), x, x_dot, NULL, out);
@@ -171,7 +171,7 @@ pt_status pt_fn_jacobian(const pt_fn *f, pt_key key, const float *x, float *jac)
   if (s != PT_OK) return s;
   if (!x || !jac) return pt_fail(PT_EINVAL, "x or jac is NULL");
   if (!(f->caps & PT_CAP_DERIVATIVES)) return pt_fn_unsupported("derivatives");
-  if ((s = pt_fn_check_input(f, 1, x)) != PT_OK) return s;
+  if ((s = pt_fn_check_input(f, 1, x, 1)) != PT_OK) return s;
   float *out = pt_fn_alloc(f->n_out, f->n_in, sizeof *out, &s);
   if (!out) return s;
   s = f->ops->jacobian(f, pt_fn_keys_for(f, key), x, NULL, out);
@@ -186,7 +186,7 @@ pt_status pt_fn_value_and_grad(const pt_fn *f, pt_key key, const float *x, float
   if (!x || !value || !grad) return pt_fail(PT_EINVAL, "x, value or grad is NULL");
   if (f->n_out != 1) return pt_fail(PT_EINVAL, "f has %zu outputs, not one", f->n_out);
   if (!(f->caps & PT_CAP_DERIVATIVES)) return pt_fn_unsupported("derivatives");
-  if ((s = pt_fn_check_input(f, 1, x)) != PT_OK) return s;
+  if ((s = pt_fn_check_input(f, 1, x, 1)) != PT_OK) return s;
   float *out = pt_fn_alloc(f->n_in, 1, sizeof *out, &s);
   if (!out) return s;
   const float one = 1.0f;
@@ -202,7 +202,7 @@ pt_status pt_fn_hessian(const pt_fn *f, pt_key key, const float *x, float *hess)
   if (s != PT_OK) return s;
   if (!x || !hess) return pt_fail(PT_EINVAL, "x or hess is NULL");
   if (!(f->caps & PT_CAP_HESSIAN)) return pt_fn_unsupported("Hessian");
-  if ((s = pt_fn_check_input(f, 1, x)) != PT_OK) return s;
+  if ((s = pt_fn_check_input(f, 1, x, 1)) != PT_OK) return s;
   float *out = pt_fn_alloc(f->n_in, f->n_in, sizeof *out, &s);
   if (!out) return s;
   s = f->ops->hessian(f, pt_fn_keys_for(f, key), x, out);

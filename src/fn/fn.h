@@ -66,10 +66,11 @@ struct pt_fn_ops {
   pt_status (*hessian)(const pt_fn *f, pt_fn_keys keys, const float *x, float *hess);
   /* Drops the references to the parts and frees the object. */
   void (*destroy)(pt_fn *f);
-  /* PT_EINVAL for an input x (n_in floats) that every operation refuses, so that the public
-     calls refuse it before they allocate; NULL: every x is accepted.  The operations check it
-     again, as a stage of a composition or a sample of a perturbation has no public call. */
-  pt_status (*check)(const pt_fn *f, const float *x);
+  /* PT_EINVAL for an input x (n_in floats) that every operation (every derivative, when
+     `derivative`) refuses, so that the public calls refuse it before they allocate; NULL: every
+     x is accepted.  The operations check it again, as a stage of a composition or a sample of
+     a perturbation has no public call. */
+  pt_status (*check)(const pt_fn *f, const float *x, int derivative);
 };
 
 /* Perturbed functions and losses call their part's operations from their own, so each level
@@ -107,7 +108,7 @@ pt_status pt_fn_ready(const pt_fn *f);
 
 /* The public calls' check of their inputs, before they allocate: each of the batch rows of x
    through f's check. */
-pt_status pt_fn_check_input(const pt_fn *f, size_t batch, const float *x);
+pt_status pt_fn_check_input(const pt_fn *f, size_t batch, const float *x, int derivative);
 
 /* PT_EINVAL, with the sentence "name[i] is NaN", if x[i] is the first infinite or NaN entry
    of x[0 .. n); else PT_OK. */

@@ -102,7 +102,7 @@ static pt_status check(const pt_fn *f, size_t batch, const float *x, const void 
   if (derivative && !(f->caps & PT_CAP_DERIVATIVES)) return pt_fn_unsupported("derivatives");
   if (pt_fn_too_big(batch, f->n_in, sizeof(float)) || pt_fn_too_big(batch, f->n_out, sizeof(float)))
     return pt_fail(PT_EOVERFLOW, "a batch of %zu rows is past PTRDIFF_MAX bytes", batch);
-  return pt_fn_check_input(f, batch, x);
+  return pt_fn_check_input(f, batch, x, derivative);
 }
 
 static pt_status batched(const pt_fn *f, pt_key key, batch_kind kind, size_t batch,
@@ -141,6 +141,7 @@ pt_status pt_fn_value_and_grad_batch(const pt_fn *f, pt_key key, size_t batch, c
                                      float *value, float *grad) {
   PT_CALL("pt_fn_value_and_grad_batch");
   pt_status s = check(f, batch, x, value, grad, 0);
+  if (s == PT_OK && batch) s = pt_fn_check_input(f, batch, x, 1);
   if (s != PT_OK || batch == 0) return s;
   /* before the derivative's check, as pt_fn_value_and_grad */
   if (f->n_out != 1) return pt_fail(PT_EINVAL, "f has %zu outputs, not one", f->n_out);

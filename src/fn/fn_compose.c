@@ -25,7 +25,9 @@ typedef struct compose_fn {
 static const pt_fn_ops compose_ops;
 
 static int is_compose(const pt_fn *f) { return f->ops == &compose_ops; }
-static size_t stages_of(const pt_fn *f) { return is_compose(f) ? ((const compose_fn *)f)->stages : 1; }
+static size_t stages_of(const pt_fn *f) {
+  return is_compose(f) ? ((const compose_fn *)f)->stages : 1;
+}
 
 /* The stages of f in evaluation order (inner first), and the widths a call needs: `widest`,
    the largest vector passed between two stages, and `between`, the sum of those vectors'
@@ -239,9 +241,9 @@ static void compose_destroy(pt_fn *f) {
 }
 
 /* The first stage's check: the others' inputs are known only by running the stages. */
-static pt_status compose_check(const pt_fn *f, const float *x) {
+static pt_status compose_check(const pt_fn *f, const float *x, int derivative) {
   while (is_compose(f)) f = ((const compose_fn *)f)->inner;
-  return f->ops->check ? f->ops->check(f, x) : PT_OK;
+  return f->ops->check ? f->ops->check(f, x, derivative) : PT_OK;
 }
 
 static const pt_fn_ops compose_ops = {

@@ -31,6 +31,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "api/error.h"
 #include "runtime/alloc.h"
 #include "fn/estimate.h"
 #include "fn/fn.h"
@@ -119,9 +120,10 @@ static pt_status generic_prepare(pt_estimator *e) {
   const pt_fn *f = e->f;
   const size_t n_in = f->n_in, n_out = f->n_out;
   pt_status s = PT_OK;
-  if (pt_fn_too_big(n_out, 1, 2 * sizeof(double))) return PT_EOVERFLOW;
+  if (pt_fn_too_big(n_out, 1, 2 * sizeof(double)))
+    return pt_fail(PT_EOVERFLOW, "the baseline of %zu outputs is too large", n_out);
   generic_prep *pr = pt_arena_zalloc(e->arena, sizeof *pr + n_out * sizeof(double));
-  if (!pr) return PT_ENOMEM;
+  if (!pr) return pt_fail(PT_ENOMEM, "no memory for the generic path's buffers");
   /* sample m is row m of a batch with f's key, the baseline the row after the last sample
      (perturb.h, "Keys") */
   pr->f_key = f->n_random ? pt_key_fold_in(e->key, 0) : e->key;
@@ -138,7 +140,8 @@ static pt_status generic_prepare(pt_estimator *e) {
   if (__builtin_add_overflow(2 * n_in + n_out + pr->ez, pr->dy, &pr->row_floats) ||
       !buffer_bytes(e, pr, 1)) {
     generic_release(e);
-    return PT_EOVERFLOW;
+    return pt_fail(PT_EOVERFLOW, "a sample's buffers of %zu inputs and %zu outputs are too large",
+                   n_in, n_out);
   }
   size_t tile = PT_TILE_FLOATS / pr->row_floats;
   /* whole antithetic pairs: the group and M are even, so a tile never splits one */
@@ -359,13 +362,13 @@ const pt_path pt_generic_path = {0, generic_prepare, generic_run, generic_releas
 /* ---- the object ------------------------------------------------------------------------------ */
 
 /* x must be finite: x + sigma Z would be NaN in every sample */
-static pt_status perturbed_check(const pt_fn *f, const float *x) {
-  return pt_check_finite("x", x, f->n_in);
+static pt_status perturbed_check(const pt_fn *f, const float *x, int derivative) {
+  return pt_estimate_check(&((const perturbed_fn *)f)->p, x, f->n_in, derivative);
 }
 
 static pt_status estimate_at(const pt_fn *fn, pt_fn_keys keys, const float *x, const float *y_bar,
                              const float *x_dot, const pt_outputs *out) {
-  const pt_status s = perturbed_check(fn, x);
+  const pt_status s = pt_check_finite("x", x, fn->n_in);
   if (s != PT_OK) return s;
   const perturbed_fn *pf = (const perturbed_fn *)fn;
   return pt_estimate(pf->f, &pf->p, pt_fn_part_key(keys), x, y_bar, x_dot, out);
@@ -418,10 +421,17 @@ pt_perturb_options pt_perturb_defaults(void) {
 }
 
 pt_status pt_perturb_options_read(const pt_perturb_options *o, pt_perturb_options *v) {
-  if (!o || o->size < sizeof *o) return PT_EINVAL;
+  if (!o) return pt_fail(PT_EINVAL, "options is NULL");
+  if (o->size < sizeof *o)
+    return pt_fail(PT_EINVAL,
+                   "options->size is %zu, less than this version's %zu (pt_perturb_defaults sets it)",
+                   o->size, sizeof *o);
   const unsigned char *past = (const unsigned char *)o + sizeof *o;
   for (size_t i = 0; i < o->size - sizeof *o; i++)
-    if (past[i]) return PT_EINVAL;
+    if (past[i])
+      return pt_fail(PT_EINVAL,
+                     "options has a non-zero byte at %zu, past the fields this version knows",
+                     sizeof *o + i);
   *v = *o;
   v->size = sizeof *v;
   return PT_OK;
@@ -430,10 +440,16 @@ pt_status pt_perturb_options_read(const pt_perturb_options *o, pt_perturb_option
 /* The options checked against f and resolved into a perturbation (pt_make_perturbed_fun_ex(3)
    says which apply to which function). */
 static pt_status resolve(const pt_fn *f, const pt_perturb_options *o, pt_perturbation *p) {
-  if (o->num_samples == 0 || !isfinite(o->sigma) || o->sigma <= 0.0f) return PT_EINVAL;
-  if (o->noise != PT_NOISE_GUMBEL && o->noise != PT_NOISE_NORMAL) return PT_EINVAL;
-  if ((unsigned)o->baseline > PT_BASELINE_LEAVE_ONE_OUT) return PT_EINVAL;
-  if ((unsigned)o->gradient > PT_GRADIENT_PATHWISE) return PT_EINVAL;
+  if (o->num_samples == 0) return pt_fail(PT_EINVAL, "num_samples is 0");
+  if (!isfinite(o->sigma) || o->sigma <= 0.0f)
+    return pt_fail(PT_EINVAL, "sigma is %g, not a positive finite number", (double)o->sigma);
+  if (o->noise != PT_NOISE_GUMBEL && o->noise != PT_NOISE_NORMAL)
+    return pt_fail(PT_EINVAL, "noise is %d: a perturbation is PT_NOISE_GUMBEL or PT_NOISE_NORMAL",
+                   (int)o->noise);
+  if ((unsigned)o->baseline > PT_BASELINE_LEAVE_ONE_OUT)
+    return pt_fail(PT_EINVAL, "baseline is %d, not a pt_baseline", (int)o->baseline);
+  if ((unsigned)o->gradient > PT_GRADIENT_PATHWISE)
+    return pt_fail(PT_EINVAL, "gradient is %d, not a pt_gradient", (int)o->gradient);
   const pt_builtin b = pt_fn_builtin(f);
   /* a derivative of its own worth following: max and sort, or any differentiable function that
      is not a piecewise-constant built-in */
@@ -441,29 +457,40 @@ static pt_status resolve(const pt_fn *f, const pt_perturb_options *o, pt_perturb
                                                        : pt_builtin_differentiable(b.kind);
   const int pathwise = o->gradient == PT_GRADIENT_PATHWISE ||
                        (o->gradient == PT_GRADIENT_AUTO && pt_builtin_differentiable(b.kind));
-  if (pathwise && !own_derivative) return PT_EINVAL;
+  if (pathwise && !own_derivative)
+    return pt_fail(PT_EINVAL, "the pathwise gradient needs f's own derivative, which f lacks");
   /* the baseline only acts on the score function's terms: the default is accepted */
-  if (pathwise && o->baseline == PT_BASELINE_LEAVE_ONE_OUT) return PT_EINVAL;
-  if (o->baseline == PT_BASELINE_LEAVE_ONE_OUT && o->num_samples < 2) return PT_EINVAL;
-  if (o->antithetic && o->num_samples % 2) return PT_EINVAL;
+  if (pathwise && o->baseline == PT_BASELINE_LEAVE_ONE_OUT)
+    return pt_fail(PT_EINVAL,
+                   "the leave-one-out baseline is the score function's, not the pathwise gradient's");
+  if (o->baseline == PT_BASELINE_LEAVE_ONE_OUT && o->num_samples < 2)
+    return pt_fail(PT_EINVAL, "the leave-one-out baseline needs num_samples >= 2");
+  if (o->antithetic && o->num_samples % 2)
+    return pt_fail(PT_EINVAL, "antithetic pairs need an even num_samples, not %zu", o->num_samples);
   /* the leave-one-out baseline of a sample would hold its pair's partner, not independent of
      it: its estimate would be biased */
-  if (o->antithetic && o->baseline == PT_BASELINE_LEAVE_ONE_OUT) return PT_EINVAL;
-  if (o->multiplicative && o->noise != PT_NOISE_NORMAL) return PT_EINVAL;
+  if (o->antithetic && o->baseline == PT_BASELINE_LEAVE_ONE_OUT)
+    return pt_fail(PT_EINVAL, "antithetic pairs and the leave-one-out baseline do not go together");
+  if (o->multiplicative && o->noise != PT_NOISE_NORMAL)
+    return pt_fail(PT_EINVAL, "multiplicative noise needs PT_NOISE_NORMAL");
   /* cross-segment terms exist only in the score function of a built-in of several segments */
   if (o->block_diagonal &&
       (pathwise || (b.kind != PT_BUILTIN_ARGMAX && b.kind != PT_BUILTIN_TOP_K) || b.count < 2))
-    return PT_EINVAL;
+    return pt_fail(PT_EINVAL, "block_diagonal needs the score function of an argmax or top-k of "
+                              "at least two segments");
   /* every noise position m*n_in + i must be a word of the stream, and the end of a sample's
      positions, (m + 1)*n_in, must not wrap: num_samples * n_in < 2^64 */
-  if (o->num_samples > UINT64_MAX / f->n_in) return PT_EOVERFLOW;
+  if (o->num_samples > UINT64_MAX / f->n_in)
+    return pt_fail(PT_EOVERFLOW, "num_samples %zu x n_in %zu noise words pass 2^64", o->num_samples,
+                   f->n_in);
   *p = (pt_perturbation){o->num_samples, o->sigma, o->noise, o->baseline, pathwise,
                          o->antithetic != 0, o->multiplicative != 0, o->block_diagonal != 0,
                          o->independent_jacobian != 0};
   /* block_diagonal is the fused argmax's estimator, whose additive keys multiplicative noise
      does not take (it runs on the generic path) */
   if (p->block_diagonal && (b.kind != PT_BUILTIN_ARGMAX || p->multiplicative))
-    return PT_EUNSUPPORTED;
+    return pt_fail(PT_EUNSUPPORTED,
+                   "block_diagonal is built for the fused argmax with additive noise only");
   return PT_OK;
 }
 
@@ -489,15 +516,18 @@ int pt_perturbation_from_bits(uint32_t bits, pt_perturbation *p) {
 
 pt_status pt_make_perturbed_fun_ex(const pt_fn *f, const pt_perturb_options *options,
                                    pt_fn **out) {
+  PT_CALL("pt_make_perturbed_fun_ex");
   pt_perturb_options o;
   pt_perturbation pert;
-  if (!f || !out) return PT_EINVAL;
-  if (f->nesting >= PT_FN_MAX_NESTING) return PT_EINVAL;
+  if (!f || !out) return pt_fail(PT_EINVAL, "f or out is NULL");
+  if (f->nesting >= PT_FN_MAX_NESTING)
+    return pt_fail(PT_EINVAL, "f holds %zu nested perturbed functions, the most there may be",
+                   f->nesting);
   pt_status s = pt_perturb_options_read(options, &o);
   if (s == PT_OK) s = resolve(f, &o, &pert);
   if (s != PT_OK) return s;
   perturbed_fn *p = pt_malloc(sizeof *p);
-  if (!p) return PT_ENOMEM;
+  if (!p) return pt_fail(PT_ENOMEM, "no memory for the perturbed function");
   /* the Hessian is the score function's second-order estimate, of additive noise */
   const int hessian = f->n_out == 1 && !pert.pathwise && !pert.multiplicative;
   pt_fn_init(&p->base, &perturbed_ops, f->n_in, f->n_out, 1,
@@ -513,6 +543,7 @@ pt_status pt_make_perturbed_fun_ex(const pt_fn *f, const pt_perturb_options *opt
 
 pt_status pt_make_perturbed_fun(const pt_fn *f, size_t num_samples, float sigma, pt_noise noise,
                                 int use_baseline, pt_fn **out) {
+  PT_CALL("pt_make_perturbed_fun");
   pt_perturb_options o = pt_perturb_defaults();
   o.num_samples = num_samples;
   o.sigma = sigma;
