@@ -158,3 +158,19 @@ int pt_ref_argmax_rows(void *user, size_t batch, const float *x, float *y) {
   for (size_t r = 0; r < batch; r++) pt_ref_argmax_point(user, x + r * d, y + r * d);
   return 0;
 }
+
+pt_perturb_options pt_ref_score_options(size_t m, float sigma, pt_noise noise, pt_baseline b) {
+  pt_perturb_options o = pt_perturb_defaults();
+  o.num_samples = m;
+  o.sigma = sigma;
+  o.noise = noise;
+  o.baseline = b;
+  o.gradient = PT_GRADIENT_SCORE;
+  return o;
+}
+
+pt_fn *pt_ref_perturbed(const pt_fn *f, const pt_perturb_options *o) {
+  pt_fn *p = NULL;
+  cr_assert_eq(pt_make_perturbed_fun_ex(f, o, &p), PT_OK);
+  return p;
+}

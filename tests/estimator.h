@@ -49,6 +49,11 @@ void pt_ref_expect_near(const float *got, const double *ref, size_t n, double re
 void pt_ref_expect_truth(const double *mean, const double *se, const double *truth, size_t n,
                          const char *what);
 
+/* Options of the score function (pt_perturb_defaults otherwise), and f perturbed with given
+   options (a Criterion assertion that it is accepted). */
+pt_perturb_options pt_ref_score_options(size_t m, float sigma, pt_noise noise, pt_baseline b);
+pt_fn *pt_ref_perturbed(const pt_fn *f, const pt_perturb_options *o);
+
 /* The argmax one-hot as a plain function, the tests' independent truth for the built-in: one-hot
    on the first greatest of the d = *(const size_t *)ctx entries. */
 void pt_ref_argmax_point(const void *ctx, const float *x, float *y);

@@ -15,25 +15,15 @@
 #include <string.h>
 
 #include "perturb.h"
+#include "estimator.h"
 #include "gen/isas.h" /* PT_ISA_COUNT */
 
 static pt_perturb_options options(size_t m, float sigma, pt_noise noise, pt_baseline b,
                                   int antithetic, int multiplicative) {
-  pt_perturb_options o = pt_perturb_defaults();
-  o.num_samples = m;
-  o.sigma = sigma;
-  o.noise = noise;
-  o.baseline = b;
-  o.gradient = PT_GRADIENT_SCORE;
+  pt_perturb_options o = pt_ref_score_options(m, sigma, noise, b);
   o.antithetic = antithetic;
   o.multiplicative = multiplicative;
   return o;
-}
-
-static pt_fn *perturbed(const pt_fn *f, const pt_perturb_options *o) {
-  pt_fn *p = NULL;
-  cr_assert_eq(pt_make_perturbed_fun_ex(f, o, &p), PT_OK);
-  return p;
 }
 
 static int same_bits(const float *a, const float *b, size_t n) {
@@ -223,7 +213,7 @@ static void check_pairs(pt_noise noise) {
   recorder r = {N, 0, M, rows};
   pt_fn *f = box(N, 1, record, NULL, &r, 0);
   pt_perturb_options o = options(M, 1.0f, noise, PT_BASELINE_NONE, 1, 0);
-  pt_fn *p = perturbed(f, &o);
+  pt_fn *p = pt_ref_perturbed(f, &o);
   const pt_key key = pt_key_make(77);
   const float x[N] = {0};
   float y;
@@ -276,7 +266,7 @@ Test(noise_options, fused_antithetic_argmax_is_the_black_box_s) {
   pt_fn *fused, *bb = box(6, 6, argmax_eval, NULL, &d, PT_CALLBACK_THREAD_SAFE);
   cr_assert_eq(pt_fn_argmax_one_hot(6, &fused), PT_OK);
   pt_perturb_options o = options(1000, 0.5f, PT_NOISE_NORMAL, PT_BASELINE_F_X, 1, 0);
-  pt_fn *pf = perturbed(fused, &o), *pb = perturbed(bb, &o);
+  pt_fn *pf = pt_ref_perturbed(fused, &o), *pb = pt_ref_perturbed(bb, &o);
   const float x[6] = {0.1f, -0.3f, 0.4f, 0.35f, -1.0f, 0.0f}, x_dot[6] = {1, -2, 0.5f, 3, 1, -1};
   float a[36], b[36];
   const pt_key key = pt_key_make(5);
@@ -320,7 +310,7 @@ Test(noise_options, antithetic_argmax_is_the_softmax) {
   const pt_fn *fs[2] = {fused, bb};
   for (int k = 0; k < 2; k++) {
     pt_perturb_options o = options(1000, sigma, PT_NOISE_GUMBEL, PT_BASELINE_F_X, 1, 0);
-    pt_fn *pf = perturbed(fs[k], &o);
+    pt_fn *pf = pt_ref_perturbed(fs[k], &o);
     op_call value = {pf, PT_OP_EVAL, x, NULL}, jacobian = {pf, PT_OP_JACOBIAN, x, NULL};
     over_keys v = run_keys(call_op, &value, 4, 60, 1000);
     over_keys j = run_keys(call_op, &jacobian, 16, 60, 2000);
@@ -343,7 +333,7 @@ Test(noise_options, multiplicative_noise_keeps_the_mean) {
   pt_fn *f = box(5, 5, identity_eval, NULL, &n, PT_CALLBACK_THREAD_SAFE);
   for (int anti = 0; anti < 2; anti++) {
     pt_perturb_options o = options(500, 0.4f, PT_NOISE_NORMAL, PT_BASELINE_F_X, anti, 1);
-    pt_fn *p = perturbed(f, &o);
+    pt_fn *p = pt_ref_perturbed(f, &o);
     op_call value = {p, PT_OP_EVAL, x, NULL};
     over_keys v = run_keys(call_op, &value, 5, 60, 300);
     expect_truth(&v, truth, anti ? "antithetic value" : "value");
@@ -383,7 +373,7 @@ Test(noise_options, multiplicative_gradient_of_a_linear_function_is_its_weights)
     pt_perturb_options o = options(400, 0.3f, PT_NOISE_NORMAL, cases[c].baseline,
                                    cases[c].antithetic, 1);
     o.gradient = cases[c].gradient;
-    pt_fn *p = perturbed(f, &o);
+    pt_fn *p = pt_ref_perturbed(f, &o);
     op_call vjp = {p, PT_OP_VJP, x, &one}, jvp = {p, PT_OP_JVP, x, x_dot},
             jac = {p, PT_OP_JACOBIAN, x, NULL};
     over_keys g = run_keys(call_op, &vjp, LN, 40, 500 + 100 * c);
@@ -422,7 +412,7 @@ Test(noise_options, multiplicative_half_square_is_its_closed_form) {
     pt_perturb_options o = options(400, sigma, PT_NOISE_NORMAL, PT_BASELINE_F_X,
                                    cases[c].antithetic, 1);
     o.gradient = cases[c].gradient;
-    pt_fn *p = perturbed(f, &o);
+    pt_fn *p = pt_ref_perturbed(f, &o);
     op_call eval = {p, PT_OP_EVAL, x, NULL}, vjp = {p, PT_OP_VJP, x, &one},
             jac = {p, PT_OP_JACOBIAN, x, NULL};
     over_keys v = run_keys(call_op, &eval, 1, 40, 900 + 100 * c);
@@ -448,7 +438,7 @@ Test(noise_options, multiplicative_built_ins_are_the_black_box_s) {
   pt_fn *argmax, *bb = box(5, 5, argmax_eval, NULL, &d, PT_CALLBACK_THREAD_SAFE);
   cr_assert_eq(pt_fn_argmax_one_hot(5, &argmax), PT_OK);
   pt_perturb_options o = options(700, 0.3f, PT_NOISE_NORMAL, PT_BASELINE_F_X, 1, 1);
-  pt_fn *pa = perturbed(argmax, &o), *pb = perturbed(bb, &o);
+  pt_fn *pa = pt_ref_perturbed(argmax, &o), *pb = pt_ref_perturbed(bb, &o);
   const float x[5] = {1.0f, 1.1f, 0.9f, -0.5f, 1.05f}, v[5] = {1, -1, 2, 0.5f, 3};
   float a[25], b[25];
   const pt_key key = pt_key_make(9);
@@ -463,8 +453,8 @@ Test(noise_options, multiplicative_built_ins_are_the_black_box_s) {
   pt_fn *mx, *bm = box(5, 1, max_eval, max_vjp, &d, PT_CALLBACK_THREAD_SAFE);
   cr_assert_eq(pt_fn_max(5, &mx), PT_OK);
   o.gradient = PT_GRADIENT_PATHWISE;
-  pa = perturbed(mx, &o);
-  pb = perturbed(bm, &o);
+  pa = pt_ref_perturbed(mx, &o);
+  pb = pt_ref_perturbed(bm, &o);
   for (int op = PT_OP_EVAL; op <= PT_OP_JACOBIAN; op++) {
     op_call ca = {pa, (pt_op)op, x, v}, cb = {pb, (pt_op)op, x, v};
     call_op(&ca, key, a);
@@ -523,7 +513,7 @@ Test(noise_options, fenchel_young_loss_takes_both_options) {
   o = options(1000, sigma, PT_NOISE_NORMAL, PT_BASELINE_F_X, 1, 1);
   o.gradient = PT_GRADIENT_AUTO;
   cr_assert_eq(pt_fenchel_young_loss(argmax, &o, &loss), PT_OK);
-  pt_fn *pm = perturbed(mx, &o);
+  pt_fn *pm = pt_ref_perturbed(mx, &o);
   float got[1 + 2 * D], want[D], one = 1.0f;
   const pt_key key = pt_key_make(8);
   cr_assert_eq(pt_fn_value_and_grad(loss, key, x, got, got + 1), PT_OK);
@@ -557,7 +547,7 @@ static double variance_ratio(const pt_fn *f, pt_op op, size_t n, const float *x,
   double v[2];
   for (int anti = 0; anti < 2; anti++) {
     pt_perturb_options o = options(100, 0.5f, noise, PT_BASELINE_F_X, anti, 0);
-    pt_fn *p = perturbed(f, &o);
+    pt_fn *p = pt_ref_perturbed(f, &o);
     op_call c = {p, op, x, NULL};
     over_keys s = run_keys(call_op, &c, n, 1000, 40000);
     v[anti] = total_variance(&s);
@@ -658,7 +648,7 @@ static void make_subjects(subjects *all) {
     s->o.gradient = made[i].gradient;
     s->o.block_diagonal = made[i].block_diagonal;
     s->o.independent_jacobian = made[i].independent;
-    s->f = perturbed(made[i].f, &s->o);
+    s->f = pt_ref_perturbed(made[i].f, &s->o);
   }
   pt_fn *bases[BASES] = {seg, rank, mx, sort, argmax, top, sq, sq1};
   memcpy(all->bases, bases, sizeof bases);
@@ -852,7 +842,7 @@ Test(noise_options, bad_options_and_points_are_refused_with_nothing_written) {
      refused with nothing written (the shards' too); its value, and the pathwise derivatives
      (J f(x~) diag(w): no division), are fine */
   pt_perturb_options o = options(100, 0.5f, PT_NOISE_NORMAL, PT_BASELINE_F_X, 1, 1);
-  pt_fn *p = perturbed(id, &o);
+  pt_fn *p = pt_ref_perturbed(id, &o);
   const float x[4] = {1.0f, 0.0f, -2.0f, 0.5f}, v[4] = {1, 1, 1, 1};
   float out[16], before[16];
   for (size_t i = 0; i < 16; i++) out[i] = before[i] = -7.0f;
@@ -871,7 +861,7 @@ Test(noise_options, bad_options_and_points_are_refused_with_nothing_written) {
                "no Hessian of multiplicative noise");
   pt_fn_free(p);
   o.gradient = PT_GRADIENT_AUTO;
-  p = perturbed(mx, &o);
+  p = pt_ref_perturbed(mx, &o);
   cr_expect_eq(pt_fn_vjp(p, key, x, v, out), PT_OK, "pathwise at x_i = 0");
   pt_fn_free(p);
   pt_fn_free(argmax);
@@ -900,7 +890,7 @@ Test(noise_options, a_partial_naming_a_refused_combination_is_refused) {
   static size_t d = 4;
   pt_fn *id = box(4, 4, identity_eval, NULL, &d, PT_CALLBACK_THREAD_SAFE);
   pt_perturb_options o = options(300, 0.5f, PT_NOISE_NORMAL, PT_BASELINE_F_X, 1, 1);
-  pt_fn *p = perturbed(id, &o);
+  pt_fn *p = pt_ref_perturbed(id, &o);
   const float x[4] = {1.0f, -0.5f, 2.0f, 0.25f};
   pt_partial *part, *loaded;
   cr_assert_eq(pt_fn_partial(p, PT_OP_EVAL, pt_key_make(4), x, NULL, 0, 300, &part), PT_OK);

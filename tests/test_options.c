@@ -48,21 +48,6 @@ static pt_fn *black_box(point_fn *p) {
   return f;
 }
 
-static pt_perturb_options options(size_t m, float sigma, pt_noise noise, pt_baseline b) {
-  pt_perturb_options o = pt_perturb_defaults();
-  o.num_samples = m;
-  o.sigma = sigma;
-  o.noise = noise;
-  o.baseline = b;
-  o.gradient = PT_GRADIENT_SCORE;
-  return o;
-}
-
-static pt_fn *perturbed(const pt_fn *f, const pt_perturb_options *o) {
-  pt_fn *p = NULL;
-  cr_assert_eq(pt_make_perturbed_fun_ex(f, o, &p), PT_OK);
-  return p;
-}
 
 /* softmax(x / sigma) of d inputs and its Jacobian (diag p - p p^T) / sigma, with row stride ld
    (a diagonal block of a larger Jacobian) */
@@ -164,8 +149,8 @@ static void check_loo_softmax(int builtin) {
   pt_fn *f = NULL;
   if (builtin) cr_assert_eq(pt_fn_argmax_one_hot(d, &f), PT_OK);
   else f = black_box(&pf);
-  const pt_perturb_options o = options(m, sigma, PT_NOISE_GUMBEL, PT_BASELINE_LEAVE_ONE_OUT);
-  pt_fn *p = perturbed(f, &o);
+  const pt_perturb_options o = pt_ref_score_options(m, sigma, PT_NOISE_GUMBEL, PT_BASELINE_LEAVE_ONE_OUT);
+  pt_fn *p = pt_ref_perturbed(f, &o);
   pt_ref_estimate ref;
   expect_loo_is_the_formula(p, &pf, m, sigma, PT_NOISE_GUMBEL, pt_key_make(2024), x,
                             builtin ? 3 : 0, &ref);
@@ -193,9 +178,9 @@ Test(options, leave_one_out_is_the_formula_at_any_sample_count) {
   for (size_t c = 0; c < 3; c++)
     for (int noise = 0; noise < 2; noise++)
       for (int k = 0; k < 2; k++) {
-        const pt_perturb_options o = options(counts[c], 0.7f, (pt_noise)noise,
+        const pt_perturb_options o = pt_ref_score_options(counts[c], 0.7f, (pt_noise)noise,
                                              PT_BASELINE_LEAVE_ONE_OUT);
-        pt_fn *p = perturbed(fs[k], &o);
+        pt_fn *p = pt_ref_perturbed(fs[k], &o);
         pt_ref_estimate ref;
         expect_loo_is_the_formula(p, &pf, counts[c], 0.7f, (pt_noise)noise, pt_key_make(c + 1),
                                   x, k == 0 && noise == PT_NOISE_GUMBEL ? 1 : 0, &ref);
@@ -216,8 +201,8 @@ Test(options, leave_one_out_hessian_of_half_square_is_the_identity) {
   const size_t m = 200000;
   const pt_key key = pt_key_make(99);
   for (int noise = 0; noise < 2; noise++) {
-    const pt_perturb_options o = options(m, sigma, (pt_noise)noise, PT_BASELINE_LEAVE_ONE_OUT);
-    pt_fn *p = perturbed(f, &o);
+    const pt_perturb_options o = pt_ref_score_options(m, sigma, (pt_noise)noise, PT_BASELINE_LEAVE_ONE_OUT);
+    pt_fn *p = pt_ref_perturbed(f, &o);
     pt_ref_estimate ref;
     cr_assert_eq(pt_ref_estimate_run(half_square_point, &n, n, 1, m, sigma, (pt_noise)noise,
                                      PT_BASELINE_LEAVE_ONE_OUT, key, x, &ref), 0);
@@ -246,8 +231,8 @@ static void loo_variance(const float *x, double sigma, size_t m, size_t reps, do
   const pt_baseline baselines[3] = {PT_BASELINE_NONE, PT_BASELINE_F_X, PT_BASELINE_LEAVE_ONE_OUT};
   double variance[3];
   for (int b = 0; b < 3; b++) {
-    const pt_perturb_options o = options(m, (float)sigma, PT_NOISE_GUMBEL, baselines[b]);
-    pt_fn *p = perturbed(f, &o);
+    const pt_perturb_options o = pt_ref_score_options(m, (float)sigma, PT_NOISE_GUMBEL, baselines[b]);
+    pt_fn *p = pt_ref_perturbed(f, &o);
     spread s = spread_new(D * D);
     float jac[D * D];
     for (size_t r = 0; r < reps; r++) {
@@ -307,10 +292,10 @@ static void check_block_diagonal(const size_t *sizes, size_t count, pt_noise noi
     for (size_t i = 0; i < sizes[s]; i++) seg_of[n++] = s;
   pt_fn *f;
   cr_assert_eq(pt_fn_argmax_one_hot_segments(sizes, count, &f), PT_OK);
-  pt_perturb_options o = options(700, 0.4f, noise, baseline);
-  pt_fn *full = perturbed(f, &o);
+  pt_perturb_options o = pt_ref_score_options(700, 0.4f, noise, baseline);
+  pt_fn *full = pt_ref_perturbed(f, &o);
   o.block_diagonal = 1;
-  pt_fn *bd = perturbed(f, &o);
+  pt_fn *bd = pt_ref_perturbed(f, &o);
   float x[64], y_bar[64], x_dot[64];
   point_of(x, n, 1);
   point_of(y_bar, n, 2);
@@ -387,9 +372,9 @@ Test(options, block_diagonal_lowers_the_variance_of_a_tree_gradient) {
     for (size_t i = 0; i < N; i++) truth[i] += jac[j * N + i] * w[j];
   double variance[2];
   for (int blocks = 0; blocks < 2; blocks++) {
-    pt_perturb_options o = options(100, sigma, PT_NOISE_GUMBEL, PT_BASELINE_F_X);
+    pt_perturb_options o = pt_ref_score_options(100, sigma, PT_NOISE_GUMBEL, PT_BASELINE_F_X);
     o.block_diagonal = blocks;
-    pt_fn *p = perturbed(f, &o);
+    pt_fn *p = pt_ref_perturbed(f, &o);
     spread s = spread_new(N);
     for (size_t r = 0; r < REPS; r++) {
       float grad[N];
@@ -416,9 +401,9 @@ Test(options, block_diagonal_lowers_the_variance_of_a_tree_gradient) {
 static void check_independent(const pt_fn *f, pt_perturb_options o) {
   const size_t n_in = pt_fn_n_in(f), n_out = pt_fn_n_out(f);
   o.independent_jacobian = 0;
-  pt_fn *plain = perturbed(f, &o);
+  pt_fn *plain = pt_ref_perturbed(f, &o);
   o.independent_jacobian = 1;
-  pt_fn *indep = perturbed(f, &o);
+  pt_fn *indep = pt_ref_perturbed(f, &o);
   float x[64], y_bar[64], x_dot[64];
   point_of(x, n_in, 4);
   point_of(y_bar, n_out, 5);
@@ -462,16 +447,16 @@ Test(options, independent_jacobian_takes_the_derivatives_from_fold_in_1) {
   cr_assert_eq(pt_fn_ranking(9, &rank), PT_OK);
   cr_assert_eq(pt_fn_sort(6, &sort), PT_OK);
   for (int b = 0; b < 3; b++) {
-    pt_perturb_options o = options(300, 0.5f, PT_NOISE_GUMBEL, (pt_baseline)b);
+    pt_perturb_options o = pt_ref_score_options(300, 0.5f, PT_NOISE_GUMBEL, (pt_baseline)b);
     check_independent(argmax, o);
     o.block_diagonal = 1;
     check_independent(argmax, o);
-    o = options(300, 0.5f, PT_NOISE_NORMAL, (pt_baseline)b);
+    o = pt_ref_score_options(300, 0.5f, PT_NOISE_NORMAL, (pt_baseline)b);
     check_independent(rank, o);
     check_independent(box, o);
   }
   /* the pathwise gradient draws its samples the same way */
-  pt_perturb_options o = options(300, 0.5f, PT_NOISE_NORMAL, PT_BASELINE_F_X);
+  pt_perturb_options o = pt_ref_score_options(300, 0.5f, PT_NOISE_NORMAL, PT_BASELINE_F_X);
   o.gradient = PT_GRADIENT_PATHWISE;
   check_independent(sort, o);
   pt_fn_free(argmax);
@@ -540,9 +525,9 @@ Test(options, independent_jacobian_makes_a_loss_of_the_value_unbiased) {
   cr_assert_eq(pt_custom_gradient(D, 1, square_norm, square_norm_vjp, &d, &loss), PT_OK);
   double worst[2];
   for (int indep = 0; indep < 2; indep++) {
-    pt_perturb_options o = options(10, sigma, PT_NOISE_GUMBEL, PT_BASELINE_F_X);
+    pt_perturb_options o = pt_ref_score_options(10, sigma, PT_NOISE_GUMBEL, PT_BASELINE_F_X);
     o.independent_jacobian = indep;
-    pt_fn *p = perturbed(argmax, &o), *l;
+    pt_fn *p = pt_ref_perturbed(argmax, &o), *l;
     cr_assert_eq(pt_fn_compose(loss, p, &l), PT_OK);
     spread s = spread_new(D);
     for (size_t r = 0; r < REPS; r++) {
@@ -611,10 +596,10 @@ static void make_subjects(subjects *all) {
     subject *s = &all->s[i];
     s->name = made[i].name;
     s->base = made[i].f;
-    s->o = options(made[i].m, 0.5f, made[i].noise, made[i].baseline);
+    s->o = pt_ref_score_options(made[i].m, 0.5f, made[i].noise, made[i].baseline);
     s->o.block_diagonal = made[i].block_diagonal;
     s->o.independent_jacobian = made[i].independent;
-    s->f = perturbed(made[i].f, &s->o);
+    s->f = pt_ref_perturbed(made[i].f, &s->o);
   }
   all->bases[0] = seg;
   all->bases[1] = rank;
@@ -714,7 +699,7 @@ Test(options, shards_with_each_option_merge_to_the_one_call) {
       if (s[k].o.independent_jacobian && op != PT_OP_EVAL) {
         subject plain = s[k];
         plain.o.independent_jacobian = 0;
-        plain.f = perturbed(plain.base, &plain.o);
+        plain.f = pt_ref_perturbed(plain.base, &plain.o);
         one_call(&plain, (pt_op)op, pt_key_fold_in(key, 1), x, v, plain_out);
         cr_assert(same_bits(plain_out, want, n),
                   "%s op %d: the derivative is the plain function's at pt_key_fold_in(K, 1)",
@@ -800,7 +785,7 @@ Test(options, options_that_do_not_apply_are_refused_with_nothing_written) {
       {top, PT_BASELINE_F_X, 100, 1, PT_GRADIENT_SCORE, PT_EUNSUPPORTED, "top-k segments"},
   };
   for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
-    pt_perturb_options o = options(bad[i].m, 0.5f, PT_NOISE_GUMBEL, bad[i].baseline);
+    pt_perturb_options o = pt_ref_score_options(bad[i].m, 0.5f, PT_NOISE_GUMBEL, bad[i].baseline);
     o.block_diagonal = bad[i].block_diagonal;
     o.gradient = bad[i].gradient;
     pt_fn *out = sentinel;
@@ -809,10 +794,10 @@ Test(options, options_that_do_not_apply_are_refused_with_nothing_written) {
     cr_expect_eq(out, sentinel, "case %zu: nothing written", i);
   }
   /* and the applicable ones are accepted: two samples, block_diagonal of two segments */
-  pt_perturb_options o = options(2, 0.5f, PT_NOISE_GUMBEL, PT_BASELINE_LEAVE_ONE_OUT);
+  pt_perturb_options o = pt_ref_score_options(2, 0.5f, PT_NOISE_GUMBEL, PT_BASELINE_LEAVE_ONE_OUT);
   o.block_diagonal = 1;
   o.independent_jacobian = 1;
-  pt_fn *p = perturbed(segs, &o);
+  pt_fn *p = pt_ref_perturbed(segs, &o);
   /* a bad point of an option's function is refused with nothing written */
   float x[9] = {0, 1, 2, 3, NAN, 5, 6, 7, 8}, out[81], before[81];
   for (size_t i = 0; i < 81; i++) out[i] = before[i] = -7.0f;
@@ -842,9 +827,9 @@ Test(options, a_partial_is_refused_when_its_cells_are_not_its_options) {
   pt_fn *f;
   const size_t sizes[2] = {4, 5};
   cr_assert_eq(pt_fn_argmax_one_hot_segments(sizes, 2, &f), PT_OK);
-  pt_perturb_options o = options(300, 0.5f, PT_NOISE_GUMBEL, PT_BASELINE_LEAVE_ONE_OUT);
+  pt_perturb_options o = pt_ref_score_options(300, 0.5f, PT_NOISE_GUMBEL, PT_BASELINE_LEAVE_ONE_OUT);
   o.block_diagonal = 1;
-  pt_fn *p = perturbed(f, &o);
+  pt_fn *p = pt_ref_perturbed(f, &o);
   float x[9], y_bar[9], want[9], got[9];
   point_of(x, 9, 1);
   point_of(y_bar, 9, 2);
