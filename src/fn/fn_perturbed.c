@@ -418,10 +418,8 @@ static pt_status resolve(const pt_fn *f, const pt_perturb_options *o, pt_perturb
   *p = (pt_perturbation){o->num_samples, o->sigma, o->noise, o->baseline, pathwise,
                          o->antithetic != 0, o->multiplicative != 0, o->block_diagonal != 0,
                          o->independent_jacobian != 0};
-  /* options whose estimators are not built yet (block_diagonal: the fused argmax's), and
-     those not built for the pathwise one */
-  if (p->antithetic || p->multiplicative || (p->block_diagonal && b.kind != PT_BUILTIN_ARGMAX))
-    return PT_EUNSUPPORTED;
+  /* options whose estimators are not built yet, and those not built for the pathwise one */
+  if (p->antithetic || p->multiplicative) return PT_EUNSUPPORTED;
   if (p->pathwise && (p->antithetic || p->multiplicative))
     return PT_EUNSUPPORTED;
   return PT_OK;
