@@ -78,7 +78,7 @@ static pt_status topk_prepare(pt_estimator *e) {
   pr->at_winner = pt_carve_take(&s, slots, tile, 0, sizeof(int32_t));
   pr->at_count = pt_carve_take(&s, e->counts ? 0 : n, 1, 0, sizeof(uint64_t));
   pr->at_keys = pt_carve_take(&s, n, 1, PT_FUSED_PAD, sizeof(float));
-  pr->at_bound = pt_carve_take(&s, n, 1, PT_FUSED_PAD, sizeof(int32_t));
+  pr->at_bound = pt_carve_take(&s, n, 1, PT_FUSED_PAD, sizeof(float));
   pr->at_survivor = pt_carve_take(&s, n, 1, 0, sizeof(float));
   pr->at_survivor_at = pt_carve_take(&s, n, 1, 0, sizeof(int32_t));
   pr->at_rank = pt_carve_take(&s, n, 1, 0, sizeof(int32_t));
@@ -105,7 +105,7 @@ static pt_status topk_run(const pt_estimator *e, void *scratch, uint64_t m0, uin
       .terms = pt_fused_terms_of(e, &pr->at, sc, sums, pr->c_base),
       .segments = pr->hot.segments, .offsets = pr->hot.offsets, .slot_at = pr->hot.slot_at,
       .x = e->x, .stride = pr->tile, .winner = (int32_t *)(sc + pr->at_winner), .count = count,
-      .keys = (float *)(sc + pr->at_keys), .bound = (int32_t *)(sc + pr->at_bound),
+      .keys = (float *)(sc + pr->at_keys), .bound = (float *)(sc + pr->at_bound),
       .survivor = (float *)(sc + pr->at_survivor),
       .survivor_at = (int32_t *)(sc + pr->at_survivor_at), .rank = (int32_t *)(sc + pr->at_rank),
       .work = (int64_t *)(sc + pr->at_work),
