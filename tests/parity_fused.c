@@ -808,6 +808,43 @@ static void known_rank_kernels(const pt_kernel_table *k, const pt_kernel_table *
     }
 }
 
+/* The same for the top-k kernels, [gumbel][tile], with k = {2, 1, 1, 2} of the segments (the
+   second and the last through the bound) and 2 of the short tile's 5: recorded from scalar,
+   AVX2 and AVX-512, which agree; the winners are checked against the reference's merge sort
+   and the terms against the reference first. */
+static const uint64_t known_topk[2][KNOWN_TILES] = {
+    {0x1b2fa1d391385809ull, 0xea4c296b9030ed35ull, 0x5c25a5aa45298cadull},
+    {0x94c7160775bf82c4ull, 0x420a56390c5530c2ull, 0xe72182e34c06fe60ull}};
+
+static void known_topk_kernels(const pt_kernel_table *k, const pt_kernel_table *scalar,
+                               pt_parity_result *res) {
+  static fused_input in;
+  const size_t ks[4] = {2, 1, 1, 2};
+  for (int gumbel = 0; gumbel < 2; gumbel++)
+    for (int tile = 0; tile < KNOWN_TILES; tile++) {
+      known_input(&in, gumbel, tile);
+      memcpy(in.ks, ks, sizeof ks);
+      if (tile == KNOWN_SHORT) in.ks[0] = 2;
+      topk_run run;
+      res->checked++;
+      if (topk_alloc(&run, &in) != 0) {
+        pt_parity_fail(res, "out of memory");
+        topk_free(&run);
+        return;
+      }
+      (gumbel ? k->fused_topk_gumbel : k->fused_topk_normal)(&run.job, in.m0, in.rows);
+      uint64_t h = PT_HASH_START;
+      h = pt_hash32(h, run.winner, run.slot_at[in.segments] * in.rows);
+      h = terms_hash(h, &in, &run.terms);
+      if (topk_against_reference(scalar, &in, &run, pt_isa_name(k->isa), res) == 0 &&
+          h != known_topk[gumbel][tile])
+        pt_parity_fail(res, "fused_topk_%s %s: known tile (%s) hashes to %#018llx, want %#018llx",
+             gumbel ? "gumbel" : "normal", pt_isa_name(k->isa), known_names[tile],
+             (unsigned long long)h, (unsigned long long)known_topk[gumbel][tile]);
+      topk_free(&run);
+    }
+}
+
 static void known_kernels(const pt_kernel_table *k, pt_parity_result *res) {
   static fused_input in;
   for (int gumbel = 0; gumbel < 2; gumbel++)
@@ -1029,6 +1066,7 @@ static void known_shard_bytes(const pt_kernel_table *k, pt_parity_result *res) {
 void pt_parity_fused_known(const pt_kernel_table *k, pt_parity_result *res) {
   known_kernels(k, res);
   known_rank_kernels(k, pt_kernels_for(PT_ISA_SCALAR), res);
+  known_topk_kernels(k, pt_kernels_for(PT_ISA_SCALAR), res);
   known_api_results(k, res);
   known_optimizer_results(k, res);
   known_shard_bytes(k, res);
