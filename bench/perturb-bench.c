@@ -463,10 +463,10 @@ static int setup_fused_topk(bench_run *run, size_t rows, size_t d, int gumbel) {
   s->x = random_floats(d, 10);
   s->noise = malloc((rows * d + PT_FUSED_PAD) * sizeof(float));
   s->keys = malloc((d + PT_FUSED_PAD) * sizeof(float));
-  s->survivor = malloc(d * sizeof(float));
+  s->survivor = malloc((d + 1) * sizeof(float));
   s->winner = malloc(k * rows * sizeof(int32_t));
   s->bound = malloc((d + PT_FUSED_PAD) * sizeof(float));
-  s->survivor_at = malloc(d * sizeof(int32_t));
+  s->survivor_at = malloc((d + 1) * sizeof(int32_t));
   s->rank = malloc(d * sizeof(int32_t));
   s->work = malloc(PT_SORT_WORK(d) * sizeof(int64_t));
   s->count = calloc(d, sizeof(uint64_t));

@@ -588,8 +588,8 @@ static int topk_alloc(topk_run *run, const fused_input *in) {
   run->winner = malloc(run->slot_at[in->segments] * rows * sizeof(int32_t));
   run->keys = malloc((n + PT_FUSED_PAD) * sizeof(float));
   run->bound = malloc((n + PT_FUSED_PAD) * sizeof(float));
-  run->survivor = malloc(n * sizeof(float));
-  run->survivor_at = malloc(n * sizeof(int32_t));
+  run->survivor = malloc((n + 1) * sizeof(float));
+  run->survivor_at = malloc((n + 1) * sizeof(int32_t));
   run->rank = malloc(n * sizeof(int32_t));
   run->work = malloc(PT_SORT_WORK(n) * sizeof(int64_t));
   run->count = calloc(n, sizeof(uint64_t));

@@ -79,8 +79,8 @@ static pt_status topk_prepare(pt_estimator *e) {
   pr->at_count = pt_carve_take(&s, e->counts ? 0 : n, 1, 0, sizeof(uint64_t));
   pr->at_keys = pt_carve_take(&s, n, 1, PT_FUSED_PAD, sizeof(float));
   pr->at_bound = pt_carve_take(&s, n, 1, PT_FUSED_PAD, sizeof(float));
-  pr->at_survivor = pt_carve_take(&s, n, 1, 0, sizeof(float));
-  pr->at_survivor_at = pt_carve_take(&s, n, 1, 0, sizeof(int32_t));
+  pr->at_survivor = pt_carve_take(&s, n, 1, 1, sizeof(float));
+  pr->at_survivor_at = pt_carve_take(&s, n, 1, 1, sizeof(int32_t));
   pr->at_rank = pt_carve_take(&s, n, 1, 0, sizeof(int32_t));
   pr->at_work = pt_carve_take(&s, PT_SORT_WORK(n), 1, 0, sizeof(int64_t));
   if (s.overflow) {

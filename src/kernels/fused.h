@@ -135,8 +135,8 @@ typedef struct pt_fused_topk_job {
   uint64_t *count;       /* n: how many samples took each input, added to */
   float *keys;           /* n + PT_FUSED_PAD: one sample's keys */
   float *bound;          /* n + PT_FUSED_PAD: a segment's group maxima */
-  float *survivor;       /* n: the keys that may be among a segment's k greatest */
-  int32_t *survivor_at;  /* n: their indices within the segment */
+  float *survivor;       /* n + 1: the keys that may be among a segment's k greatest */
+  int32_t *survivor_at;  /* n + 1: their indices within the segment */
   int32_t *rank;         /* n: the survivors' ranks */
   int64_t *work;         /* PT_SORT_WORK(n): the rank kernel's */
 } pt_fused_topk_job;
