@@ -193,6 +193,48 @@ static int setup_noise_normal(bench_run *run, size_t rows, size_t d) {
   return setup_noise(run, PT_NOISE_NORMAL, rows * d);
 }
 
+/* The antithetic pair kernels: rows samples (rows/2 pairs, rows rounded up to even) of d
+   inputs; "bytes" are those written, half of them drawn from the stream. */
+typedef struct pairs_state {
+  int gumbel;
+  float *out;
+  size_t pairs, d;
+} pairs_state;
+
+static void pairs_call(const pt_kernel_table *k, void *p) {
+  const pairs_state *s = p;
+  const pt_key key = {0x5eed, 1};
+  (s->gumbel ? k->noise_pairs_gumbel : k->noise_pairs_normal)(key, 0, s->pairs, s->d, s->out);
+}
+
+static void pairs_release(void *p) {
+  pairs_state *s = p;
+  free(s->out);
+  free(s);
+}
+
+static int setup_pairs(bench_run *run, int gumbel, size_t rows, size_t d) {
+  pairs_state *s = calloc(1, sizeof *s);
+  if (!s) return -1;
+  const size_t pairs = (rows + 1) / 2;
+  *s = (pairs_state){gumbel, malloc(2 * pairs * d * sizeof(float)), pairs, d};
+  *run = (bench_run){2 * pairs * d, 2 * pairs * d * sizeof(float), s, pairs_call, pairs_release,
+                     NULL};
+  if (!s->out) {
+    pairs_release(s);
+    return -1;
+  }
+  return 0;
+}
+
+static int setup_noise_pairs_gumbel(bench_run *run, size_t rows, size_t d) {
+  return setup_pairs(run, 1, rows, d);
+}
+
+static int setup_noise_pairs_normal(bench_run *run, size_t rows, size_t d) {
+  return setup_pairs(run, 0, rows, d);
+}
+
 /* argsort_rows and rank_rows: rows x d random floats, the outputs packed (ld_out = d). */
 typedef struct sort_state {
   const float *x;
@@ -281,11 +323,13 @@ static int setup_weighted_sum_rows(bench_run *run, size_t rows, size_t d) {
 typedef struct tile_state {
   float *z, *x, *xt, *e;
   size_t rows, d;
+  int multiplicative;
 } tile_state;
 
 static void perturb_tile_call(const pt_kernel_table *k, void *p) {
   tile_state *s = p;
-  k->perturb_tile(s->z, s->rows, s->d, s->x, 0.5f, s->xt, s->e);
+  (s->multiplicative ? k->perturb_tile_multiplicative : k->perturb_tile)(s->z, s->rows, s->d, s->x,
+                                                                         0.5f, s->xt, s->e);
 }
 
 static void tile_release(void *p) {
@@ -297,17 +341,27 @@ static void tile_release(void *p) {
   free(s);
 }
 
-static int setup_perturb_tile(bench_run *run, size_t rows, size_t d) {
+static int setup_tile(bench_run *run, size_t rows, size_t d, int multiplicative) {
   tile_state *s = calloc(1, sizeof *s);
   if (!s) return -1;
-  *s = (tile_state){random_floats(rows * d, 7), random_floats(d, 8), malloc(rows * d * sizeof(float)),
-                    malloc(rows * d * sizeof(float)), rows, d};
+  *s = (tile_state){random_floats(rows * d, 7), random_floats(d, 8),
+                    malloc(rows * d * sizeof(float)), malloc(rows * d * sizeof(float)), rows, d,
+                    multiplicative};
   *run = (bench_run){rows * d, rows * d * sizeof(float), s, perturb_tile_call, tile_release, NULL};
   if (!s->z || !s->x || !s->xt || !s->e) {
     tile_release(s);
     return -1;
   }
   return 0;
+}
+
+static int setup_perturb_tile(bench_run *run, size_t rows, size_t d) {
+  return setup_tile(run, rows, d, 0);
+}
+
+/* perturb_tile_multiplicative: the same, x times exp(sigma z - sigma^2/2) and the factors */
+static int setup_perturb_tile_multiplicative(bench_run *run, size_t rows, size_t d) {
+  return setup_tile(run, rows, d, 1);
 }
 
 /* fused_argmax_<kind>: one tile of `rows` samples of d inputs (one segment), values only: the

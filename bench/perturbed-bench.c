@@ -16,10 +16,17 @@
                     (Gumbel, sigma 0.5, pt_perturb_defaults: its pathwise gradient)
      max_vjp        its vector-Jacobian product, softmax(x / sigma) times y_bar
      sort_vjp       the vector-Jacobian product of the perturbed sort (pathwise, as max)
+     argmax_pairs_eval, argmax_pairs_vjp
+                    argmax_eval and argmax_vjp with antithetic pairs (half the noise drawn,
+                    each pair's partner from 1 - u)
      noise_alone    pt_noise_fill of the same M x d Gumbel noise into memory, for scale
      *_batch        pt_fn_eval_batch / pt_fn_vjp_batch of 256 inputs
      box_argmax_vjp the argmax VJP of a user's argmax, a callback made with
                     PT_CALLBACK_THREAD_SAFE (the generic path, samples on every thread)
+     fy_loss_grad_batch
+                    pt_fn_value_and_grad_batch of the Fenchel-Young loss of the argmax one-hot
+                    (pt_fenchel_young_loss, Gumbel, sigma 0.1, its pathwise gradient) at 256
+                    rows (theta, y_true), y_true one-hot: a training step's loss and gradient
    each at the sizes (d, M) listed in `cases` below, on the library's default thread count or
    --threads N (pt_set_num_threads; the count is printed with the results).  Each (case, ISA)
    runs enough calls to last at least 20 ms, `repeats` times; the median is reported per call
@@ -37,9 +44,11 @@
 #include <sys/resource.h>
 
 #include "timing.h"
+#include "../examples/progress_bar.h"
 
-/* What one call does: evaluate the perturbed built-in, take its VJP, or only draw its noise. */
-typedef enum op { EVAL, VJP, NOISE } op;
+/* What one call does: evaluate the perturbed built-in, take its VJP, its value and gradient (a
+   function of one output), or only draw its noise. */
+typedef enum op { EVAL, VJP, VALUE_AND_GRAD, NOISE } op;
 
 typedef struct bench_case {
   const char *name;
@@ -48,7 +57,13 @@ typedef struct bench_case {
   size_t d, samples, batch; /* batch > 1: the batched call on that many inputs */
   int pathwise;             /* perturbed with pt_perturb_defaults' PT_GRADIENT_AUTO, not v0.1's
                                score function */
+  int fy;                   /* the Fenchel-Young loss of the built-in (inputs theta, y_true) at
+                               FY_SIGMA, instead of its perturbed function */
+  int antithetic;           /* samples in antithetic pairs */
 } bench_case;
+
+/* The Fenchel-Young case's sigma: sharp logits, as a classifier's loss late in training. */
+#define FY_SIGMA 0.1f
 
 /* A user's argmax one-hot solver, as a black box that may run on library threads. */
 static int argmax_rows_callback(void *user, size_t batch, const float *x, float *y) {
@@ -73,32 +88,35 @@ static pt_status box_argmax(size_t d, pt_fn **out) {
 static pt_status top_10(size_t d, pt_fn **out) { return pt_fn_top_k(d, 10, out); }
 
 static const bench_case cases[] = {
-    {"argmax_eval", pt_fn_argmax_one_hot, EVAL, 1000, 1000, 1, 0},
-    {"argmax_eval", pt_fn_argmax_one_hot, EVAL, 5, 100, 1, 0},
-    {"argmax_eval", pt_fn_argmax_one_hot, EVAL, 1000, 100000, 1, 0},
-    {"argmax_vjp", pt_fn_argmax_one_hot, VJP, 1000, 1000, 1, 0},
-    {"argmax_vjp", pt_fn_argmax_one_hot, VJP, 5, 100, 1, 0},
-    {"top_k_eval", top_10, EVAL, 1000, 1000, 1, 0},
-    {"top_k_vjp", top_10, VJP, 1000, 1000, 1, 0},
-    {"ranking_eval", pt_fn_ranking, EVAL, 100, 1000, 1, 0},
-    {"ranking_vjp", pt_fn_ranking, VJP, 100, 1000, 1, 0},
-    {"noise_alone", NULL, NOISE, 1000, 1000, 1, 0},
-    {"noise_alone", NULL, NOISE, 1000, 100000, 1, 0},
-    {"argmax_eval_batch", pt_fn_argmax_one_hot, EVAL, 100, 1000, 256, 0},
-    {"argmax_vjp_batch", pt_fn_argmax_one_hot, VJP, 100, 1000, 256, 0},
-    {"ranking_eval_batch", pt_fn_ranking, EVAL, 100, 1000, 256, 0},
-    {"ranking_vjp_batch", pt_fn_ranking, VJP, 100, 1000, 256, 0},
-    {"box_argmax_vjp", box_argmax, VJP, 100, 10000, 1, 0},
-    {"max_eval", pt_fn_max, EVAL, 1000, 1000, 1, 1},
-    {"max_vjp", pt_fn_max, VJP, 1000, 1000, 1, 1},
-    {"sort_vjp", pt_fn_sort, VJP, 100, 1000, 1, 1},
+    {"argmax_eval", pt_fn_argmax_one_hot, EVAL, 1000, 1000, 1, 0, 0, 0},
+    {"argmax_eval", pt_fn_argmax_one_hot, EVAL, 5, 100, 1, 0, 0, 0},
+    {"argmax_eval", pt_fn_argmax_one_hot, EVAL, 1000, 100000, 1, 0, 0, 0},
+    {"argmax_vjp", pt_fn_argmax_one_hot, VJP, 1000, 1000, 1, 0, 0, 0},
+    {"argmax_vjp", pt_fn_argmax_one_hot, VJP, 5, 100, 1, 0, 0, 0},
+    {"top_k_eval", top_10, EVAL, 1000, 1000, 1, 0, 0, 0},
+    {"top_k_vjp", top_10, VJP, 1000, 1000, 1, 0, 0, 0},
+    {"ranking_eval", pt_fn_ranking, EVAL, 100, 1000, 1, 0, 0, 0},
+    {"ranking_vjp", pt_fn_ranking, VJP, 100, 1000, 1, 0, 0, 0},
+    {"noise_alone", NULL, NOISE, 1000, 1000, 1, 0, 0, 0},
+    {"noise_alone", NULL, NOISE, 1000, 100000, 1, 0, 0, 0},
+    {"argmax_eval_batch", pt_fn_argmax_one_hot, EVAL, 100, 1000, 256, 0, 0, 0},
+    {"argmax_vjp_batch", pt_fn_argmax_one_hot, VJP, 100, 1000, 256, 0, 0, 0},
+    {"ranking_eval_batch", pt_fn_ranking, EVAL, 100, 1000, 256, 0, 0, 0},
+    {"ranking_vjp_batch", pt_fn_ranking, VJP, 100, 1000, 256, 0, 0, 0},
+    {"box_argmax_vjp", box_argmax, VJP, 100, 10000, 1, 0, 0, 0},
+    {"max_eval", pt_fn_max, EVAL, 1000, 1000, 1, 1, 0, 0},
+    {"max_vjp", pt_fn_max, VJP, 1000, 1000, 1, 1, 0, 0},
+    {"sort_vjp", pt_fn_sort, VJP, 100, 1000, 1, 1, 0, 0},
+    {"fy_loss_grad_batch", pt_fn_argmax_one_hot, VALUE_AND_GRAD, 100, 1000, 256, 1, 1, 0},
+    {"argmax_pairs_eval", pt_fn_argmax_one_hot, EVAL, 1000, 1000, 1, 0, 0, 1},
+    {"argmax_pairs_vjp", pt_fn_argmax_one_hot, VJP, 1000, 1000, 1, 0, 0, 1},
 };
 
 /* A prepared case: the function and the buffers of one call. */
 typedef struct prepared {
   const bench_case *c;
   pt_fn *f, *p;
-  float *x, *y_bar, *out;
+  float *x, *y_bar, *out, *value; /* value: VALUE_AND_GRAD's, one per row */
 } prepared;
 
 static void check(pt_status s, const char *what) {
@@ -108,27 +126,41 @@ static void check(pt_status s, const char *what) {
   }
 }
 
+static uint64_t lcg(uint64_t *s) {
+  *s = *s * 6364136223846793005ull + 1442695040888963407ull;
+  return *s >> 40;
+}
+
 static int prepare(const bench_case *c, prepared *p) {
   memset(p, 0, sizeof *p);
   p->c = c;
-  const size_t n = c->d * c->batch, out_n = c->what == NOISE ? c->d * c->samples : n;
+  const size_t n_in = c->fy ? 2 * c->d : c->d, n = n_in * c->batch;
+  const size_t out_n = c->what == NOISE ? c->d * c->samples : n;
   p->x = malloc(n * sizeof *p->x);
   p->y_bar = malloc(n * sizeof *p->y_bar);
   p->out = malloc(out_n * sizeof *p->out);
-  if (!p->x || !p->y_bar || !p->out) return -1;
+  p->value = malloc(c->batch * sizeof *p->value);
+  if (!p->x || !p->y_bar || !p->out || !p->value) return -1;
   uint64_t s = 42;
   for (size_t i = 0; i < n; i++) { /* logits spread over a few sigma, like a trained model's */
-    s = s * 6364136223846793005ull + 1442695040888963407ull;
-    p->x[i] = (float)(s >> 40) * 0x1p-24f * 2.0f - 1.0f;
+    p->x[i] = (float)lcg(&s) * 0x1p-24f * 2.0f - 1.0f;
     p->y_bar[i] = (float)(i % c->d % 7) * 0.25f - 0.75f;
   }
+  if (c->fy) /* each row's second half: y_true, one-hot on a class drawn from the same stream */
+    for (size_t b = 0; b < c->batch; b++) {
+      float *y_true = p->x + b * n_in + c->d;
+      memset(y_true, 0, c->d * sizeof *y_true);
+      y_true[lcg(&s) % c->d] = 1.0f;
+    }
   if (c->what == NOISE) return 0;
   check(c->builtin(c->d, &p->f), "built-in");
   pt_perturb_options o = pt_perturb_defaults();
   o.num_samples = c->samples;
-  o.sigma = 0.5f;
+  o.sigma = c->fy ? FY_SIGMA : 0.5f;
   if (!c->pathwise) o.gradient = PT_GRADIENT_SCORE; /* pt_make_perturbed_fun(..., 1, ...) */
-  check(pt_make_perturbed_fun_ex(p->f, &o, &p->p), "pt_make_perturbed_fun_ex");
+  o.antithetic = c->antithetic;
+  if (c->fy) check(pt_fenchel_young_loss(p->f, &o, &p->p), "pt_fenchel_young_loss");
+  else check(pt_make_perturbed_fun_ex(p->f, &o, &p->p), "pt_make_perturbed_fun_ex");
   return 0;
 }
 
@@ -138,6 +170,7 @@ static void release(prepared *p) {
   free(p->x);
   free(p->y_bar);
   free(p->out);
+  free(p->value);
 }
 
 static void call(const void *ctx) {
@@ -152,6 +185,10 @@ static void call(const void *ctx) {
     case VJP:
       check(batch > 1 ? pt_fn_vjp_batch(p->p, key, batch, p->x, p->y_bar, p->out)
                       : pt_fn_vjp(p->p, key, p->x, p->y_bar, p->out), "vjp");
+      break;
+    case VALUE_AND_GRAD:
+      check(batch > 1 ? pt_fn_value_and_grad_batch(p->p, key, batch, p->x, p->value, p->out)
+                      : pt_fn_value_and_grad(p->p, key, p->x, p->value, p->out), "value_and_grad");
       break;
     case NOISE:
       check(pt_noise_fill(PT_NOISE_GUMBEL, key, 0, p->out, p->c->d * p->c->samples), "noise");
@@ -176,7 +213,9 @@ static int memory(size_t d, size_t samples) {
   for (size_t i = 0; i < d; i++) x[i] = (float)(i % 13) * 0.1f;
   const long before = max_rss_kb();
   const double t0 = bench_now_ns();
+  progress_bar_start("fused evaluation");
   check(pt_fn_eval(p, pt_key_make(1), x, y), "eval");
+  progress_bar_end();
   const double t = bench_now_ns() - t0;
   const long after = max_rss_kb();
   printf("perturbed argmax eval, d=%zu, M=%zu on %s: %.1f ms, peak RSS %ld kB -> %ld kB "

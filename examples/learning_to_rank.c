@@ -16,6 +16,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "progress_bar.h"
+
 enum { N = 20, P = 8, K = 5, TRAIN = 256, TEST = 128, BATCH = 32, EPOCHS = 30 };
 
 static void check(pt_status s, const char *what) {
@@ -73,6 +75,7 @@ int main(void) {
   const float w_true[P] = {1.0f, -0.8f, 0.6f, 0.0f, 0.4f, -0.3f, 0.2f, 0.0f};
   queries train = make_queries(TRAIN, w_true, pt_key_make(1));
   queries test = make_queries(TEST, w_true, pt_key_make(2));
+  progress_bar_start("learning to rank");
 
   pt_fn *ranking, *loss;
   check(pt_fn_ranking(N, &ranking), "pt_fn_ranking");
@@ -134,5 +137,6 @@ int main(void) {
   free(train.relevance);
   free(test.features);
   free(test.relevance);
+  progress_bar_end();
   return 0;
 }

@@ -14,6 +14,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+#include "progress_bar.h"
+
 /* Prints `name = [a b c]`. */
 static void show(const char *name, const float *v, size_t n) {
   printf("%s = [", name);
@@ -228,8 +230,10 @@ static void tree_part(void) {
 }
 
 int main(void) {
+  progress_bar_start("perturbed optimizers");
   argmax_one_hot_part();
   ranking_part();
   tree_part();
+  progress_bar_end();
   return 0;
 }

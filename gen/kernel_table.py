@@ -147,14 +147,33 @@ def noise_kernel(kind):
         template="noise.c.j2",
         ret="void",
         params="pt_key key, uint64_t offset, float *out, size_t n",
-        variants={isa.name: {"kind": kind, "unroll": UNROLL.get(isa.name, 4)} for isa in ISAS},
+        variants={isa.name: {"kind": kind, "unroll": UNROLL.get(isa.name, 4), "pairs": False}
+                  for isa in ISAS},
     )
 
 
 KERNELS += [noise_kernel(kind) for kind in ("uniform", "gumbel", "normal")]
 
+
+# The antithetic pairs of the generic perturbed path (perturb(7)): rows 2p and 2p + 1 of n
+# inputs from the words of pair pair0 + p (noise_lib.j2's pairs), the same template and
+# stream as pt_noise_fill's kernels.
+def noise_pairs_kernel(kind):
+    return Kernel(
+        op=f"noise_pairs_{kind}",
+        template="noise.c.j2",
+        ret="void",
+        params="pt_key key, uint64_t pair0, size_t pairs, size_t n, float *out",
+        variants={isa.name: {"kind": kind, "unroll": UNROLL.get(isa.name, 4), "pairs": True}
+                  for isa in ISAS},
+    )
+
+
+KERNELS += [noise_pairs_kernel(kind) for kind in ("gumbel", "normal")]
+
 # The perturbed functions' kernels (src/fn/fn_perturbed.c, src/fn/fn_fused*.c).  perturb_tile is the
-# generic estimator's per-tile arithmetic; fused_argmax_<kind> runs one tile of a perturbed
+# generic estimator's per-tile arithmetic (perturb_tile_multiplicative its multiplicative noise's:
+# x times exp(sigma z - sigma^2/2)); fused_argmax_<kind> runs one tile of a perturbed
 # argmax one-hot (segments) with its noise generated inside (src/kernels/noise_lib.j2).
 KERNELS += [
     Kernel(
@@ -163,7 +182,15 @@ KERNELS += [
         ret="void",
         params="const float *z, size_t rows, size_t n, const float *x, float sigma, float *xt, "
                "float *e",
-        variants={isa.name: {} for isa in ISAS},
+        variants={isa.name: {"multiplicative": False} for isa in ISAS},
+    ),
+    Kernel(
+        op="perturb_tile_multiplicative",
+        template="perturb_tile.c.j2",
+        ret="void",
+        params="const float *z, size_t rows, size_t n, const float *x, float sigma, float *xt, "
+               "float *e",
+        variants={isa.name: {"multiplicative": True} for isa in ISAS},
     ),
 ]
 

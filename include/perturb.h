@@ -40,11 +40,28 @@ typedef enum pt_status {
   PT_ENOMEM = 2,       /* an allocation failed */
   PT_EOVERFLOW = 3,    /* a size product overflows size_t, or a dimension exceeds INT32_MAX */
   PT_EUNSUPPORTED = 4, /* ISA not available; operation a function does not provide */
-  PT_ECALLBACK = 5     /* a user callback returned non-zero */
+  PT_ECALLBACK = 5,    /* a user callback returned non-zero */
+  PT_ECANCELED = 6     /* a progress handler asked to stop (pt_set_progress_handler) */
 } pt_status;
 
 /* A short English description; never NULL ("unknown status" for values outside the enum). */
 PT_API const char *pt_strerror(pt_status s);
+
+/* A short English sentence about the last failed call made by the calling thread: which
+   function, which argument, which value or limit (e.g. "pt_fn_jacobian: x[7] is nan").  ""
+   when this thread has had no failure; a call that succeeds leaves it as it was.  Valid until
+   this thread's next library call.  Recording it allocates nothing. */
+PT_API const char *pt_last_error(void);
+
+/* Progress of long computing calls made by the calling thread: fn(user, done, total) is called
+   from that thread, at most every `interval_s` seconds (and never for calls shorter than that),
+   with done <= total in units of the call's own choosing; a non-zero return cancels the call,
+   which then returns PT_ECANCELED and writes nothing.  fn NULL removes the handler.  The
+   handler applies to the thread's outermost call (not to calls a callback makes inside it) and
+   is checked once per group of samples, per stage of a composition, per row of a batch and per
+   block of rows or noise, on every thread the call uses. */
+typedef int (*pt_progress_fn)(void *user, uint64_t done, uint64_t total);
+PT_API void pt_set_progress_handler(pt_progress_fn fn, void *user, double interval_s);
 
 /* ---- ISA dispatch ------------------------------------------------------------------------- */
 
@@ -114,7 +131,8 @@ PT_API pt_status pt_noise_fill(pt_noise kind, pt_key key, uint64_t offset, float
  * Order used by all of them: ascending by value; -0.0 == +0.0; ties keep index order; NaN is
  * greater than every number (NaNs sort last, among themselves by index).  x is `rows` rows of
  * `d` floats, row r starting at x + r*ld.  rows == 0 is allowed and writes nothing; d == 0 or
- * ld < d is PT_EINVAL; d > INT32_MAX or a row extent overflowing size_t is PT_EOVERFLOW. */
+ * ld < d is PT_EINVAL; d > INT32_MAX, or an extent of (rows - 1)*ld + d elements past
+ * PTRDIFF_MAX bytes, is PT_EOVERFLOW (so one row takes any ld >= d). */
 
 /* idx[r] = first index of the greatest element of row r (the first NaN if there is one). */
 PT_API pt_status pt_argmax_rows(const float *x, size_t rows, size_t d, size_t ld, int32_t *idx);
@@ -357,8 +375,10 @@ typedef struct pt_perturb_options {
   pt_noise noise;
   pt_baseline baseline;
   pt_gradient gradient;     /* AUTO: pathwise where f provides it, else score function */
-  int antithetic;           /* samples in antithetic pairs (num_samples even, else PT_EINVAL) */
-  int multiplicative;       /* x * exp(sigma Z - sigma^2 / 2) instead of x + sigma Z */
+  int antithetic;           /* samples in antithetic pairs (num_samples even and no
+                               leave-one-out, else PT_EINVAL) */
+  int multiplicative;       /* x * exp(sigma Z - sigma^2 / 2) instead of x + sigma Z (normal
+                               noise; the score function's derivatives need x_i != 0) */
   int block_diagonal;       /* segments: drop the cross-segment terms (zero in expectation) */
   int independent_jacobian; /* derivatives from samples independent of the value's */
 } pt_perturb_options;

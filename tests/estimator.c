@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 #include "estimator.h"
 
+#include <criterion/criterion.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -127,4 +128,33 @@ int pt_ref_pathwise_run(pt_ref_point_fn f, pt_ref_jacobian_fn jf, const void *ct
                         size_t n_out, size_t samples, float sigma, pt_noise noise, pt_key key,
                         const float *x, pt_ref_estimate *out) {
   return run(f, jf, ctx, n_in, n_out, samples, sigma, noise, 0, key, x, out);
+}
+
+void pt_ref_expect_near(const float *got, const double *ref, size_t n, double rel, double abs,
+                        const char *what) {
+  for (size_t i = 0; i < n; i++)
+    cr_assert(fabs(got[i] - ref[i]) <= rel * fabs(ref[i]) + abs,
+              "%s[%zu]: library %.9g, reference %.9g", what, i, (double)got[i], ref[i]);
+}
+
+void pt_ref_expect_truth(const double *mean, const double *se, const double *truth, size_t n,
+                         const char *what) {
+  for (size_t i = 0; i < n; i++)
+    cr_assert(fabs(mean[i] - truth[i]) <= 5.0 * se[i] + 1e-9,
+              "%s[%zu]: estimate %.6g +- %.2g, closed form %.6g (%.1f standard errors)", what, i,
+              mean[i], se[i], truth[i], fabs(mean[i] - truth[i]) / se[i]);
+}
+
+void pt_ref_argmax_point(const void *ctx, const float *x, float *y) {
+  const size_t d = *(const size_t *)ctx;
+  size_t best = 0;
+  for (size_t i = 1; i < d; i++)
+    if (x[i] > x[best]) best = i;
+  for (size_t i = 0; i < d; i++) y[i] = i == best ? 1.0f : 0.0f;
+}
+
+int pt_ref_argmax_rows(void *user, size_t batch, const float *x, float *y) {
+  const size_t d = *(const size_t *)user;
+  for (size_t r = 0; r < batch; r++) pt_ref_argmax_point(user, x + r * d, y + r * d);
+  return 0;
 }

@@ -39,4 +39,20 @@ int pt_ref_pathwise_run(pt_ref_point_fn f, pt_ref_jacobian_fn jf, const void *ct
                         const float *x, pt_ref_estimate *out);
 void pt_ref_estimate_free(pt_ref_estimate *e);
 
+/* The checks of the tests built on the reference (Criterion assertions, naming `what` and the
+   entry that fails).  The library against the reference on the same samples: within `rel` of
+   the entry's size plus `abs` (rounding; or a few samples' worth of disagreement on float
+   near-ties). */
+void pt_ref_expect_near(const float *got, const double *ref, size_t n, double rel, double abs,
+                        const char *what);
+/* The reference against the closed form: within 5 standard errors (and a rounding floor). */
+void pt_ref_expect_truth(const double *mean, const double *se, const double *truth, size_t n,
+                         const char *what);
+
+/* The argmax one-hot as a plain function, the tests' independent truth for the built-in: one-hot
+   on the first greatest of the d = *(const size_t *)ctx entries. */
+void pt_ref_argmax_point(const void *ctx, const float *x, float *y);
+/* The same on each of `batch` rows, as a user's solver callback (pt_eval_fn; user: the d). */
+int pt_ref_argmax_rows(void *user, size_t batch, const float *x, float *y);
+
 #endif

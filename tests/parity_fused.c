@@ -72,6 +72,64 @@ done:
   free(out);
 }
 
+/* ---- perturb_tile_multiplicative ------------------------------------------------------------- */
+
+/* w = exp(sigma z - sigma^2/2) (the product and difference in float, as the kernel forms them)
+   within the exp's accuracy, xt = x * w bit for bit, the ISA's bits the scalar kernel's, and
+   either output alone the same bits. */
+void parity_perturb_tile_multiplicative(const pt_kernel_table *k, const pt_kernel_table *scalar,
+                                        const pt_case *c, const float *x, pt_parity_result *res) {
+  const size_t rows = c->rows, n = c->d, total = rows * n;
+  if (total == 0) return;
+  float *z = malloc(total * sizeof *z), *xv = malloc(n * sizeof *xv);
+  float *out = malloc(4 * (total + GUARD) * sizeof *out);
+  if (!z || !xv || !out) {
+    pt_parity_fail(res, "out of memory");
+    goto done;
+  }
+  for (size_t r = 0; r < rows; r++) memcpy(z + r * n, x + r * c->ld, n * sizeof *z);
+  uint64_t s = c->seed;
+  for (size_t i = 0; i < n; i++) xv[i] = (float)(pt_test_rand(&s) >> 40) * 0x1p-22f - 2.0f;
+  const float sigma = 0.75f, half_var = 0.5f * sigma * sigma;
+  float *xt = out, *w = xt + total + GUARD, *xt_s = w + total + GUARD, *w_s = xt_s + total + GUARD;
+  for (size_t i = 0; i < 4 * (total + GUARD); i++) out[i] = guard;
+  k->perturb_tile_multiplicative(z, rows, n, xv, sigma, xt, w);
+  scalar->perturb_tile_multiplicative(z, rows, n, xv, sigma, xt_s, w_s);
+  for (size_t i = total; i < total + GUARD; i++)
+    if (xt[i] != guard || w[i] != guard) {
+      pt_parity_fail(res, "perturb_tile_multiplicative %s wrote past rows x n (rows %zu, n %zu)",
+                     pt_isa_name(k->isa), rows, n);
+      goto done;
+    }
+  for (size_t i = 0; i < total; i++) {
+    const float step = sigma * z[i], t = step - half_var, want_xt = xv[i % n] * w[i];
+    const double want_w = exp((double)t);
+    const int w_ok = isnan(t) ? isnan(w[i])
+                     : want_w > FLT_MAX ? isinf(w[i])
+                                        : fabs(w[i] - want_w) <= 2.5e-7 * want_w + 1e-37;
+    if (!same(xt[i], xt_s[i]) || !same(w[i], w_s[i]) || !same(xt[i], want_xt) || !w_ok) {
+      pt_parity_fail(res,
+                     "perturb_tile_multiplicative %s: element %zu of z %a: xt %a (scalar %a, "
+                     "want %a), w %a (scalar %a, exp %a)",
+                     pt_isa_name(k->isa), i, (double)z[i], (double)xt[i], (double)xt_s[i],
+                     (double)want_xt, (double)w[i], (double)w_s[i], want_w);
+      goto done;
+    }
+  }
+  k->perturb_tile_multiplicative(z, rows, n, xv, sigma, NULL, xt_s);
+  k->perturb_tile_multiplicative(z, rows, n, xv, sigma, w_s, NULL);
+  for (size_t i = 0; i < total; i++)
+    if (!same(xt_s[i], w[i]) || !same(w_s[i], xt[i])) {
+      pt_parity_fail(res, "perturb_tile_multiplicative %s: one output alone differs at %zu",
+                     pt_isa_name(k->isa), i);
+      break;
+    }
+done:
+  free(z);
+  free(xv);
+  free(out);
+}
+
 /* ---- the terms of every fused kernel (pt_fused_terms) -------------------------------------- */
 
 /* The inputs of one fused tile: x finite, segments, and what to accumulate: the cotangent in
@@ -89,6 +147,7 @@ typedef struct fused_input {
   int rows_of_g, sums;
   int permutation; /* the rank kernels' cotangent of the permutation matrix (y_bar: n x n) */
   size_t ks[8];    /* the top-k kernels' k of each segment */
+  int antithetic;  /* antithetic pairs: m0 and rows even */
 } fused_input;
 
 /* The buffers a job's terms write. */
@@ -111,7 +170,8 @@ static pt_fused_terms terms_alloc(terms_run *b, const fused_input *in) {
   b->t_sum = calloc(blocks, sizeof(double));
   b->g_sum = calloc(n, sizeof(double));
   return (pt_fused_terms){
-      .key = in->key, .n = n, .sigma = in->sigma, .samples = in->m0 + rows, .blocks = blocks,
+      .key = in->key, .antithetic = in->antithetic, .n = n, .sigma = in->sigma,
+      .samples = in->m0 + rows, .blocks = blocks,
       .block_at = in->block_at, .y_bar = in->y_bar, .c_base = in->c_base,
       .c_sum = in->sums ? b->c_sum : NULL, .partial = b->partial, .x_bar_sum = b->x_bar_sum,
       .x_dot = in->x_dot, .t = b->t, .t_sum = in->sums ? b->t_sum : NULL,
@@ -162,11 +222,29 @@ static uint64_t terms_hash(uint64_t h, const fused_input *in, const terms_run *b
   return h;
 }
 
-/* The noise of input i of sample r in double, from the independent reference. */
+/* The noise of input i of sample r in double, from the independent reference: with antithetic
+   pairs sample m has the words of pair m / 2, and an odd one the partner (1 - u, or -z). */
 static double ref_noise(const fused_input *in, size_t r, size_t i) {
-  const uint64_t word = (in->m0 + r) * in->n + i;
-  return in->gumbel ? -log((double)pt_ref_uniform(in->key.seed, in->key.stream, word))
-                    : pt_ref_normal(in->key.seed, in->key.stream, word);
+  const uint64_t m = in->m0 + r, word = (in->antithetic ? m / 2 : m) * in->n + i;
+  const int partner = in->antithetic && m % 2;
+  if (!in->gumbel) {
+    const double z = pt_ref_normal(in->key.seed, in->key.stream, word);
+    return partner ? -z : z;
+  }
+  const double u = pt_ref_uniform(in->key.seed, in->key.stream, word);
+  return -log(partner ? 1.0 - u : u);
+}
+
+/* The stream's noise of samples m0 .. m0 + rows - 1 (n inputs each) from the scalar kernels,
+   into z: the plain words, or the antithetic pairs (m0 and rows even). */
+static void stream_noise(const pt_kernel_table *scalar, const fused_input *in, uint64_t m0,
+                         size_t rows, float *z) {
+  if (in->antithetic)
+    (in->gumbel ? scalar->noise_pairs_gumbel : scalar->noise_pairs_normal)(in->key, m0 / 2,
+                                                                           rows / 2, in->n, z);
+  else
+    (in->gumbel ? scalar->noise_gumbel : scalar->noise_normal)(in->key, m0 * in->n, z,
+                                                               rows * in->n);
 }
 
 /* How far a float grad_nu may be from the reference's: 1 - E cancels near E = 1. */
@@ -320,6 +398,11 @@ static void fused_from_case(fused_input *in, int gumbel, const pt_case *c, const
     in->x_dot[i] = (float)((i * 3) % 7) * 0.125f - 0.375f;
   }
   const uint64_t how = pt_test_rand(&s);
+  in->antithetic = (how >> 3 & 1) != 0;
+  if (in->antithetic) { /* whole pairs, as the paths' tiles hold them */
+    in->m0 &= ~(uint64_t)1;
+    in->rows += in->rows & 1;
+  }
   fused_blocks(in, how & 1);
   in->rows_of_g = (how >> 1 & 1) == 0;
   in->sums = (how >> 2 & 1) != 0;
@@ -392,18 +475,23 @@ static int fused_same(const fused_input *in, const fused_run *a, const fused_run
 static void winner_noise_against_stream(const pt_kernel_table *scalar, const fused_input *in,
                                         const fused_run *run, const char *isa,
                                         pt_parity_result *res) {
+  float *z = malloc(in->rows * in->n * sizeof *z);
+  if (!z) {
+    pt_parity_fail(res, "out of memory");
+    return;
+  }
+  stream_noise(scalar, in, in->m0, in->rows, z);
   for (size_t s = 0; s < in->segments; s++)
     for (size_t r = 0; r < in->rows; r++) {
       const size_t at = s * run->job.stride + r, w = (size_t)run->winner[at];
-      float want = NAN; /* written by the kernel */
-      (in->gumbel ? scalar->noise_gumbel : scalar->noise_normal)(in->key, (in->m0 + r) * in->n + w,
-                                                                 &want, 1);
-      if (memcmp(&run->winner_noise[at], &want, sizeof want) != 0) {
+      if (memcmp(&run->winner_noise[at], &z[r * in->n + w], sizeof *z) != 0) {
         pt_parity_fail(res, "fused_argmax %s: noise of sample %zu's winner %zu: %a, stream %a",
-                       isa, r, w, (double)run->winner_noise[at], (double)want);
+                       isa, r, w, (double)run->winner_noise[at], (double)z[r * in->n + w]);
+        free(z);
         return;
       }
     }
+  free(z);
 }
 
 static void parity_fused(int gumbel, const pt_kernel_table *k, const pt_kernel_table *scalar,
@@ -494,7 +582,7 @@ static int rank_against_reference(const pt_kernel_table *scalar, const fused_inp
   if (bad) {
     pt_parity_fail(res, "out of memory");
   } else {
-    (in->gumbel ? scalar->noise_gumbel : scalar->noise_normal)(in->key, in->m0 * n, z, rows * n);
+    stream_noise(scalar, in, in->m0, rows, z);
   }
   for (size_t r = 0; r < rows && !bad; r++) {
     const float *keys = run->keys + r * n;
@@ -536,6 +624,7 @@ static void parity_rank(int gumbel, const pt_kernel_table *k, const pt_kernel_ta
   fused_from_case(&in, gumbel, c, x);
   if (in.n > 1000) in.n = 1000; /* ranking rows of the battery's longest lengths is slow */
   in.rows = 1 + in.rows / 4;
+  in.rows += in.antithetic && in.rows % 2; /* whole pairs */
   fused_blocks(&in, 0); /* a ranking has one block */
   /* a third of the short cases take the permutation matrix's cotangent, over n x n weights */
   in.permutation = c->seed % 3 == 0 && in.n * in.n <= sizeof in.y_bar / sizeof in.y_bar[0];
@@ -647,7 +736,7 @@ static int topk_against_reference(const pt_kernel_table *scalar, const fused_inp
   double *c = calloc(rows * blocks, sizeof *c);
   int bad = !z || !keys || !perm || !tmp || !won || !count || !c;
   if (bad) pt_parity_fail(res, "out of memory");
-  else (in->gumbel ? scalar->noise_gumbel : scalar->noise_normal)(in->key, in->m0 * n, z, rows * n);
+  else stream_noise(scalar, in, in->m0, rows, z);
   for (size_t r = 0; r < rows && !bad; r++) {
     for (size_t i = 0; i < n; i++) {
       const float step = in->sigma * z[r * n + i];
@@ -996,6 +1085,64 @@ static void known_optimizer_results(const pt_kernel_table *k, pt_parity_result *
   pt_isa_select(before);
 }
 
+/* The same for the options of noise, through the public API: {the argmax of 4 segments, Gumbel,
+   antithetic (fused); the max of 4 segments, normal, antithetic, pathwise (fused); the ranking,
+   normal, multiplicative (the generic path); the callback's pathwise gradient, normal,
+   multiplicative and antithetic}, at x + 1/80 (no input 0), recorded from this library (scalar,
+   AVX2 and AVX-512 agree; tests/test_noise_options.c checks them against closed forms). */
+static const uint64_t known_noise_options[4] = {0xd3a478d72afdce70ull, 0x0beae1a0206a9e14ull,
+                                               0xbabf20a4ea14e7b1ull, 0xba2b79f92e98a5edull};
+
+static void known_noise_option_results(const pt_kernel_table *k, pt_parity_result *res) {
+  static size_t d = 37;
+  const size_t sizes[4] = {5, 12, 1, 19};
+  static fused_input in;
+  known_input(&in, 1, 0);
+  for (size_t i = 0; i < d; i++) in.x[i] += 0.0125f;
+  static float v[37], out[37 + 37 + 37 + 37 * 37];
+  for (size_t j = 0; j < 37; j++) v[j] = (float)((j * 7) % 5) * 0.25f - 0.5f;
+  pt_fn *fs[4] = {NULL, NULL, NULL, NULL}, *ps[4] = {NULL, NULL, NULL, NULL};
+  const pt_noise noises[4] = {PT_NOISE_GUMBEL, PT_NOISE_NORMAL, PT_NOISE_NORMAL, PT_NOISE_NORMAL};
+  const int antithetic[4] = {1, 1, 0, 1}, multiplicative[4] = {0, 0, 1, 1};
+  const pt_isa before = pt_isa_active();
+  int ok = pt_isa_select(k->isa) == PT_OK &&
+           pt_fn_argmax_one_hot_segments(sizes, 4, &fs[0]) == PT_OK &&
+           pt_fn_max_segments(sizes, 4, &fs[1]) == PT_OK && pt_fn_ranking(d, &fs[2]) == PT_OK &&
+           pt_fn_from_callback_ex(d, d, half_squares, half_squares_vjp, &d, NULL, 0,
+                                  &fs[3]) == PT_OK;
+  for (int f = 0; f < 4 && ok; f++) {
+    res->checked++;
+    pt_perturb_options o = pt_perturb_defaults();
+    o.num_samples = 700;
+    o.sigma = 0.3f;
+    o.noise = noises[f];
+    o.antithetic = antithetic[f];
+    o.multiplicative = multiplicative[f];
+    o.gradient = f == 3 ? PT_GRADIENT_PATHWISE : PT_GRADIENT_AUTO;
+    const pt_key key = {0xdef, (uint64_t)f};
+    ok = pt_make_perturbed_fun_ex(fs[f], &o, &ps[f]) == PT_OK;
+    const size_t n_in = pt_fn_n_in(fs[f]), n_out = pt_fn_n_out(fs[f]);
+    ok = ok && pt_fn_eval(ps[f], key, in.x, out) == PT_OK &&
+         pt_fn_vjp(ps[f], key, in.x, v, out + n_out) == PT_OK &&
+         pt_fn_jvp(ps[f], key, in.x, v, out + n_out + n_in) == PT_OK &&
+         pt_fn_jacobian(ps[f], key, in.x, out + 2 * n_out + n_in) == PT_OK;
+    if (!ok) break;
+    const uint64_t h = pt_hash32(PT_HASH_START, out, 2 * n_out + n_in + n_out * n_in);
+    if (h != known_noise_options[f])
+      pt_parity_fail(res, "%s: noise option %d through the API hashes to %#018llx, want %#018llx",
+                     pt_isa_name(k->isa), f, (unsigned long long)h,
+                     (unsigned long long)known_noise_options[f]);
+  }
+  if (!ok)
+    pt_parity_fail(res, "%s: the noise options' known answers could not run",
+                   pt_isa_name(k->isa));
+  for (int f = 0; f < 4; f++) {
+    pt_fn_free(ps[f]);
+    pt_fn_free(fs[f]);
+  }
+  pt_isa_select(before);
+}
+
 /* The saved bytes of shards are portable: the same on every ISA and machine (the byte order
    included), recorded here as hashes of {a VJP shard of the segments argmax over samples
    [128, 384), a JVP shard of the black-box ranks over [0, 256)} of M = 700; and the shards of
@@ -1069,5 +1216,6 @@ void pt_parity_fused_known(const pt_kernel_table *k, pt_parity_result *res) {
   known_topk_kernels(k, pt_kernels_for(PT_ISA_SCALAR), res);
   known_api_results(k, res);
   known_optimizer_results(k, res);
+  known_noise_option_results(k, res);
   known_shard_bytes(k, res);
 }

@@ -109,6 +109,87 @@ void parity_noise_normal(const pt_kernel_table *k, const pt_kernel_table *scalar
   parity_noise(NORMAL, k->noise_normal, scalar->noise_normal, k->isa, c, res);
 }
 
+/* ---- antithetic pairs (noise_lib.j2's pairs) ---------------------------------------------- */
+
+typedef void (*pairs_kernel)(pt_key key, uint64_t pair0, size_t pairs, size_t n, float *out);
+
+/* Pairs of rows of the case's d inputs, (rows + 1)/2 of them, from the words of pairs pair0 +
+   p at the case's key and offset (pulled back so that the last pair's words exist): the ISA's
+   bits are the scalar kernel's, nothing outside the rows is written, row 2p is the stream's
+   noise of its words bit for bit, and row 2p + 1 its partner: -z bit for bit (normal), or
+   -log(-log(1 - u)) of the words' uniforms within pt_noise_fill(3)'s Gumbel bound. */
+static void parity_pairs(int gumbel, pairs_kernel fn, pairs_kernel scalar_fn,
+                         const pt_kernel_table *k, const pt_case *c, pt_parity_result *res) {
+  pt_key key;
+  uint64_t offset;
+  size_t n_words;
+  noise_params(c, &key, &offset, &n_words);
+  const size_t n = c->d, pairs = (c->rows + 1) / 2, rows = 2 * pairs;
+  if (n == 0) return;
+  const uint64_t last = UINT64_MAX / n - pairs; /* (pair0 + pairs) * n words exist */
+  const uint64_t pair0 = offset / n < last ? offset / n : last;
+  const size_t total = rows * n + c->misalign + 2 * GUARD;
+  float *block = malloc(total * sizeof *block), *want = malloc(rows * n * sizeof *want);
+  float *stream = malloc(n * sizeof *stream), *u = malloc(n * sizeof *u);
+  if (!block || !want || !stream || !u) {
+    pt_parity_fail(res, "out of memory");
+    goto out;
+  }
+  const float guard = -12345.0f;
+  for (size_t i = 0; i < total; i++) block[i] = guard;
+  float *got = block + GUARD + c->misalign;
+  fn(key, pair0, pairs, n, got);
+  scalar_fn(key, pair0, pairs, n, want);
+  char what[160];
+  snprintf(what, sizeof what, "noise_pairs_%s key {%#llx, %#llx} pair0 %#llx pairs %zu n %zu",
+           gumbel ? "gumbel" : "normal", (unsigned long long)key.seed,
+           (unsigned long long)key.stream, (unsigned long long)pair0, pairs, n);
+  for (size_t i = 0; i < total; i++)
+    if ((block + i < got || block + i >= got + rows * n) && block[i] != guard) {
+      pt_parity_fail(res, "%s: %s wrote outside the output", what, pt_isa_name(k->isa));
+      goto out;
+    }
+  if (memcmp(got, want, rows * n * sizeof *got) != 0) {
+    pt_parity_fail(res, "%s: %s differs from scalar", what, pt_isa_name(k->isa));
+    goto out;
+  }
+  for (size_t p = 0; p < pairs; p++) {
+    const uint64_t word = (pair0 + p) * n;
+    (gumbel ? k->noise_gumbel : k->noise_normal)(key, word, stream, n);
+    k->noise_uniform(key, word, u, n);
+    const float *first = got + 2 * p * n, *second = first + n;
+    for (size_t i = 0; i < n; i++) {
+      const double partner = -log(-log(1.0 - (double)u[i]));
+      const int ok = memcmp(&first[i], &stream[i], sizeof *first) == 0 &&
+                     (gumbel ? fabs(second[i] - partner) <= 1e-6 * fmax(1.0, fabs(partner))
+                             : second[i] == -first[i]);
+      if (!ok) {
+        pt_parity_fail(res, "%s: pair %zu input %zu: %a %a, stream %a, partner %a", what, p, i,
+                       (double)first[i], (double)second[i], (double)stream[i],
+                       gumbel ? partner : -(double)stream[i]);
+        goto out;
+      }
+    }
+  }
+out:
+  free(block);
+  free(want);
+  free(stream);
+  free(u);
+}
+
+void parity_noise_pairs_gumbel(const pt_kernel_table *k, const pt_kernel_table *scalar,
+                               const pt_case *c, const float *x, pt_parity_result *res) {
+  (void)x;
+  parity_pairs(1, k->noise_pairs_gumbel, scalar->noise_pairs_gumbel, k, c, res);
+}
+
+void parity_noise_pairs_normal(const pt_kernel_table *k, const pt_kernel_table *scalar,
+                               const pt_case *c, const float *x, pt_parity_result *res) {
+  (void)x;
+  parity_pairs(0, k->noise_pairs_normal, scalar->noise_pairs_normal, k, c, res);
+}
+
 /* The uniform hashes are those of tests/reference.c (test_noise.c recomputes them); the
    gumbel and normal ones were recorded from this library and are checked against the
    reference within pt_noise_fill(3)'s accuracy there. */

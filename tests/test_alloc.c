@@ -5,6 +5,7 @@
    and the run that finally succeeds must give the first run's bits (so the objects it used
    came through every failure intact). */
 #include <criterion/criterion.h>
+#include <math.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -300,4 +301,67 @@ Test(alloc, building_functions) {
   EVERY_FAILURE(build_segments, D * sizeof(float));
   EVERY_FAILURE(build_compose, sizeof(float));
   EVERY_FAILURE(build_callback, D * sizeof(float));
+}
+
+/* A non-finite x is refused before anything is allocated: with every allocation failing, each
+   call must still say PT_EINVAL (not PT_ENOMEM), and write nothing.  A Jacobian of d = 10^5
+   would otherwise first take 40 GB of scratch to find the NaN. */
+Test(alloc, bad_input_is_refused_before_allocating) {
+  pt_fn *fy = NULL, *onehot = NULL;
+  cr_assert_eq(pt_fn_argmax_one_hot(D, &onehot), PT_OK);
+  cr_assert_eq(pt_fenchel_young_loss(onehot, NULL, &fy), PT_OK);
+  float x[2 * D], out[2 * D * D], value[2];
+  memcpy(x, w.x, sizeof w.x);
+  memcpy(x + D, w.x, sizeof w.x);
+  x[7] = NAN;
+  memset(out, UNTOUCHED, sizeof out);
+  memset(value, UNTOUCHED, sizeof value);
+  pt_fn *fs[] = {w.perturbed_argmax, w.perturbed_box, w.loss, w.max, w.pathwise_custom, fy};
+  pt_alloc_fail_after(0);
+  for (size_t k = 0; k < sizeof fs / sizeof fs[0]; k++) {
+    const pt_fn *f = fs[k];
+    const pt_key key = pt_key_make(k);
+    const int scalar = pt_fn_n_out(f) == 1;
+    cr_assert_eq(pt_fn_eval(f, key, x, out), PT_EINVAL, "function %zu", k);
+    cr_assert_eq(pt_fn_eval_batch(f, key, 2, x, out), PT_EINVAL);
+    cr_assert_eq(pt_fn_vjp(f, key, x, w.y_bar, out), PT_EINVAL);
+    cr_assert_eq(pt_fn_jvp(f, key, x, w.x_dot, out), PT_EINVAL);
+    cr_assert_eq(pt_fn_jacobian(f, key, x, out), PT_EINVAL);
+    cr_assert_eq(pt_fn_vjp_batch(f, key, 2, x, w.y_bar, out), PT_EINVAL);
+    cr_assert_eq(pt_fn_jvp_batch(f, key, 2, x, w.x_dot, out), PT_EINVAL);
+    if (scalar) {
+      cr_assert_eq(pt_fn_value_and_grad(f, key, x, value, out), PT_EINVAL);
+      cr_assert_eq(pt_fn_value_and_grad_batch(f, key, 2, x, value, out), PT_EINVAL);
+    }
+  }
+  pt_alloc_fail_after(PT_ALLOC_NEVER_FAIL);
+  /* a zero input of a multiplicative perturbation, for its derivatives (its score divides by
+     x) */
+  pt_fn *mult = NULL;
+  pt_perturb_options o = pt_perturb_defaults();
+  o.noise = PT_NOISE_NORMAL;
+  o.multiplicative = 1;
+  o.gradient = PT_GRADIENT_SCORE;
+  cr_assert_eq(pt_make_perturbed_fun_ex(w.box, &o, &mult), PT_OK);
+  memcpy(x, w.x, sizeof w.x);
+  x[4] = 0.0f;
+  pt_alloc_fail_after(0);
+  cr_assert_eq(pt_fn_vjp(mult, pt_key_make(1), x, w.y_bar, out), PT_EINVAL);
+  cr_assert_eq(pt_fn_jacobian(mult, pt_key_make(1), x, out), PT_EINVAL);
+  cr_assert_eq(pt_fn_vjp_batch(mult, pt_key_make(1), 1, x, w.y_bar, out), PT_EINVAL);
+  pt_alloc_fail_after(PT_ALLOC_NEVER_FAIL);
+  cr_assert(strstr(pt_last_error(), "x[4] is 0"), "\"%s\"", pt_last_error());
+  pt_fn_free(mult);
+  /* the loss's y_true half is checked as well */
+  memcpy(x, w.x, sizeof w.x);
+  x[D + 3] = INFINITY;
+  pt_alloc_fail_after(0);
+  cr_assert_eq(pt_fn_vjp(fy, pt_key_make(1), x, w.y_bar, out), PT_EINVAL);
+  pt_alloc_fail_after(PT_ALLOC_NEVER_FAIL);
+  for (size_t i = 0; i < sizeof out; i++)
+    cr_assert_eq(((unsigned char *)out)[i], UNTOUCHED, "wrote byte %zu", i);
+  for (size_t i = 0; i < sizeof value; i++)
+    cr_assert_eq(((unsigned char *)value)[i], UNTOUCHED, "wrote a value");
+  pt_fn_free(fy);
+  pt_fn_free(onehot);
 }

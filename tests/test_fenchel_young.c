@@ -9,6 +9,7 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "estimator.h" /* pt_ref_argmax_rows */
 #include "perturb.h"
 
 #define EULER_GAMMA 0.57721566490153286
@@ -94,23 +95,11 @@ Test(fenchel_young, segments_sum_their_closed_forms) {
   pt_fn_free(opt);
 }
 
-/* A user's solver: the argmax one-hot computed by the caller. */
-static int argmax_solver(void *user, size_t batch, const float *th, float *y) {
-  const size_t n = *(const size_t *)user;
-  for (size_t r = 0; r < batch; r++) {
-    size_t best = 0;
-    for (size_t i = 1; i < n; i++)
-      if (th[r * n + i] > th[r * n + best]) best = i;
-    for (size_t i = 0; i < n; i++) y[r * n + i] = i == best ? 1.0f : 0.0f;
-  }
-  return 0;
-}
-
 Test(fenchel_young, a_solver_callback_has_the_closed_form_too) {
   static size_t n = D;
   const size_t d = D;
   pt_fn *opt;
-  cr_assert_eq(pt_fn_from_callback(D, D, argmax_solver, &n, &opt), PT_OK);
+  cr_assert_eq(pt_fn_from_callback(D, D, pt_ref_argmax_rows, &n, &opt), PT_OK);
   expect_closed_form(opt, &d, 1, pt_key_make(5));
   pt_fn_free(opt);
 }

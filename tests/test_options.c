@@ -21,14 +21,6 @@
 
 /* ---- functions and their closed forms --------------------------------------------------------- */
 
-static void argmax_point(const void *ctx, const float *x, float *y) {
-  const size_t d = *(const size_t *)ctx;
-  size_t best = 0;
-  for (size_t i = 1; i < d; i++)
-    if (x[i] > x[best]) best = i;
-  for (size_t i = 0; i < d; i++) y[i] = i == best ? 1.0f : 0.0f;
-}
-
 static void half_square_point(const void *ctx, const float *x, float *y) {
   const size_t n = *(const size_t *)ctx;
   double s = 0;
@@ -90,21 +82,6 @@ static int same_bits(const float *a, const float *b, size_t n) {
 
 /* ---- checks ------------------------------------------------------------------------------------ */
 
-static void expect_near(const float *got, const double *want, size_t n, double rel, double abs,
-                        const char *what) {
-  for (size_t i = 0; i < n; i++)
-    cr_assert(fabs(got[i] - want[i]) <= rel * fabs(want[i]) + abs,
-              "%s[%zu]: library %.9g, reference %.9g", what, i, (double)got[i], want[i]);
-}
-
-static void expect_truth(const double *mean, const double *se, const double *truth, size_t n,
-                         const char *what) {
-  for (size_t i = 0; i < n; i++)
-    cr_assert(fabs(mean[i] - truth[i]) <= 5.0 * se[i] + 1e-9,
-              "%s[%zu]: estimate %.6g +- %.2g, closed form %.6g (%.1f standard errors)", what, i,
-              mean[i], se[i], truth[i], fabs(mean[i] - truth[i]) / se[i]);
-}
-
 /* Mean and standard error of replicate estimates: `reps` rows of n values. */
 typedef struct spread {
   size_t n, reps;
@@ -162,8 +139,9 @@ static void expect_loo_is_the_formula(const pt_fn *p, point_fn *pf, size_t m, fl
   cr_assert_eq(pt_fn_jvp(p, key, x, x_dot, y_dot), PT_OK);
   /* one sample moves a Jacobian entry by at most ~2 max|y| 17 / ((M - 1) sigma) */
   const double unit = 1.0 / (double)(m - 1);
-  expect_near(y, ref->value, n_out, 1e-5, slack * unit + 1e-6, "value");
-  expect_near(jac, ref->jac, n_out * n_in, 1e-5, slack * 34 * unit / sigma + 1e-6, "jacobian");
+  pt_ref_expect_near(y, ref->value, n_out, 1e-5, slack * unit + 1e-6, "value");
+  pt_ref_expect_near(jac, ref->jac, n_out * n_in, 1e-5, slack * 34 * unit / sigma + 1e-6,
+                     "jacobian");
   /* the products on the same samples: the vjp sums its terms in float runs of 32 samples,
      within 32 2^-24 |c g| each, |c| <= sum |y_bar| < 8, E|g| < 2 */
   double vjp[8] = {0}, jvp[8] = {0};
@@ -172,8 +150,8 @@ static void expect_loo_is_the_formula(const pt_fn *p, point_fn *pf, size_t m, fl
       vjp[i] += (double)jac[j * n_in + i] * y_bar[j];
       jvp[j] += (double)jac[j * n_in + i] * x_dot[i];
     }
-  expect_near(x_bar, vjp, n_in, 1e-5, 32 * 0x1p-24 * 8 * 2 / sigma + 1e-5, "vjp");
-  expect_near(y_dot, jvp, n_out, 1e-5, 1e-5, "jvp");
+  pt_ref_expect_near(x_bar, vjp, n_in, 1e-5, 32 * 0x1p-24 * 8 * 2 / sigma + 1e-5, "vjp");
+  pt_ref_expect_near(y_dot, jvp, n_out, 1e-5, 1e-5, "jvp");
 }
 
 /* The Gumbel argmax with the leave-one-out: softmax(x / sigma) and its Jacobian, through the
@@ -182,7 +160,7 @@ static void check_loo_softmax(int builtin) {
   size_t d = 5;
   const float x[5] = {0.5f, -0.2f, 1.0f, 0.1f, -1.0f}, sigma = 0.5f;
   const size_t m = 100000;
-  point_fn pf = {argmax_point, d, d, &d};
+  point_fn pf = {pt_ref_argmax_point, d, d, &d};
   pt_fn *f = NULL;
   if (builtin) cr_assert_eq(pt_fn_argmax_one_hot(d, &f), PT_OK);
   else f = black_box(&pf);
@@ -193,8 +171,8 @@ static void check_loo_softmax(int builtin) {
                             builtin ? 3 : 0, &ref);
   double prob[5], jac[25];
   softmax_truth(x, d, sigma, prob, jac, d);
-  expect_truth(ref.value, ref.value_se, prob, d, "softmax");
-  expect_truth(ref.jac, ref.jac_se, jac, d * d, "softmax jacobian");
+  pt_ref_expect_truth(ref.value, ref.value_se, prob, d, "softmax");
+  pt_ref_expect_truth(ref.jac, ref.jac_se, jac, d * d, "softmax jacobian");
   pt_ref_estimate_free(&ref);
   pt_fn_free(p);
   pt_fn_free(f);
@@ -208,7 +186,7 @@ Test(options, leave_one_out_black_box_argmax_is_the_softmax_jacobian) { check_lo
 Test(options, leave_one_out_is_the_formula_at_any_sample_count) {
   size_t d = 4;
   const float x[4] = {0.3f, -0.5f, 0.9f, 0.0f};
-  point_fn pf = {argmax_point, d, d, &d};
+  point_fn pf = {pt_ref_argmax_point, d, d, &d};
   pt_fn *fs[2] = {NULL, black_box(&pf)};
   cr_assert_eq(pt_fn_argmax_one_hot(d, &fs[0]), PT_OK);
   const size_t counts[3] = {2, 129, 1000};
@@ -246,10 +224,10 @@ Test(options, leave_one_out_hessian_of_half_square_is_the_identity) {
     float hess[9], value, grad[3];
     cr_assert_eq(pt_fn_hessian(p, key, x, hess), PT_OK);
     cr_assert_eq(pt_fn_value_and_grad(p, key, x, &value, grad), PT_OK);
-    expect_near(hess, ref.hess, 9, 1e-5, 1e-5, "hessian");
-    expect_near(grad, ref.jac, 3, 1e-5, 1e-6, "gradient");
+    pt_ref_expect_near(hess, ref.hess, 9, 1e-5, 1e-5, "hessian");
+    pt_ref_expect_near(grad, ref.jac, 3, 1e-5, 1e-6, "gradient");
     const double identity[9] = {1, 0, 0, 0, 1, 0, 0, 0, 1};
-    expect_truth(ref.hess, ref.hess_se, identity, 9, "hessian");
+    pt_ref_expect_truth(ref.hess, ref.hess_se, identity, 9, "hessian");
     pt_ref_estimate_free(&ref);
     pt_fn_free(p);
   }
@@ -280,7 +258,7 @@ static void loo_variance(const float *x, double sigma, size_t m, size_t reps, do
     if (check_bias) {
       double prob[D], truth[D * D];
       softmax_truth(x, D, sigma, prob, truth, D);
-      expect_truth(s.sum, s.sq, truth, D * D, baselines[b] == PT_BASELINE_LEAVE_ONE_OUT
+      pt_ref_expect_truth(s.sum, s.sq, truth, D * D, baselines[b] == PT_BASELINE_LEAVE_ONE_OUT
                                                    ? "leave-one-out jacobian, M = 10"
                                                    : "jacobian, M = 10");
     }
@@ -419,7 +397,8 @@ Test(options, block_diagonal_lowers_the_variance_of_a_tree_gradient) {
       spread_add(&s, grad);
     }
     variance[blocks] = spread_finish(&s);
-    expect_truth(s.sum, s.sq, truth, N, blocks ? "block-diagonal tree gradient" : "tree gradient");
+    pt_ref_expect_truth(s.sum, s.sq, truth, N,
+                        blocks ? "block-diagonal tree gradient" : "tree gradient");
     spread_free(&s);
     pt_fn_free(p);
   }
@@ -574,7 +553,7 @@ Test(options, independent_jacobian_makes_a_loss_of_the_value_unbiased) {
     spread_finish(&s);
     worst[indep] = 0;
     for (size_t i = 0; i < D; i++) worst[indep] = fmax(worst[indep], fabs(s.sum[i] - truth[i]) / s.sq[i]);
-    if (indep) expect_truth(s.sum, s.sq, truth, D, "gradient of ||p||^2, independent");
+    if (indep) pt_ref_expect_truth(s.sum, s.sq, truth, D, "gradient of ||p||^2, independent");
     cr_log_info("grad ||p||^2 at M = 10 over %d keys, %s: worst component %.1f standard errors "
                 "from the closed form", REPS, indep ? "independent" : "shared samples", worst[indep]);
     spread_free(&s);

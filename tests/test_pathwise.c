@@ -32,23 +32,6 @@ static pt_fn *perturbed_with(const pt_fn *f, size_t m, float sigma, pt_noise noi
   return p;
 }
 
-/* The library against the reference on the same samples: within `rel` of the entry plus `abs`. */
-static void expect_near(const float *got, const double *ref, size_t n, double rel, double abs,
-                        const char *what) {
-  for (size_t i = 0; i < n; i++)
-    cr_assert(fabs(got[i] - ref[i]) <= rel * fabs(ref[i]) + abs,
-              "%s[%zu]: library %.9g, reference %.9g", what, i, (double)got[i], ref[i]);
-}
-
-/* The reference against the closed form: within 5 standard errors (and a rounding floor). */
-static void expect_truth(const double *mean, const double *se, const double *truth, size_t n,
-                         const char *what) {
-  for (size_t i = 0; i < n; i++)
-    cr_assert(fabs(mean[i] - truth[i]) <= 5.0 * se[i] + 1e-9,
-              "%s[%zu]: estimate %.6g +- %.2g, closed form %.6g (%.1f standard errors)", what, i,
-              mean[i], se[i], truth[i], fabs(mean[i] - truth[i]) / se[i]);
-}
-
 /* ---- the generic path: a function with a gradient of its own ------------------------------ */
 
 /* y_i = x_i^2 / 2, J = diag(x): pathwise, E[x + sigma Z] on the diagonal */
@@ -102,8 +85,8 @@ static void check_half_squares(pt_noise noise, unsigned flags) {
     value[i] = 0.5 * (c * c + s * s * var);
     jac[i * HD + i] = c;
   }
-  expect_truth(ref.value, ref.value_se, value, HD, "value");
-  expect_truth(ref.jac, ref.jac_se, jac, HD * HD, "jacobian");
+  pt_ref_expect_truth(ref.value, ref.value_se, value, HD, "value");
+  pt_ref_expect_truth(ref.jac, ref.jac_se, jac, HD * HD, "jacobian");
   float y_bar[HD], x_dot[HD], y[HD], x_bar[HD], y_dot[HD], got_jac[HD * HD];
   for (size_t i = 0; i < HD; i++) {
     y_bar[i] = 0.25f * (float)i - 0.5f;
@@ -115,10 +98,10 @@ static void check_half_squares(pt_noise noise, unsigned flags) {
   cr_assert_eq(pt_fn_vjp(p, key, hx, y_bar, x_bar), PT_OK);
   cr_assert_eq(pt_fn_jvp(p, key, hx, x_dot, y_dot), PT_OK);
   cr_assert_eq(pt_fn_jacobian(p, key, hx, got_jac), PT_OK);
-  expect_near(y, ref.value, HD, 1e-6, 1e-7, "value");
-  expect_near(x_bar, ref_vjp, HD, 1e-6, 1e-7, "vjp");
-  expect_near(y_dot, ref_jvp, HD, 1e-6, 1e-7, "jvp");
-  expect_near(got_jac, ref.jac, HD * HD, 1e-6, 1e-7, "jacobian");
+  pt_ref_expect_near(y, ref.value, HD, 1e-6, 1e-7, "value");
+  pt_ref_expect_near(x_bar, ref_vjp, HD, 1e-6, 1e-7, "vjp");
+  pt_ref_expect_near(y_dot, ref_jvp, HD, 1e-6, 1e-7, "jvp");
+  pt_ref_expect_near(got_jac, ref.jac, HD * HD, 1e-6, 1e-7, "jacobian");
   /* no Hessian: pathwise derivatives are first derivatives only */
   float hess[HD * HD];
   cr_expect_eq(pt_fn_hessian(p, key, hx, hess), PT_EUNSUPPORTED);
@@ -292,8 +275,8 @@ static void check_smoothed_max(const segments *sg, const float *x) {
                                    key, x, &ref), 0);
   double value[8], jac[64];
   smoothed_max_truth(sg, x, sigma, value, jac);
-  expect_truth(ref.value, ref.value_se, value, k, "smoothed max");
-  expect_truth(ref.jac, ref.jac_se, jac, k * n, "softmax");
+  pt_ref_expect_truth(ref.value, ref.value_se, value, k, "smoothed max");
+  pt_ref_expect_truth(ref.jac, ref.jac_se, jac, k * n, "softmax");
   float y[8], got_jac[64], y_bar[8], x_bar[32], x_dot[32], y_dot[8];
   double ref_vjp[32] = {0}, ref_jvp[8] = {0};
   for (size_t s = 0; s < k; s++) y_bar[s] = 1.0f - 0.75f * (float)s;
@@ -308,10 +291,10 @@ static void check_smoothed_max(const segments *sg, const float *x) {
   cr_assert_eq(pt_fn_jvp(p, key, x, x_dot, y_dot), PT_OK);
   cr_assert_eq(pt_fn_jacobian(p, key, x, got_jac), PT_OK);
   const double slack = 3.0 / (double)m;
-  expect_near(y, ref.value, k, 1e-6, 1e-6, "value");
-  expect_near(got_jac, ref.jac, k * n, 0.0, slack + 1e-7, "jacobian");
-  expect_near(x_bar, ref_vjp, n, 0.0, slack * 1.0 + 1e-7, "vjp");
-  expect_near(y_dot, ref_jvp, k, 0.0, slack * 0.25 + 1e-7, "jvp");
+  pt_ref_expect_near(y, ref.value, k, 1e-6, 1e-6, "value");
+  pt_ref_expect_near(got_jac, ref.jac, k * n, 0.0, slack + 1e-7, "jacobian");
+  pt_ref_expect_near(x_bar, ref_vjp, n, 0.0, slack * 1.0 + 1e-7, "vjp");
+  pt_ref_expect_near(y_dot, ref_jvp, k, 0.0, slack * 0.25 + 1e-7, "jvp");
   pt_ref_estimate_free(&ref);
   pt_fn_free(p);
   pt_fn_free(f);
@@ -348,8 +331,8 @@ static void compare_estimators(const pt_fn *f, pt_ref_point_fn point, pt_ref_jac
   float *jp = malloc(k * n * sizeof *jp), *js = malloc(k * n * sizeof *js);
   cr_assert_eq(pt_fn_jacobian(pw, key, x, jp), PT_OK);
   cr_assert_eq(pt_fn_jacobian(sf, key, x, js), PT_OK);
-  expect_near(jp, rp.jac, k * n, 0.0, 3.0 / (double)m + 1e-7, "pathwise jacobian");
-  expect_near(js, rs.jac, k * n, 1e-5, 1e-5, "score jacobian");
+  pt_ref_expect_near(jp, rp.jac, k * n, 0.0, 3.0 / (double)m + 1e-7, "pathwise jacobian");
+  pt_ref_expect_near(js, rs.jac, k * n, 1e-5, 1e-5, "score jacobian");
   double worst = 0.0;
   for (size_t c = 0; c < k * n; c++) {
     const double se = sqrt(rp.jac_se[c] * rp.jac_se[c] + rs.jac_se[c] * rs.jac_se[c]);
@@ -537,13 +520,13 @@ static void check_sort(size_t d, const float *x, pt_noise noise, double *value, 
   float y[8], got[64];
   cr_assert_eq(pt_fn_eval(p, key, x, y), PT_OK);
   cr_assert_eq(pt_fn_jacobian(p, key, x, got), PT_OK);
-  expect_near(y, ref.value, d, 1e-6, 1e-7, "value");
-  expect_near(got, ref.jac, d * d, 1e-6, 1e-7, "jacobian");
+  pt_ref_expect_near(y, ref.value, d, 1e-6, 1e-7, "value");
+  pt_ref_expect_near(got, ref.jac, d * d, 1e-6, 1e-7, "jacobian");
   for (size_t q = 0; q < d; q++)
     if (truth_entry(d, q))
-      expect_truth(&ref.value[q], &ref.value_se[q], &value[q], 1, "sorted value");
+      pt_ref_expect_truth(&ref.value[q], &ref.value_se[q], &value[q], 1, "sorted value");
   for (size_t c = 0; c < d * d; c++)
-    if (truth_entry(d, c / d)) expect_truth(&ref.jac[c], &ref.jac_se[c], &jac[c], 1, "E[P]");
+    if (truth_entry(d, c / d)) pt_ref_expect_truth(&ref.jac[c], &ref.jac_se[c], &jac[c], 1, "E[P]");
   pt_ref_estimate_free(&ref);
   pt_fn_free(p);
   pt_fn_free(f);
@@ -687,8 +670,8 @@ Test(pathwise, permutation_matrix_s_last_row_is_softmax) {
   static float y[D * D], jac[D * D * D];
   cr_assert_eq(pt_fn_eval(p, key, x, y), PT_OK);
   cr_assert_eq(pt_fn_jacobian(p, key, x, jac), PT_OK);
-  expect_near(y, ref.value, D * D, 0.0, 1e-7, "value");
-  expect_near(jac, ref.jac, D * D * D, 1e-5, 1e-5, "jacobian");
+  pt_ref_expect_near(y, ref.value, D * D, 0.0, 1e-7, "value");
+  pt_ref_expect_near(jac, ref.jac, D * D * D, 1e-5, 1e-5, "jacobian");
   /* the vjp and jvp of the same samples: the reference's Jacobian applied to y_bar and x_dot */
   float y_bar[D * D], x_dot[D], x_bar[D], y_dot[D * D];
   double want_x_bar[D] = {0}, want_y_dot[D * D] = {0};
@@ -701,8 +684,8 @@ Test(pathwise, permutation_matrix_s_last_row_is_softmax) {
     }
   cr_assert_eq(pt_fn_vjp(p, key, x, y_bar, x_bar), PT_OK);
   cr_assert_eq(pt_fn_jvp(p, key, x, x_dot, y_dot), PT_OK);
-  expect_near(x_bar, want_x_bar, D, 1e-5, 1e-5, "vjp");
-  expect_near(y_dot, want_y_dot, D * D, 1e-5, 1e-5, "jvp");
+  pt_ref_expect_near(x_bar, want_x_bar, D, 1e-5, 1e-5, "vjp");
+  pt_ref_expect_near(y_dot, want_y_dot, D * D, 1e-5, 1e-5, "jvp");
   static const segments one = {1, {0, D}};
   double value, soft[D], soft_jac[D * D];
   smoothed_max_truth(&one, x, sigma, &value, soft);
@@ -710,8 +693,9 @@ Test(pathwise, permutation_matrix_s_last_row_is_softmax) {
     for (size_t i = 0; i < D; i++)
       soft_jac[j * D + i] = ((i == j ? soft[i] : 0.0) - soft[i] * soft[j]) / sigma;
   const size_t last = (D - 1) * D;
-  expect_truth(ref.value + last, ref.value_se + last, soft, D, "last row");
-  expect_truth(ref.jac + last * D, ref.jac_se + last * D, soft_jac, D * D, "last rows' jacobian");
+  pt_ref_expect_truth(ref.value + last, ref.value_se + last, soft, D, "last row");
+  pt_ref_expect_truth(ref.jac + last * D, ref.jac_se + last * D, soft_jac, D * D,
+                      "last rows' jacobian");
   pt_ref_estimate_free(&ref);
   pt_fn_free(p);
   pt_fn_free(f);
@@ -843,8 +827,8 @@ Test(pathwise, e_p_is_plackett_luce) {
                                    PT_NOISE_GUMBEL, key, x, &ref), 0);
   float got[16];
   cr_assert_eq(pt_fn_jacobian(ps, key, x, got), PT_OK);
-  expect_near(got, ref.jac, d * d, 1e-6, 1e-7, "the sort's jacobian");
-  expect_truth(ref.jac, ref.jac_se, truth, d * d, "the sort's E[P]");
+  pt_ref_expect_near(got, ref.jac, d * d, 1e-6, 1e-7, "the sort's jacobian");
+  pt_ref_expect_truth(ref.jac, ref.jac_se, truth, d * d, "the sort's E[P]");
   pt_ref_estimate_free(&ref);
   /* the permutation matrix's value */
   pt_fn *perm = builtin(pt_fn_permutation_matrix, d);
@@ -852,8 +836,8 @@ Test(pathwise, e_p_is_plackett_luce) {
   cr_assert_eq(pt_ref_estimate_run(permutation_point, &d, d, d * d, m, sigma, PT_NOISE_GUMBEL, 1,
                                    key, x, &ref), 0);
   cr_assert_eq(pt_fn_eval(pp, key, x, got), PT_OK);
-  expect_near(got, ref.value, d * d, 0.0, 1e-7, "the permutation matrix");
-  expect_truth(ref.value, ref.value_se, truth, d * d, "the permutation matrix's E[P]");
+  pt_ref_expect_near(got, ref.value, d * d, 0.0, 1e-7, "the permutation matrix");
+  pt_ref_expect_truth(ref.value, ref.value_se, truth, d * d, "the permutation matrix's E[P]");
   pt_ref_estimate_free(&ref);
   pt_fn_free(pp);
   pt_fn_free(perm);
@@ -863,10 +847,10 @@ Test(pathwise, e_p_is_plackett_luce) {
 
 /* ---- options ------------------------------------------------------------------------------ */
 
-/* The pathwise gradient is refused where it does not apply (PT_EINVAL) and where this version
-   has no pathwise estimator of an option (PT_EUNSUPPORTED), with nothing written; the
-   independent Jacobian's key is the estimator's, whatever the gradient. */
-Test(pathwise, options_without_a_pathwise_estimator_are_refused) {
+/* The pathwise gradient is refused where it does not apply (PT_EINVAL), with nothing written,
+   and takes antithetic pairs and multiplicative noise (tests/test_noise_options.c checks
+   them); the independent Jacobian's key is the estimator's, whatever the gradient. */
+Test(pathwise, options_that_do_not_apply_are_refused) {
   pt_fn *mx = builtin(pt_fn_max, 5), *box = half_squares(0);
   pt_fn *argmax = builtin(pt_fn_argmax_one_hot, 5);
   const struct {
@@ -877,8 +861,9 @@ Test(pathwise, options_without_a_pathwise_estimator_are_refused) {
     pt_baseline baseline;
     pt_status want;
   } cases[] = {
-      {mx, PT_GRADIENT_AUTO, PT_NOISE_GUMBEL, 1, 0, 0, 0, PT_BASELINE_F_X, PT_EUNSUPPORTED},
-      {mx, PT_GRADIENT_AUTO, PT_NOISE_NORMAL, 0, 1, 0, 0, PT_BASELINE_F_X, PT_EUNSUPPORTED},
+      {mx, PT_GRADIENT_AUTO, PT_NOISE_GUMBEL, 1, 0, 0, 0, PT_BASELINE_F_X, PT_OK},
+      {mx, PT_GRADIENT_AUTO, PT_NOISE_NORMAL, 0, 1, 0, 0, PT_BASELINE_F_X, PT_OK},
+      {mx, PT_GRADIENT_AUTO, PT_NOISE_GUMBEL, 0, 1, 0, 0, PT_BASELINE_F_X, PT_EINVAL},
       {box, PT_GRADIENT_PATHWISE, PT_NOISE_GUMBEL, 0, 0, 1, 0, PT_BASELINE_F_X, PT_OK},
       {box, PT_GRADIENT_PATHWISE, PT_NOISE_GUMBEL, 0, 0, 0, 0, PT_BASELINE_LEAVE_ONE_OUT,
        PT_EINVAL},

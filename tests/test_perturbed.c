@@ -29,14 +29,6 @@ typedef struct point_fn {
   int calls;
 } point_fn;
 
-static void argmax_point(const void *ctx, const float *x, float *y) {
-  const size_t d = *(const size_t *)ctx;
-  size_t best = 0;
-  for (size_t i = 1; i < d; i++)
-    if (x[i] > x[best]) best = i;
-  for (size_t i = 0; i < d; i++) y[i] = i == best ? 1.0f : 0.0f;
-}
-
 /* rank_i = how many elements come before x_i in the stable ascending order */
 static void rank_point(const void *ctx, const float *x, float *y) {
   const size_t d = *(const size_t *)ctx;
@@ -89,24 +81,6 @@ static pt_fn *perturbed(const pt_fn *f, size_t m, float sigma, pt_noise noise, i
 
 /* ---- checks --------------------------------------------------------------------------------- */
 
-/* The library against the reference on the same samples: within `rel` of the entry's size plus
-   `abs` (rounding; or a few samples' worth of disagreement on float near-ties). */
-static void expect_near(const float *got, const double *ref, size_t n, double rel, double abs,
-                        const char *what) {
-  for (size_t i = 0; i < n; i++)
-    cr_assert(fabs(got[i] - ref[i]) <= rel * fabs(ref[i]) + abs, "%s[%zu]: library %.9g, reference %.9g",
-              what, i, (double)got[i], ref[i]);
-}
-
-/* The reference against the closed form: within 5 standard errors (and a rounding floor). */
-static void expect_truth(const double *mean, const double *se, const double *truth, size_t n,
-                         const char *what) {
-  for (size_t i = 0; i < n; i++)
-    cr_assert(fabs(mean[i] - truth[i]) <= 5.0 * se[i] + 1e-9,
-              "%s[%zu]: estimate %.6g +- %.2g, closed form %.6g (%.1f standard errors)", what, i,
-              mean[i], se[i], truth[i], fabs(mean[i] - truth[i]) / se[i]);
-}
-
 /* Runs the reference for `pf` and checks the library's value and Jacobian of `pfn` (f perturbed
    the same way) against it: `slack` samples may fall differently (fused near-ties). */
 static void expect_matches_reference(const pt_fn *pfn, point_fn *pf, size_t m, float sigma,
@@ -124,9 +98,9 @@ static void expect_matches_reference(const pt_fn *pfn, point_fn *pf, size_t m, f
   const double unit = 1.0 / (double)m;
   double top = 0;
   for (size_t j = 0; j < n_out; j++) top = fmax(top, fabs(ref->value[j]));
-  expect_near(y, ref->value, n_out, 1e-5, slack * (top + 1) * unit + 1e-6, "value");
-  expect_near(jac, ref->jac, n_out * n_in, 1e-5, slack * 2 * (top + 1) * 17 * unit / sigma + 1e-6,
-              "jacobian");
+  pt_ref_expect_near(y, ref->value, n_out, 1e-5, slack * (top + 1) * unit + 1e-6, "value");
+  pt_ref_expect_near(jac, ref->jac, n_out * n_in, 1e-5,
+                     slack * 2 * (top + 1) * 17 * unit / sigma + 1e-6, "jacobian");
   free(y);
   free(jac);
 }
@@ -148,7 +122,7 @@ static void check_gumbel_argmax(int builtin, int baseline) {
   const float sigma = 0.5f;
   const size_t m = 100000;
   const pt_key key = pt_key_make(2024);
-  point_fn pf = {argmax_point, d, d, &d, 0, 0};
+  point_fn pf = {pt_ref_argmax_point, d, d, &d, 0, 0};
   pt_fn *f = NULL;
   if (builtin) cr_assert_eq(pt_fn_argmax_one_hot(d, &f), PT_OK);
   else f = black_box(&pf);
@@ -157,8 +131,8 @@ static void check_gumbel_argmax(int builtin, int baseline) {
   expect_matches_reference(p, &pf, m, sigma, PT_NOISE_GUMBEL, baseline, key, x, builtin ? 3 : 0, &ref);
   double prob[5], jac[25];
   softmax_truth(x, d, sigma, prob, jac);
-  expect_truth(ref.value, ref.value_se, prob, d, "softmax");
-  expect_truth(ref.jac, ref.jac_se, jac, d * d, "softmax jacobian");
+  pt_ref_expect_truth(ref.value, ref.value_se, prob, d, "softmax");
+  pt_ref_expect_truth(ref.jac, ref.jac_se, jac, d * d, "softmax jacobian");
   pt_ref_estimate_free(&ref);
   pt_fn_free(p);
   pt_fn_free(f);
@@ -180,7 +154,8 @@ typedef struct segments {
 
 static void segments_argmax_point(const void *ctx, const float *x, float *y) {
   const segments *s = ctx;
-  for (size_t k = 0, o = 0; k < s->count; o += s->sizes[k++]) argmax_point(&s->sizes[k], x + o, y + o);
+  for (size_t k = 0, o = 0; k < s->count; o += s->sizes[k++])
+    pt_ref_argmax_point(&s->sizes[k], x + o, y + o);
 }
 
 static void check_segments(pt_noise noise) {
@@ -211,8 +186,8 @@ static void check_segments(pt_noise noise) {
         for (size_t i = 0; i < sizes[k]; i++) jac[(o + j) * n + o + i] = block_jac[j * sizes[k] + i];
       }
     }
-    expect_truth(ref.value, ref.value_se, prob, n, "softmax per segment");
-    expect_truth(ref.jac, ref.jac_se, jac, n * n, "block-diagonal softmax jacobian");
+    pt_ref_expect_truth(ref.value, ref.value_se, prob, n, "softmax per segment");
+    pt_ref_expect_truth(ref.jac, ref.jac_se, jac, n * n, "block-diagonal softmax jacobian");
   }
   pt_ref_estimate_free(&ref);
   pt_fn_free(p);
@@ -287,8 +262,8 @@ static void check_ranks(int builtin, pt_noise noise, int baseline) {
   expect_matches_reference(p, &pf, m, sigma, noise, baseline, key, x, 0, &ref);
   double r[4], jac[16];
   rank_truth(x, d, sigma, noise, r, jac);
-  expect_truth(ref.value, ref.value_se, r, d, "expected ranks");
-  expect_truth(ref.jac, ref.jac_se, jac, d * d, "rank jacobian");
+  pt_ref_expect_truth(ref.value, ref.value_se, r, d, "expected ranks");
+  pt_ref_expect_truth(ref.jac, ref.jac_se, jac, d * d, "rank jacobian");
   pt_ref_estimate_free(&ref);
   pt_fn_free(p);
   pt_fn_free(f);
@@ -322,8 +297,8 @@ static void check_linear(pt_noise noise) {
       jac[j * 3 + i] = a23[j * 3 + i];
     }
   }
-  expect_truth(ref.value, ref.value_se, value, 2, "A x + c");
-  expect_truth(ref.jac, ref.jac_se, jac, 6, "A");
+  pt_ref_expect_truth(ref.value, ref.value_se, value, 2, "A x + c");
+  pt_ref_expect_truth(ref.jac, ref.jac_se, jac, 6, "A");
   pt_ref_estimate_free(&ref);
   pt_fn_free(p);
   pt_fn_free(f);
@@ -349,13 +324,13 @@ static void check_hessian(pt_noise noise, int baseline) {
   cr_assert_eq(pt_fn_value_and_grad(p, key, x, &value, grad), PT_OK);
   cr_assert_eq(pt_fn_eval(p, key, x, &y), PT_OK);
   cr_assert(memcmp(&y, &value, sizeof y) == 0, "value_and_grad's value is eval's");
-  expect_near(hess, ref.hess, 9, 1e-5, 1e-5, "hessian");
-  expect_near(grad, ref.jac, 3, 1e-5, 1e-6, "gradient");
+  pt_ref_expect_near(hess, ref.hess, 9, 1e-5, 1e-5, "hessian");
+  pt_ref_expect_near(grad, ref.jac, 3, 1e-5, 1e-6, "gradient");
   const double identity[9] = {1, 0, 0, 0, 1, 0, 0, 0, 1};
   double gradient[3];
   for (size_t i = 0; i < 3; i++) gradient[i] = x[i] + (noise == PT_NOISE_GUMBEL ? sigma * EULER_GAMMA : 0);
-  expect_truth(ref.hess, ref.hess_se, identity, 9, "hessian");
-  expect_truth(ref.jac, ref.jac_se, gradient, 3, "gradient");
+  pt_ref_expect_truth(ref.hess, ref.hess_se, identity, 9, "hessian");
+  pt_ref_expect_truth(ref.jac, ref.jac_se, gradient, 3, "gradient");
   pt_ref_estimate_free(&ref);
   pt_fn_free(p);
   pt_fn_free(f);
@@ -445,7 +420,7 @@ Test(perturbed, segments_vjp_and_jvp_are_the_jacobian_of_the_same_samples) {
    bit for bit.  (The Gumbel argmax uses an equivalent form; its tests allow a few samples.) */
 Test(perturbed, fused_values_are_the_generic_values) {
   size_t d = 23;
-  point_fn ranks = {rank_point, d, d, &d, 0, 0}, onehot = {argmax_point, d, d, &d, 0, 0};
+  point_fn ranks = {rank_point, d, d, &d, 0, 0}, onehot = {pt_ref_argmax_point, d, d, &d, 0, 0};
   pt_fn *box_rank = black_box(&ranks), *box_argmax = black_box(&onehot), *rk = NULL, *am = NULL;
   cr_assert_eq(pt_fn_ranking(d, &rk), PT_OK);
   cr_assert_eq(pt_fn_argmax_one_hot(d, &am), PT_OK);
@@ -720,7 +695,7 @@ typedef struct argmax_paths {
 
 static void argmax_paths_make(argmax_paths *a, size_t d) {
   a->d = d;
-  a->pf = (point_fn){argmax_point, d, d, &a->d, 0, 0};
+  a->pf = (point_fn){pt_ref_argmax_point, d, d, &a->d, 0, 0};
   a->fn[0] = black_box(&a->pf);
   cr_assert_eq(pt_fn_argmax_one_hot(d, &a->fn[1]), PT_OK);
 }
@@ -801,7 +776,7 @@ Test(perturbed, outputs_may_overwrite_inputs) {
 
 Test(perturbed, failing_callback_writes_nothing) {
   size_t d = 3;
-  point_fn pf = {argmax_point, d, d, &d, 0, 0};
+  point_fn pf = {pt_ref_argmax_point, d, d, &d, 0, 0};
   pt_fn *f = black_box(&pf);
   pt_fn *p = perturbed(f, 5000, 0.5f, PT_NOISE_GUMBEL, 1);
   const float x[3] = {0.1f, 0.2f, 0.3f};

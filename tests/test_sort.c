@@ -223,6 +223,22 @@ Test(sort, overflow_bound_is_exact) {
     cr_assert_eq(pt_argmax_rows(dummy, fit + 1, d, ld, NULL), PT_EOVERFLOW);
     cr_assert_eq(pt_weighted_sum_rows(dummy, fit + 1, d, ld, NULL, NULL), PT_EOVERFLOW);
   }
+  /* one row spans d elements whatever its stride: ld up to SIZE_MAX passes, on every ISA */
+  const float x[4] = {0.5f, -1.0f, 3.0f, 2.0f};
+  const int32_t want_perm[4] = {1, 0, 3, 2}, want_rank[4] = {1, 0, 3, 2};
+  for (int isa = 0; isa < PT_ISA_COUNT; isa++) {
+    if (pt_isa_select((pt_isa)isa) != PT_OK) continue;
+    float sum[4];
+    int32_t idx = -1, perm[4], rank[4];
+    cr_assert_eq(pt_argmax_rows(x, 1, 4, SIZE_MAX, &idx), PT_OK);
+    cr_assert_eq(idx, 2);
+    cr_assert_eq(pt_argsort_rows(x, 1, 4, SIZE_MAX, perm, SIZE_MAX), PT_OK);
+    cr_assert(memcmp(perm, want_perm, sizeof perm) == 0);
+    cr_assert_eq(pt_rank_rows(x, 1, 4, limit, rank, SIZE_MAX / 2), PT_OK);
+    cr_assert(memcmp(rank, want_rank, sizeof rank) == 0);
+    cr_assert_eq(pt_weighted_sum_rows(x, 1, 4, SIZE_MAX, NULL, sum), PT_OK);
+    cr_assert(memcmp(sum, x, sizeof sum) == 0);
+  }
 }
 
 /* ---- argsort/rank through the API at the lengths where rows.c's on-stack work space ends ----

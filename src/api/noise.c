@@ -1,7 +1,14 @@
 /* SPDX-License-Identifier: MIT */
 /* pt_noise_fill: argument checks, then the active ISA's kernel for the kind of noise, its work
    split between threads when there is enough of it (src/dispatch/split.h). */
+#include <inttypes.h>
 #include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "api/error.h"
+#include "runtime/alloc.h"
+#include "runtime/progress.h"
 
 #include "dispatch/dispatch_table.h"
 #include "runtime/pool.h"
@@ -46,16 +53,43 @@ void pt_split_noise(const pt_kernel_table *k, pt_noise kind, pt_key key, uint64_
   else pt_parallel_for(j.tasks, noise_task, &j);
 }
 
+/* With a progress handler: blocks of PROGRESS_BLOCK words, a checkpoint after each, into
+   scratch copied out once all have run (a canceled call writes nothing); every value is its
+   word's, so the blocks give the bits of one fill. */
+#define PROGRESS_BLOCK ((size_t)1 << 20)
+
+static pt_status noise_in_blocks(const pt_kernel_table *k, pt_noise kind, pt_key key,
+                                 uint64_t offset, float *out, size_t n) {
+  float *scratch = pt_malloc(n * sizeof *scratch);
+  if (!scratch) return pt_fail(PT_ENOMEM, "no memory for %zu floats of scratch", n);
+  const int units = pt_progress_units(n);
+  pt_status s = PT_OK;
+  for (size_t i = 0, len; i < n && s == PT_OK; i += len) {
+    len = n - i < PROGRESS_BLOCK ? n - i : PROGRESS_BLOCK;
+    pt_split_noise(k, kind, key, offset + i, scratch + i, len);
+    s = pt_progress_step(units, len);
+  }
+  if (s == PT_OK) memcpy(out, scratch, n * sizeof *out);
+  free(scratch);
+  return s;
+}
+
 pt_status pt_noise_fill(pt_noise kind, pt_key key, uint64_t offset, float *out, size_t n) {
-  const pt_kernel_table *k = pt_kernels_active();
-  if (!k) return PT_EUNSUPPORTED;
-  if (pt_threads_ready() != PT_OK) return PT_EINVAL;
+  PT_CALL("pt_noise_fill");
+  const pt_kernel_table *k;
+  pt_status s = pt_kernels_ready(&k);
+  if (s != PT_OK) return s;
   if (kind != PT_NOISE_GUMBEL && kind != PT_NOISE_NORMAL && kind != PT_NOISE_UNIFORM)
-    return PT_EINVAL;
+    return pt_fail(PT_EINVAL, "kind is %d, not a pt_noise", (int)kind);
   if (n == 0) return PT_OK;
-  if (!out) return PT_EINVAL;
+  if (!out) return pt_fail(PT_EINVAL, "out is NULL with n = %zu", n);
   /* words offset .. offset + n - 1 must all exist: the last one is 2^64 - 1 */
-  if (n - 1 > UINT64_MAX - offset || n > (size_t)PTRDIFF_MAX / sizeof *out) return PT_EOVERFLOW;
+  if (n - 1 > UINT64_MAX - offset)
+    return pt_fail(PT_EOVERFLOW, "offset %" PRIu64 " + n %zu passes the last word, 2^64 - 1",
+                   offset, n);
+  if (n > (size_t)PTRDIFF_MAX / sizeof *out)
+    return pt_fail(PT_EOVERFLOW, "n is %zu, more floats than PTRDIFF_MAX bytes hold", n);
+  if (pt_progress_current()) return noise_in_blocks(k, kind, key, offset, out, n);
   pt_split_noise(k, kind, key, offset, out, n);
   return PT_OK;
 }

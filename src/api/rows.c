@@ -3,23 +3,31 @@
    between threads when there is enough of it (src/dispatch/split.h). */
 #include <stdint.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "runtime/alloc.h"
 #include "dispatch/dispatch_table.h"
 #include "runtime/pool.h"
+#include "runtime/progress.h"
+#include "api/error.h"
 #include "api/rows.h"
 #include "kernels/sort.h"
 #include "dispatch/split.h"
 #include "kernels/weighted_sum.h"
 
-pt_status pt_check_matrix(const void *p, size_t rows, size_t d, size_t ld, size_t size) {
-  if (d == 0) return PT_EINVAL;
-  if (d > INT32_MAX) return PT_EOVERFLOW;
-  if (ld < d) return PT_EINVAL;
+pt_status pt_check_matrix(const char *name, const void *p, size_t rows, size_t d, size_t ld,
+                          size_t size) {
+  if (d == 0) return pt_fail(PT_EINVAL, "d is 0");
+  if (d > INT32_MAX) return pt_fail(PT_EOVERFLOW, "d is %zu, past INT32_MAX", d);
+  if (ld < d) return pt_fail(PT_EINVAL, "the stride of %s is %zu, less than d = %zu", name, ld, d);
   if (rows == 0) return PT_OK;
-  if (!p) return PT_EINVAL;
+  if (!p) return pt_fail(PT_EINVAL, "%s is NULL with %zu rows", name, rows);
+  /* the extent, (rows - 1) ld + d elements, must be addressable from p: a single row's stride
+     is never used, so it may be anything from d up */
   const size_t limit = (size_t)PTRDIFF_MAX / size; /* elements addressable from p */
-  if (ld > limit || rows - 1 > (limit - d) / ld) return PT_EOVERFLOW;
+  if (d > limit || rows - 1 > (limit - d) / ld)
+    return pt_fail(PT_EOVERFLOW, "%s spans %zu rows of stride %zu, past PTRDIFF_MAX bytes", name,
+                   rows, ld);
   return PT_OK;
 }
 
@@ -51,13 +59,55 @@ void pt_split_argmax_rows(const pt_kernel_table *k, const float *x, size_t rows,
   else pt_parallel_for(tasks, argmax_task, &j);
 }
 
+/* ---- with a progress handler ------------------------------------------------------------------
+   The rows run in blocks of about PROGRESS_BLOCK elements, a checkpoint after each, into
+   scratch copied out only once every block has run, so that a canceled call writes nothing.
+   Rows are independent, so the blocks give the bits of one call. */
+#define PROGRESS_BLOCK ((size_t)1 << 20)
+
+static size_t block_rows(size_t d) { return d < PROGRESS_BLOCK ? PROGRESS_BLOCK / d : 1; }
+
+static pt_status argmax_in_blocks(const pt_kernel_table *k, const float *x, size_t rows, size_t d,
+                                  size_t ld, int32_t *idx) {
+  int32_t *scratch = pt_malloc(rows * sizeof *scratch);
+  if (!scratch) return pt_fail(PT_ENOMEM, "no memory for %zu rows' results", rows);
+  const int units = pt_progress_units(rows);
+  pt_status s = PT_OK;
+  for (size_t r = 0, n; r < rows && s == PT_OK; r += n) {
+    n = min_size(block_rows(d), rows - r);
+    pt_split_argmax_rows(k, x + r * ld, n, d, ld, scratch + r);
+    s = pt_progress_step(units, n);
+  }
+  if (s == PT_OK) memcpy(idx, scratch, rows * sizeof *idx);
+  free(scratch);
+  return s;
+}
+
+static pt_status sort_in_blocks(const pt_kernel_table *k, int ranks, const float *x, size_t rows,
+                                size_t d, size_t ld, int32_t *out, size_t ld_out) {
+  int32_t *scratch = pt_malloc(rows * d * sizeof *scratch); /* rows * d fits: x's extent did */
+  if (!scratch) return pt_fail(PT_ENOMEM, "no memory for %zu rows' results", rows);
+  const int units = pt_progress_units(rows);
+  pt_status s = PT_OK;
+  for (size_t r = 0, n; r < rows && s == PT_OK; r += n) {
+    n = min_size(block_rows(d), rows - r);
+    s = pt_split_sort_rows(k, ranks, x + r * ld, n, d, ld, scratch + r * d, d);
+    if (s == PT_OK) s = pt_progress_step(units, n);
+  }
+  for (size_t r = 0; s == PT_OK && r < rows; r++)
+    memcpy(out + r * ld_out, scratch + r * d, d * sizeof *out);
+  free(scratch);
+  return s;
+}
+
 pt_status pt_argmax_rows(const float *x, size_t rows, size_t d, size_t ld, int32_t *idx) {
-  const pt_kernel_table *k = pt_kernels_active();
-  if (!k) return PT_EUNSUPPORTED;
-  if (pt_threads_ready() != PT_OK) return PT_EINVAL;
-  pt_status s = pt_check_matrix(x, rows, d, ld, sizeof(float));
-  if (s == PT_OK) s = pt_check_matrix(idx, rows, 1, 1, sizeof(int32_t));
+  PT_CALL("pt_argmax_rows");
+  const pt_kernel_table *k;
+  pt_status s = pt_kernels_ready(&k);
+  if (s == PT_OK) s = pt_check_matrix("x", x, rows, d, ld, sizeof(float));
+  if (s == PT_OK) s = pt_check_matrix("idx", idx, rows, 1, 1, sizeof(int32_t));
   if (s != PT_OK || rows == 0) return s;
+  if (pt_progress_current()) return argmax_in_blocks(k, x, rows, d, ld, idx);
   pt_split_argmax_rows(k, x, rows, d, ld, idx);
   return PT_OK;
 }
@@ -88,14 +138,15 @@ static void sort_task(void *p, size_t i) {
 
 pt_status pt_split_sort_rows(const pt_kernel_table *k, int ranks, const float *x, size_t rows,
                              size_t d, size_t ld, int32_t *out, size_t ld_out) {
-  if (d > SIZE_MAX / (2 * sizeof(int64_t)) - PT_SORT_SLACK) return PT_EOVERFLOW;
+  if (d > SIZE_MAX / (2 * sizeof(int64_t)) - PT_SORT_SLACK)
+    return pt_fail(PT_EOVERFLOW, "d is %zu, too long a row for the sort's work space", d);
   sort_job j = {ranks ? k->rank_rows : k->argsort_rows, x, rows, d, ld, ld_out,
                 min_size(pt_split_tasks(pt_sort_units(rows, d), PT_GRAIN_SORT), rows), out, NULL};
   if (d > SORT_STACK_D) {
     const size_t part = PT_SORT_WORK(d) * sizeof *j.work;
     j.tasks = min_size(j.tasks, SIZE_MAX / part);
     j.work = pt_malloc(j.tasks * part);
-    if (!j.work) return PT_ENOMEM;
+    if (!j.work) return pt_fail(PT_ENOMEM, "no memory for the sort's work space");
   }
   if (j.tasks == 1) sort_task(&j, 0);
   else pt_parallel_for(j.tasks, sort_task, &j);
@@ -103,24 +154,27 @@ pt_status pt_split_sort_rows(const pt_kernel_table *k, int ranks, const float *x
   return PT_OK;
 }
 
-static pt_status sort_rows(const pt_kernel_table *k, int ranks, const float *x, size_t rows,
-                           size_t d, size_t ld, int32_t *out, size_t ld_out) {
-  if (!k) return PT_EUNSUPPORTED;
-  if (pt_threads_ready() != PT_OK) return PT_EINVAL;
-  pt_status s = pt_check_matrix(x, rows, d, ld, sizeof(float));
-  if (s == PT_OK) s = pt_check_matrix(out, rows, d, ld_out, sizeof(int32_t));
+static pt_status sort_rows(int ranks, const float *x, size_t rows, size_t d, size_t ld,
+                           int32_t *out, size_t ld_out) {
+  const pt_kernel_table *k;
+  pt_status s = pt_kernels_ready(&k);
+  if (s == PT_OK) s = pt_check_matrix("x", x, rows, d, ld, sizeof(float));
+  if (s == PT_OK) s = pt_check_matrix(ranks ? "rank" : "perm", out, rows, d, ld_out, sizeof(int32_t));
   if (s != PT_OK || rows == 0) return s;
+  if (pt_progress_current()) return sort_in_blocks(k, ranks, x, rows, d, ld, out, ld_out);
   return pt_split_sort_rows(k, ranks, x, rows, d, ld, out, ld_out);
 }
 
 pt_status pt_argsort_rows(const float *x, size_t rows, size_t d, size_t ld, int32_t *perm,
                           size_t ld_out) {
-  return sort_rows(pt_kernels_active(), 0, x, rows, d, ld, perm, ld_out);
+  PT_CALL("pt_argsort_rows");
+  return sort_rows(0, x, rows, d, ld, perm, ld_out);
 }
 
 pt_status pt_rank_rows(const float *x, size_t rows, size_t d, size_t ld, int32_t *rank,
                        size_t ld_out) {
-  return sort_rows(pt_kernels_active(), 1, x, rows, d, ld, rank, ld_out);
+  PT_CALL("pt_rank_rows");
+  return sort_rows(1, x, rows, d, ld, rank, ld_out);
 }
 
 /* Weighted sums are split between blocks of columns that start at multiples of COL_ALIGN (a
@@ -161,12 +215,12 @@ void pt_split_weighted_sum_rows(const pt_kernel_table *k, const float *x, size_t
 
 pt_status pt_weighted_sum_rows(const float *x, size_t rows, size_t d, size_t ld, const float *w,
                                float *out) {
-  const pt_kernel_table *k = pt_kernels_active();
-  if (!k) return PT_EUNSUPPORTED;
-  if (pt_threads_ready() != PT_OK) return PT_EINVAL;
-  pt_status s = pt_check_matrix(x, rows, d, ld, sizeof(float));
-  if (s == PT_OK && w) s = pt_check_matrix(w, rows, 1, 1, sizeof(float));
-  if (s == PT_OK) s = pt_check_matrix(out, rows ? 1 : 0, d, d, sizeof(float));
+  PT_CALL("pt_weighted_sum_rows");
+  const pt_kernel_table *k;
+  pt_status s = pt_kernels_ready(&k);
+  if (s == PT_OK) s = pt_check_matrix("x", x, rows, d, ld, sizeof(float));
+  if (s == PT_OK && w) s = pt_check_matrix("w", w, rows, 1, 1, sizeof(float));
+  if (s == PT_OK) s = pt_check_matrix("out", out, rows ? 1 : 0, d, d, sizeof(float));
   if (s != PT_OK || rows == 0) return s;
   pt_split_weighted_sum_rows(k, x, rows, d, ld, w, out);
   return PT_OK;

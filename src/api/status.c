@@ -17,6 +17,7 @@ const char *pt_strerror(pt_status s) {
     case PT_EOVERFLOW: return "size overflows the supported range";
     case PT_EUNSUPPORTED: return "not supported (ISA unavailable or operation not provided)";
     case PT_ECALLBACK: return "a user callback failed";
+    case PT_ECANCELED: return "canceled by the progress handler";
     default: return "unknown status";
   }
 }

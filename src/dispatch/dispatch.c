@@ -5,9 +5,12 @@
    all, so computing calls fail with PT_EUNSUPPORTED instead of measuring something else. */
 #include <pthread.h>
 #include <stdlib.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "config.h"
+#include "api/error.h"
+#include "runtime/pool.h"
 #include "dispatch/cpu.h"
 #include "dispatch/dispatch_table.h"
 
@@ -60,9 +63,49 @@ pt_isa pt_isa_active(void) {
   return t ? t->isa : PT_ISA_FALLBACK;
 }
 
+/* The ISAs this build runs on this CPU, as "scalar, avx2" (at most PT_ISA_COUNT short names). */
+static void list_runnable(char *out, size_t size) {
+  size_t used = 0;
+  out[0] = '\0';
+  for (int isa = 0; isa < PT_ISA_COUNT && used < size; isa++)
+    if (pt_kernels_for((pt_isa)isa))
+      used += (size_t)snprintf(out + used, size - used, "%s%s", used ? ", " : "",
+                               pt_isa_name((pt_isa)isa));
+}
+
+/* Names are matched exactly (lower case, no spaces): a variable that does not say exactly
+   what it means is refused, and the sentence says what it holds and what would do. */
+static pt_status fail_isa(void) {
+  const char *forced = getenv("PERTURB_ISA");
+  char runs[64];
+  list_runnable(runs, sizeof runs);
+  for (int isa = 0; forced && isa < PT_ISA_COUNT; isa++)
+    if (strcmp(forced, pt_isa_name((pt_isa)isa)) == 0)
+      return pt_fail(PT_EUNSUPPORTED,
+                     "PERTURB_ISA is \"%s\", which this build and CPU do not run (they run %s)",
+                     forced, runs);
+  return pt_fail(PT_EUNSUPPORTED,
+                 "PERTURB_ISA is \"%s\", not one of auto, scalar, avx2, avx512, neon (matched "
+                 "exactly; this CPU runs %s)",
+                 forced ? forced : "", runs);
+}
+
+pt_status pt_kernels_ready(const pt_kernel_table **k) {
+  *k = pt_kernels_active();
+  if (!*k) return fail_isa();
+  return pt_threads_ready();
+}
+
 pt_status pt_isa_select(pt_isa isa) {
+  PT_CALL("pt_isa_select");
   const pt_kernel_table *t = pt_kernels_for(isa);
-  if (!t) return PT_EUNSUPPORTED;
+  if (!t) {
+    char runs[64];
+    list_runnable(runs, sizeof runs);
+    if (!pt_isa_name(isa)) return pt_fail(PT_EUNSUPPORTED, "isa %d is not a pt_isa", (int)isa);
+    return pt_fail(PT_EUNSUPPORTED, "isa %s does not run here (this build and CPU run %s)",
+                   pt_isa_name(isa), runs);
+  }
   pthread_once(&active_once, choose_initial); /* so a later first use cannot undo this choice */
   __atomic_store_n(&active, t, __ATOMIC_RELEASE);
   return PT_OK;

@@ -24,6 +24,11 @@ typedef struct pt_kernel_table {
    and pt_isa_select has not been called since. */
 const pt_kernel_table *pt_kernels_active(void);
 
+/* The first check of every computing call: *k the active table, PT_OK; else PT_EUNSUPPORTED
+   (PERTURB_ISA names an ISA this machine lacks) or PT_EINVAL (PERTURB_NUM_THREADS is no
+   count), each with its pt_last_error sentence. */
+pt_status pt_kernels_ready(const pt_kernel_table **k);
+
 /* The table of `isa`; NULL if that ISA is not supported here. */
 const pt_kernel_table *pt_kernels_for(pt_isa isa);
 

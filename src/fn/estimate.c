@@ -7,8 +7,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "api/error.h"
 #include "runtime/alloc.h"
 #include "runtime/pool.h"
+#include "runtime/progress.h"
 
 uint64_t pt_estimate_group(uint64_t samples) {
   uint64_t group = PT_ESTIMATE_MIN_GROUP;
@@ -70,10 +72,23 @@ int pt_estimate_layout(unsigned want, size_t n_in, size_t n_out, const pt_pertur
   return !overflow;
 }
 
+pt_status pt_estimate_check(const pt_perturbation *p, const float *x, size_t n, int derivative) {
+  const pt_status s = pt_check_finite("x", x, n);
+  /* the multiplicative score divides by x_i (fn_perturbed.c): a derivative needs x_i != 0 */
+  if (s == PT_OK && derivative && p->multiplicative && !p->pathwise)
+    for (size_t i = 0; i < n; i++)
+      if (x[i] == 0.0f)
+        return pt_fail(PT_EINVAL,
+                       "x[%zu] is 0: the multiplicative noise's score function divides by x", i);
+  return s;
+}
+
 pt_status pt_estimator_begin(pt_estimator *e, const pt_fn *f, const pt_perturbation *p,
                              pt_key key, const float *x, const float *y_bar, const float *x_dot,
                              unsigned want, pt_arena *arena) {
   memset(e, 0, sizeof *e);
+  const pt_status s = pt_estimate_check(p, x, f->n_in, (want & ~(unsigned)PT_WANT_VALUE) != 0);
+  if (s != PT_OK) return s;
   e->arena = arena;
   e->f = f;
   e->p = *p;
@@ -87,7 +102,9 @@ pt_status pt_estimator_begin(pt_estimator *e, const pt_fn *f, const pt_perturbat
   if (!e->path) e->path = &pt_generic_path;
   e->counted = e->path->counted;
   pt_layout l;
-  if (!pt_estimate_layout(want, f->n_in, f->n_out, p, e->counted, &l)) return PT_EOVERFLOW;
+  if (!pt_estimate_layout(want, f->n_in, f->n_out, p, e->counted, &l))
+    return pt_fail(PT_EOVERFLOW, "the sums of %zu inputs and %zu outputs are too many", f->n_in,
+                   f->n_out);
   e->at_value = l.at_value;
   e->at_x_bar = l.at_x_bar;
   e->at_y_dot = l.at_y_dot;
@@ -99,7 +116,8 @@ pt_status pt_estimator_begin(pt_estimator *e, const pt_fn *f, const pt_perturbat
   e->at_loo_h = l.at_loo_h;
   e->cells = l.cells;
   e->counts = l.counts;
-  if (pt_fn_too_big(e->cells, 1, sizeof(pt_xsum) + sizeof(double))) return PT_EOVERFLOW;
+  if (pt_fn_too_big(e->cells, 1, sizeof(pt_xsum) + sizeof(double)))
+    return pt_fail(PT_EOVERFLOW, "%zu sums are past PTRDIFF_MAX bytes", e->cells);
   return e->path->prepare(e);
 }
 
@@ -114,10 +132,10 @@ pt_status pt_sums_alloc_shape(size_t cells, size_t counts, uint64_t groups, pt_a
   memset(s, 0, sizeof *s);
   const size_t map = (size_t)((groups + 7) / 8);
   if (pt_fn_too_big(cells, 1, sizeof(pt_xsum)) || pt_fn_too_big(counts, 1, 2 * sizeof(uint64_t)))
-    return PT_EOVERFLOW;
+    return pt_fail(PT_EOVERFLOW, "%zu sums are past PTRDIFF_MAX bytes", cells);
   const size_t bytes = cells * sizeof(pt_xsum) + counts * sizeof(uint64_t) + map;
   char *block = pt_arena_zalloc(a, bytes);
-  if (!block) return PT_ENOMEM;
+  if (!block) return pt_fail(PT_ENOMEM, "no memory for %zu bytes of exact sums", bytes);
   s->cell = (pt_xsum *)block;
   s->count = counts ? (uint64_t *)(block + cells * sizeof(pt_xsum)) : NULL;
   s->covered = (uint8_t *)(block + cells * sizeof(pt_xsum) + counts * sizeof(uint64_t));
@@ -153,6 +171,8 @@ typedef struct sum_job {
   size_t tasks;
   pt_sums *sums;     /* per task; task 0's is the caller's */
   pt_status *status; /* per task */
+  int units;         /* the groups are the call's units of progress */
+  int allocated;     /* the sums of tasks after the first are allocated already */
 } sum_job;
 
 /* A finished group's sums, into s exactly. */
@@ -174,7 +194,7 @@ static void sum_task(void *ctx, size_t t) {
   const uint64_t g0 = job->g0 + span * t / job->tasks, g1 = job->g0 + span * (t + 1) / job->tasks;
   pt_sums *s = &job->sums[t];
   pt_status st = PT_OK;
-  if (t > 0) st = pt_sums_alloc(e, NULL, s);
+  if (t > 0 && !job->allocated) st = pt_sums_alloc(e, NULL, s);
   /* the caller's arena only when this task is the call's only one: it runs on that thread */
   pt_arena *arena = job->tasks == 1 ? e->arena : NULL;
   /* one zeroed block: a group's double sums, then the path's scratch (zero: the fused vjp's
@@ -182,13 +202,14 @@ static void sum_task(void *ctx, size_t t) {
      kernels' whole-vector loads); the sizes were checked by pt_estimator_begin */
   const size_t sums_bytes = (e->cells * sizeof(double) + 63) & ~(size_t)63;
   double *group_sums = st == PT_OK ? pt_arena_zalloc(arena, sums_bytes + e->scratch_bytes) : NULL;
-  if (st == PT_OK && !group_sums) st = PT_ENOMEM;
+  if (st == PT_OK && !group_sums) st = pt_fail(PT_ENOMEM, "no memory for a group's sums");
   void *scratch = group_sums ? (char *)group_sums + sums_bytes : NULL;
   for (uint64_t g = g0; g < g1 && st == PT_OK; g++) {
     const uint64_t m0 = g * e->group;
     memset(group_sums, 0, e->cells * sizeof *group_sums);
     st = e->path->run(e, scratch, m0, group_end(e, m0), group_sums, s->count);
     if (st == PT_OK) add_group(e, s, g, group_sums);
+    if (st == PT_OK) st = pt_progress_step(job->units, 1);
   }
   pt_arena_free(arena, group_sums);
   job->status[t] = st;
@@ -226,7 +247,7 @@ static void round_task(void *ctx, size_t t) {
    thread runs the function over the round's samples in order, the pool adds their terms, task
    t of every round into sums[t]. */
 static pt_status sum_ordered(const pt_estimator *e, uint64_t g0, uint64_t g1, size_t tasks,
-                             pt_sums *sums) {
+                             pt_sums *sums, int units) {
   const size_t sums_bytes = (e->cells * sizeof(double) + 63) & ~(size_t)63;
   const size_t stride = sums_bytes + ((e->staged_bytes + 63) & ~(size_t)63);
   pt_status st = PT_OK;
@@ -242,6 +263,7 @@ static pt_status sum_ordered(const pt_estimator *e, uint64_t g0, uint64_t g1, si
     }
     r.finishing = 1;
     if (st == PT_OK) pt_parallel_for(groups, round_task, &r);
+    if (st == PT_OK) st = pt_progress_step(units, groups);
   }
   free(buffers);
   return st;
@@ -250,6 +272,7 @@ static pt_status sum_ordered(const pt_estimator *e, uint64_t g0, uint64_t g1, si
 pt_status pt_estimator_sum(const pt_estimator *e, uint64_t m0, uint64_t m1, pt_sums *s) {
   if (m0 >= m1) return PT_OK;
   const uint64_t g0 = m0 / e->group, g1 = (m1 - 1) / e->group + 1;
+  const int units = pt_progress_units(g1 - g0);
   const int ordered = !e->thread_safe && e->path->call && e->staged_bytes;
   size_t tasks = 1;
   if ((e->thread_safe || ordered) && (double)(m1 - m0) * e->work >= PT_PARALLEL_MIN_WORK) {
@@ -262,15 +285,27 @@ pt_status pt_estimator_sum(const pt_estimator *e, uint64_t m0, uint64_t m1, pt_s
   if (!sums || !status) {
     if (sums != s) free(sums);
     if (status != &st) free(status);
-    return PT_ENOMEM;
+    return pt_fail(PT_ENOMEM, "no memory for %zu threads' sums", tasks);
   }
   if (tasks > 1) sums[0] = *s; /* task 0 adds into the caller's sums */
   if (ordered && tasks > 1) {
     for (size_t t = 1; t < tasks && st == PT_OK; t++) st = pt_sums_alloc(e, NULL, &sums[t]);
-    if (st == PT_OK) st = sum_ordered(e, g0, g1, tasks, sums);
+    if (st == PT_OK) st = sum_ordered(e, g0, g1, tasks, sums, units);
     status[0] = st;
+  } else if (pt_progress_current() && tasks > 1) {
+    /* with a progress handler, waves of one group a task, the calling thread reporting between
+       them whichever threads the pool gives a wave's groups to; every task keeps its sums */
+    for (size_t t = 1; t < tasks && st == PT_OK; t++) st = pt_sums_alloc(e, NULL, &sums[t]);
+    for (uint64_t g = g0; g < g1 && st == PT_OK; g += tasks) {
+      const size_t n = g1 - g < tasks ? (size_t)(g1 - g) : tasks;
+      sum_job job = {e, g, g + n, n, sums, status, units, 1};
+      pt_parallel_for(n, sum_task, &job);
+      for (size_t t = 0; t < n && st == PT_OK; t++) st = status[t];
+      if (st == PT_OK) st = pt_progress_step(units, 0);
+    }
+    for (size_t t = 0; t < tasks; t++) status[t] = st;
   } else {
-    sum_job job = {e, g0, g1, tasks, sums, status};
+    sum_job job = {e, g0, g1, tasks, sums, status, units, 0};
     pt_parallel_for(tasks, sum_task, &job);
   }
   /* the first failure in task order, so that the error is the same on every run */

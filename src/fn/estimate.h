@@ -131,6 +131,10 @@ typedef struct pt_layout {
 int pt_estimate_layout(unsigned want, size_t n_in, size_t n_out, const pt_perturbation *p,
                        int counted, pt_layout *layout);
 
+/* x must be finite, and with the multiplicative score function nonzero for a derivative
+   (`derivative`): PT_EINVAL with the sentence naming x[i], else PT_OK. */
+pt_status pt_estimate_check(const pt_perturbation *p, const float *x, size_t n, int derivative);
+
 /* Sets e up for f perturbed by p at x with key, wanting `want` (the v of vjp or jvp given):
    chooses the path and lays out the sums.  pt_estimator_end releases what it took. */
 pt_status pt_estimator_begin(pt_estimator *e, const pt_fn *f, const pt_perturbation *p,

@@ -4,17 +4,21 @@
    result out only when it succeeded (so a failing call writes nothing). */
 #include "fn/fn.h"
 
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "api/error.h"
 #include "runtime/alloc.h"
 #include "dispatch/dispatch_table.h"
 #include "runtime/pool.h"
 
 pt_status pt_fn_check_sizes(size_t n_in, size_t n_out) {
-  if (n_in == 0 || n_out == 0) return PT_EINVAL;
+  if (n_in == 0 || n_out == 0)
+    return pt_fail(PT_EINVAL, "n_in is %zu and n_out %zu: neither may be 0", n_in, n_out);
   if (pt_fn_too_big(n_in, 1, sizeof(float)) || pt_fn_too_big(n_out, 1, sizeof(float)))
-    return PT_EOVERFLOW;
+    return pt_fail(PT_EOVERFLOW, "n_in %zu or n_out %zu is past PTRDIFF_MAX bytes of floats",
+                   n_in, n_out);
   return PT_OK;
 }
 
@@ -26,6 +30,7 @@ void pt_fn_init(pt_fn *f, const pt_fn_ops *ops, size_t n_in, size_t n_out, size_
   f->n_random = n_random;
   f->caps = caps;
   f->work = (double)n_in + (double)n_out;
+  f->nesting = 0;
   f->refs = 1;
 }
 
@@ -65,12 +70,13 @@ int pt_fn_too_big(size_t n, size_t m, size_t size) {
 
 void *pt_fn_alloc(size_t n, size_t m, size_t size, pt_status *status) {
   if (pt_fn_too_big(n, m, size)) {
-    *status = PT_EOVERFLOW;
+    *status = pt_fail(PT_EOVERFLOW, "%zu x %zu elements of %zu bytes are past PTRDIFF_MAX bytes",
+                      n, m, size);
     return NULL;
   }
   const size_t bytes = n * m * size;
   void *p = pt_malloc(bytes > 0 ? bytes : 1);
-  *status = p ? PT_OK : PT_ENOMEM;
+  *status = p ? PT_OK : pt_fail(PT_ENOMEM, "no memory for %zu bytes of scratch", bytes);
   return p;
 }
 
@@ -91,30 +97,55 @@ pt_status pt_fn_eval_rows(const pt_fn *f, pt_key key, uint64_t row0, size_t batc
    no kernel or run on one thread, so a mistaken override is never silent. */
 
 pt_status pt_fn_ready(const pt_fn *f) {
-  if (!pt_kernels_active()) return PT_EUNSUPPORTED;
-  return f && pt_threads_ready() == PT_OK ? PT_OK : PT_EINVAL;
+  const pt_kernel_table *k;
+  const pt_status s = pt_kernels_ready(&k);
+  if (s != PT_OK) return s;
+  return f ? PT_OK : pt_fail(PT_EINVAL, "f is NULL");
+}
+
+pt_status pt_fn_check_input(const pt_fn *f, size_t batch, const float *x, int derivative) {
+  if (!f->ops->check) return PT_OK;
+  for (size_t b = 0; b < batch; b++) {
+    const pt_status s = f->ops->check(f, x + b * f->n_in, derivative);
+    if (s != PT_OK) return s;
+  }
+  return PT_OK;
+}
+
+pt_status pt_check_finite(const char *name, const float *x, size_t n) {
+  for (size_t i = 0; i < n; i++)
+    if (!isfinite(x[i])) return pt_fail(PT_EINVAL, "%s[%zu] is %g", name, i, (double)x[i]);
+  return PT_OK;
 }
 
 pt_status pt_fn_copy_out(pt_status s, float *scratch, float *out, size_t n) {
   if (s == PT_OK) memcpy(out, scratch, n * sizeof *out);
   free(scratch);
-  return s;
+  return pt_failed(s);
+}
+
+pt_status pt_fn_unsupported(const char *what) {
+  return pt_fail(PT_EUNSUPPORTED, "f has no %s (a black box, or a kind without it)", what);
 }
 
 pt_status pt_fn_eval(const pt_fn *f, pt_key key, const float *x, float *y) {
+  PT_CALL("pt_fn_eval");
   pt_status s = pt_fn_ready(f);
   if (s != PT_OK) return s;
-  if (!x || !y) return PT_EINVAL;
+  if (!x || !y) return pt_fail(PT_EINVAL, "x or y is NULL");
+  if ((s = pt_fn_check_input(f, 1, x, 0)) != PT_OK) return s;
   float *out = pt_fn_alloc(f->n_out, 1, sizeof *out, &s);
   if (!out) return s;
   return pt_fn_copy_out(f->ops->eval(f, pt_fn_keys_for(f, key), 1, x, out), out, y, f->n_out);
 }
 
 pt_status pt_fn_vjp(const pt_fn *f, pt_key key, const float *x, const float *y_bar, float *x_bar) {
+  PT_CALL("pt_fn_vjp");
   pt_status s = pt_fn_ready(f);
   if (s != PT_OK) return s;
-  if (!x || !y_bar || !x_bar) return PT_EINVAL;
-  if (!(f->caps & PT_CAP_DERIVATIVES)) return PT_EUNSUPPORTED;
+  if (!x || !y_bar || !x_bar) return pt_fail(PT_EINVAL, "x, y_bar or x_bar is NULL");
+  if (!(f->caps & PT_CAP_DERIVATIVES)) return pt_fn_unsupported("derivatives");
+  if ((s = pt_fn_check_input(f, 1, x, 1)) != PT_OK) return s;
   float *out = pt_fn_alloc(f->n_in, 1, sizeof *out, &s);
   if (!out) return s;
   s = f->ops->vjp(f, pt_fn_keys_for(f, key), x, y_bar, NULL, out);
@@ -122,10 +153,12 @@ pt_status pt_fn_vjp(const pt_fn *f, pt_key key, const float *x, const float *y_b
 }
 
 pt_status pt_fn_jvp(const pt_fn *f, pt_key key, const float *x, const float *x_dot, float *y_dot) {
+  PT_CALL("pt_fn_jvp");
   pt_status s = pt_fn_ready(f);
   if (s != PT_OK) return s;
-  if (!x || !x_dot || !y_dot) return PT_EINVAL;
-  if (!(f->caps & PT_CAP_DERIVATIVES)) return PT_EUNSUPPORTED;
+  if (!x || !x_dot || !y_dot) return pt_fail(PT_EINVAL, "x, x_dot or y_dot is NULL");
+  if (!(f->caps & PT_CAP_DERIVATIVES)) return pt_fn_unsupported("derivatives");
+  if ((s = pt_fn_check_input(f, 1, x, 1)) != PT_OK) return s;
   float *out = pt_fn_alloc(f->n_out, 1, sizeof *out, &s);
   if (!out) return s;
   s = f->ops->jvp(f, pt_fn_keys_for(f, key), x, x_dot, NULL, out);
@@ -133,10 +166,12 @@ pt_status pt_fn_jvp(const pt_fn *f, pt_key key, const float *x, const float *x_d
 }
 
 pt_status pt_fn_jacobian(const pt_fn *f, pt_key key, const float *x, float *jac) {
+  PT_CALL("pt_fn_jacobian");
   pt_status s = pt_fn_ready(f);
   if (s != PT_OK) return s;
-  if (!x || !jac) return PT_EINVAL;
-  if (!(f->caps & PT_CAP_DERIVATIVES)) return PT_EUNSUPPORTED;
+  if (!x || !jac) return pt_fail(PT_EINVAL, "x or jac is NULL");
+  if (!(f->caps & PT_CAP_DERIVATIVES)) return pt_fn_unsupported("derivatives");
+  if ((s = pt_fn_check_input(f, 1, x, 1)) != PT_OK) return s;
   float *out = pt_fn_alloc(f->n_out, f->n_in, sizeof *out, &s);
   if (!out) return s;
   s = f->ops->jacobian(f, pt_fn_keys_for(f, key), x, NULL, out);
@@ -145,10 +180,13 @@ pt_status pt_fn_jacobian(const pt_fn *f, pt_key key, const float *x, float *jac)
 
 pt_status pt_fn_value_and_grad(const pt_fn *f, pt_key key, const float *x, float *value,
                                float *grad) {
+  PT_CALL("pt_fn_value_and_grad");
   pt_status s = pt_fn_ready(f);
   if (s != PT_OK) return s;
-  if (!x || !value || !grad || f->n_out != 1) return PT_EINVAL;
-  if (!(f->caps & PT_CAP_DERIVATIVES)) return PT_EUNSUPPORTED;
+  if (!x || !value || !grad) return pt_fail(PT_EINVAL, "x, value or grad is NULL");
+  if (f->n_out != 1) return pt_fail(PT_EINVAL, "f has %zu outputs, not one", f->n_out);
+  if (!(f->caps & PT_CAP_DERIVATIVES)) return pt_fn_unsupported("derivatives");
+  if ((s = pt_fn_check_input(f, 1, x, 1)) != PT_OK) return s;
   float *out = pt_fn_alloc(f->n_in, 1, sizeof *out, &s);
   if (!out) return s;
   const float one = 1.0f;
@@ -159,10 +197,12 @@ pt_status pt_fn_value_and_grad(const pt_fn *f, pt_key key, const float *x, float
 }
 
 pt_status pt_fn_hessian(const pt_fn *f, pt_key key, const float *x, float *hess) {
+  PT_CALL("pt_fn_hessian");
   pt_status s = pt_fn_ready(f);
   if (s != PT_OK) return s;
-  if (!x || !hess) return PT_EINVAL;
-  if (!(f->caps & PT_CAP_HESSIAN)) return PT_EUNSUPPORTED;
+  if (!x || !hess) return pt_fail(PT_EINVAL, "x or hess is NULL");
+  if (!(f->caps & PT_CAP_HESSIAN)) return pt_fn_unsupported("Hessian");
+  if ((s = pt_fn_check_input(f, 1, x, 1)) != PT_OK) return s;
   float *out = pt_fn_alloc(f->n_in, f->n_in, sizeof *out, &s);
   if (!out) return s;
   s = f->ops->hessian(f, pt_fn_keys_for(f, key), x, out);

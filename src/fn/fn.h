@@ -43,6 +43,7 @@ struct pt_fn {
   size_t n_random; /* random parts (see pt_fn_keys) */
   unsigned caps;
   double work; /* about how many operations one evaluation costs: when threads pay */
+  size_t nesting; /* levels of perturbed functions and losses inside (PT_FN_MAX_NESTING) */
   size_t refs; /* atomic; the object is destroyed when it drops to 0 */
 };
 
@@ -65,7 +66,19 @@ struct pt_fn_ops {
   pt_status (*hessian)(const pt_fn *f, pt_fn_keys keys, const float *x, float *hess);
   /* Drops the references to the parts and frees the object. */
   void (*destroy)(pt_fn *f);
+  /* PT_EINVAL for an input x (n_in floats) that every operation (every derivative, when
+     `derivative`) refuses, so that the public calls refuse it before they allocate; NULL: every
+     x is accepted.  The operations check it again, as a stage of a composition or a sample of
+     a perturbation has no public call. */
+  pt_status (*check)(const pt_fn *f, const float *x, int derivative);
 };
+
+/* Perturbed functions and losses call their part's operations from their own, so each level
+   of them nested in another costs C stack; compositions cost none (they run their stages in a
+   loop, fn_compose.c).  A function nested deeper than this is refused with PT_EINVAL, which
+   keeps the deepest call within 512 KiB of stack (about 10 KiB a level, most of it the
+   estimator's arena); tests/test_deep.c runs it on a 1 MiB thread. */
+enum { PT_FN_MAX_NESTING = 32 };
 
 /* Sizes of a new function: PT_EINVAL if one is 0, PT_EOVERFLOW if a vector of that many floats
    could not be addressed. */
@@ -93,7 +106,19 @@ pt_status pt_fn_eval_rows(const pt_fn *f, pt_key key, uint64_t row0, size_t batc
    lacks, PT_EINVAL for a NULL f. */
 pt_status pt_fn_ready(const pt_fn *f);
 
-/* On success copies n floats from scratch to out; frees scratch either way; returns s. */
+/* The public calls' check of their inputs, before they allocate: each of the batch rows of x
+   through f's check. */
+pt_status pt_fn_check_input(const pt_fn *f, size_t batch, const float *x, int derivative);
+
+/* PT_EINVAL, with the sentence "name[i] is NaN", if x[i] is the first infinite or NaN entry
+   of x[0 .. n); else PT_OK. */
+pt_status pt_check_finite(const char *name, const float *x, size_t n);
+
+/* PT_EUNSUPPORTED, with the sentence that f has no `what` ("derivatives", "Hessian"). */
+pt_status pt_fn_unsupported(const char *what);
+
+/* On success copies n floats from scratch to out; frees scratch either way; returns s (a
+   failure without a sentence gets pt_strerror's). */
 pt_status pt_fn_copy_out(pt_status s, float *scratch, float *out, size_t n);
 
 /* malloc(n * m * size) with *status = PT_OK, or NULL with *status = PT_EOVERFLOW if that size

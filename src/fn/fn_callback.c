@@ -7,6 +7,7 @@
    several threads of its own must still give it callbacks that may run concurrently. */
 #include <stdlib.h>
 
+#include "api/error.h"
 #include "runtime/alloc.h"
 #include "fn/fn.h"
 
@@ -22,14 +23,20 @@ static pt_status callback_eval(const pt_fn *f, pt_fn_keys keys, size_t batch, co
                                float *y) {
   (void)keys;
   const callback_fn *c = (const callback_fn *)f;
-  return c->fx(c->user, batch, x, y) ? PT_ECALLBACK : PT_OK;
+  const int r = c->fx(c->user, batch, x, y);
+  return r ? pt_fail(PT_ECALLBACK, "the evaluation callback returned %d", r) : PT_OK;
+}
+
+static pt_status call_vjp(const callback_fn *c, const float *x, const float *y_bar, float *x_bar) {
+  const int r = c->gx(c->user, x, y_bar, x_bar);
+  return r ? pt_fail(PT_ECALLBACK, "the vjp callback returned %d", r) : PT_OK;
 }
 
 static pt_status custom_vjp(const pt_fn *f, pt_fn_keys keys, const float *x, const float *y_bar,
                             float *y, float *x_bar) {
   const callback_fn *c = (const callback_fn *)f;
-  if (y && callback_eval(f, keys, 1, x, y) != PT_OK) return PT_ECALLBACK;
-  return c->gx(c->user, x, y_bar, x_bar) ? PT_ECALLBACK : PT_OK;
+  const pt_status s = y ? callback_eval(f, keys, 1, x, y) : PT_OK;
+  return s == PT_OK ? call_vjp(c, x, y_bar, x_bar) : s;
 }
 
 /* Row j of the Jacobian is the VJP against the basis vector e_j.  With `jac` it is stored;
@@ -44,12 +51,12 @@ static pt_status custom_rows(const callback_fn *c, const float *x, const float *
   if (!e || (!jac && !row)) {
     free(e);
     free(row);
-    return e ? s : PT_ENOMEM;
+    return e ? s : pt_fail(PT_ENOMEM, "no memory for a basis vector of %zu floats", n_out);
   }
   for (size_t j = 0; j < n_out && s == PT_OK; j++) {
     float *r = jac ? jac + j * n_in : row;
     e[j] = 1.0f;
-    if (c->gx(c->user, x, e, r)) s = PT_ECALLBACK;
+    s = call_vjp(c, x, e, r);
     e[j] = 0.0f;
     if (s == PT_OK && x_dot) {
       double sum = 0.0;
@@ -64,13 +71,15 @@ static pt_status custom_rows(const callback_fn *c, const float *x, const float *
 
 static pt_status custom_jvp(const pt_fn *f, pt_fn_keys keys, const float *x, const float *x_dot,
                             float *y, float *y_dot) {
-  if (y && callback_eval(f, keys, 1, x, y) != PT_OK) return PT_ECALLBACK;
+  const pt_status s = y ? callback_eval(f, keys, 1, x, y) : PT_OK;
+  if (s != PT_OK) return s;
   return custom_rows((const callback_fn *)f, x, x_dot, y_dot, NULL);
 }
 
 static pt_status custom_jacobian(const pt_fn *f, pt_fn_keys keys, const float *x, float *y,
                                  float *jac) {
-  if (y && callback_eval(f, keys, 1, x, y) != PT_OK) return PT_ECALLBACK;
+  const pt_status s = y ? callback_eval(f, keys, 1, x, y) : PT_OK;
+  if (s != PT_OK) return s;
   return custom_rows((const callback_fn *)f, x, NULL, NULL, jac);
 }
 
@@ -95,11 +104,14 @@ static const pt_fn_ops custom_gradient_ops = {
 
 static pt_status make(size_t n_in, size_t n_out, pt_eval_fn fx, pt_vjp_fn gx, void *user,
                       pt_free_fn free_user, unsigned flags, pt_fn **out) {
-  if (!out || !fx || (flags & ~(unsigned)PT_CALLBACK_THREAD_SAFE)) return PT_EINVAL;
+  if (!out) return pt_fail(PT_EINVAL, "out is NULL");
+  if (!fx) return pt_fail(PT_EINVAL, "the evaluation callback is NULL");
+  if (flags & ~(unsigned)PT_CALLBACK_THREAD_SAFE)
+    return pt_fail(PT_EINVAL, "flags are 0x%x: only PT_CALLBACK_THREAD_SAFE is defined", flags);
   const pt_status s = pt_fn_check_sizes(n_in, n_out);
   if (s != PT_OK) return s;
   callback_fn *c = pt_malloc(sizeof *c);
-  if (!c) return PT_ENOMEM;
+  if (!c) return pt_fail(PT_ENOMEM, "no memory for the function object");
   pt_fn_init(&c->base, gx ? &custom_gradient_ops : &black_box_ops, n_in, n_out, 0,
              (gx ? PT_CAP_DERIVATIVES : 0) |
                  (flags & PT_CALLBACK_THREAD_SAFE ? PT_CAP_THREAD_SAFE : 0));
@@ -113,16 +125,19 @@ static pt_status make(size_t n_in, size_t n_out, pt_eval_fn fx, pt_vjp_fn gx, vo
 }
 
 pt_status pt_fn_from_callback(size_t n_in, size_t n_out, pt_eval_fn f, void *user, pt_fn **out) {
+  PT_CALL("pt_fn_from_callback");
   return make(n_in, n_out, f, NULL, user, NULL, 0, out);
 }
 
 pt_status pt_custom_gradient(size_t n_in, size_t n_out, pt_eval_fn fx, pt_vjp_fn gx, void *user,
                              pt_fn **out) {
-  if (!gx) return PT_EINVAL;
+  PT_CALL("pt_custom_gradient");
+  if (!gx) return pt_fail(PT_EINVAL, "the vjp callback gx is NULL");
   return make(n_in, n_out, fx, gx, user, NULL, 0, out);
 }
 
 pt_status pt_fn_from_callback_ex(size_t n_in, size_t n_out, pt_eval_fn f, pt_vjp_fn gx,
                                  void *user, pt_free_fn free_user, unsigned flags, pt_fn **out) {
+  PT_CALL("pt_fn_from_callback_ex");
   return make(n_in, n_out, f, gx, user, free_user, flags, out);
 }

@@ -18,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "api/error.h"
 #include "runtime/alloc.h"
 #include "fn/fn.h"
 #include "fn/fn_builtin.h"
@@ -115,10 +116,11 @@ static const pt_fn_ops support_ops = {
 
 static pt_status make_support(const pt_fn *opt, pt_fn **out) {
   support_fn *s = pt_malloc(sizeof *s);
-  if (!s) return PT_ENOMEM;
+  if (!s) return pt_fail(PT_ENOMEM, "no memory for the loss's support function");
   pt_fn_init(&s->base, &support_ops, opt->n_in, 1, 0,
              PT_CAP_DERIVATIVES | (opt->caps & PT_CAP_THREAD_SAFE));
   s->base.work = opt->work + (double)opt->n_in;
+  s->base.nesting = opt->nesting + 1;
   s->opt = pt_fn_retain(opt);
   *out = &s->base;
   return PT_OK;
@@ -134,10 +136,16 @@ typedef struct fy_fn {
 
 /* The y_true half of x = (theta, y_true) must be finite; theta is checked by the perturbed
    function. */
-static int finite_target(const fy_fn *l, const float *x) {
-  for (size_t i = 0; i < l->n; i++)
-    if (!isfinite(x[l->n + i])) return 0;
-  return 1;
+static pt_status check_target(const fy_fn *l, const float *x) {
+  return pt_check_finite("y_true", x + l->n, l->n);
+}
+
+/* Before a public call allocates: theta and y_true both finite. */
+static pt_status fy_check(const pt_fn *f, const float *x, int derivative) {
+  (void)derivative; /* the loss's derivative is the smoothed optimizer's mean: no division */
+  const fy_fn *l = (const fy_fn *)f;
+  const pt_status s = pt_check_finite("theta", x, l->n);
+  return s == PT_OK ? check_target(l, x) : s;
 }
 
 /* F_eps(theta) - <theta, y_true> from the parts of F_eps, in double. */
@@ -153,8 +161,8 @@ static float loss_value(const fy_fn *l, const float *x, const float *parts) {
    independent_jacobian asks). */
 static pt_status smoothed_gradient(const fy_fn *l, pt_fn_keys keys, const float *x, float *y,
                                    float *grad) {
-  if (!finite_target(l, x)) return PT_EINVAL;
-  pt_status st;
+  pt_status st = check_target(l, x);
+  if (st != PT_OK) return st;
   float *buf = pt_fn_alloc(2, l->parts, sizeof *buf, &st);
   if (!buf) return st;
   float *ones = buf, *parts = buf + l->parts;
@@ -168,8 +176,8 @@ static pt_status smoothed_gradient(const fy_fn *l, pt_fn_keys keys, const float 
 static pt_status fy_eval(const pt_fn *f, pt_fn_keys keys, size_t batch, const float *x, float *y) {
   (void)batch; /* 1: the loss is random */
   const fy_fn *l = (const fy_fn *)f;
-  if (!finite_target(l, x)) return PT_EINVAL;
-  pt_status st;
+  pt_status st = check_target(l, x);
+  if (st != PT_OK) return st;
   float *parts = pt_fn_alloc(l->parts, 1, sizeof *parts, &st);
   if (!parts) return st;
   st = l->smoothed->ops->eval(l->smoothed, keys, 1, x, parts);
@@ -229,6 +237,7 @@ static const pt_fn_ops fy_ops = {
     .jvp = fy_jvp,
     .jacobian = fy_jacobian,
     .destroy = fy_destroy,
+    .check = fy_check,
 };
 
 /* The function whose perturbation is F_eps, and how many outputs it sums: the segments' maxima
@@ -240,7 +249,7 @@ static pt_status support_of(const pt_fn *opt, pt_fn **h, size_t *parts) {
   switch (b.kind) {
     case PT_BUILTIN_ARGMAX: {
       size_t *sizes = pt_malloc(b.count * sizeof *sizes);
-      if (!sizes) return PT_ENOMEM;
+      if (!sizes) return pt_fail(PT_ENOMEM, "no memory for %zu segment sizes", b.count);
       for (size_t s = 0; s < b.count; s++) sizes[s] = b.offsets[s + 1] - b.offsets[s];
       const pt_status st = pt_fn_max_segments(sizes, b.count, h);
       free(sizes);
@@ -250,19 +259,32 @@ static pt_status support_of(const pt_fn *opt, pt_fn **h, size_t *parts) {
     case PT_BUILTIN_NONE:
     case PT_BUILTIN_TOP_K:
     case PT_BUILTIN_RANKING:
-      if (opt->n_in != opt->n_out || opt->n_random) return PT_EINVAL;
+      if (opt->n_in != opt->n_out)
+        return pt_fail(PT_EINVAL,
+                       "opt has %zu inputs and %zu outputs: an optimizer has as many of each",
+                       opt->n_in, opt->n_out);
+      if (opt->n_random)
+        return pt_fail(PT_EINVAL,
+                       "opt is random (it holds a perturbed function): the loss perturbs it itself");
       *parts = 1;
       return make_support(opt, h);
-    default: return PT_EINVAL;
+    default:
+      return pt_fail(PT_EINVAL, "opt is a max, sort or permutation matrix, not an optimizer "
+                                "argmax <y, theta> (argmax one-hot, top-k, ranking or a solver)");
   }
 }
 
 pt_status pt_fenchel_young_loss(const pt_fn *opt, const pt_perturb_options *options,
                                 pt_fn **out) {
-  if (!opt || !out) return PT_EINVAL;
-  if (opt->n_in > SIZE_MAX / 2 / sizeof(float)) return PT_EOVERFLOW;
+  PT_CALL("pt_fenchel_young_loss");
+  if (!opt || !out) return pt_fail(PT_EINVAL, "opt or out is NULL");
+  if (opt->n_in > SIZE_MAX / 2 / sizeof(float))
+    return pt_fail(PT_EOVERFLOW, "opt's %zu inputs, twice over, are past SIZE_MAX bytes", opt->n_in);
   pt_perturb_options o = pt_perturb_defaults();
-  if (options && pt_perturb_options_read(options, &o) != PT_OK) return PT_EINVAL;
+  if (options) {
+    const pt_status s = pt_perturb_options_read(options, &o);
+    if (s != PT_OK) return s;
+  }
   /* the loss's gradient is the perturbed optimizer's mean: Danskin's pathwise gradient of F_eps,
      unless the caller asks for the score function's estimate of it */
   if (o.gradient == PT_GRADIENT_AUTO) o.gradient = PT_GRADIENT_PATHWISE;
@@ -275,11 +297,12 @@ pt_status pt_fenchel_young_loss(const pt_fn *opt, const pt_perturb_options *opti
   fy_fn *l = pt_malloc(sizeof *l);
   if (!l) {
     pt_fn_free(smoothed);
-    return PT_ENOMEM;
+    return pt_fail(PT_ENOMEM, "no memory for the loss");
   }
   pt_fn_init(&l->base, &fy_ops, 2 * opt->n_in, 1, smoothed->n_random,
              PT_CAP_DERIVATIVES | (smoothed->caps & PT_CAP_THREAD_SAFE));
   l->base.work = smoothed->work;
+  l->base.nesting = smoothed->nesting + 1;
   l->smoothed = smoothed;
   l->n = opt->n_in;
   l->parts = parts;

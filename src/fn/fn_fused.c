@@ -14,8 +14,11 @@
 #include "runtime/alloc.h"
 #include "fn/fn_builtin.h"
 
-size_t pt_fused_tile_rows(size_t n, uint64_t group) {
-  const size_t rows = n < PT_FUSED_TILE_FLOATS ? PT_FUSED_TILE_FLOATS / n : 1;
+size_t pt_fused_tile_rows(const pt_estimator *e, size_t n) {
+  const uint64_t group = e->group < e->p.samples ? e->group : e->p.samples;
+  size_t rows = n < PT_FUSED_TILE_FLOATS ? PT_FUSED_TILE_FLOATS / n : 1;
+  /* whole antithetic pairs: the group and M are even, so the tile stays within them */
+  if (e->p.antithetic) rows = rows < 2 ? 2 : rows & ~(size_t)1;
   return rows < group ? rows : (size_t)group;
 }
 
@@ -69,8 +72,8 @@ pt_fused_terms pt_fused_terms_of(const pt_estimator *e, const pt_terms_at *at, c
   const size_t n = e->f->n_in;
   const unsigned want = pt_fused_score_want(e);
   const pt_fused_terms terms = {
-      .key = e->key, .n = n, .sigma = e->p.sigma, .samples = e->p.samples,
-      .blocks = at->blocks, .block_at = at->block_at,
+      .key = e->key, .antithetic = e->p.antithetic, .n = n, .sigma = e->p.sigma,
+      .samples = e->p.samples, .blocks = at->blocks, .block_at = at->block_at,
       .y_bar = want & PT_WANT_VJP ? e->y_bar : NULL, .c_base = c_base,
       .c_sum = piece(scratch, at->c_sum), .partial = piece(scratch, at->partial),
       .x_bar_sum = pt_fused_sums_at(sums, e->at_x_bar),
@@ -168,7 +171,8 @@ void pt_fused_prep_free(pt_estimator *e) {
 }
 
 const pt_path *pt_fused_path(const pt_fn *f, const pt_perturbation *p, unsigned want) {
-  if (want & PT_WANT_HESS) return NULL;
+  /* the kernels form additive keys x + sigma Z; multiplicative noise runs on the generic path */
+  if ((want & PT_WANT_HESS) || p->multiplicative) return NULL;
   switch (pt_fn_builtin(f).kind) {
     case PT_BUILTIN_ARGMAX: return &pt_fused_argmax_path;
     case PT_BUILTIN_TOP_K: return &pt_fused_topk_path;

@@ -14,8 +14,8 @@
 /* Noise floats a tile holds: about 16 kB, so the tile's noise stays in L1 while it is used. */
 #define PT_FUSED_TILE_FLOATS 4096
 
-/* Samples of n inputs a tile holds, at most a group's. */
-size_t pt_fused_tile_rows(size_t n, uint64_t group);
+/* Samples of n inputs a tile of e holds, at most a group's (and M); even with antithetic. */
+size_t pt_fused_tile_rows(const pt_estimator *e, size_t n);
 
 /* Pieces of one block of scratch: each starts on a 64-byte boundary.  Sizes are checked here,
    so a request too large to address sets `overflow` instead of wrapping. */

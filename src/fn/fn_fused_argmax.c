@@ -48,7 +48,7 @@ static pt_status argmax_prepare(pt_estimator *e) {
   const pt_kernel_table *k = pt_kernels_active();
   const pt_builtin b = pt_fn_builtin(e->f);
   const size_t segments = b.count, *offsets = b.offsets;
-  const size_t n = offsets[segments], tile = pt_fused_tile_rows(n, e->group < e->p.samples ? e->group : e->p.samples);
+  const size_t n = offsets[segments], tile = pt_fused_tile_rows(e, n);
   const size_t blocks = e->p.block_diagonal ? segments : 1;
   /* whole vectors of winners, PT_LANES of them at a time on every ISA */
   const size_t stride = (tile + PT_MAX_LANES - 1) / PT_MAX_LANES * PT_MAX_LANES;

@@ -113,7 +113,7 @@ static void sort_sample(const pt_estimator *e, const rank_prep *pr, const pt_fus
 static pt_status rank_prepare(pt_estimator *e) {
   const pt_kernel_table *k = pt_kernels_active();
   const pt_builtin_kind kind = pt_fn_builtin(e->f).kind;
-  const size_t n = e->f->n_in, tile = pt_fused_tile_rows(n, e->group < e->p.samples ? e->group : e->p.samples);
+  const size_t n = e->f->n_in, tile = pt_fused_tile_rows(e, n);
   pt_carve c = {sizeof(rank_prep), 0};
   const size_t at_base = pt_carve_take(&c, n, 1, 0, sizeof(int32_t));
   const size_t at_work = pt_carve_take(&c, PT_SORT_WORK(n), 1, 0, sizeof(int64_t));

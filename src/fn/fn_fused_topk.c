@@ -35,7 +35,7 @@ static pt_status topk_prepare(pt_estimator *e) {
   const pt_kernel_table *k = pt_kernels_active();
   const pt_builtin b = pt_fn_builtin(e->f);
   const size_t segments = b.count, *offsets = b.offsets, n = offsets[segments];
-  const size_t tile = pt_fused_tile_rows(n, e->group < e->p.samples ? e->group : e->p.samples);
+  const size_t tile = pt_fused_tile_rows(e, n);
   const size_t blocks = e->p.block_diagonal ? segments : 1;
   size_t slots = 0;
   for (size_t s = 0; s < segments; s++) slots += b.k[s]; /* at most n */

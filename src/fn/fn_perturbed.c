@@ -12,6 +12,11 @@
    pt_key_fold_in(K, 1) (pt_estimate).
    With the pathwise gradient the derivatives are instead f's own at the samples, with no 1/sigma:
      jacobian (1/M) sum_m J f(x + sigma Z_m)                     (vjp, jvp likewise; no hessian)
+   Antithetic pairs: samples 2p and 2p + 1 take the two rows of pair p (noise words p*n_in + i;
+   normal z and -z, Gumbel from u and 1 - u: the noise_pairs kernels), every tile holding whole
+   pairs.  Multiplicative noise (normal): x~ = x * w, w = exp(sigma Z - sigma^2/2), whose score
+   is grad_nu(Z)/x = Z/x (x_i != 0) and whose pathwise Jacobian is J f(x~) diag(w); the fused
+   kernels form additive keys only, so it runs here for every function.
 
    Every operation of one key walks the same samples, so a value and its derivatives agree; the
    sums over samples are estimate.c's, in groups whose order no split can change.  This file
@@ -26,6 +31,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "api/error.h"
 #include "runtime/alloc.h"
 #include "fn/estimate.h"
 #include "fn/fn.h"
@@ -62,8 +68,9 @@ typedef struct generic_prep {
   pt_key f_key;      /* f's own random parts: sample m is row m of a batch with this key */
   size_t tile;
   int pathwise;      /* the terms are f's own derivatives at the samples (pathwise_terms) */
-  size_t ez, dy;     /* floats per sample of exp(-z) (the score function's) and of f's
-                        derivatives (pathwise) */
+  int factors;       /* multiplicative pathwise: each sample's d xt / d x = w in ez */
+  size_t ez, dy;     /* floats per sample of exp(-z) (the score function's) or w (factors), and
+                        of f's derivatives (pathwise) */
   size_t row_floats; /* per sample: z, xt, exp(-z), y and f's derivatives */
   double b[];        /* n_out: the baseline f(x), or zeros */
 } generic_prep;
@@ -76,8 +83,9 @@ static void generic_release(pt_estimator *e) {
 static int derivative(const pt_estimator *e) { return (e->want & ~(unsigned)PT_WANT_VALUE) != 0; }
 
 /* A buffer of `rows` samples: the doubles y - b of one sample, grad_nu of one sample, then per
-   sample z, the perturbed inputs xt, exp(-z), the outputs y and f's derivatives dy (x_bar, then
-   y_dot, then the Jacobian, those wanted). */
+   sample z, the perturbed inputs xt, exp(-z) (multiplicative pathwise: the factors w), the
+   outputs y and f's derivatives dy (x_bar, then y_dot, then the Jacobian, those wanted).  The
+   one sample's grad_nu is the pathwise multiplicative jvp's tangent instead. */
 typedef struct rows_buffer {
   double *d;
   float *g, *z, *xt, *ez, *y, *dy;
@@ -112,15 +120,17 @@ static pt_status generic_prepare(pt_estimator *e) {
   const pt_fn *f = e->f;
   const size_t n_in = f->n_in, n_out = f->n_out;
   pt_status s = PT_OK;
-  if (pt_fn_too_big(n_out, 1, 2 * sizeof(double))) return PT_EOVERFLOW;
+  if (pt_fn_too_big(n_out, 1, 2 * sizeof(double)))
+    return pt_fail(PT_EOVERFLOW, "the baseline of %zu outputs is too large", n_out);
   generic_prep *pr = pt_arena_zalloc(e->arena, sizeof *pr + n_out * sizeof(double));
-  if (!pr) return PT_ENOMEM;
+  if (!pr) return pt_fail(PT_ENOMEM, "no memory for the generic path's buffers");
   /* sample m is row m of a batch with f's key, the baseline the row after the last sample
      (perturb.h, "Keys") */
   pr->f_key = f->n_random ? pt_key_fold_in(e->key, 0) : e->key;
   /* a value alone is the same mean whichever gradient the function takes */
   pr->pathwise = e->p.pathwise && derivative(e);
-  pr->ez = pr->pathwise ? 0 : n_in;
+  pr->factors = pr->pathwise && e->p.multiplicative;
+  pr->ez = pr->pathwise && !pr->factors ? 0 : n_in;
   /* one sample's derivatives: as many floats as their cells, which fit (pt_estimator_begin
      checked them) */
   pr->dy = !pr->pathwise ? 0
@@ -130,9 +140,12 @@ static pt_status generic_prepare(pt_estimator *e) {
   if (__builtin_add_overflow(2 * n_in + n_out + pr->ez, pr->dy, &pr->row_floats) ||
       !buffer_bytes(e, pr, 1)) {
     generic_release(e);
-    return PT_EOVERFLOW;
+    return pt_fail(PT_EOVERFLOW, "a sample's buffers of %zu inputs and %zu outputs are too large",
+                   n_in, n_out);
   }
-  const size_t tile = PT_TILE_FLOATS / pr->row_floats;
+  size_t tile = PT_TILE_FLOATS / pr->row_floats;
+  /* whole antithetic pairs: the group and M are even, so a tile never splits one */
+  if (e->p.antithetic) tile = tile < 2 ? 2 : tile & ~(size_t)1;
   pr->tile = tile == 0 ? 1 : tile < e->group ? tile : (size_t)e->group;
   for (size_t j = 0; j < n_out; j++) pr->b[j] = 0.0;
   if (derivative(e) && !pr->pathwise && e->p.baseline == PT_BASELINE_F_X) {
@@ -204,13 +217,20 @@ static void accumulate(const pt_estimator *e, double *sums, const float *y, cons
 /* The pathwise terms of sample m at xt: f's own derivatives there, J f(xt)^T y_bar, J f(xt)
    x_dot and J f(xt), into dy (one after another, those wanted), and the value f(xt) into y
    (NULL: not wanted) from the first of them, as f's operations give a value with its
-   derivative.  f's random parts are keyed as its row m of a batch. */
-static pt_status pathwise_terms(const pt_estimator *e, uint64_t m, const float *xt, float *y,
-                                float *dy) {
+   derivative.  f's random parts are keyed as its row m of a batch.  With multiplicative noise
+   the sample's factors w = d xt / d x (NULL: additive) make its jvp J f(xt) (w x_dot), the
+   product formed in `tangent` (n_in floats); pathwise_sums applies w to the vjp and Jacobian. */
+static pt_status pathwise_terms(const pt_estimator *e, uint64_t m, const float *xt,
+                                const float *w, float *tangent, float *y, float *dy) {
   const generic_prep *pr = e->prep;
   const pt_fn *f = e->f;
   const pt_key key = f->n_random ? pt_key_fold_in(pr->f_key, m) : pr->f_key;
   const pt_fn_keys keys = pt_fn_keys_for(f, key);
+  const float *x_dot = e->x_dot;
+  if (w && x_dot) {
+    for (size_t i = 0; i < f->n_in; i++) tangent[i] = w[i] * x_dot[i];
+    x_dot = tangent;
+  }
   pt_status s = PT_OK;
   if (e->at_x_bar != SIZE_MAX) {
     s = f->ops->vjp(f, keys, xt, e->y_bar, y, dy);
@@ -218,7 +238,7 @@ static pt_status pathwise_terms(const pt_estimator *e, uint64_t m, const float *
     y = NULL;
   }
   if (s == PT_OK && e->at_y_dot != SIZE_MAX) {
-    s = f->ops->jvp(f, keys, xt, e->x_dot, y, dy);
+    s = f->ops->jvp(f, keys, xt, x_dot, y, dy);
     dy += f->n_out;
     y = NULL;
   }
@@ -227,13 +247,15 @@ static pt_status pathwise_terms(const pt_estimator *e, uint64_t m, const float *
 }
 
 /* Adds the pathwise terms of one sample, its value y and the derivatives dy of pathwise_terms,
-   to the group's sums. */
-static void pathwise_sums(const pt_estimator *e, const float *y, const float *dy, double *sums) {
+   to the group's sums; with multiplicative noise the vjp's and the Jacobian's column i times
+   the sample's factor w_i (in double: J f(xt) diag(w)). */
+static void pathwise_sums(const pt_estimator *e, const float *y, const float *dy, const float *w,
+                          double *sums) {
   const size_t n_in = e->f->n_in, n_out = e->f->n_out;
   if (e->at_value != SIZE_MAX)
     for (size_t j = 0; j < n_out; j++) sums[e->at_value + j] += y[j];
   if (e->at_x_bar != SIZE_MAX) {
-    for (size_t i = 0; i < n_in; i++) sums[e->at_x_bar + i] += dy[i];
+    for (size_t i = 0; i < n_in; i++) sums[e->at_x_bar + i] += w ? (double)dy[i] * w[i] : dy[i];
     dy += n_in;
   }
   if (e->at_y_dot != SIZE_MAX) {
@@ -241,7 +263,8 @@ static void pathwise_sums(const pt_estimator *e, const float *y, const float *dy
     dy += n_out;
   }
   if (e->at_jac != SIZE_MAX)
-    for (size_t c = 0; c < n_out * n_in; c++) sums[e->at_jac + c] += dy[c];
+    for (size_t c = 0; c < n_out * n_in; c++)
+      sums[e->at_jac + c] += w ? (double)dy[c] * w[c % n_in] : dy[c];
 }
 
 /* The three steps of samples [m0, m1) in a buffer of at least that many rows: their noise, inputs
@@ -251,9 +274,16 @@ static void generic_stage_rows(const pt_estimator *e, rows_buffer b, uint64_t m0
   const size_t n_in = e->f->n_in, rows = (size_t)(m1 - m0);
   const int gumbel = e->p.noise == PT_NOISE_GUMBEL;
   const pt_kernel_table *k = pt_kernels_active();
-  (gumbel ? k->noise_gumbel : k->noise_normal)(e->key, m0 * n_in, b.z, rows * n_in);
-  k->perturb_tile(b.z, rows, n_in, e->x, e->p.sigma, b.xt,
-                  gumbel && derivative(e) && !pr->pathwise ? b.ez : NULL);
+  if (e->p.antithetic) /* m0 and rows even: the tiles hold whole pairs */
+    (gumbel ? k->noise_pairs_gumbel : k->noise_pairs_normal)(e->key, m0 / 2, rows / 2, n_in, b.z);
+  else
+    (gumbel ? k->noise_gumbel : k->noise_normal)(e->key, m0 * n_in, b.z, rows * n_in);
+  if (e->p.multiplicative)
+    k->perturb_tile_multiplicative(b.z, rows, n_in, e->x, e->p.sigma, b.xt,
+                                   pr->factors ? b.ez : NULL);
+  else
+    k->perturb_tile(b.z, rows, n_in, e->x, e->p.sigma, b.xt,
+                    gumbel && derivative(e) && !pr->pathwise ? b.ez : NULL);
 }
 
 static pt_status generic_call_rows(const pt_estimator *e, rows_buffer b, uint64_t m0, uint64_t m1) {
@@ -262,9 +292,10 @@ static pt_status generic_call_rows(const pt_estimator *e, rows_buffer b, uint64_
   if (!pr->pathwise) return pt_fn_eval_rows(e->f, pr->f_key, m0, rows, b.xt, b.y);
   const int value = e->at_value != SIZE_MAX;
   pt_status s = PT_OK;
+  /* b.g, the score function's, holds a multiplicative jvp's tangent */
   for (size_t r = 0; r < rows && s == PT_OK; r++)
-    s = pathwise_terms(e, m0 + r, b.xt + r * n_in, value ? b.y + r * n_out : NULL,
-                       b.dy + r * pr->dy);
+    s = pathwise_terms(e, m0 + r, b.xt + r * n_in, pr->factors ? b.ez + r * n_in : NULL, b.g,
+                       value ? b.y + r * n_out : NULL, b.dy + r * pr->dy);
   return s;
 }
 
@@ -276,7 +307,7 @@ static void generic_finish_rows(const pt_estimator *e, rows_buffer b, uint64_t m
   for (size_t r = 0; r < (size_t)(m1 - m0); r++) {
     const float *yr = b.y + r * n_out;
     if (pr->pathwise) {
-      pathwise_sums(e, yr, b.dy + r * pr->dy, sums);
+      pathwise_sums(e, yr, b.dy + r * pr->dy, pr->factors ? b.ez + r * n_in : NULL, sums);
       continue;
     }
     const float *zr = b.z + r * n_in, *er = b.ez + r * n_in;
@@ -285,6 +316,11 @@ static void generic_finish_rows(const pt_estimator *e, rows_buffer b, uint64_t m
       for (size_t j = 0; j < n_out; j++) b.d[j] = (double)yr[j] - pr->b[j];
       if (gumbel) {
         for (size_t i = 0; i < n_in; i++) b.g[i] = 1.0f - er[i];
+        gr = b.g;
+      } else if (e->p.multiplicative) {
+        /* d log p(xt | x) / d x_i = z_i / (sigma x_i): the score carries 1/x_i (x_i != 0,
+           pt_estimator_begin), the estimate's 1/sigma as for additive noise */
+        for (size_t i = 0; i < n_in; i++) b.g[i] = zr[i] / e->x[i];
         gr = b.g;
       }
     }
@@ -325,10 +361,15 @@ const pt_path pt_generic_path = {0, generic_prepare, generic_run, generic_releas
 
 /* ---- the object ------------------------------------------------------------------------------ */
 
+/* x must be finite: x + sigma Z would be NaN in every sample */
+static pt_status perturbed_check(const pt_fn *f, const float *x, int derivative) {
+  return pt_estimate_check(&((const perturbed_fn *)f)->p, x, f->n_in, derivative);
+}
+
 static pt_status estimate_at(const pt_fn *fn, pt_fn_keys keys, const float *x, const float *y_bar,
                              const float *x_dot, const pt_outputs *out) {
-  for (size_t i = 0; i < fn->n_in; i++)
-    if (!isfinite(x[i])) return PT_EINVAL;
+  const pt_status s = pt_check_finite("x", x, fn->n_in);
+  if (s != PT_OK) return s;
   const perturbed_fn *pf = (const perturbed_fn *)fn;
   return pt_estimate(pf->f, &pf->p, pt_fn_part_key(keys), x, y_bar, x_dot, out);
 }
@@ -370,6 +411,7 @@ static const pt_fn_ops perturbed_ops = {
     .jacobian = perturbed_jacobian,
     .hessian = perturbed_hessian,
     .destroy = perturbed_destroy,
+    .check = perturbed_check,
 };
 
 pt_perturb_options pt_perturb_defaults(void) {
@@ -379,10 +421,17 @@ pt_perturb_options pt_perturb_defaults(void) {
 }
 
 pt_status pt_perturb_options_read(const pt_perturb_options *o, pt_perturb_options *v) {
-  if (!o || o->size < sizeof *o) return PT_EINVAL;
+  if (!o) return pt_fail(PT_EINVAL, "options is NULL");
+  if (o->size < sizeof *o)
+    return pt_fail(PT_EINVAL,
+                   "options->size is %zu, less than this version's %zu (pt_perturb_defaults sets it)",
+                   o->size, sizeof *o);
   const unsigned char *past = (const unsigned char *)o + sizeof *o;
   for (size_t i = 0; i < o->size - sizeof *o; i++)
-    if (past[i]) return PT_EINVAL;
+    if (past[i])
+      return pt_fail(PT_EINVAL,
+                     "options has a non-zero byte at %zu, past the fields this version knows",
+                     sizeof *o + i);
   *v = *o;
   v->size = sizeof *v;
   return PT_OK;
@@ -391,10 +440,16 @@ pt_status pt_perturb_options_read(const pt_perturb_options *o, pt_perturb_option
 /* The options checked against f and resolved into a perturbation (pt_make_perturbed_fun_ex(3)
    says which apply to which function). */
 static pt_status resolve(const pt_fn *f, const pt_perturb_options *o, pt_perturbation *p) {
-  if (o->num_samples == 0 || !isfinite(o->sigma) || o->sigma <= 0.0f) return PT_EINVAL;
-  if (o->noise != PT_NOISE_GUMBEL && o->noise != PT_NOISE_NORMAL) return PT_EINVAL;
-  if ((unsigned)o->baseline > PT_BASELINE_LEAVE_ONE_OUT) return PT_EINVAL;
-  if ((unsigned)o->gradient > PT_GRADIENT_PATHWISE) return PT_EINVAL;
+  if (o->num_samples == 0) return pt_fail(PT_EINVAL, "num_samples is 0");
+  if (!isfinite(o->sigma) || o->sigma <= 0.0f)
+    return pt_fail(PT_EINVAL, "sigma is %g, not a positive finite number", (double)o->sigma);
+  if (o->noise != PT_NOISE_GUMBEL && o->noise != PT_NOISE_NORMAL)
+    return pt_fail(PT_EINVAL, "noise is %d: a perturbation is PT_NOISE_GUMBEL or PT_NOISE_NORMAL",
+                   (int)o->noise);
+  if ((unsigned)o->baseline > PT_BASELINE_LEAVE_ONE_OUT)
+    return pt_fail(PT_EINVAL, "baseline is %d, not a pt_baseline", (int)o->baseline);
+  if ((unsigned)o->gradient > PT_GRADIENT_PATHWISE)
+    return pt_fail(PT_EINVAL, "gradient is %d, not a pt_gradient", (int)o->gradient);
   const pt_builtin b = pt_fn_builtin(f);
   /* a derivative of its own worth following: max and sort, or any differentiable function that
      is not a piecewise-constant built-in */
@@ -402,26 +457,40 @@ static pt_status resolve(const pt_fn *f, const pt_perturb_options *o, pt_perturb
                                                        : pt_builtin_differentiable(b.kind);
   const int pathwise = o->gradient == PT_GRADIENT_PATHWISE ||
                        (o->gradient == PT_GRADIENT_AUTO && pt_builtin_differentiable(b.kind));
-  if (pathwise && !own_derivative) return PT_EINVAL;
+  if (pathwise && !own_derivative)
+    return pt_fail(PT_EINVAL, "the pathwise gradient needs f's own derivative, which f lacks");
   /* the baseline only acts on the score function's terms: the default is accepted */
-  if (pathwise && o->baseline == PT_BASELINE_LEAVE_ONE_OUT) return PT_EINVAL;
-  if (o->baseline == PT_BASELINE_LEAVE_ONE_OUT && o->num_samples < 2) return PT_EINVAL;
-  if (o->antithetic && o->num_samples % 2) return PT_EINVAL;
-  if (o->multiplicative && o->noise != PT_NOISE_NORMAL) return PT_EINVAL;
+  if (pathwise && o->baseline == PT_BASELINE_LEAVE_ONE_OUT)
+    return pt_fail(PT_EINVAL,
+                   "the leave-one-out baseline is the score function's, not the pathwise gradient's");
+  if (o->baseline == PT_BASELINE_LEAVE_ONE_OUT && o->num_samples < 2)
+    return pt_fail(PT_EINVAL, "the leave-one-out baseline needs num_samples >= 2");
+  if (o->antithetic && o->num_samples % 2)
+    return pt_fail(PT_EINVAL, "antithetic pairs need an even num_samples, not %zu", o->num_samples);
+  /* the leave-one-out baseline of a sample would hold its pair's partner, not independent of
+     it: its estimate would be biased */
+  if (o->antithetic && o->baseline == PT_BASELINE_LEAVE_ONE_OUT)
+    return pt_fail(PT_EINVAL, "antithetic pairs and the leave-one-out baseline do not go together");
+  if (o->multiplicative && o->noise != PT_NOISE_NORMAL)
+    return pt_fail(PT_EINVAL, "multiplicative noise needs PT_NOISE_NORMAL");
   /* cross-segment terms exist only in the score function of a built-in of several segments */
   if (o->block_diagonal &&
       (pathwise || (b.kind != PT_BUILTIN_ARGMAX && b.kind != PT_BUILTIN_TOP_K) || b.count < 2))
-    return PT_EINVAL;
+    return pt_fail(PT_EINVAL, "block_diagonal needs the score function of an argmax or top-k of "
+                              "at least two segments");
   /* every noise position m*n_in + i must be a word of the stream, and the end of a sample's
      positions, (m + 1)*n_in, must not wrap: num_samples * n_in < 2^64 */
-  if (o->num_samples > UINT64_MAX / f->n_in) return PT_EOVERFLOW;
+  if (o->num_samples > UINT64_MAX / f->n_in)
+    return pt_fail(PT_EOVERFLOW, "num_samples %zu x n_in %zu noise words pass 2^64", o->num_samples,
+                   f->n_in);
   *p = (pt_perturbation){o->num_samples, o->sigma, o->noise, o->baseline, pathwise,
                          o->antithetic != 0, o->multiplicative != 0, o->block_diagonal != 0,
                          o->independent_jacobian != 0};
-  /* options whose estimators are not built yet, and those not built for the pathwise one */
-  if (p->antithetic || p->multiplicative) return PT_EUNSUPPORTED;
-  if (p->pathwise && (p->antithetic || p->multiplicative))
-    return PT_EUNSUPPORTED;
+  /* block_diagonal is the fused one-hot paths' estimator (argmax, top-k), whose additive keys
+     multiplicative noise does not take (it runs on the generic path) */
+  if (p->block_diagonal && p->multiplicative)
+    return pt_fail(PT_EUNSUPPORTED, "block_diagonal is built for the fused argmax and top-k "
+                                    "with additive noise only");
   return PT_OK;
 }
 
@@ -439,25 +508,33 @@ int pt_perturbation_from_bits(uint32_t bits, pt_perturbation *p) {
   p->multiplicative = bits >> 4 & 1;
   p->block_diagonal = bits >> 5 & 1;
   p->independent_jacobian = bits >> 6 & 1;
+  /* combinations resolve() refuses whatever the function */
+  if (p->antithetic && p->baseline == PT_BASELINE_LEAVE_ONE_OUT) return 0;
+  if (p->multiplicative && p->block_diagonal) return 0;
   return 1;
 }
 
 pt_status pt_make_perturbed_fun_ex(const pt_fn *f, const pt_perturb_options *options,
                                    pt_fn **out) {
+  PT_CALL("pt_make_perturbed_fun_ex");
   pt_perturb_options o;
   pt_perturbation pert;
-  if (!f || !out) return PT_EINVAL;
+  if (!f || !out) return pt_fail(PT_EINVAL, "f or out is NULL");
+  if (f->nesting >= PT_FN_MAX_NESTING)
+    return pt_fail(PT_EINVAL, "f holds %zu nested perturbed functions, the most there may be",
+                   f->nesting);
   pt_status s = pt_perturb_options_read(options, &o);
   if (s == PT_OK) s = resolve(f, &o, &pert);
   if (s != PT_OK) return s;
   perturbed_fn *p = pt_malloc(sizeof *p);
-  if (!p) return PT_ENOMEM;
+  if (!p) return pt_fail(PT_ENOMEM, "no memory for the perturbed function");
   /* the Hessian is the score function's second-order estimate, of additive noise */
   const int hessian = f->n_out == 1 && !pert.pathwise && !pert.multiplicative;
   pt_fn_init(&p->base, &perturbed_ops, f->n_in, f->n_out, 1,
              PT_CAP_DERIVATIVES | (hessian ? PT_CAP_HESSIAN : 0) |
                  (f->caps & PT_CAP_THREAD_SAFE));
   p->base.work = (double)pert.samples * f->work;
+  p->base.nesting = f->nesting + 1;
   p->f = pt_fn_retain(f);
   p->p = pert;
   *out = &p->base;
@@ -466,6 +543,7 @@ pt_status pt_make_perturbed_fun_ex(const pt_fn *f, const pt_perturb_options *opt
 
 pt_status pt_make_perturbed_fun(const pt_fn *f, size_t num_samples, float sigma, pt_noise noise,
                                 int use_baseline, pt_fn **out) {
+  PT_CALL("pt_make_perturbed_fun");
   pt_perturb_options o = pt_perturb_defaults();
   o.num_samples = num_samples;
   o.sigma = sigma;

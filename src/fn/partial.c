@@ -17,10 +17,12 @@
    Its size depends on the function, op and sample count only, never on the range.  Loading
    checks every field against the others and the checksum, so truncated, corrupted or foreign
    bytes are refused with PT_EINVAL rather than read. */
+#include <inttypes.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "api/error.h"
 #include "runtime/alloc.h"
 #include "fn/estimate.h"
 #include "fn/fn_builtin.h"
@@ -126,7 +128,7 @@ static uint64_t groups_of(const partial_id *id) { return (id->samples - 1) / id-
 static pt_partial *partial_new(const partial_id *id, size_t cells, size_t counts, pt_status *s) {
   pt_partial *p = pt_calloc(1, sizeof *p);
   if (!p) {
-    *s = PT_ENOMEM;
+    *s = pt_fail(PT_ENOMEM, "no memory for a partial");
     return NULL;
   }
   p->id = *id;
@@ -152,25 +154,33 @@ static int on_boundary(uint64_t m, uint64_t group, uint64_t samples) {
 
 pt_status pt_fn_partial(const pt_fn *f, pt_op op, pt_key key, const float *x, const float *v,
                         uint64_t m0, uint64_t m1, pt_partial **out) {
+  PT_CALL("pt_fn_partial");
   pt_status s = pt_fn_ready(f);
   if (s != PT_OK) return s;
-  if (!x || !out || (unsigned)op > PT_OP_HESSIAN) return PT_EINVAL;
+  if (!x || !out) return pt_fail(PT_EINVAL, "x or out is NULL");
+  if ((unsigned)op > PT_OP_HESSIAN) return pt_fail(PT_EINVAL, "op is %d, not a pt_op", (int)op);
   const pt_fn *inner;
   const pt_perturbation *pert = pt_fn_perturbation(f, &inner);
-  if (!pert) return PT_EUNSUPPORTED;
-  if (op == PT_OP_HESSIAN && !(f->caps & PT_CAP_HESSIAN)) return PT_EUNSUPPORTED;
+  if (!pert)
+    return pt_fail(PT_EUNSUPPORTED, "f is not a perturbed function: only those have partials");
+  if (op == PT_OP_HESSIAN && !(f->caps & PT_CAP_HESSIAN)) return pt_fn_unsupported("Hessian");
   const int has_v = op == PT_OP_VJP || op == PT_OP_JVP;
-  if (has_v && !v) return PT_EINVAL;
+  if (has_v && !v) return pt_fail(PT_EINVAL, "v is NULL for a vjp or jvp");
   const uint64_t group = pt_estimate_group(pert->samples);
-  if (m0 > m1 || m1 > pert->samples || !on_boundary(m0, group, pert->samples) ||
-      !on_boundary(m1, group, pert->samples))
-    return PT_EINVAL;
+  if (m0 > m1 || m1 > pert->samples)
+    return pt_fail(PT_EINVAL, "samples [%" PRIu64 ", %" PRIu64 ") are not within [0, %zu)", m0,
+                   m1, pert->samples);
+  if (!on_boundary(m0, group, pert->samples) || !on_boundary(m1, group, pert->samples))
+    return pt_fail(PT_EINVAL,
+                   "samples [%" PRIu64 ", %" PRIu64 ") do not start and end on groups of %" PRIu64
+                   " (pt_fn_sample_group)",
+                   m0, m1, group);
   /* the op's output (a Jacobian's n_out x n_in) must be addressable before x is read */
   if (op_outputs((uint32_t)op, f->n_in, f->n_out) == 0 ||
       pt_fn_too_big(op_outputs((uint32_t)op, f->n_in, f->n_out), 1, sizeof(pt_xsum)))
-    return PT_EOVERFLOW;
-  for (size_t i = 0; i < f->n_in; i++)
-    if (!isfinite(x[i])) return PT_EINVAL;
+    return pt_fail(PT_EOVERFLOW, "the sums of this op's %zu x %zu outputs are too large",
+                   f->n_out, f->n_in);
+  if ((s = pt_check_finite("x", x, f->n_in)) != PT_OK) return s;
 
   /* the identity holds the call's key; a derivative with independent_jacobian sums the
      samples of its own (pt_estimate_key), as the one call does */
@@ -189,7 +199,7 @@ pt_status pt_fn_partial(const pt_fn *f, pt_op op, pt_key key, const float *x, co
   pt_estimator_end(&e);
   if (s != PT_OK) {
     pt_partial_free(p);
-    return s;
+    return pt_failed(s);
   }
   *out = p;
   return PT_OK;
@@ -198,19 +208,26 @@ pt_status pt_fn_partial(const pt_fn *f, pt_op op, pt_key key, const float *x, co
 static size_t map_bytes(uint64_t groups) { return (size_t)((groups + 7) / 8); }
 
 pt_status pt_partial_merge(pt_partial *into, const pt_partial *from) {
-  if (!into || !from || !same_id(&into->id, &from->id)) return PT_EINVAL;
+  PT_CALL("pt_partial_merge");
+  if (!into || !from) return pt_fail(PT_EINVAL, "into or from is NULL");
+  if (!same_id(&into->id, &from->id))
+    return pt_fail(PT_EINVAL, "the partials are of different calls (function, op, key, x or v)");
   const size_t bytes = map_bytes(into->sums.groups);
   for (size_t b = 0; b < bytes; b++)
-    if (into->sums.covered[b] & from->sums.covered[b]) return PT_EINVAL;
+    if (into->sums.covered[b] & from->sums.covered[b])
+      return pt_fail(PT_EINVAL, "both partials hold sample group %zu",
+                     b * 8 + (size_t)__builtin_ctz(into->sums.covered[b] & from->sums.covered[b]));
   pt_sums_merge(&into->sums, &from->sums, into->cells, into->counts);
   return PT_OK;
 }
 
 pt_status pt_partial_finish(const pt_partial *p, float *out) {
-  if (!p || !out) return PT_EINVAL;
+  PT_CALL("pt_partial_finish");
+  if (!p || !out) return pt_fail(PT_EINVAL, "p or out is NULL");
   const uint64_t groups = p->sums.groups;
   for (uint64_t g = 0; g < groups; g++)
-    if (!(p->sums.covered[g / 8] >> (g % 8) & 1)) return PT_EINVAL;
+    if (!(p->sums.covered[g / 8] >> (g % 8) & 1))
+      return pt_fail(PT_EINVAL, "sample group %" PRIu64 " of %" PRIu64 " is missing", g, groups);
   const pt_outputs o = op_outputs_at((pt_op)p->id.op, out);
   pt_perturbation pert;
   id_perturbation(&p->id, &pert);
@@ -256,9 +273,11 @@ size_t pt_partial_size(const pt_partial *p) {
 }
 
 pt_status pt_partial_save(const pt_partial *p, void *buf, size_t size) {
-  if (!p || !buf) return PT_EINVAL;
+  PT_CALL("pt_partial_save");
+  if (!p || !buf) return pt_fail(PT_EINVAL, "p or buf is NULL");
   const size_t total = pt_partial_size(p);
-  if (size < total) return PT_EINVAL;
+  if (size < total)
+    return pt_fail(PT_EINVAL, "size is %zu, less than the %zu bytes needed", size, total);
   unsigned char *at = buf;
   memcpy(at, magic, sizeof magic);
   at += sizeof magic;
@@ -291,7 +310,8 @@ pt_status pt_partial_save(const pt_partial *p, void *buf, size_t size) {
 static pt_status read_header(const unsigned char *buf, size_t size, partial_id *id,
                              size_t *cells, size_t *counts, uint64_t *groups, size_t *total) {
   pt_perturbation pert;
-  if (size < HEADER_BYTES + 8 || memcmp(buf, magic, sizeof magic) != 0) return PT_EINVAL;
+  if (size < HEADER_BYTES + 8 || memcmp(buf, magic, sizeof magic) != 0)
+    return pt_fail(PT_EINVAL, "the buffer does not start with a partial's header");
   const unsigned char *at = buf + sizeof magic;
   const uint32_t version = (uint32_t)get(&at, 4);
   id->op = (uint32_t)get(&at, 4);
@@ -316,35 +336,43 @@ static pt_status read_header(const unsigned char *buf, size_t size, partial_id *
       id->n_in == 0 || id->n_out == 0 || id->samples == 0 || id->samples > UINT64_MAX / id->n_in ||
       (id->op == PT_OP_HESSIAN && id->n_out != 1) ||
       id->group != pt_estimate_group(id->samples) || *groups != groups_of(id))
-    return PT_EINVAL;
+    return version != PT_PARTIAL_VERSION
+               ? pt_fail(PT_EINVAL, "the partial is of format version %u, not %u", version,
+                         (unsigned)PT_PARTIAL_VERSION)
+               : pt_fail(PT_EINVAL, "the partial's header is inconsistent");
   /* the sums an estimator of this op lays out (estimate.c) */
   pt_layout l;
   if (op_outputs(id->op, id->n_in, id->n_out) == 0 ||
       !pt_estimate_layout(op_want((pt_op)id->op), (size_t)id->n_in, (size_t)id->n_out, &pert,
                           (int)id->counted, &l) ||
       n_cells != l.cells || n_counts != l.counts)
-    return PT_EINVAL;
+    return pt_fail(PT_EINVAL, "the partial's sums do not match its op and options");
   *cells = (size_t)n_cells;
   *counts = (size_t)n_counts;
   *total = bytes_for(*cells, *counts, *groups);
-  return *total != 0 && *total == size ? PT_OK : PT_EINVAL;
+  if (*total == 0 || *total != size)
+    return pt_fail(PT_EINVAL, "size is %zu, but the partial's header says %zu bytes", size, *total);
+  return PT_OK;
 }
 
 pt_status pt_partial_load(const void *buf, size_t size, pt_partial **out) {
-  if (!buf || !out) return PT_EINVAL;
+  PT_CALL("pt_partial_load");
+  if (!buf || !out) return pt_fail(PT_EINVAL, "buf or out is NULL");
   partial_id id;
-  size_t cells, counts, total;
-  uint64_t groups;
+  size_t cells = 0, counts = 0, total = 0;
+  uint64_t groups = 0;
   pt_status s = read_header(buf, size, &id, &cells, &counts, &groups, &total);
   if (s != PT_OK) return s;
   const unsigned char *at = (const unsigned char *)buf + total - 8;
-  if (get(&at, 8) != checksum(buf, total - 8)) return PT_EINVAL;
+  if (get(&at, 8) != checksum(buf, total - 8))
+    return pt_fail(PT_EINVAL, "the partial's checksum does not match: damaged in transit?");
   /* the coverage map's padding and the bits past the last group are zero */
   const size_t map = map_bytes(groups), padded = (map + 7) / 8 * 8;
   at = (const unsigned char *)buf + HEADER_BYTES;
   for (size_t b = map; b < padded; b++)
-    if (at[b]) return PT_EINVAL;
-  if (groups % 8 && at[map - 1] >> (groups % 8)) return PT_EINVAL;
+    if (at[b]) return pt_fail(PT_EINVAL, "the partial's coverage map has bits past its groups");
+  if (groups % 8 && at[map - 1] >> (groups % 8))
+    return pt_fail(PT_EINVAL, "the partial's coverage map has bits past its groups");
 
   pt_partial *p = partial_new(&id, cells, counts, &s);
   if (!p) return s;
@@ -359,7 +387,7 @@ pt_status pt_partial_load(const void *buf, size_t size, pt_partial **out) {
     for (int j = 0; j < PT_XSUM_BINS; j++) x->bin[j] = (int64_t)get(&at, 8);
     if (!pt_xsum_valid(x, covered)) {
       pt_partial_free(p);
-      return PT_EINVAL;
+      return pt_fail(PT_EINVAL, "sum %zu of the partial is not a valid exact sum", c);
     }
   }
   for (size_t c = 0; c < counts; c++) p->sums.count[c] = get(&at, 8);
@@ -368,6 +396,7 @@ pt_status pt_partial_load(const void *buf, size_t size, pt_partial **out) {
 }
 
 pt_status pt_partial_merge_bytes(const void *in, void *inout, size_t size) {
+  PT_CALL("pt_partial_merge_bytes");
   pt_partial *a = NULL, *b = NULL;
   pt_status s = pt_partial_load(in, size, &a);
   if (s == PT_OK) s = pt_partial_load(inout, size, &b);
@@ -375,5 +404,5 @@ pt_status pt_partial_merge_bytes(const void *in, void *inout, size_t size) {
   if (s == PT_OK) s = pt_partial_save(b, inout, size);
   pt_partial_free(a);
   pt_partial_free(b);
-  return s;
+  return pt_failed(s);
 }

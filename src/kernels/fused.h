@@ -39,7 +39,8 @@ _Static_assert(PT_FUSED_DOT_LANES % PT_MAX_LANES == 0,
                "an ISA's vector is wider than the jvp's virtual lanes: widening them moves its bits");
 
 /* What every fused kernel computes for the estimator (src/fn/estimate.h), the same for the argmax
-   and the ranking: sample m, input i has the noise word m*n + i of `key`; after a kernel has
+   and the ranking: sample m, input i has the noise word m*n + i of `key` (with antithetic, samples
+   2p and 2p + 1 the pair of word p*n + i: src/kernels/noise_lib.j2's pairs); after a kernel has
    settled a tile's samples, each sample r adds its terms through fused_lib.j2's sample_terms,
    given the sample's cotangents c[b] = Y_m . y_bar over each of the `blocks` consecutive
    blocks of inputs [block_at[b], block_at[b + 1]) (one block of every input, or each segment's
@@ -57,6 +58,8 @@ _Static_assert(PT_FUSED_DOT_LANES % PT_MAX_LANES == 0,
    The sums start at zero with each group of samples (the path clears them). */
 typedef struct pt_fused_terms {
   pt_key key;
+  int antithetic;        /* the noise of antithetic pairs (fused_lib.j2's tile_noise): every
+                            tile starts on an even sample and holds whole pairs */
   size_t n;
   float sigma;
   uint64_t samples;      /* M: the last sample flushes its run */

@@ -9,11 +9,15 @@
 #define _GNU_SOURCE /* sched_getaffinity, CPU_COUNT */
 #include "runtime/pool.h"
 
+#include "api/error.h"
+#include "runtime/progress.h"
+
 #include <pthread.h>
 #include <pthreadpool.h>
 #include <sched.h>
 #include <stdatomic.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <unistd.h>
 
@@ -28,6 +32,7 @@
 static pthread_once_t defaults_once = PTHREAD_ONCE_INIT;
 static size_t default_count;   /* PERTURB_NUM_THREADS, else the CPUs of the affinity mask */
 static int env_refused;        /* PERTURB_NUM_THREADS is set to something else than a count */
+static char env_value[40];     /* its value, for the sentence (cut short if longer) */
 static _Atomic size_t chosen;  /* the last pt_set_num_threads; 0 before the first */
 
 /* A count of 1 to PT_THREADS_MAX written with decimal digits only, else 0.  The empty string is
@@ -61,6 +66,7 @@ static void read_defaults(void) {
   const char *env = getenv("PERTURB_NUM_THREADS");
   size_t n = env ? parse_count(env) : 0;
   env_refused = env && n == 0;
+  if (env_refused) snprintf(env_value, sizeof env_value, "%s", env);
   if (n == 0) n = cpu_count();
   default_count = n < PT_THREADS_MAX ? n : PT_THREADS_MAX;
 }
@@ -75,11 +81,17 @@ size_t pt_threads(void) {
 pt_status pt_threads_ready(void) {
   if (atomic_load_explicit(&chosen, memory_order_relaxed)) return PT_OK;
   pthread_once(&defaults_once, read_defaults);
-  return env_refused ? PT_EINVAL : PT_OK;
+  if (!env_refused) return PT_OK;
+  return pt_fail(PT_EINVAL,
+                 "PERTURB_NUM_THREADS is \"%s\", not a count of 1 to %d in decimal digits "
+                 "(pt_set_num_threads overrides it)",
+                 env_value, PT_THREADS_MAX);
 }
 
 pt_status pt_set_num_threads(size_t n) {
-  if (n == 0 || n > PT_THREADS_MAX) return PT_EINVAL;
+  PT_CALL("pt_set_num_threads");
+  if (n == 0 || n > PT_THREADS_MAX)
+    return pt_fail(PT_EINVAL, "n is %zu, not a count of 1 to %d", n, PT_THREADS_MAX);
   atomic_store_explicit(&chosen, n, memory_order_relaxed);
   return PT_OK;
 }
@@ -157,11 +169,30 @@ static void parallelize(pthreadpool_t pool, void (*task)(void *, size_t), void *
 #define parallelize pthreadpool_parallelize_1d
 #endif
 
+/* A task of a call with a progress tracker, run by a worker under that tracker. */
+typedef struct tracked {
+  void (*task)(void *ctx, size_t i);
+  void *ctx;
+  pt_tracker *tracker;
+} tracked;
+
+static void tracked_task(void *p, size_t i) {
+  const tracked *t = p;
+  pt_tracker *was = pt_progress_adopt(t->tracker);
+  t->task(t->ctx, i);
+  pt_progress_adopt(was);
+}
+
 void pt_parallel_for(size_t count, void (*task)(void *ctx, size_t i), void *ctx) {
   const size_t n = count > 1 ? pt_threads() : 1;
   if (n == 1 || atomic_flag_test_and_set_explicit(&busy, memory_order_acquire)) {
     for (size_t i = 0; i < count; i++) task(ctx, i);
     return;
+  }
+  tracked t = {task, ctx, pt_progress_current()};
+  if (t.tracker) {
+    task = tracked_task;
+    ctx = &t;
   }
   if (pool_threads != n) {
     pthread_once(&atfork_once, register_atfork);
