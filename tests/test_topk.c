@@ -123,11 +123,13 @@ static void expect_truth(const double *mean, const double *se, const double *tru
    rounding of its sums, and the vjp and jvp within rounding of J^T y_bar and J x_dot.  The
    Jacobian's terms differ only in the order of float sums (the fused vjp's float runs of 32
    samples), each |term| <= 17 / sigma. */
-static void check_against_generic(top_k *t, pt_noise noise, pt_baseline baseline, size_t m) {
+static void check_against_generic(top_k *t, pt_noise noise, pt_baseline baseline, size_t m,
+                                  int antithetic) {
   const size_t n = t->n;
   pt_fn *f = builtin_of(t), *box = black_box_of(t);
   const float sigma = 0.5f;
-  const pt_perturb_options o = options(m, sigma, noise, baseline);
+  pt_perturb_options o = options(m, sigma, noise, baseline);
+  o.antithetic = antithetic;
   pt_fn *fused = perturbed(f, &o), *generic = perturbed(box, &o);
   static float x[256], y_bar[256], x_dot[256], yf[256], yg[256], jf[256 * 256], jg[256 * 256];
   point_of(x, n, 7);
@@ -168,17 +170,26 @@ Test(topk, one_segment_is_the_generic_path) {
   const size_t sizes[1] = {100}, ks[1] = {5}; /* 100 >= 8 k: selected through the bound */
   top_k t = make_top_k(1, sizes, ks);
   for (int noise = 0; noise < 2; noise++)
-    check_against_generic(&t, (pt_noise)noise, PT_BASELINE_F_X, 700);
+    check_against_generic(&t, (pt_noise)noise, PT_BASELINE_F_X, 700, 0);
   const size_t whole[1] = {20}, many[1] = {7}; /* ranked whole */
   t = make_top_k(1, whole, many);
-  check_against_generic(&t, PT_NOISE_GUMBEL, PT_BASELINE_NONE, 700);
+  check_against_generic(&t, PT_NOISE_GUMBEL, PT_BASELINE_NONE, 700, 0);
 }
 
 Test(topk, segments_are_the_generic_path) {
   const size_t sizes[5] = {3, 64, 1, 17, 40}, ks[5] = {2, 4, 1, 17, 1};
   top_k t = make_top_k(5, sizes, ks);
-  check_against_generic(&t, PT_NOISE_GUMBEL, PT_BASELINE_F_X, 500);
-  check_against_generic(&t, PT_NOISE_NORMAL, PT_BASELINE_LEAVE_ONE_OUT, 500);
+  check_against_generic(&t, PT_NOISE_GUMBEL, PT_BASELINE_F_X, 500, 0);
+  check_against_generic(&t, PT_NOISE_NORMAL, PT_BASELINE_LEAVE_ONE_OUT, 500, 0);
+}
+
+/* Antithetic pairs (samples 2p and 2p + 1 on u and 1 - u, or z and -z) on the fused path: the
+   same samples as the generic path's, whose tiles hold whole pairs too. */
+Test(topk, antithetic_pairs_are_the_generic_path) {
+  const size_t sizes[3] = {100, 9, 30}, ks[3] = {4, 3, 2};
+  top_k t = make_top_k(3, sizes, ks);
+  for (int noise = 0; noise < 2; noise++)
+    check_against_generic(&t, (pt_noise)noise, PT_BASELINE_F_X, 600, 1);
 }
 
 /* ---- closed forms --------------------------------------------------------------------------- */
