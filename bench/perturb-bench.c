@@ -477,6 +477,80 @@ static int setup_fused_rank_normal(bench_run *run, size_t rows, size_t d) {
   return setup_fused_rank(run, rows, d, 0);
 }
 
+/* fused_topk_<kind>: one tile of `rows` samples of d inputs in one segment taking
+   k = max(1, d / 100) (the perturbed-bench case's 10 of 1000), values only: the noise, the keys
+   and the selection. */
+typedef struct fused_topk_state {
+  pt_fused_topk_job job;
+  float *x, *noise, *keys, *bound, *survivor;
+  int32_t *winner, *survivor_at, *rank;
+  int64_t *work;
+  uint64_t *count;
+  size_t rows, offsets[2], slot_at[2];
+  int gumbel;
+} fused_topk_state;
+
+static void fused_topk_call(const pt_kernel_table *k, void *p) {
+  fused_topk_state *s = p;
+  (s->gumbel ? k->fused_topk_gumbel : k->fused_topk_normal)(&s->job, 0, s->rows);
+}
+
+static void fused_topk_release(void *p) {
+  fused_topk_state *s = p;
+  free(s->x);
+  free(s->noise);
+  free(s->keys);
+  free(s->survivor);
+  free(s->winner);
+  free(s->bound);
+  free(s->survivor_at);
+  free(s->rank);
+  free(s->work);
+  free(s->count);
+  free(s);
+}
+
+static int setup_fused_topk(bench_run *run, size_t rows, size_t d, int gumbel) {
+  fused_topk_state *s = calloc(1, sizeof *s);
+  if (!s) return -1;
+  const size_t k = d / 100 ? d / 100 : 1;
+  s->x = random_floats(d, 10);
+  s->noise = malloc((rows * d + PT_FUSED_PAD) * sizeof(float));
+  s->keys = malloc((d + PT_FUSED_PAD) * sizeof(float));
+  s->survivor = malloc((d + 1) * sizeof(float));
+  s->winner = malloc(k * rows * sizeof(int32_t));
+  s->bound = malloc((d + PT_FUSED_PAD) * sizeof(float));
+  s->survivor_at = malloc((d + 1) * sizeof(int32_t));
+  s->rank = malloc(d * sizeof(int32_t));
+  s->work = malloc(PT_SORT_WORK(d) * sizeof(int64_t));
+  s->count = calloc(d, sizeof(uint64_t));
+  s->rows = rows;
+  s->gumbel = gumbel;
+  s->offsets[1] = d;
+  s->slot_at[1] = k;
+  if (!s->x || !s->noise || !s->keys || !s->survivor || !s->winner || !s->bound ||
+      !s->survivor_at || !s->rank || !s->work || !s->count) {
+    fused_topk_release(s);
+    return -1;
+  }
+  s->job = (pt_fused_topk_job){
+      .terms = {.key = {0x5eed, 3}, .n = d, .sigma = 0.5f, .samples = rows, .noise = s->noise},
+      .segments = 1, .offsets = s->offsets, .slot_at = s->slot_at, .x = s->x, .stride = rows,
+      .winner = s->winner, .count = s->count, .keys = s->keys, .bound = s->bound,
+      .survivor = s->survivor, .survivor_at = s->survivor_at, .rank = s->rank, .work = s->work};
+  *run = (bench_run){rows * d, rows * d * sizeof(float), s, fused_topk_call, fused_topk_release,
+                     NULL};
+  return 0;
+}
+
+static int setup_fused_topk_gumbel(bench_run *run, size_t rows, size_t d) {
+  return setup_fused_topk(run, rows, d, 1);
+}
+
+static int setup_fused_topk_normal(bench_run *run, size_t rows, size_t d) {
+  return setup_fused_topk(run, rows, d, 0);
+}
+
 typedef struct bench_op {
   const char *name;
   int (*setup)(bench_run *run, size_t rows, size_t d);

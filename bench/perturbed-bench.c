@@ -8,6 +8,8 @@
    Cases (name: what one call computes):
      argmax_eval    the perturbed argmax one-hot (Gumbel, sigma 0.5, baseline) at one point
      argmax_vjp     its vector-Jacobian product (the backward pass of a loss)
+     top_k_eval     the perturbed top-k one-hot, the 10 greatest (Gumbel, sigma 0.5, baseline)
+     top_k_vjp      its vector-Jacobian product
      ranking_eval   perturbed ranks (Gumbel, sigma 0.5, baseline)
      ranking_vjp    their vector-Jacobian product
      max_eval       the smoothed max sigma LSE(x / sigma) + sigma gamma: the perturbed max
@@ -82,12 +84,17 @@ static pt_status box_argmax(size_t d, pt_fn **out) {
                                 PT_CALLBACK_THREAD_SAFE, out);
 }
 
+/* the top-k cases' function: the 10 greatest (bench/perturbed_peer.py's TOP_K) */
+static pt_status top_10(size_t d, pt_fn **out) { return pt_fn_top_k(d, 10, out); }
+
 static const bench_case cases[] = {
     {"argmax_eval", pt_fn_argmax_one_hot, EVAL, 1000, 1000, 1, 0, 0, 0},
     {"argmax_eval", pt_fn_argmax_one_hot, EVAL, 5, 100, 1, 0, 0, 0},
     {"argmax_eval", pt_fn_argmax_one_hot, EVAL, 1000, 100000, 1, 0, 0, 0},
     {"argmax_vjp", pt_fn_argmax_one_hot, VJP, 1000, 1000, 1, 0, 0, 0},
     {"argmax_vjp", pt_fn_argmax_one_hot, VJP, 5, 100, 1, 0, 0, 0},
+    {"top_k_eval", top_10, EVAL, 1000, 1000, 1, 0, 0, 0},
+    {"top_k_vjp", top_10, VJP, 1000, 1000, 1, 0, 0, 0},
     {"ranking_eval", pt_fn_ranking, EVAL, 100, 1000, 1, 0, 0, 0},
     {"ranking_vjp", pt_fn_ranking, VJP, 100, 1000, 1, 0, 0, 0},
     {"noise_alone", NULL, NOISE, 1000, 1000, 1, 0, 0, 0},

@@ -220,6 +220,61 @@ def ranking_vjp_torch(torch, d, m):
     return call
 
 
+# ---- top-k (TOP_K of d, as perturbed-bench's top_k cases): the TOP_K greatest of each sample by
+# np.argpartition / torch.topk, their one-hot averaged by bincount; the VJP's cotangent is
+# y_bar summed over the winners minus over the unperturbed ones.
+TOP_K = 10
+
+
+def top_k_numpy(v):
+    return np.argpartition(v, v.shape[-1] - TOP_K, axis=-1)[..., v.shape[-1] - TOP_K:]
+
+
+def top_k_eval(d, m):
+    rng, x, _ = inputs(d)
+
+    def call():
+        z = gumbel_numpy(rng, (m, d))
+        return np.bincount(top_k_numpy(x + SIGMA * z).ravel(), minlength=d) / m
+
+    return call
+
+
+def top_k_eval_torch(torch, d, m):
+    x, _ = torch_inputs(torch, d)
+
+    def call():
+        z = gumbel_torch(torch, (m, d))
+        idx = torch.topk(x + SIGMA * z, TOP_K, dim=1).indices
+        return torch.bincount(idx.flatten(), minlength=d) / m
+
+    return call
+
+
+def top_k_vjp(d, m):
+    rng, x, y_bar = inputs(d)
+    base = y_bar[top_k_numpy(x)].sum()
+
+    def call():
+        z = gumbel_numpy(rng, (m, d))
+        c = y_bar[top_k_numpy(x + SIGMA * z)].sum(axis=1) - base
+        return (c[:, None] * (1.0 - np.exp(-z))).sum(axis=0) / (m * SIGMA)
+
+    return call
+
+
+def top_k_vjp_torch(torch, d, m):
+    x, y_bar = torch_inputs(torch, d)
+    base = y_bar[torch.topk(x, TOP_K).indices].sum()
+
+    def call():
+        z = gumbel_torch(torch, (m, d))
+        c = y_bar[torch.topk(x + SIGMA * z, TOP_K, dim=1).indices].sum(dim=1) - base
+        return (c[:, None] * (1.0 - torch.exp(-z))).sum(dim=0) / (m * SIGMA)
+
+    return call
+
+
 # ---- the max and the sort, pathwise (y_bar of the max: its first entry, as perturbed-bench's)
 
 def max_eval(d, m):
@@ -665,6 +720,10 @@ PEERS = {
                      ranking_eval_torch),
     "ranking_vjp": ("Gumbel, add, stable argsort twice, ((ranks - b) @ y_bar) * (1 - exp(-z))"
                     " summed", ranking_vjp, ranking_vjp_torch),
+    "top_k_eval": (f"Gumbel, add, argpartition / topk of {TOP_K}, bincount / M", top_k_eval,
+                   top_k_eval_torch),
+    "top_k_vjp": (f"Gumbel, add, argpartition / topk of {TOP_K}, (y_bar[idx].sum - b) *"
+                  " (1 - exp(-z)) summed", top_k_vjp, top_k_vjp_torch),
     "noise_alone": ("-log(-log(uniform (M, d)))", noise_alone, noise_alone_torch),
     "argmax_eval_batch": (f"argmax_eval of {BATCH} inputs at once: noise ({BATCH}, M, d)",
                           argmax_eval_batch, argmax_eval_batch_torch),

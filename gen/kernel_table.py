@@ -241,6 +241,23 @@ def fused_rank_kernel(kind):
 KERNELS += [fused_rank_kernel(kind) for kind in ("gumbel", "normal")]
 
 
+# fused_topk_<kind>: one tile of a perturbed top-k one-hot (segments), its survivors ranked by the
+# same ISA's rank_rows kernel (rank_fn, as for fused_rank).
+def fused_topk_kernel(kind):
+    rank_rows = next(k for k in KERNELS if k.op == "rank_rows")
+    return Kernel(
+        op=f"fused_topk_{kind}",
+        template="fused_topk.c.j2",
+        ret="void",
+        params="const pt_fused_topk_job *job, uint64_t m0, size_t rows",
+        variants={isa.name: {"kind": kind, "unroll": 4, "rank_fn": function_name(rank_rows, isa)}
+                  for isa in ISAS},
+    )
+
+
+KERNELS += [fused_topk_kernel(kind) for kind in ("gumbel", "normal")]
+
+
 # ---- Test-only kernels ------------------------------------------------------------------------
 # Rendered by gen/generate.py into tests/gen/ and compiled, per ISA with its flags, into the
 # test-only libraries of Makefile.am (libpt_tests.la), which only tests/parity and tests/unit
@@ -251,7 +268,7 @@ KERNELS += [fused_rank_kernel(kind) for kind in ("gumbel", "normal")]
 OPS_TEST_TEMPLATE = "isa_ops.c.j2"
 
 # Parameters that tie a kernel to its own ISA's other kernels instead of tuning it (fused_rank's
-# rank_fn names the ISA's rank_rows): a test variant keeps the ISA's own value.
+# and fused_topk's rank_fn names the ISA's rank_rows): a test variant keeps the ISA's own value.
 ISA_BOUND_PARAMS = {"rank_fn"}
 
 # Tunings that no ISA selects, forced onto every ISA so that every path of a template runs on

@@ -146,6 +146,7 @@ typedef struct fused_input {
   double c_base[8];
   int rows_of_g, sums;
   int permutation; /* the rank kernels' cotangent of the permutation matrix (y_bar: n x n) */
+  size_t ks[8];    /* the top-k kernels' k of each segment */
   int antithetic;  /* antithetic pairs: m0 and rows even */
 } fused_input;
 
@@ -656,6 +657,171 @@ void parity_fused_rank_normal(const pt_kernel_table *k, const pt_kernel_table *s
   parity_rank(0, k, scalar, c, x, res);
 }
 
+/* ---- fused_topk ----------------------------------------------------------------------------- */
+
+typedef struct topk_run {
+  pt_fused_topk_job job;
+  terms_run terms;
+  size_t slot_at[9];
+  int32_t *winner, *survivor_at, *rank;
+  float *keys, *bound, *survivor;
+  int64_t *work;
+  uint64_t *count;
+} topk_run;
+
+static int topk_alloc(topk_run *run, const fused_input *in) {
+  const size_t n = in->n, rows = in->rows;
+  memset(run, 0, sizeof *run);
+  const pt_fused_terms terms = terms_alloc(&run->terms, in);
+  for (size_t s = 0; s < in->segments; s++) run->slot_at[s + 1] = run->slot_at[s] + in->ks[s];
+  run->winner = malloc(run->slot_at[in->segments] * rows * sizeof(int32_t));
+  run->keys = malloc((n + PT_FUSED_PAD) * sizeof(float));
+  run->bound = malloc((n + PT_FUSED_PAD) * sizeof(float));
+  run->survivor = malloc((n + 1) * sizeof(float));
+  run->survivor_at = malloc((n + 1) * sizeof(int32_t));
+  run->rank = malloc(n * sizeof(int32_t));
+  run->work = malloc(PT_SORT_WORK(n) * sizeof(int64_t));
+  run->count = calloc(n, sizeof(uint64_t));
+  run->job = (pt_fused_topk_job){
+      .terms = terms, .segments = in->segments, .offsets = in->offsets, .slot_at = run->slot_at,
+      .x = in->x, .stride = rows, .winner = run->winner, .count = run->count, .keys = run->keys,
+      .bound = run->bound, .survivor = run->survivor, .survivor_at = run->survivor_at,
+      .rank = run->rank, .work = run->work};
+  return terms_ok(&run->terms) && run->winner && run->keys && run->bound && run->survivor &&
+                 run->survivor_at && run->rank && run->work && run->count
+             ? 0
+             : -1;
+}
+
+static void topk_free(topk_run *run) {
+  terms_free(&run->terms);
+  free(run->winner);
+  free(run->keys);
+  free(run->bound);
+  free(run->survivor);
+  free(run->survivor_at);
+  free(run->rank);
+  free(run->work);
+  free(run->count);
+}
+
+/* Each segment's k: half of the cases take at most an eighth of it (the kernel's bound), the
+   others any k up to all of it (ranked whole). */
+static void topk_ks(fused_input *in, uint64_t seed) {
+  for (size_t s = 0; s < in->segments; s++) {
+    const size_t z = in->offsets[s + 1] - in->offsets[s];
+    const size_t most = pt_test_rand(&seed) & 1 ? z : (z / 8 ? z / 8 : 1);
+    in->ks[s] = 1 + (size_t)(pt_test_rand(&seed) % most);
+  }
+}
+
+static int topk_same(const fused_input *in, const topk_run *a, const topk_run *b) {
+  return memcmp(a->winner, b->winner, a->slot_at[in->segments] * in->rows * sizeof(int32_t)) == 0 &&
+         memcmp(a->count, b->count, in->n * sizeof(uint64_t)) == 0 &&
+         terms_same(in, &a->terms, &b->terms);
+}
+
+/* Checks one run: each segment's winners are, in ascending index order, the last k of the
+   stable order (the independent merge sort of tests/reference.c) of the keys x + sigma * (the
+   stream's noise, from the scalar noise kernel), they are counted, and the terms agree with the
+   reference in double on their cotangents (summed per segment, in slot order, as the kernel
+   does).  Returns 0 if all agree. */
+static int topk_against_reference(const pt_kernel_table *scalar, const fused_input *in,
+                                  const topk_run *run, const char *isa, pt_parity_result *res) {
+  const size_t n = in->n, rows = in->rows, blocks = in->blocks, stride = run->job.stride;
+  float *z = malloc(rows * n * sizeof *z), *keys = malloc(n * sizeof *keys);
+  int32_t *perm = malloc(n * sizeof *perm), *tmp = malloc(n * sizeof *tmp);
+  unsigned char *won = malloc(n);
+  uint64_t *count = calloc(n, sizeof *count);
+  double *c = calloc(rows * blocks, sizeof *c);
+  int bad = !z || !keys || !perm || !tmp || !won || !count || !c;
+  if (bad) pt_parity_fail(res, "out of memory");
+  else stream_noise(scalar, in, in->m0, rows, z);
+  for (size_t r = 0; r < rows && !bad; r++) {
+    for (size_t i = 0; i < n; i++) {
+      const float step = in->sigma * z[r * n + i];
+      keys[i] = in->x[i] + step;
+    }
+    memset(won, 0, n);
+    for (size_t s = 0; s < in->segments && !bad; s++) {
+      const size_t o = in->offsets[s], d = in->offsets[s + 1] - o, k = in->ks[s];
+      pt_ref_argsort(keys + o, d, perm, tmp);
+      for (size_t p = d - k; p < d; p++) won[o + (size_t)perm[p]] = 1;
+      size_t slot = run->slot_at[s];
+      double sum = 0.0;
+      for (size_t i = o; i < o + d && !bad; i++) {
+        if (!won[i]) continue;
+        const int32_t got = run->winner[slot++ * stride + r];
+        if (got != (int32_t)i) {
+          pt_parity_fail(res, "fused_topk %s: sample %zu segment %zu (k %zu of %zu): slot %zu "
+                              "holds %d, the reference %zu", isa, r, s, k, d,
+                         slot - 1 - run->slot_at[s], got, i);
+          bad = 1;
+        }
+        count[i]++;
+        sum += in->y_bar[i];
+      }
+      if (blocks > 1) c[r * blocks + s] = sum;
+      else c[r] += sum;
+    }
+  }
+  if (!bad && memcmp(count, run->count, n * sizeof *count) != 0) {
+    pt_parity_fail(res, "fused_topk %s: the counts are not the winners'", isa);
+    bad = 1;
+  }
+  if (!bad) {
+    char what[64];
+    snprintf(what, sizeof what, "fused_topk %s", isa);
+    bad = terms_against_reference(in, &run->terms, c, what, res);
+  }
+  free(z);
+  free(keys);
+  free(perm);
+  free(tmp);
+  free(won);
+  free(count);
+  free(c);
+  return bad;
+}
+
+static void parity_topk(int gumbel, const pt_kernel_table *k, const pt_kernel_table *scalar,
+                        const pt_case *c, const float *x, pt_parity_result *res) {
+  static fused_input in;
+  fused_from_case(&in, gumbel, c, x);
+  topk_ks(&in, c->seed ^ 0x70b4);
+  /* keys the API never makes but the kernel orders as the row kernels do: a NaN (the
+     greatest), and a run of inputs so large that their keys tie (the later index greater) */
+  if (c->seed % 5 == 0) in.x[in.n / 2] = NAN;
+  if (c->seed % 5 == 1)
+    for (size_t i = in.n / 3; i < in.n / 3 + 40 && i < in.n; i++) in.x[i] = 0x1p100f;
+  topk_run run, want;
+  if (topk_alloc(&run, &in) != 0 || topk_alloc(&want, &in) != 0) {
+    pt_parity_fail(res, "out of memory");
+  } else {
+    (gumbel ? k->fused_topk_gumbel : k->fused_topk_normal)(&run.job, in.m0, in.rows);
+    (gumbel ? scalar->fused_topk_gumbel : scalar->fused_topk_normal)(&want.job, in.m0, in.rows);
+    if (!topk_same(&in, &run, &want))
+      pt_parity_fail(res, "fused_topk_%s %s differs from scalar (n %zu, %zu segments in %zu "
+                          "blocks, m0 %llu, rows %zu)",
+                     gumbel ? "gumbel" : "normal", pt_isa_name(k->isa), in.n, in.segments,
+                     in.blocks, (unsigned long long)in.m0, in.rows);
+    else if (k->isa == PT_ISA_SCALAR || c->seed % 4 == 0) /* the reference is slow: a quarter */
+      topk_against_reference(scalar, &in, &run, pt_isa_name(k->isa), res);
+  }
+  topk_free(&run);
+  topk_free(&want);
+}
+
+void parity_fused_topk_gumbel(const pt_kernel_table *k, const pt_kernel_table *scalar,
+                              const pt_case *c, const float *x, pt_parity_result *res) {
+  parity_topk(1, k, scalar, c, x, res);
+}
+
+void parity_fused_topk_normal(const pt_kernel_table *k, const pt_kernel_table *scalar,
+                              const pt_case *c, const float *x, pt_parity_result *res) {
+  parity_topk(0, k, scalar, c, x, res);
+}
+
 /* ---- known answers ----------------------------------------------------------------------------- */
 
 /* A fixed tile: 40 samples from sample 3 over inputs in 4 segments (or 5 inputs in one, shorter
@@ -728,6 +894,43 @@ static void known_rank_kernels(const pt_kernel_table *k, const pt_kernel_table *
              gumbel ? "gumbel" : "normal", pt_isa_name(k->isa), known_names[tile],
              (unsigned long long)h, (unsigned long long)known_rank[gumbel][tile]);
       rank_free(&run);
+    }
+}
+
+/* The same for the top-k kernels, [gumbel][tile], with k = {2, 1, 1, 2} of the segments (the
+   second and the last through the bound) and 2 of the short tile's 5: recorded from scalar,
+   AVX2 and AVX-512, which agree; the winners are checked against the reference's merge sort
+   and the terms against the reference first. */
+static const uint64_t known_topk[2][KNOWN_TILES] = {
+    {0x1b2fa1d391385809ull, 0xea4c296b9030ed35ull, 0x5c25a5aa45298cadull},
+    {0x94c7160775bf82c4ull, 0x420a56390c5530c2ull, 0xe72182e34c06fe60ull}};
+
+static void known_topk_kernels(const pt_kernel_table *k, const pt_kernel_table *scalar,
+                               pt_parity_result *res) {
+  static fused_input in;
+  const size_t ks[4] = {2, 1, 1, 2};
+  for (int gumbel = 0; gumbel < 2; gumbel++)
+    for (int tile = 0; tile < KNOWN_TILES; tile++) {
+      known_input(&in, gumbel, tile);
+      memcpy(in.ks, ks, sizeof ks);
+      if (tile == KNOWN_SHORT) in.ks[0] = 2;
+      topk_run run;
+      res->checked++;
+      if (topk_alloc(&run, &in) != 0) {
+        pt_parity_fail(res, "out of memory");
+        topk_free(&run);
+        return;
+      }
+      (gumbel ? k->fused_topk_gumbel : k->fused_topk_normal)(&run.job, in.m0, in.rows);
+      uint64_t h = PT_HASH_START;
+      h = pt_hash32(h, run.winner, run.slot_at[in.segments] * in.rows);
+      h = terms_hash(h, &in, &run.terms);
+      if (topk_against_reference(scalar, &in, &run, pt_isa_name(k->isa), res) == 0 &&
+          h != known_topk[gumbel][tile])
+        pt_parity_fail(res, "fused_topk_%s %s: known tile (%s) hashes to %#018llx, want %#018llx",
+             gumbel ? "gumbel" : "normal", pt_isa_name(k->isa), known_names[tile],
+             (unsigned long long)h, (unsigned long long)known_topk[gumbel][tile]);
+      topk_free(&run);
     }
 }
 
@@ -1010,6 +1213,7 @@ static void known_shard_bytes(const pt_kernel_table *k, pt_parity_result *res) {
 void pt_parity_fused_known(const pt_kernel_table *k, pt_parity_result *res) {
   known_kernels(k, res);
   known_rank_kernels(k, pt_kernels_for(PT_ISA_SCALAR), res);
+  known_topk_kernels(k, pt_kernels_for(PT_ISA_SCALAR), res);
   known_api_results(k, res);
   known_optimizer_results(k, res);
   known_noise_option_results(k, res);

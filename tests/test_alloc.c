@@ -21,7 +21,7 @@
 typedef struct world {
   pt_fn *argmax, *ranking, *box, *scalar_box, *perturbed_argmax, *perturbed_ranking,
       *perturbed_box, *perturbed_scalar_box, *custom, *loss, *many_samples, *max, *sort,
-      *permutation, *pathwise_custom;
+      *permutation, *pathwise_custom, *top_k;
   float x[D], y_bar[D], x_dot[D];
   float rows[2 * SORT_D];
 } world;
@@ -82,6 +82,15 @@ static void build(void) {
   cr_assert_eq(pt_make_perturbed_fun_ex(permutation, &o, &w.permutation), PT_OK);
   o.gradient = PT_GRADIENT_PATHWISE;
   cr_assert_eq(pt_make_perturbed_fun_ex(w.custom, &o, &w.pathwise_custom), PT_OK);
+  /* the fused top-k's segments, block-diagonal with the leave-one-out (10 >= 8 k: the bound) */
+  const size_t ks[3] = {2, 1, 8};
+  pt_fn *top_k;
+  cr_assert_eq(pt_fn_top_k_segments(sizes, ks, 3, &top_k), PT_OK);
+  o.gradient = PT_GRADIENT_SCORE;
+  o.baseline = PT_BASELINE_LEAVE_ONE_OUT;
+  o.block_diagonal = 1;
+  cr_assert_eq(pt_make_perturbed_fun_ex(top_k, &o, &w.top_k), PT_OK);
+  pt_fn_free(top_k);
   pt_fn_free(max);
   pt_fn_free(sort);
   pt_fn_free(permutation);
@@ -97,7 +106,7 @@ static void build(void) {
 static void tear_down(void) {
   pt_fn *all[] = {w.argmax, w.ranking, w.box, w.scalar_box, w.perturbed_argmax,
                   w.perturbed_ranking, w.perturbed_box, w.perturbed_scalar_box, w.custom, w.loss,
-                  w.many_samples, w.max, w.sort, w.permutation, w.pathwise_custom};
+                  w.many_samples, w.max, w.sort, w.permutation, w.pathwise_custom, w.top_k};
   for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) pt_fn_free(all[i]);
   pt_alloc_fail_after(PT_ALLOC_NEVER_FAIL);
 }
@@ -163,6 +172,8 @@ static pt_status fused_sort_jacobian(void *out) { return pt_fn_jacobian(w.sort, 
 static pt_status fused_permutation_jvp(void *out) {
   return pt_fn_jvp(w.permutation, key, w.x, w.x_dot, out);
 }
+static pt_status fused_top_k_vjp(void *out) { return pt_fn_vjp(w.top_k, key, w.x, w.y_bar, out); }
+static pt_status fused_top_k_jacobian(void *out) { return pt_fn_jacobian(w.top_k, key, w.x, out); }
 static pt_status generic_pathwise_value_and_grad(void *out) {
   float *o = out;
   return pt_fn_value_and_grad(w.pathwise_custom, key, w.x, o, o + 1);
@@ -262,6 +273,8 @@ Test(alloc, fused_perturbed_builtins) {
   EVERY_FAILURE(fused_max_vjp, D * sizeof(float));
   EVERY_FAILURE(fused_sort_jacobian, D * D * sizeof(float));
   EVERY_FAILURE(fused_permutation_jvp, D * D * sizeof(float));
+  EVERY_FAILURE(fused_top_k_vjp, D * sizeof(float));
+  EVERY_FAILURE(fused_top_k_jacobian, D * D * sizeof(float));
 }
 
 Test(alloc, generic_perturbed_functions) {

@@ -558,7 +558,7 @@ typedef struct subject {
   pt_perturb_options o;
 } subject;
 
-enum { SUBJECTS = 8 };
+enum { SUBJECTS = 10, BASES = 4 };
 
 static size_t three = 3;
 static point_fn half_square3 = {half_square_point, 3, 1, &three};
@@ -567,13 +567,16 @@ static point_fn half_square3 = {half_square_point, 3, 1, &three};
    holds the functions perturbed (each subject's base is one of them). */
 typedef struct subjects {
   subject s[SUBJECTS];
-  pt_fn *bases[3];
+  pt_fn *bases[BASES];
 } subjects;
 
 static void make_subjects(subjects *all) {
   const size_t sizes[4] = {5, 20, 1, 9};
-  pt_fn *seg, *rank, *box = black_box(&half_square3);
+  /* the top-k's: one segment all taken, one selected through its bound (40 >= 8 k) */
+  const size_t top_sizes[4] = {5, 40, 1, 9}, top_ks[4] = {2, 3, 1, 9};
+  pt_fn *seg, *rank, *top, *box = black_box(&half_square3);
   cr_assert_eq(pt_fn_argmax_one_hot_segments(sizes, 4, &seg), PT_OK);
+  cr_assert_eq(pt_fn_top_k_segments(top_sizes, top_ks, 4, &top), PT_OK);
   cr_assert_eq(pt_fn_ranking(11, &rank), PT_OK);
   const struct {
     const char *name;
@@ -589,6 +592,8 @@ static void make_subjects(subjects *all) {
       {"segments independent", seg, PT_NOISE_GUMBEL, PT_BASELINE_NONE, 0, 1, 2100},
       {"segments all", seg, PT_NOISE_NORMAL, PT_BASELINE_LEAVE_ONE_OUT, 1, 1, 2100},
       {"ranking loo independent", rank, PT_NOISE_GUMBEL, PT_BASELINE_LEAVE_ONE_OUT, 0, 1, 2100},
+      {"top-k block-diagonal loo", top, PT_NOISE_GUMBEL, PT_BASELINE_LEAVE_ONE_OUT, 1, 0, 2100},
+      {"top-k block-diagonal independent", top, PT_NOISE_NORMAL, PT_BASELINE_F_X, 1, 1, 2100},
       {"box loo", box, PT_NOISE_NORMAL, PT_BASELINE_LEAVE_ONE_OUT, 0, 0, 17000},
       {"box loo independent", box, PT_NOISE_GUMBEL, PT_BASELINE_LEAVE_ONE_OUT, 0, 1, 17000},
   };
@@ -603,12 +608,13 @@ static void make_subjects(subjects *all) {
   }
   all->bases[0] = seg;
   all->bases[1] = rank;
-  all->bases[2] = box;
+  all->bases[2] = top;
+  all->bases[3] = box;
 }
 
 static void free_subjects(subjects *all) {
   for (size_t i = 0; i < SUBJECTS; i++) pt_fn_free(all->s[i].f);
-  for (size_t i = 0; i < 3; i++) pt_fn_free(all->bases[i]);
+  for (size_t i = 0; i < BASES; i++) pt_fn_free(all->bases[i]);
 }
 
 /* The inputs of an op of s: x, and the v of the vjp or jvp. */
@@ -781,8 +787,7 @@ Test(options, options_that_do_not_apply_are_refused_with_nothing_written) {
       {rank, PT_BASELINE_F_X, 100, 1, PT_GRADIENT_SCORE, PT_EINVAL, "no segments"},
       {box, PT_BASELINE_F_X, 100, 1, PT_GRADIENT_SCORE, PT_EINVAL, "a black box"},
       {sort, PT_BASELINE_F_X, 100, 1, PT_GRADIENT_AUTO, PT_EINVAL, "pathwise"},
-      /* the fused top-k kernel, which block_diagonal needs, is not built yet */
-      {top, PT_BASELINE_F_X, 100, 1, PT_GRADIENT_SCORE, PT_EUNSUPPORTED, "top-k segments"},
+      {top, PT_BASELINE_F_X, 100, 1, PT_GRADIENT_PATHWISE, PT_EINVAL, "top-k: no own derivative"},
   };
   for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
     pt_perturb_options o = pt_ref_score_options(bad[i].m, 0.5f, PT_NOISE_GUMBEL, bad[i].baseline);

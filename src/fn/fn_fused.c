@@ -2,9 +2,10 @@
 /* The fused paths of perturbed built-ins (estimate.h's pt_path): the noise of each tile of
    samples is generated, used and dropped inside one kernel (src/kernels/fused_*.c.j2), so memory
    is O(n + tile) per thread, never O(M n) (the Jacobian's n x n sums aside).  Each path
-   (fn_fused_argmax.c, fn_fused_rank.c) sets its kernel's job up and turns the kernel's
-   per-sample results into the terms of estimate.h, within one group of samples; this file holds
-   what they share and chooses the path of a function. */
+   (fn_fused_argmax.c, fn_fused_topk.c, fn_fused_rank.c) sets its kernel's job up and turns the
+   kernel's per-sample results into the terms of estimate.h, within one group of samples; this
+   file holds what they share (the one-hot built-ins' terms among them) and chooses the path of
+   a function. */
 #include "fn/fn_fused.h"
 
 #include <stdint.h>
@@ -113,6 +114,57 @@ void pt_fused_loo_sums(const pt_estimator *e, const pt_fused_terms *terms, doubl
   }
 }
 
+/* the cotangent's block of segment s: its own with block_diagonal, else the one */
+static size_t block_of(const pt_estimator *e, size_t s) { return e->p.block_diagonal ? s : 0; }
+
+void pt_one_hot_c_base(const pt_estimator *e, const pt_one_hot *h, double *c_base) {
+  if (!(pt_fused_score_want(e) & PT_WANT_VJP) || e->p.baseline != PT_BASELINE_F_X) return;
+  for (size_t s = 0; s < h->segments; s++)
+    for (size_t j = h->slot_at[s]; j < h->slot_at[s + 1]; j++)
+      c_base[block_of(e, s)] += e->y_bar[h->base[j]];
+}
+
+void pt_one_hot_tile(const pt_estimator *e, const pt_one_hot *h, const pt_fused_terms *terms,
+                     const int32_t *winner, size_t stride, size_t rows, double *sums) {
+  const size_t n = e->f->n_in, blocks = terms->blocks, *o = h->offsets, *slot_at = h->slot_at;
+  const int bd = e->p.block_diagonal;
+  double *y_dot = pt_fused_sums_at(sums, e->at_y_dot), *jac = pt_fused_sums_at(sums, e->at_jac);
+  if (y_dot)
+    for (size_t r = 0; r < rows; r++)
+      for (size_t s = 0; s < h->segments; s++)
+        for (size_t j = slot_at[s]; j < slot_at[s + 1]; j++)
+          y_dot[winner[j * stride + r]] += terms->t[r * blocks + block_of(e, s)];
+  if (jac)
+    for (size_t r = 0; r < rows; r++) {
+      const float *gr = terms->g + r * n;
+      for (size_t s = 0; s < h->segments; s++) {
+        const size_t i0 = bd ? o[s] : 0, i1 = bd ? o[s + 1] : n;
+        for (size_t j = slot_at[s]; j < slot_at[s + 1]; j++) {
+          double *row = jac + (size_t)winner[j * stride + r] * n;
+          for (size_t i = i0; i < i1; i++) row[i] += gr[i];
+        }
+      }
+    }
+}
+
+void pt_one_hot_group(const pt_estimator *e, const pt_one_hot *h, const pt_fused_terms *terms,
+                      double *sums) {
+  const size_t n = e->f->n_in, *o = h->offsets;
+  const int bd = e->p.block_diagonal;
+  double *y_dot = pt_fused_sums_at(sums, e->at_y_dot), *jac = pt_fused_sums_at(sums, e->at_jac);
+  if (e->p.baseline == PT_BASELINE_F_X)
+    for (size_t s = 0; s < h->segments; s++)
+      for (size_t j = h->slot_at[s]; j < h->slot_at[s + 1]; j++) {
+        if (y_dot) y_dot[h->base[j]] -= terms->t_sum[block_of(e, s)];
+        if (jac) {
+          const size_t i0 = bd ? o[s] : 0, i1 = bd ? o[s + 1] : n;
+          double *row = jac + (size_t)h->base[j] * n;
+          for (size_t i = i0; i < i1; i++) row[i] -= terms->g_sum[i];
+        }
+      }
+  pt_fused_loo_sums(e, terms, sums);
+}
+
 void pt_fused_prep_free(pt_estimator *e) {
   pt_arena_free(e->arena, e->prep);
   e->prep = NULL;
@@ -123,6 +175,7 @@ const pt_path *pt_fused_path(const pt_fn *f, const pt_perturbation *p, unsigned 
   if ((want & PT_WANT_HESS) || p->multiplicative) return NULL;
   switch (pt_fn_builtin(f).kind) {
     case PT_BUILTIN_ARGMAX: return &pt_fused_argmax_path;
+    case PT_BUILTIN_TOP_K: return &pt_fused_topk_path;
     case PT_BUILTIN_RANKING: case PT_BUILTIN_PERMUTATION: return &pt_fused_rank_path;
     /* their score function runs on the generic path, its value too, so that a value and its
        derivative come from the same samples' results */

@@ -61,12 +61,38 @@ pt_fused_terms pt_fused_terms_of(const pt_estimator *e, const pt_terms_at *at, c
    `sums` (estimate.h), spread over the inputs or outputs of each block with block_diagonal. */
 void pt_fused_loo_sums(const pt_estimator *e, const pt_fused_terms *terms, double *sums);
 
+/* The one-hot built-ins' winners (the argmax's and the top-k's paths): segment s of `segments`,
+   inputs [offsets[s], offsets[s + 1]), fills the slots [slot_at[s], slot_at[s + 1]) (one for
+   the argmax, k[s] for the top-k), sample r's slot j at winner[j * stride + r]; `base` holds
+   each slot's unperturbed winner (b's one-hot, the F_X baseline's).  With block_diagonal the
+   cotangent's block of segment s is s's own, else the one block of every input. */
+typedef struct pt_one_hot {
+  size_t segments;
+  const size_t *offsets, *slot_at;
+  const int32_t *base;
+} pt_one_hot;
+
+/* c_base[b] (zeroed by the caller) = b . y_bar over each block, when the vjp's score terms are
+   wanted with the F_X baseline. */
+void pt_one_hot_c_base(const pt_estimator *e, const pt_one_hot *h, double *c_base);
+
+/* The jvp's and the Jacobian's terms of a tile's samples (the vjp's are the kernel's): each
+   winner w of segment s takes, in sample order, y_dot[w] += t of s's block and, in row w of
+   the Jacobian, grad_nu over s's block. */
+void pt_one_hot_tile(const pt_estimator *e, const pt_one_hot *h, const pt_fused_terms *terms,
+                     const int32_t *winner, size_t stride, size_t rows, double *sums);
+
+/* After a group's last tile: the baseline's terms (one-hot on `base`) and the leave-one-out's
+   sums. */
+void pt_one_hot_group(const pt_estimator *e, const pt_one_hot *h, const pt_fused_terms *terms,
+                      double *sums);
+
 /* A path's release: its prep block, from the call's arena. */
 void pt_fused_prep_free(pt_estimator *e);
 
-/* The paths, by kernel (fn_fused_argmax.c, fn_fused_rank.c) and by whether the value is
-   counted. */
+/* The paths, by kernel (fn_fused_argmax.c, fn_fused_rank.c, fn_fused_topk.c) and by whether the
+   value is counted. */
 extern const pt_path pt_fused_argmax_path, pt_fused_max_path, pt_fused_rank_path,
-    pt_fused_sort_path;
+    pt_fused_sort_path, pt_fused_topk_path;
 
 #endif

@@ -35,15 +35,14 @@ typedef struct argmax_prep {
   void (*kernel)(const pt_fused_argmax_job *, uint64_t, size_t);
   size_t tile, stride;
   int32_t *base;   /* segments: the unperturbed winners, b's one-hot */
+  size_t *slot_at; /* segments + 1: slot s is segment s's winner */
+  pt_one_hot hot;  /* the winners as the one-hot terms (fn_fused.h) see them */
   float *a;        /* n: each input's key coefficient */
   double *c_base;  /* per block: b . y_bar over it */
   size_t whole[2]; /* the one block of every input, {0, n} */
   pt_terms_at at;  /* and, in a thread's scratch: */
   size_t at_winner, at_count, at_noise;
 } argmax_prep;
-
-/* the cotangent's block of segment s: its own with block_diagonal, else the one */
-static size_t block_of(const pt_estimator *e, size_t s) { return e->p.block_diagonal ? s : 0; }
 
 static pt_status argmax_prepare(pt_estimator *e) {
   const pt_kernel_table *k = pt_kernels_active();
@@ -58,6 +57,7 @@ static pt_status argmax_prepare(pt_estimator *e) {
   /* the prep block: the struct, the baseline winners and the coefficients */
   pt_carve c = {sizeof(argmax_prep), 0};
   const size_t at_base = pt_carve_take(&c, segments, 1, 0, sizeof(int32_t));
+  const size_t at_slot = pt_carve_take(&c, segments, 1, 1, sizeof(size_t));
   const size_t at_a = pt_carve_take(&c, n, 1, 0, sizeof(float));
   const size_t at_tmp = pt_carve_take(&c, n, 1, 0, sizeof(float));
   const size_t at_c_base = pt_carve_take(&c, blocks, 1, 0, sizeof(double));
@@ -72,6 +72,9 @@ static pt_status argmax_prepare(pt_estimator *e) {
   pr->tile = tile;
   pr->stride = stride;
   pr->base = (int32_t *)(block + at_base);
+  pr->slot_at = (size_t *)(block + at_slot);
+  for (size_t seg = 0; seg <= segments; seg++) pr->slot_at[seg] = seg;
+  pr->hot = (pt_one_hot){segments, offsets, pr->slot_at, pr->base};
   pr->a = (float *)(block + at_a);
   pr->c_base = (double *)(block + at_c_base);
   pr->whole[1] = n;
@@ -93,8 +96,7 @@ static pt_status argmax_prepare(pt_estimator *e) {
   } else {
     memcpy(pr->a, x, n * sizeof *pr->a);
   }
-  if ((e->want & PT_WANT_VJP) && e->p.baseline == PT_BASELINE_F_X && !max)
-    for (size_t seg = 0; seg < segments; seg++) pr->c_base[block_of(e, seg)] += e->y_bar[pr->base[seg]];
+  if (!max) pt_one_hot_c_base(e, &pr->hot, pr->c_base);
 
   /* one thread's scratch: the kernel's score-function terms (none for the max), the winners,
      a group's counts when they are not the value, and the winners' noise for the max's */
@@ -112,49 +114,6 @@ static pt_status argmax_prepare(pt_estimator *e) {
   e->thread_safe = 1;
   e->work = (double)n;
   return PT_OK;
-}
-
-/* The argmax one-hot's jvp and Jacobian terms of a tile (the vjp's are the kernel's). */
-static void score_tile(const pt_estimator *e, const pt_fused_argmax_job *job, size_t rows,
-                       double *sums) {
-  const size_t n = e->f->n_in, segments = job->segments, stride = job->stride, *o = job->offsets;
-  const size_t blocks = job->terms.blocks;
-  const int bd = e->p.block_diagonal;
-  double *y_dot = pt_fused_sums_at(sums, e->at_y_dot), *jac = pt_fused_sums_at(sums, e->at_jac);
-  const float *t = job->terms.t, *g = job->terms.g;
-  const int32_t *winner = job->winner;
-  if (y_dot)
-    for (size_t r = 0; r < rows; r++)
-      for (size_t seg = 0; seg < segments; seg++)
-        y_dot[winner[seg * stride + r]] += t[r * blocks + block_of(e, seg)];
-  if (jac)
-    for (size_t r = 0; r < rows; r++) {
-      const float *gr = g + r * n;
-      for (size_t seg = 0; seg < segments; seg++) {
-        const size_t i0 = bd ? o[seg] : 0, i1 = bd ? o[seg + 1] : n;
-        double *row = jac + (size_t)winner[seg * stride + r] * n;
-        for (size_t i = i0; i < i1; i++) row[i] += gr[i];
-      }
-    }
-}
-
-/* The baseline's terms, one-hot on the unperturbed winners, and the leave-one-out's sums: once
-   per group. */
-static void score_group(const pt_estimator *e, const argmax_prep *pr, const pt_fused_terms *terms,
-                        double *sums) {
-  const size_t n = e->f->n_in, *o = pr->offsets;
-  const int bd = e->p.block_diagonal;
-  double *y_dot = pt_fused_sums_at(sums, e->at_y_dot), *jac = pt_fused_sums_at(sums, e->at_jac);
-  if (e->p.baseline == PT_BASELINE_F_X)
-    for (size_t seg = 0; seg < pr->segments; seg++) {
-      if (y_dot) y_dot[pr->base[seg]] -= terms->t_sum[block_of(e, seg)];
-      if (jac) {
-        const size_t i0 = bd ? o[seg] : 0, i1 = bd ? o[seg + 1] : n;
-        double *row = jac + (size_t)pr->base[seg] * n;
-        for (size_t i = i0; i < i1; i++) row[i] -= terms->g_sum[i];
-      }
-    }
-  pt_fused_loo_sums(e, terms, sums);
 }
 
 /* The max's values of a tile, x_w + sigma Z_w (a product then a sum, as the generic path forms
@@ -207,10 +166,10 @@ static pt_status argmax_run(const pt_estimator *e, void *scratch, uint64_t m0, u
     const size_t rows = m1 - m < pr->tile ? (size_t)(m1 - m) : pr->tile;
     pr->kernel(&job, m, rows);
     if (values) max_values(e, &job, rows, sums);
-    if (!pr->max) score_tile(e, &job, rows, sums);
+    if (!pr->max) pt_one_hot_tile(e, &pr->hot, &job.terms, job.winner, job.stride, rows, sums);
   }
   if (pr->max) max_derivatives(e, pr, count, sums);
-  else score_group(e, pr, &job.terms, sums);
+  else pt_one_hot_group(e, &pr->hot, &job.terms, sums);
   return PT_OK;
 }
 

@@ -486,11 +486,11 @@ static pt_status resolve(const pt_fn *f, const pt_perturb_options *o, pt_perturb
   *p = (pt_perturbation){o->num_samples, o->sigma, o->noise, o->baseline, pathwise,
                          o->antithetic != 0, o->multiplicative != 0, o->block_diagonal != 0,
                          o->independent_jacobian != 0};
-  /* block_diagonal is the fused argmax's estimator, whose additive keys multiplicative noise
-     does not take (it runs on the generic path) */
-  if (p->block_diagonal && (b.kind != PT_BUILTIN_ARGMAX || p->multiplicative))
-    return pt_fail(PT_EUNSUPPORTED,
-                   "block_diagonal is built for the fused argmax with additive noise only");
+  /* block_diagonal is the fused one-hot paths' estimator (argmax, top-k), whose additive keys
+     multiplicative noise does not take (it runs on the generic path) */
+  if (p->block_diagonal && p->multiplicative)
+    return pt_fail(PT_EUNSUPPORTED, "block_diagonal is built for the fused argmax and top-k "
+                                    "with additive noise only");
   return PT_OK;
 }
 

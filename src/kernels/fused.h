@@ -118,4 +118,30 @@ typedef struct pt_fused_rank_job {
   int permutation;       /* the cotangent of the permutation matrix, not of the ranks */
 } pt_fused_rank_job;
 
+/* One perturbed top-k one-hot (segments) evaluation: segment s of a sample, inputs
+   [offsets[s], offsets[s + 1]), takes its k[s] greatest perturbed keys x + sigma Z (formed as
+   the fused rank kernel forms them, so bit for bit the generic path's inputs) in the row
+   kernels' order: stable ascending, NaN greatest, so that of equal keys the later index is the
+   greater (the last k[s] of pt_rank_rows' order).  Its winners fill the slots
+   [slot_at[s], slot_at[s + 1]) (slot_at[s + 1] - slot_at[s] = k[s]) in ascending index order.
+   A sample's cotangent over a block is the sum of y_bar over the winners of its segments, in
+   slot order (the blocks are one, or the segments). */
+typedef struct pt_fused_topk_job {
+  pt_fused_terms terms;
+  size_t segments;
+  const size_t *offsets; /* segments + 1 */
+  const size_t *slot_at; /* segments + 1, from 0 to the slots, sum_s k[s] */
+  const float *x;        /* n */
+  size_t stride;         /* of winner: at least the tile */
+  int32_t *winner;       /* slots x stride: winner[j * stride + r] is slot j's input index in
+                            sample r */
+  uint64_t *count;       /* n: how many samples took each input, added to */
+  float *keys;           /* n + PT_FUSED_PAD: one sample's keys */
+  float *bound;          /* n + PT_FUSED_PAD: a segment's group maxima */
+  float *survivor;       /* n + 1: the keys that may be among a segment's k greatest */
+  int32_t *survivor_at;  /* n + 1: their indices within the segment */
+  int32_t *rank;         /* n: the survivors' ranks */
+  int64_t *work;         /* PT_SORT_WORK(n): the rank kernel's */
+} pt_fused_topk_job;
+
 #endif
