@@ -154,6 +154,23 @@ Test(errors, perturbed_inputs_and_partials) {
   pt_fn_free(am);
 }
 
+Test(errors, built_ins) {
+  pt_fn *out = NULL;
+  const size_t sizes[3] = {4, 0, 2}, top_sizes[2] = {4, 3}, ks[2] = {1, 5};
+  EXPECT(pt_fn_top_k(10, 11, &out), PT_EINVAL, "pt_fn_top_k", "k is 11", "d = 10");
+  EXPECT(pt_fn_top_k(10, 0, &out), PT_EINVAL, "pt_fn_top_k", "k is 0");
+  EXPECT(pt_fn_top_k_segments(top_sizes, ks, 2, &out), PT_EINVAL, "pt_fn_top_k_segments",
+         "ks[1] is 5", "sizes[1] = 3");
+  EXPECT(pt_fn_argmax_one_hot_segments(sizes, 3, &out), PT_EINVAL,
+         "pt_fn_argmax_one_hot_segments", "sizes[1] is 0");
+  EXPECT(pt_fn_max_segments(sizes, 0, &out), PT_EINVAL, "pt_fn_max_segments", "count is 0");
+  EXPECT(pt_fn_sort(0, &out), PT_EINVAL, "pt_fn_sort", "d is 0");
+  EXPECT(pt_fn_ranking(4, NULL), PT_EINVAL, "pt_fn_ranking", "out is NULL");
+  EXPECT(pt_fn_permutation_matrix(50000, &out), PT_EOVERFLOW, "pt_fn_permutation_matrix",
+         "INT32_MAX");
+  cr_assert_null(out, "a refused constructor wrote its output");
+}
+
 Test(errors, perturbed_functions_and_losses) {
   pt_fn *am = NULL, *max = NULL, *box = NULL, *out = NULL, *sentinel = (pt_fn *)&out;
   cr_assert_eq(pt_fn_argmax_one_hot(4, &am), PT_OK);

@@ -6,6 +6,7 @@
    (as JAX does).  Max and sort are differentiable almost everywhere, with the argmax one-hot and
    the permutation as their Jacobians.  Made differentiable by pt_make_perturbed_fun, they run in
    its fused kernels. */
+#include "api/error.h"
 #include "fn/fn_builtin.h"
 
 #include <stdint.h>
@@ -205,25 +206,36 @@ int pt_builtin_differentiable(pt_builtin_kind kind) {
 
 /* Every segment (and so the row kernels' d) is at most INT32_MAX, and so is the total, which
    fused kernels index with 32-bit lanes; so is the permutation matrix's n_out.  ks: top-k's
-   per segment (1 <= k <= size), else NULL. */
+   per segment (1 <= k <= size), else NULL.  The sentences of a refusal call the sizes d and k for one segment (segmented: whether the
+   caller gave a list). */
 static pt_status make(pt_builtin_kind kind, const size_t *sizes, const size_t *ks, size_t count,
-                      pt_fn **out) {
-  if (!out || !sizes || count == 0 || (kind == PT_BUILTIN_TOP_K && !ks)) return PT_EINVAL;
+                      int segmented, pt_fn **out) {
+  if (!out) return pt_fail(PT_EINVAL, "out is NULL");
+  if (!sizes || (kind == PT_BUILTIN_TOP_K && !ks)) return pt_fail(PT_EINVAL, "sizes or ks is NULL");
+  if (count == 0) return pt_fail(PT_EINVAL, "count is 0");
   size_t total = 0;
   for (size_t g = 0; g < count; g++) {
-    if (sizes[g] == 0 || (ks && (ks[g] == 0 || ks[g] > sizes[g]))) return PT_EINVAL;
-    if (sizes[g] > INT32_MAX - total) return PT_EOVERFLOW;
+    if (sizes[g] == 0)
+      return segmented ? pt_fail(PT_EINVAL, "sizes[%zu] is 0", g) : pt_fail(PT_EINVAL, "d is 0");
+    if (ks && (ks[g] == 0 || ks[g] > sizes[g]))
+      return segmented ? pt_fail(PT_EINVAL, "ks[%zu] is %zu, not from 1 to sizes[%zu] = %zu", g,
+                                 ks[g], g, sizes[g])
+                       : pt_fail(PT_EINVAL, "k is %zu, not from 1 to d = %zu", ks[g], sizes[g]);
+    if (sizes[g] > INT32_MAX - total)
+      return pt_fail(PT_EOVERFLOW, "the sizes add up past INT32_MAX at %zu", g);
     total += sizes[g];
   }
   size_t n_out = kind == PT_BUILTIN_MAX ? count : total;
   if (kind == PT_BUILTIN_PERMUTATION) {
-    if (total > INT32_MAX / total) return PT_EOVERFLOW;
+    if (total > INT32_MAX / total)
+      return pt_fail(PT_EOVERFLOW, "d is %zu: the d x d matrix passes INT32_MAX entries", total);
     n_out = total * total;
   }
   const size_t words = count + 1 + (ks ? count : 0);
-  if (count > (SIZE_MAX - sizeof(builtin_fn)) / (2 * sizeof(size_t)) - 1) return PT_EOVERFLOW;
+  if (count > (SIZE_MAX - sizeof(builtin_fn)) / (2 * sizeof(size_t)) - 1)
+    return pt_fail(PT_EOVERFLOW, "count is %zu, too many segments", count);
   builtin_fn *b = pt_malloc(sizeof *b + words * sizeof b->offsets[0]);
-  if (!b) return PT_ENOMEM;
+  if (!b) return pt_fail(PT_ENOMEM, "no memory for the function object");
   pt_fn_init(&b->base, &builtin_ops, total, n_out, 0, PT_CAP_DERIVATIVES | PT_CAP_THREAD_SAFE);
   b->kind = kind;
   b->count = count;
@@ -236,34 +248,47 @@ static pt_status make(pt_builtin_kind kind, const size_t *sizes, const size_t *k
 }
 
 pt_status pt_fn_argmax_one_hot(size_t d, pt_fn **out) {
-  return make(PT_BUILTIN_ARGMAX, &d, NULL, 1, out);
+  PT_CALL("pt_fn_argmax_one_hot");
+  return make(PT_BUILTIN_ARGMAX, &d, NULL, 1, 0, out);
 }
 
 /* A segment of size 0 is PT_EINVAL: it would be a leaf with no argmax to take. */
 pt_status pt_fn_argmax_one_hot_segments(const size_t *sizes, size_t count, pt_fn **out) {
-  return make(PT_BUILTIN_ARGMAX, sizes, NULL, count, out);
+  PT_CALL("pt_fn_argmax_one_hot_segments");
+  return make(PT_BUILTIN_ARGMAX, sizes, NULL, count, 1, out);
 }
 
 pt_status pt_fn_ranking(size_t d, pt_fn **out) {
-  return make(PT_BUILTIN_RANKING, &d, NULL, 1, out);
+  PT_CALL("pt_fn_ranking");
+  return make(PT_BUILTIN_RANKING, &d, NULL, 1, 0, out);
 }
 
 pt_status pt_fn_top_k(size_t d, size_t k, pt_fn **out) {
-  return make(PT_BUILTIN_TOP_K, &d, &k, 1, out);
+  PT_CALL("pt_fn_top_k");
+  return make(PT_BUILTIN_TOP_K, &d, &k, 1, 0, out);
 }
 
 pt_status pt_fn_top_k_segments(const size_t *sizes, const size_t *ks, size_t count, pt_fn **out) {
-  return make(PT_BUILTIN_TOP_K, sizes, ks, count, out);
+  PT_CALL("pt_fn_top_k_segments");
+  return make(PT_BUILTIN_TOP_K, sizes, ks, count, 1, out);
 }
 
-pt_status pt_fn_max(size_t d, pt_fn **out) { return make(PT_BUILTIN_MAX, &d, NULL, 1, out); }
+pt_status pt_fn_max(size_t d, pt_fn **out) {
+  PT_CALL("pt_fn_max");
+  return make(PT_BUILTIN_MAX, &d, NULL, 1, 0, out);
+}
 
 pt_status pt_fn_max_segments(const size_t *sizes, size_t count, pt_fn **out) {
-  return make(PT_BUILTIN_MAX, sizes, NULL, count, out);
+  PT_CALL("pt_fn_max_segments");
+  return make(PT_BUILTIN_MAX, sizes, NULL, count, 1, out);
 }
 
-pt_status pt_fn_sort(size_t d, pt_fn **out) { return make(PT_BUILTIN_SORT, &d, NULL, 1, out); }
+pt_status pt_fn_sort(size_t d, pt_fn **out) {
+  PT_CALL("pt_fn_sort");
+  return make(PT_BUILTIN_SORT, &d, NULL, 1, 0, out);
+}
 
 pt_status pt_fn_permutation_matrix(size_t d, pt_fn **out) {
-  return make(PT_BUILTIN_PERMUTATION, &d, NULL, 1, out);
+  PT_CALL("pt_fn_permutation_matrix");
+  return make(PT_BUILTIN_PERMUTATION, &d, NULL, 1, 0, out);
 }

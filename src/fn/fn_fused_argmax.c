@@ -23,6 +23,7 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "api/error.h"
 #include "runtime/alloc.h"
 #include "fn/fn_builtin.h"
 #include "fn/fn_fused.h"
@@ -61,9 +62,9 @@ static pt_status argmax_prepare(pt_estimator *e) {
   const size_t at_a = pt_carve_take(&c, n, 1, 0, sizeof(float));
   const size_t at_tmp = pt_carve_take(&c, n, 1, 0, sizeof(float));
   const size_t at_c_base = pt_carve_take(&c, blocks, 1, 0, sizeof(double));
-  if (c.overflow) return PT_EOVERFLOW;
+  if (c.overflow) return pt_fail(PT_EOVERFLOW, "the fused path's coefficients are too large");
   char *block = pt_arena_zalloc(e->arena, c.used);
-  if (!block) return PT_ENOMEM;
+  if (!block) return pt_fail(PT_ENOMEM, "no memory for the fused path's coefficients");
   argmax_prep *pr = (argmax_prep *)block;
   pr->max = max;
   pr->segments = segments;
@@ -108,7 +109,7 @@ static pt_status argmax_prepare(pt_estimator *e) {
   pr->at_noise = pt_carve_take(&s, values ? segments : 0, stride, 0, sizeof(float));
   if (s.overflow) {
     pt_fused_prep_free(e);
-    return PT_EOVERFLOW;
+    return pt_fail(PT_EOVERFLOW, "a thread's scratch of the fused path is too large");
   }
   e->scratch_bytes = s.used;
   e->thread_safe = 1;

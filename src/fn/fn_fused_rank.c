@@ -14,6 +14,7 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "api/error.h"
 #include "runtime/alloc.h"
 #include "fn/fn_builtin.h"
 #include "fn/fn_fused.h"
@@ -117,9 +118,9 @@ static pt_status rank_prepare(pt_estimator *e) {
   pt_carve c = {sizeof(rank_prep), 0};
   const size_t at_base = pt_carve_take(&c, n, 1, 0, sizeof(int32_t));
   const size_t at_work = pt_carve_take(&c, PT_SORT_WORK(n), 1, 0, sizeof(int64_t));
-  if (c.overflow) return PT_EOVERFLOW;
+  if (c.overflow) return pt_fail(PT_EOVERFLOW, "the fused path's coefficients are too large");
   char *block = pt_arena_zalloc(e->arena, c.used);
-  if (!block) return PT_ENOMEM;
+  if (!block) return pt_fail(PT_ENOMEM, "no memory for the fused path's coefficients");
   rank_prep *pr = (rank_prep *)block;
   pr->kernel = e->p.noise == PT_NOISE_GUMBEL ? k->fused_rank_gumbel : k->fused_rank_normal;
   pr->sample = kind == PT_BUILTIN_SORT ? sort_sample
@@ -143,7 +144,7 @@ static pt_status rank_prepare(pt_estimator *e) {
   pr->at_keys = pt_carve_take(&s, tile, n, PT_FUSED_PAD, sizeof(float));
   if (s.overflow) {
     pt_fused_prep_free(e);
-    return PT_EOVERFLOW;
+    return pt_fail(PT_EOVERFLOW, "a thread's scratch of the fused path is too large");
   }
   e->scratch_bytes = s.used;
   e->thread_safe = 1;

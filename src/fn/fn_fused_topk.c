@@ -15,6 +15,7 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "api/error.h"
 #include "runtime/alloc.h"
 #include "fn/fn_builtin.h"
 #include "fn/fn_fused.h"
@@ -47,9 +48,9 @@ static pt_status topk_prepare(pt_estimator *e) {
   const size_t at_rank = pt_carve_take(&c, n, 1, 0, sizeof(int32_t));
   const size_t at_work = pt_carve_take(&c, PT_SORT_WORK(n), 1, 0, sizeof(int64_t));
   const size_t at_c_base = pt_carve_take(&c, blocks, 1, 0, sizeof(double));
-  if (c.overflow) return PT_EOVERFLOW;
+  if (c.overflow) return pt_fail(PT_EOVERFLOW, "the fused path's coefficients are too large");
   char *block = pt_arena_zalloc(e->arena, c.used);
-  if (!block) return PT_ENOMEM;
+  if (!block) return pt_fail(PT_ENOMEM, "no memory for the fused path's coefficients");
   topk_prep *pr = (topk_prep *)block;
   pr->kernel = e->p.noise == PT_NOISE_GUMBEL ? k->fused_topk_gumbel : k->fused_topk_normal;
   pr->tile = tile;
@@ -85,7 +86,7 @@ static pt_status topk_prepare(pt_estimator *e) {
   pr->at_work = pt_carve_take(&s, PT_SORT_WORK(n), 1, 0, sizeof(int64_t));
   if (s.overflow) {
     pt_fused_prep_free(e);
-    return PT_EOVERFLOW;
+    return pt_fail(PT_EOVERFLOW, "a thread's scratch of the fused path is too large");
   }
   e->scratch_bytes = s.used;
   e->thread_safe = 1;
