@@ -2,7 +2,7 @@
 /* perturb-bench: times every kernel family (gen/kernel_table.py) on every ISA this CPU supports.
 
    perturb-bench [--d N,N,...] [--rows N,N,...] [--op NAME] [--isa NAME] [--repeats N]
-                 [--threads N] [--json] [--out FILE]
+                 [--threads N] [--limits] [--json] [--out FILE]
 
    --d and --rows are paired by position (a single value pairs with all of the other list).
    Each (op, ISA, size) runs enough iterations to last at least 20 ms, `repeats` times; the
@@ -10,6 +10,9 @@
    lines that bench/numpy_peer.py reads; --out FILE writes the JSON lines there as well.
    Kernels bound by reading their input also get a row "read": a plain vector sum of the same
    bytes, the rate of the cache level they live in.
+   --limits times, beside each kernel that has one, the work it cannot avoid, by the same ISA's
+   limit kernels (src/kernels/limits.c.j2): its Philox words, logarithms and Box-Muller pairs,
+   or the read of its input; and prints the kernel's time over that limit's.
    The row kernels and the noise streams run as the public calls run them, split between up to
    --threads threads (pt_set_num_threads; default: the library's default) when the work is
    large enough (src/dispatch/split.h); the other families run on one thread. */
@@ -34,6 +37,9 @@ typedef struct bench_run {
   /* optional, for kernels bound by reading their input: reads the same bytes with nothing
      else to do, timed as the row "read" (the rate of the cache level the input lives in) */
   void (*read_baseline)(void *state);
+  /* or, for kernels that read one array: that array, of bytes / sizeof(float) floats, which
+     the row "read" sums with the widest reader */
+  const float *input;
 } bench_run;
 
 static uint64_t rng_next(uint64_t *s) {
@@ -145,7 +151,8 @@ static int setup_argmax_rows(bench_run *run, size_t rows, size_t d) {
   argmax_state *s = calloc(1, sizeof *s);
   if (!s) return -1;
   *s = (argmax_state){random_floats(rows * d, 42), rows, d, malloc(rows * sizeof(int32_t))};
-  *run = (bench_run){rows * d, rows * d * sizeof(float), s, argmax_call, argmax_release, NULL};
+  *run = (bench_run){rows * d, rows * d * sizeof(float), s, argmax_call, argmax_release, NULL,
+                     s->x};
   if (!s->x || !s->idx) {
     argmax_release(s);
     return -1;
@@ -176,7 +183,7 @@ static int setup_noise(bench_run *run, pt_noise kind, size_t n) {
   noise_state *s = calloc(1, sizeof *s);
   if (!s) return -1;
   *s = (noise_state){kind, malloc(n * sizeof(float)), n};
-  *run = (bench_run){n, n * sizeof(float), s, noise_call, noise_release, NULL};
+  *run = (bench_run){n, n * sizeof(float), s, noise_call, noise_release, NULL, NULL};
   if (!s->out) {
     noise_release(s);
     return -1;
@@ -222,7 +229,7 @@ static int setup_pairs(bench_run *run, int gumbel, size_t rows, size_t d) {
   const size_t pairs = (rows + 1) / 2;
   *s = (pairs_state){gumbel, malloc(2 * pairs * d * sizeof(float)), pairs, d};
   *run = (bench_run){2 * pairs * d, 2 * pairs * d * sizeof(float), s, pairs_call, pairs_release,
-                     NULL};
+                     NULL, NULL};
   if (!s->out) {
     pairs_release(s);
     return -1;
@@ -266,7 +273,7 @@ static int setup_sort(bench_run *run, size_t rows, size_t d, int ranks) {
   if (!s) return -1;
   *s = (sort_state){random_floats(rows * d, 42), rows, d, malloc(rows * d * sizeof(int32_t)),
                     ranks};
-  *run = (bench_run){rows * d, rows * d * sizeof(float), s, sort_call, sort_release, NULL};
+  *run = (bench_run){rows * d, rows * d * sizeof(float), s, sort_call, sort_release, NULL, NULL};
   if (!s->x || !s->out) {
     sort_release(s);
     return -1;
@@ -314,7 +321,7 @@ static int setup_weighted_sum_rows(bench_run *run, size_t rows, size_t d) {
   *s = (weighted_sum_state){random_floats(rows * d, 42), random_floats(rows, 7), rows, d,
                             malloc(d * sizeof(float)), choose_reader()};
   *run = (bench_run){rows * d, (rows * d + rows) * sizeof(float), s, weighted_sum_call,
-                     weighted_sum_release, weighted_sum_read};
+                     weighted_sum_release, weighted_sum_read, NULL};
   if (!s->x || !s->w || !s->out) {
     weighted_sum_release(s);
     return -1;
@@ -350,7 +357,8 @@ static int setup_tile(bench_run *run, size_t rows, size_t d, int multiplicative)
   *s = (tile_state){random_floats(rows * d, 7), random_floats(d, 8),
                     malloc(rows * d * sizeof(float)), malloc(rows * d * sizeof(float)), rows, d,
                     multiplicative};
-  *run = (bench_run){rows * d, rows * d * sizeof(float), s, perturb_tile_call, tile_release, NULL};
+  *run = (bench_run){rows * d, rows * d * sizeof(float), s, perturb_tile_call, tile_release, NULL,
+                     NULL};
   if (!s->z || !s->x || !s->xt || !s->e) {
     tile_release(s);
     return -1;
@@ -412,7 +420,7 @@ static int setup_fused(bench_run *run, size_t rows, size_t d, int gumbel) {
       .terms = {.key = {0x5eed, 2}, .n = d, .sigma = 0.5f, .samples = rows, .noise = s->noise},
       .segments = 1, .offsets = s->offsets, .a = s->a, .stride = (rows + 15) / 16 * 16,
       .winner = s->winner, .count = s->count};
-  *run = (bench_run){rows * d, rows * d * sizeof(float), s, fused_call, fused_release, NULL};
+  *run = (bench_run){rows * d, rows * d * sizeof(float), s, fused_call, fused_release, NULL, NULL};
   return 0;
 }
 
@@ -468,7 +476,7 @@ static int setup_fused_rank(bench_run *run, size_t rows, size_t d, int gumbel) {
       .terms = {.key = {0x5eed, 3}, .n = d, .sigma = 0.5f, .samples = rows, .noise = s->noise},
       .x = s->x, .keys = s->keys, .work = s->work, .rank = s->rank};
   *run = (bench_run){rows * d, rows * d * sizeof(float), s, fused_rank_call, fused_rank_release,
-                     NULL};
+                     NULL, NULL};
   return 0;
 }
 
@@ -542,7 +550,7 @@ static int setup_fused_topk(bench_run *run, size_t rows, size_t d, int gumbel) {
       .winner = s->winner, .count = s->count, .keys = s->keys, .bound = s->bound,
       .survivor = s->survivor, .survivor_at = s->survivor_at, .rank = s->rank, .work = s->work};
   *run = (bench_run){rows * d, rows * d * sizeof(float), s, fused_topk_call, fused_topk_release,
-                     NULL};
+                     NULL, NULL};
   return 0;
 }
 
@@ -552,6 +560,60 @@ static int setup_fused_topk_gumbel(bench_run *run, size_t rows, size_t d) {
 
 static int setup_fused_topk_normal(bench_run *run, size_t rows, size_t d) {
   return setup_fused_topk(run, rows, d, 0);
+}
+
+/* The limit kernels (src/kernels/limits.c.j2): rows x d Philox words, logarithms or Box-Muller
+   outputs (half as many pairs), the last two over uniforms in memory. */
+typedef struct limit_state {
+  float (*kernel)(const pt_kernel_table *k, const float *in, size_t n);
+  float *in;
+  size_t n;
+} limit_state;
+
+static volatile float limit_sink;
+
+static void limit_call(const pt_kernel_table *k, void *p) {
+  const limit_state *s = p;
+  limit_sink = s->kernel(k, s->in, s->n);
+}
+
+static void limit_release(void *p) {
+  limit_state *s = p;
+  free(s->in);
+  free(s);
+}
+
+static int setup_limit(bench_run *run, size_t n,
+                       float (*kernel)(const pt_kernel_table *k, const float *in, size_t n)) {
+  limit_state *s = calloc(1, sizeof *s);
+  if (!s) return -1;
+  *s = (limit_state){kernel, malloc(n * sizeof(float)), n};
+  *run = (bench_run){n, n * sizeof(float), s, limit_call, limit_release, NULL, NULL};
+  if (!s->in || pt_noise_fill(PT_NOISE_UNIFORM, (pt_key){7, 0}, 0, s->in, n) != PT_OK) {
+    limit_release(s);
+    return -1;
+  }
+  return 0;
+}
+
+static float limit_philox(const pt_kernel_table *k, const float *in, size_t n) {
+  return k->limit_philox((pt_key){0x5eed, 1}, in, n);
+}
+static float limit_log(const pt_kernel_table *k, const float *in, size_t n) {
+  return k->limit_log((pt_key){0}, in, n);
+}
+static float limit_box_muller(const pt_kernel_table *k, const float *in, size_t n) {
+  return k->limit_box_muller((pt_key){0}, in, n);
+}
+
+static int setup_limit_philox(bench_run *run, size_t rows, size_t d) {
+  return setup_limit(run, rows * d, limit_philox);
+}
+static int setup_limit_log(bench_run *run, size_t rows, size_t d) {
+  return setup_limit(run, rows * d, limit_log);
+}
+static int setup_limit_box_muller(bench_run *run, size_t rows, size_t d) {
+  return setup_limit(run, rows * d, limit_box_muller);
 }
 
 typedef struct bench_op {
@@ -573,10 +635,66 @@ typedef struct timed {
   const pt_kernel_table *k; /* NULL: the read baseline */
 } timed;
 
+static read_fn input_reader;
+
 static void call_once(const void *p) {
   const timed *t = p;
   if (t->k) t->run->call(t->k, t->run->state);
-  else t->run->read_baseline(t->run->state);
+  else if (t->run->read_baseline) t->run->read_baseline(t->run->state);
+  else read_sink = input_reader(t->run->input, t->run->bytes / sizeof(float));
+}
+
+static int has_read(const bench_run *run) { return run->read_baseline || run->input; }
+
+/* ---- --limits: each kernel beside the work it cannot avoid ---- */
+
+/* What a kernel cannot avoid per element: Philox words, logarithms, normal outputs of
+   Box-Muller, or reading its input (the read baseline).  Kernels without an entry get no
+   limit: the sorts (reading their input is far below any sort's work, so a ratio to it would
+   bound nothing), the pair kernels (pt_noise_fill's kernels' limits are theirs), the perturbed
+   tiles and the fused ranks and top-k (a sort per sample), and the limits themselves. */
+typedef struct limit_recipe {
+  const char *op;
+  int words, logs, normals, read;
+} limit_recipe;
+
+static const limit_recipe recipes[] = {
+    {"noise_uniform", 1, 0, 0, 0},       {"noise_gumbel", 1, 2, 0, 0},
+    {"noise_normal", 1, 0, 1, 0},        {"fused_argmax_gumbel", 1, 1, 0, 0},
+    {"fused_argmax_normal", 1, 0, 1, 0}, {"argmax_rows", 0, 0, 0, 1},
+    {"weighted_sum_rows", 0, 0, 0, 1},
+};
+
+static const limit_recipe *recipe_of(const char *op) {
+  for (size_t i = 0; i < sizeof recipes / sizeof recipes[0]; i++)
+    if (!strcmp(recipes[i].op, op)) return &recipes[i];
+  return NULL;
+}
+
+/* The time of r's work at rows x d with table k's limit kernels (the read: run's baseline);
+   -1 when a part's buffers cannot be allocated. */
+static double limit_ns(const limit_recipe *r, const pt_kernel_table *k, const bench_run *run,
+                       size_t rows, size_t d, int repeats) {
+  const struct {
+    int times;
+    int (*setup)(bench_run *run, size_t rows, size_t d);
+  } parts[] = {{r->words, setup_limit_philox},
+               {r->logs, setup_limit_log},
+               {r->normals, setup_limit_box_muller}};
+  double ns = 0.0;
+  for (size_t i = 0; i < sizeof parts / sizeof parts[0]; i++) {
+    if (!parts[i].times) continue;
+    bench_run part;
+    if (parts[i].setup(&part, rows, d) != 0) return -1.0;
+    const timed t = {&part, k};
+    ns += parts[i].times * bench_median_ns(call_once, &t, repeats);
+    part.release(part.state);
+  }
+  if (r->read && has_read(run)) {
+    const timed t = {run, NULL};
+    ns += bench_median_ns(call_once, &t, repeats);
+  }
+  return ns;
 }
 
 /* ---- command line ---- */
@@ -602,11 +720,12 @@ int main(int argc, char **argv) {
   size_t ds[MAX_SIZES] = {16, 1024, 5, 100}, rows[MAX_SIZES] = {65536, 4096, 100000, 10000};
   size_t nd = 4, nrows = 4;
   const char *only_op = NULL, *only_isa = NULL;
-  int repeats = 11, json = 0;
+  int repeats = 11, json = 0, limits = 0;
   FILE *out = NULL;
   for (int i = 1; i < argc; i++) {
     const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
     if (!strcmp(a, "--json")) json = 1;
+    else if (!strcmp(a, "--limits")) limits = 1;
     else if (v && !strcmp(a, "--d")) nd = parse_list(argv[++i], ds, a);
     else if (v && !strcmp(a, "--rows")) nrows = parse_list(argv[++i], rows, a);
     else if (v && !strcmp(a, "--op")) only_op = argv[++i];
@@ -627,7 +746,7 @@ int main(int argc, char **argv) {
     }
     else {
       fprintf(stderr, "usage: %s [--d N,..] [--rows N,..] [--op NAME] [--isa NAME] "
-                      "[--repeats N] [--threads N] [--json] [--out FILE]\n", argv[0]);
+                      "[--repeats N] [--threads N] [--limits] [--json] [--out FILE]\n", argv[0]);
       return 2;
     }
   }
@@ -637,12 +756,15 @@ int main(int argc, char **argv) {
     return 2;
   }
   const size_t nsizes = nd > nrows ? nd : nrows;
+  input_reader = choose_reader();
   const size_t threads = pt_get_num_threads();
   if (!json)
-    printf("threads: %zu\n%-14s %-7s %9s %6s %12s %10s %9s\n", threads, "op", "isa", "rows", "d",
-           "ns/call", "ns/elem", "GB/s");
+    printf("threads: %zu\n%-14s %-7s %9s %6s %12s %10s %9s%s\n", threads, "op", "isa", "rows", "d",
+           "ns/call", "ns/elem", "GB/s", limits ? "     limit ns  kernel/limit" : "");
   for (size_t o = 0; o < sizeof ops / sizeof ops[0]; o++) {
     if (only_op && strcmp(only_op, ops[o].name) != 0) continue;
+    const limit_recipe *recipe = recipe_of(ops[o].name);
+    if (limits && !recipe) continue;
     for (size_t z = 0; z < nsizes; z++) {
       const size_t r = rows[nrows == 1 ? 0 : z], d = ds[nd == 1 ? 0 : z];
       bench_run run;
@@ -655,22 +777,32 @@ int main(int argc, char **argv) {
         const int baseline = isa == PT_ISA_COUNT;
         const pt_kernel_table *k = baseline ? NULL : pt_kernels_for((pt_isa)isa);
         const char *name = baseline ? "read" : pt_isa_name((pt_isa)isa);
-        if (baseline ? !run.read_baseline : !k) continue;
+        if (baseline ? limits || !has_read(&run) : !k) continue;
         if (only_isa && strcmp(only_isa, name) != 0) continue;
         const timed t = {&run, k};
         const double ns = bench_median_ns(call_once, &t, repeats);
         const double per = ns / (double)run.elements, gbs = (double)run.bytes / ns;
-        char line[256];
+        const double limit = limits ? limit_ns(recipe, k, &run, r, d, repeats) : 0.0;
+        if (limit < 0.0) {
+          fprintf(stderr, "perturb-bench: out of memory for the limits of %s\n", ops[o].name);
+          return 1;
+        }
+        char line[320], extra[96] = "", column[64] = "";
+        if (limits) {
+          snprintf(extra, sizeof extra, ", \"limit_ns\": %.1f, \"kernel_over_limit\": %.3f", limit,
+                   ns / limit);
+          snprintf(column, sizeof column, " %12.1f %13.2f", limit, ns / limit);
+        }
         snprintf(line, sizeof line,
                  "{\"op\": \"%s\", \"isa\": \"%s\", \"rows\": %zu, \"d\": %zu, \"threads\": %zu, "
-                 "\"ns_per_call\": %.1f, \"ns_per_element\": %.5f, \"gb_per_s\": %.3f}\n",
-                 ops[o].name, name, r, d, threads, ns, per, gbs);
+                 "\"ns_per_call\": %.1f, \"ns_per_element\": %.5f, \"gb_per_s\": %.3f%s}\n",
+                 ops[o].name, name, r, d, threads, ns, per, gbs, extra);
         if (out) fputs(line, out);
         if (json)
           fputs(line, stdout);
         else
-          printf("%-14s %-7s %9zu %6zu %12.1f %10.4f %9.2f\n", ops[o].name, name, r, d, ns, per,
-                 gbs);
+          printf("%-14s %-7s %9zu %6zu %12.1f %10.4f %9.2f%s\n", ops[o].name, name, r, d, ns, per,
+                 gbs, column);
         fflush(stdout);
       }
       run.release(run.state);

@@ -208,6 +208,23 @@ def fused_argmax_kernel(kind):
 
 KERNELS += [fused_argmax_kernel(kind) for kind in ("gumbel", "normal")]
 
+# The limits: the unavoidable work of the noise and fused kernels, alone, which perturb-bench
+# --limits times beside them (src/kernels/limits.c.j2): Philox words (`unroll` as the noise's),
+# logarithms, Box-Muller pairs.  Nothing in the library calls them.
+def limit_kernel(kind):
+    return Kernel(
+        op=f"limit_{kind}",
+        template="limits.c.j2",
+        ret="float",
+        params="pt_key key, const float *in, size_t n",
+        variants={isa.name: {"kind": kind, **({"unroll": UNROLL.get(isa.name, 4)}
+                                              if kind == "philox" else {})}
+                  for isa in ISAS},
+    )
+
+
+KERNELS += [limit_kernel(kind) for kind in ("philox", "log", "box_muller")]
+
 # Macro libraries the kernel templates import: inputs of the generator like the templates.
 LIBRARIES = ["noise_lib.j2", "fused_lib.j2"]
 
