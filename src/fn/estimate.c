@@ -46,8 +46,9 @@ static size_t place(unsigned want, unsigned term, size_t n, size_t m, size_t *ce
   return at;
 }
 
-int pt_estimate_layout(unsigned want, size_t n_in, size_t n_out, const pt_perturbation *p,
-                       int counted, pt_layout *l) {
+/* The layout with the Jacobian's band of jac_rows rows (n_out: all of them). */
+static int layout_rows(unsigned want, size_t n_in, size_t n_out, size_t jac_rows,
+                       const pt_perturbation *p, int counted, pt_layout *l) {
   const int loo = p->baseline == PT_BASELINE_LEAVE_ONE_OUT, blocks = p->block_diagonal;
   const unsigned loo_want = loo ? want : 0;
   /* the leave-one-out's derivatives but the vjp need the value's sums (the vjp sums its
@@ -59,17 +60,41 @@ int pt_estimate_layout(unsigned want, size_t n_in, size_t n_out, const pt_pertur
   l->at_value = place(counted ? 0 : sums, PT_WANT_VALUE, n_out, 1, &cells, &overflow);
   l->at_x_bar = place(want, PT_WANT_VJP, n_in, 1, &cells, &overflow);
   l->at_y_dot = place(want, PT_WANT_JVP, n_out, 1, &cells, &overflow);
-  l->at_jac = place(want, PT_WANT_JAC, n_out, n_in, &cells, &overflow);
+  l->at_jac = place(want, PT_WANT_JAC, jac_rows, n_in, &cells, &overflow);
   l->at_hess = place(want, PT_WANT_HESS, n_in, n_in, &cells, &overflow);
   l->at_loo_c = place(loo_want, PT_WANT_VJP, blocks ? n_in : 1, 1, &cells, &overflow);
   l->at_loo_t = place(loo_want, PT_WANT_JVP, blocks ? n_out : 1, 1, &cells, &overflow);
   /* (no call wants the vjp and the Jacobian at once) */
   l->at_loo_g = place(loo_want, PT_WANT_VJP | PT_WANT_JAC,
-                      blocks && (want & PT_WANT_JAC) ? n_out : 1, n_in, &cells, &overflow);
+                      blocks && (want & PT_WANT_JAC) ? jac_rows : 1, n_in, &cells, &overflow);
   l->at_loo_h = place(loo_want, PT_WANT_HESS, n_in, n_in, &cells, &overflow);
   l->cells = cells;
   l->counts = counted && (sums & PT_WANT_VALUE) ? n_out : 0;
   return !overflow;
+}
+
+int pt_estimate_layout(unsigned want, size_t n_in, size_t n_out, const pt_perturbation *p,
+                       int counted, pt_layout *l) {
+  return layout_rows(want, n_in, n_out, n_out, p, counted, l);
+}
+
+/* e's cells for its band of the Jacobian (jac_row0, jac_rows); 0 when they overflow. */
+static int lay_out(pt_estimator *e) {
+  pt_layout l;
+  if (!layout_rows(e->want, e->f->n_in, e->f->n_out, e->jac_rows, &e->p, e->counted, &l))
+    return 0;
+  e->at_value = l.at_value;
+  e->at_x_bar = l.at_x_bar;
+  e->at_y_dot = l.at_y_dot;
+  e->at_jac = l.at_jac;
+  e->at_hess = l.at_hess;
+  e->at_loo_c = l.at_loo_c;
+  e->at_loo_t = l.at_loo_t;
+  e->at_loo_g = l.at_loo_g;
+  e->at_loo_h = l.at_loo_h;
+  e->cells = l.cells;
+  e->counts = l.counts;
+  return 1;
 }
 
 pt_status pt_estimate_check(const pt_perturbation *p, const float *x, size_t n, int derivative) {
@@ -101,21 +126,10 @@ pt_status pt_estimator_begin(pt_estimator *e, const pt_fn *f, const pt_perturbat
   e->path = pt_fused_path(f, p, want);
   if (!e->path) e->path = &pt_generic_path;
   e->counted = e->path->counted;
-  pt_layout l;
-  if (!pt_estimate_layout(want, f->n_in, f->n_out, p, e->counted, &l))
+  e->jac_rows = f->n_out;
+  if (!lay_out(e))
     return pt_fail(PT_EOVERFLOW, "the sums of %zu inputs and %zu outputs are too many", f->n_in,
                    f->n_out);
-  e->at_value = l.at_value;
-  e->at_x_bar = l.at_x_bar;
-  e->at_y_dot = l.at_y_dot;
-  e->at_jac = l.at_jac;
-  e->at_hess = l.at_hess;
-  e->at_loo_c = l.at_loo_c;
-  e->at_loo_t = l.at_loo_t;
-  e->at_loo_g = l.at_loo_g;
-  e->at_loo_h = l.at_loo_h;
-  e->cells = l.cells;
-  e->counts = l.counts;
   if (pt_fn_too_big(e->cells, 1, sizeof(pt_xsum) + sizeof(double)))
     return pt_fail(PT_EOVERFLOW, "%zu sums are past PTRDIFF_MAX bytes", e->cells);
   return e->path->prepare(e);
@@ -269,10 +283,10 @@ static pt_status sum_ordered(const pt_estimator *e, uint64_t g0, uint64_t g1, si
   return st;
 }
 
-pt_status pt_estimator_sum(const pt_estimator *e, uint64_t m0, uint64_t m1, pt_sums *s) {
-  if (m0 >= m1) return PT_OK;
+/* pt_estimator_sum, its groups counted as progress when `units` (the call's owner of them). */
+static pt_status sum_groups(const pt_estimator *e, uint64_t m0, uint64_t m1, pt_sums *s,
+                            int units) {
   const uint64_t g0 = m0 / e->group, g1 = (m1 - 1) / e->group + 1;
-  const int units = pt_progress_units(g1 - g0);
   const int ordered = !e->thread_safe && e->path->call && e->staged_bytes;
   size_t tasks = 1;
   if ((e->thread_safe || ordered) && (double)(m1 - m0) * e->work >= PT_PARALLEL_MIN_WORK) {
@@ -322,6 +336,11 @@ pt_status pt_estimator_sum(const pt_estimator *e, uint64_t m0, uint64_t m1, pt_s
   return st;
 }
 
+pt_status pt_estimator_sum(const pt_estimator *e, uint64_t m0, uint64_t m1, pt_sums *s) {
+  if (m0 >= m1) return PT_OK;
+  return sum_groups(e, m0, m1, s, pt_progress_units((m1 - 1) / e->group + 1 - m0 / e->group));
+}
+
 /* ---- the estimate -------------------------------------------------------------------------- */
 
 static void write_cells(const pt_xsum *cell, float *out, size_t n, double by) {
@@ -349,9 +368,10 @@ static float loo_entry(double sum, double y_mean, double g, double by) {
   return (float)((sum - y_mean * g) * by);
 }
 
-/* by: (1/(M - 1))/sigma for the first derivatives, once more /sigma for the Hessian */
-static void write_loo(const loo_sums *q, unsigned want, size_t n_in, size_t n_out,
-                      const pt_outputs *out, double by, double by_hess) {
+/* by: (1/(M - 1))/sigma for the first derivatives, once more /sigma for the Hessian; the
+   Jacobian's rows [row0, row0 + rows) (the sums' band) */
+static void write_loo(const loo_sums *q, unsigned want, size_t n_in, size_t n_out, size_t row0,
+                      size_t rows, const pt_outputs *out, double by, double by_hess) {
   const pt_layout *l = q->l;
   if (want & PT_WANT_VJP) /* Ybar . y_bar: the mean cotangent (of i's segment) */
     for (size_t i = 0; i < n_in; i++)
@@ -363,12 +383,13 @@ static void write_loo(const loo_sums *q, unsigned want, size_t n_in, size_t n_ou
       out->y_dot[j] = loo_entry(cell_value(q, l->at_y_dot + j), output_mean(q, j),
                                 cell_value(q, l->at_loo_t + (q->blocks ? j : 0)), by);
   if (want & PT_WANT_JAC)
-    for (size_t j = 0; j < n_out; j++) {
+    for (size_t r = 0; r < rows; r++) {
+      const size_t j = row0 + r;
       const double y_mean = output_mean(q, j);
-      const size_t g = l->at_loo_g + (q->blocks ? j * n_in : 0);
+      const size_t g = l->at_loo_g + (q->blocks ? r * n_in : 0);
       for (size_t i = 0; i < n_in; i++)
         out->jac[j * n_in + i] =
-            loo_entry(cell_value(q, l->at_jac + j * n_in + i), y_mean, cell_value(q, g + i), by);
+            loo_entry(cell_value(q, l->at_jac + r * n_in + i), y_mean, cell_value(q, g + i), by);
     }
   if (want & PT_WANT_HESS)
     for (size_t k = 0; k < n_in * n_in; k++)
@@ -376,15 +397,18 @@ static void write_loo(const loo_sums *q, unsigned want, size_t n_in, size_t n_ou
                                cell_value(q, l->at_loo_h + k), by_hess);
 }
 
-void pt_estimate_write(const pt_sums *s, unsigned want, size_t n_in, size_t n_out,
-                       const pt_perturbation *p, int counted, const pt_outputs *out) {
+/* pt_estimate_write from the sums of the Jacobian's rows [row0, row0 + rows), into those rows
+   of out->jac; the value only when out->y (the first band's). */
+static void write_rows(const pt_sums *s, unsigned want, size_t n_in, size_t n_out, size_t row0,
+                       size_t rows, const pt_perturbation *p, int counted,
+                       const pt_outputs *out) {
   const float sigma = p->sigma;
   /* the score function's derivatives carry 1/sigma, f's own (pathwise) do not */
   const double mean = 1.0 / (double)p->samples;
   const double per_sigma = p->pathwise ? mean : mean / (double)sigma;
   pt_layout l;
-  pt_estimate_layout(want, n_in, n_out, p, counted, &l); /* checked when the sums were made */
-  if (want & PT_WANT_VALUE) {
+  layout_rows(want, n_in, n_out, rows, p, counted, &l); /* checked when the sums were made */
+  if ((want & PT_WANT_VALUE) && out->y) {
     if (counted) {
       for (size_t i = 0; i < n_out; i++) out->y[i] = (float)((double)s->count[i] * mean);
     } else {
@@ -394,13 +418,19 @@ void pt_estimate_write(const pt_sums *s, unsigned want, size_t n_in, size_t n_ou
   if (p->baseline == PT_BASELINE_LEAVE_ONE_OUT) {
     const loo_sums q = {s, &l, counted, p->block_diagonal, mean};
     const double by = (1.0 / (double)(p->samples - 1)) / (double)sigma;
-    write_loo(&q, want, n_in, n_out, out, by, by / (double)sigma);
+    write_loo(&q, want, n_in, n_out, row0, rows, out, by, by / (double)sigma);
     return;
   }
   if (want & PT_WANT_VJP) write_cells(s->cell + l.at_x_bar, out->x_bar, n_in, per_sigma);
   if (want & PT_WANT_JVP) write_cells(s->cell + l.at_y_dot, out->y_dot, n_out, per_sigma);
-  if (want & PT_WANT_JAC) write_cells(s->cell + l.at_jac, out->jac, n_out * n_in, per_sigma);
+  if (want & PT_WANT_JAC)
+    write_cells(s->cell + l.at_jac, out->jac + row0 * n_in, rows * n_in, per_sigma);
   if (want & PT_WANT_HESS) write_cells(s->cell + l.at_hess, out->hess, n_in * n_in, per_sigma / sigma);
+}
+
+void pt_estimate_write(const pt_sums *s, unsigned want, size_t n_in, size_t n_out,
+                       const pt_perturbation *p, int counted, const pt_outputs *out) {
+  write_rows(s, want, n_in, n_out, 0, n_out, p, counted, out);
 }
 
 static unsigned wanted(const pt_outputs *out) {
@@ -414,6 +444,52 @@ pt_key pt_estimate_key(const pt_perturbation *p, pt_key key, unsigned want) {
                                                                       : key;
 }
 
+/* ---- a large Jacobian, in bands of rows ----------------------------------------------------- */
+
+static size_t jacobian_tile = PT_JACOBIAN_TILE_BYTES;
+
+void pt_estimate_set_jacobian_tile(size_t bytes) {
+  jacobian_tile = bytes ? bytes : PT_JACOBIAN_TILE_BYTES;
+}
+
+/* The rows of a band of e's Jacobian whose sums (an exact sum and a group's double a cell, the
+   block-diagonal leave-one-out's loo_g as many again) fit jacobian_tile on one thread, at
+   least one: n_out when every row does, or e wants no Jacobian. */
+static size_t band_rows(const pt_estimator *e) {
+  const size_t n_out = e->f->n_out;
+  if (e->at_jac == SIZE_MAX) return n_out;
+  const int loo_rows = e->p.baseline == PT_BASELINE_LEAVE_ONE_OUT && e->p.block_diagonal;
+  /* at most the whole Jacobian's bytes, which pt_estimator_begin checked */
+  const size_t row = e->f->n_in * (sizeof(pt_xsum) + sizeof(double)) * (loo_rows ? 2 : 1);
+  const size_t rows = jacobian_tile / row;
+  return rows == 0 ? 1 : rows < n_out ? rows : n_out;
+}
+
+/* The estimate of a Jacobian too large for one band of sums: every sample summed once per band
+   of `rows` rows (the noise drawn and f run again each time), the band's rows written as it
+   finishes; the value, which every band sums alike, from the first.  out is a public call's
+   scratch (fn.c), which reaches the user's outputs only when every band has succeeded. */
+static pt_status estimate_bands(pt_estimator *e, size_t rows, const pt_outputs *out) {
+  const size_t n_out = e->f->n_out;
+  const uint64_t bands = (n_out - 1) / rows + 1;
+  /* one call's units: every band's groups */
+  const int units = pt_progress_units(bands * group_count(e->p.samples, e->group));
+  pt_status st = PT_OK;
+  for (size_t row0 = 0; row0 < n_out && st == PT_OK; row0 += rows) {
+    e->jac_row0 = row0;
+    e->jac_rows = n_out - row0 < rows ? n_out - row0 : rows;
+    lay_out(e); /* fewer cells than the whole layout's */
+    pt_sums s;
+    st = pt_sums_alloc(e, e->arena, &s);
+    if (st == PT_OK) st = sum_groups(e, 0, e->p.samples, &s, units);
+    const pt_outputs band = {row0 ? NULL : out->y, NULL, NULL, out->jac, NULL};
+    if (st == PT_OK)
+      write_rows(&s, e->want, e->f->n_in, n_out, row0, e->jac_rows, &e->p, e->counted, &band);
+    pt_sums_free(&s, e->arena);
+  }
+  return st;
+}
+
 /* One estimate wanting `want` of out's outputs, with the samples of `key`. */
 static pt_status estimate_one(const pt_fn *f, const pt_perturbation *p, pt_key key,
                               const float *x, const float *y_bar, const float *x_dot,
@@ -422,12 +498,16 @@ static pt_status estimate_one(const pt_fn *f, const pt_perturbation *p, pt_key k
   _Alignas(64) unsigned char local[PT_ARENA_BYTES];
   pt_arena arena = {local, sizeof local, 0};
   pt_status st = pt_estimator_begin(&e, f, p, key, x, y_bar, x_dot, want, &arena);
+  const size_t rows = st == PT_OK ? band_rows(&e) : 0;
   pt_sums s = {0};
-  if (st == PT_OK) st = pt_sums_alloc(&e, &arena, &s);
-  if (st == PT_OK) st = pt_estimator_sum(&e, 0, p->samples, &s);
-  if (st == PT_OK)
-    pt_estimate_write(&s, want, f->n_in, f->n_out, p, e.counted, out);
-  pt_sums_free(&s, &arena);
+  if (st == PT_OK && rows < f->n_out) {
+    st = estimate_bands(&e, rows, out);
+  } else {
+    if (st == PT_OK) st = pt_sums_alloc(&e, &arena, &s);
+    if (st == PT_OK) st = pt_estimator_sum(&e, 0, p->samples, &s);
+    if (st == PT_OK) pt_estimate_write(&s, want, f->n_in, f->n_out, p, e.counted, out);
+    pt_sums_free(&s, &arena);
+  }
   pt_estimator_end(&e);
   return st;
 }

@@ -100,6 +100,10 @@ struct pt_estimator {
   /* where each wanted term's sums start among the `cells` (SIZE_MAX: not wanted) */
   size_t at_value, at_x_bar, at_y_dot, at_jac, at_hess, cells;
   size_t at_loo_c, at_loo_t, at_loo_g, at_loo_h; /* the leave-one-out sums, above */
+  /* the Jacobian's band: its output rows [jac_row0, jac_row0 + jac_rows) have cells, at
+     at_jac + (j - jac_row0) n_in (the block-diagonal leave-one-out's loo_g likewise); every
+     row (0, n_out) unless a large Jacobian is summed in bands (estimate.c) */
+  size_t jac_row0, jac_rows;
   int counted;                /* the path counts the value (path->counted) */
   size_t counts;              /* n_out when the value is counted and wanted (or the
                                  leave-one-out's derivatives need it), else 0 */
@@ -111,6 +115,21 @@ struct pt_estimator {
   int thread_safe;            /* run may be called from several threads at once */
   double work;                /* about how many element-operations a sample costs */
 };
+
+/* Row j of the Jacobian's sums among a group's `sums`, whose rows start at `at` (at_jac, or a
+   block-diagonal leave-one-out's at_loo_g): NULL when j is outside e's band, so that every
+   path adds the terms of the band's rows alone, each as it would unbanded. */
+static inline double *pt_jac_row(const pt_estimator *e, double *sums, size_t at, size_t j) {
+  return j - e->jac_row0 < e->jac_rows ? sums + at + (j - e->jac_row0) * e->f->n_in : NULL;
+}
+
+/* A Jacobian whose band of every row would take more than this many bytes of sums on one
+   thread (an exact sum and a group's double per cell) is summed in bands of fewer rows, all
+   the samples once per band (pt_fn_jacobian(3)): its extra memory is then about this much
+   per thread.  pt_estimate_set_jacobian_tile sets another size (0: this one), for the tests
+   to band small Jacobians. */
+#define PT_JACOBIAN_TILE_BYTES ((size_t)8 << 20)
+void pt_estimate_set_jacobian_tile(size_t bytes);
 
 /* The sums of a range of groups: the payload of a partial. */
 typedef struct pt_sums {

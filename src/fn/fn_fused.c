@@ -105,10 +105,14 @@ void pt_fused_loo_sums(const pt_estimator *e, const pt_fused_terms *terms, doubl
   if (e->at_loo_t != SIZE_MAX) block_sums_into(terms, terms->t_sum, sums + e->at_loo_t, spread);
   if (e->at_loo_g == SIZE_MAX) return;
   double *g = sums + e->at_loo_g;
-  if (spread && (e->want & PT_WANT_JAC)) { /* every row of a block, over the block's columns */
+  if (spread && (e->want & PT_WANT_JAC)) { /* every row of a block in the band, over the block's
+                                              columns */
     for (size_t b = 0; b < terms->blocks; b++)
-      for (size_t j = at[b]; j < at[b + 1]; j++)
-        for (size_t i = at[b]; i < at[b + 1]; i++) g[j * n + i] += terms->g_sum[i];
+      for (size_t j = at[b]; j < at[b + 1]; j++) {
+        double *row = pt_jac_row(e, sums, e->at_loo_g, j);
+        if (row)
+          for (size_t i = at[b]; i < at[b + 1]; i++) row[i] += terms->g_sum[i];
+      }
   } else {
     for (size_t i = 0; i < n; i++) g[i] += terms->g_sum[i];
   }
@@ -128,20 +132,21 @@ void pt_one_hot_tile(const pt_estimator *e, const pt_one_hot *h, const pt_fused_
                      const int32_t *winner, size_t stride, size_t rows, double *sums) {
   const size_t n = e->f->n_in, blocks = terms->blocks, *o = h->offsets, *slot_at = h->slot_at;
   const int bd = e->p.block_diagonal;
-  double *y_dot = pt_fused_sums_at(sums, e->at_y_dot), *jac = pt_fused_sums_at(sums, e->at_jac);
+  double *y_dot = pt_fused_sums_at(sums, e->at_y_dot);
   if (y_dot)
     for (size_t r = 0; r < rows; r++)
       for (size_t s = 0; s < h->segments; s++)
         for (size_t j = slot_at[s]; j < slot_at[s + 1]; j++)
           y_dot[winner[j * stride + r]] += terms->t[r * blocks + block_of(e, s)];
-  if (jac)
+  if (e->at_jac != SIZE_MAX)
     for (size_t r = 0; r < rows; r++) {
       const float *gr = terms->g + r * n;
       for (size_t s = 0; s < h->segments; s++) {
         const size_t i0 = bd ? o[s] : 0, i1 = bd ? o[s + 1] : n;
         for (size_t j = slot_at[s]; j < slot_at[s + 1]; j++) {
-          double *row = jac + (size_t)winner[j * stride + r] * n;
-          for (size_t i = i0; i < i1; i++) row[i] += gr[i];
+          double *row = pt_jac_row(e, sums, e->at_jac, (size_t)winner[j * stride + r]);
+          if (row)
+            for (size_t i = i0; i < i1; i++) row[i] += gr[i];
         }
       }
     }
@@ -151,14 +156,14 @@ void pt_one_hot_group(const pt_estimator *e, const pt_one_hot *h, const pt_fused
                       double *sums) {
   const size_t n = e->f->n_in, *o = h->offsets;
   const int bd = e->p.block_diagonal;
-  double *y_dot = pt_fused_sums_at(sums, e->at_y_dot), *jac = pt_fused_sums_at(sums, e->at_jac);
+  double *y_dot = pt_fused_sums_at(sums, e->at_y_dot);
   if (e->p.baseline == PT_BASELINE_F_X)
     for (size_t s = 0; s < h->segments; s++)
       for (size_t j = h->slot_at[s]; j < h->slot_at[s + 1]; j++) {
         if (y_dot) y_dot[h->base[j]] -= terms->t_sum[block_of(e, s)];
-        if (jac) {
+        double *row = e->at_jac == SIZE_MAX ? NULL : pt_jac_row(e, sums, e->at_jac, h->base[j]);
+        if (row) {
           const size_t i0 = bd ? o[s] : 0, i1 = bd ? o[s + 1] : n;
-          double *row = jac + (size_t)h->base[j] * n;
           for (size_t i = i0; i < i1; i++) row[i] -= terms->g_sum[i];
         }
       }

@@ -136,16 +136,17 @@ static void max_values(const pt_estimator *e, const pt_fused_argmax_job *job, si
 /* The max's pathwise derivatives from the group's counts. */
 static void max_derivatives(const pt_estimator *e, const argmax_prep *pr, const uint64_t *count,
                             double *sums) {
-  const size_t n = e->f->n_in;
   double *x_bar = pt_fused_sums_at(sums, e->at_x_bar);
-  double *y_dot = pt_fused_sums_at(sums, e->at_y_dot), *jac = pt_fused_sums_at(sums, e->at_jac);
-  for (size_t seg = 0; seg < pr->segments; seg++)
+  double *y_dot = pt_fused_sums_at(sums, e->at_y_dot);
+  for (size_t seg = 0; seg < pr->segments; seg++) {
+    double *row = e->at_jac == SIZE_MAX ? NULL : pt_jac_row(e, sums, e->at_jac, seg);
     for (size_t i = pr->offsets[seg]; i < pr->offsets[seg + 1]; i++) {
       const double won = (double)count[i];
       if (x_bar) x_bar[i] += won * (double)e->y_bar[seg];
       if (y_dot) y_dot[seg] += won * (double)e->x_dot[i];
-      if (jac) jac[seg * n + i] += won;
+      if (row) row[i] += won;
     }
+  }
 }
 
 static pt_status argmax_run(const pt_estimator *e, void *scratch, uint64_t m0, uint64_t m1,

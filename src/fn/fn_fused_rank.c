@@ -45,18 +45,18 @@ static void ranking_sample(const pt_estimator *e, const rank_prep *pr, const pt_
                            size_t r, double *sums, uint64_t *counts) {
   const size_t n = e->f->n_in;
   const int32_t *yr = job->rank + r * n;
-  double *y_dot = pt_fused_sums_at(sums, e->at_y_dot), *jac = pt_fused_sums_at(sums, e->at_jac);
+  double *y_dot = pt_fused_sums_at(sums, e->at_y_dot);
   const double baseline = pr->baseline ? 1.0 : 0.0;
   if (counts)
     for (size_t i = 0; i < n; i++) counts[i] += (uint64_t)yr[i];
   if (y_dot)
     for (size_t i = 0; i < n; i++)
       y_dot[i] += ((double)yr[i] - baseline * (double)pr->base[i]) * job->terms.t[r];
-  if (jac) {
+  if (e->at_jac != SIZE_MAX) { /* the rows of the band */
     const float *gr = job->terms.g + r * n;
-    for (size_t j = 0; j < n; j++) {
+    for (size_t j = e->jac_row0; j < e->jac_row0 + e->jac_rows; j++) {
       const double d = (double)yr[j] - baseline * (double)pr->base[j];
-      double *row = jac + j * n;
+      double *row = pt_jac_row(e, sums, e->at_jac, j);
       if (d != 0.0)
         for (size_t i = 0; i < n; i++) row[i] += d * gr[i];
     }
@@ -71,21 +71,25 @@ static void permutation_sample(const pt_estimator *e, const rank_prep *pr,
                                uint64_t *counts) {
   const size_t n = e->f->n_in;
   const int32_t *yr = job->rank + r * n;
-  double *y_dot = pt_fused_sums_at(sums, e->at_y_dot), *jac = pt_fused_sums_at(sums, e->at_jac);
+  double *y_dot = pt_fused_sums_at(sums, e->at_y_dot);
+  const int jac = e->at_jac != SIZE_MAX;
   if (counts)
     for (size_t i = 0; i < n; i++) counts[(size_t)yr[i] * n + i]++;
   for (size_t i = 0; (y_dot || jac) && i < n; i++) {
     const size_t won = (size_t)yr[i] * n + i, lost = (size_t)pr->base[i] * n + i;
     const int moved = pr->baseline && won != lost;
+    /* the Jacobian's rows won and lost, when in the band */
+    double *won_row = jac ? pt_jac_row(e, sums, e->at_jac, won) : NULL;
+    double *lost_row = jac ? pt_jac_row(e, sums, e->at_jac, lost) : NULL;
     if (!pr->baseline || moved) {
       if (y_dot) y_dot[won] += job->terms.t[r];
-      if (jac)
-        for (size_t k = 0; k < n; k++) jac[won * n + k] += job->terms.g[r * n + k];
+      if (won_row)
+        for (size_t k = 0; k < n; k++) won_row[k] += job->terms.g[r * n + k];
     }
     if (moved) {
       if (y_dot) y_dot[lost] -= job->terms.t[r];
-      if (jac)
-        for (size_t k = 0; k < n; k++) jac[lost * n + k] -= job->terms.g[r * n + k];
+      if (lost_row)
+        for (size_t k = 0; k < n; k++) lost_row[k] -= job->terms.g[r * n + k];
     }
   }
 }
@@ -100,15 +104,18 @@ static void sort_sample(const pt_estimator *e, const rank_prep *pr, const pt_fus
   const float *keys = job->keys + r * n;
   double *value = pt_fused_sums_at(sums, e->at_value);
   double *x_bar = pt_fused_sums_at(sums, e->at_x_bar);
-  double *y_dot = pt_fused_sums_at(sums, e->at_y_dot), *jac = pt_fused_sums_at(sums, e->at_jac);
+  double *y_dot = pt_fused_sums_at(sums, e->at_y_dot);
   if (value)
     for (size_t i = 0; i < n; i++) value[yr[i]] += keys[i];
   if (x_bar)
     for (size_t i = 0; i < n; i++) x_bar[i] += e->y_bar[yr[i]];
   if (y_dot)
     for (size_t i = 0; i < n; i++) y_dot[yr[i]] += e->x_dot[i];
-  if (jac)
-    for (size_t i = 0; i < n; i++) jac[(size_t)yr[i] * n + i] += 1.0;
+  if (e->at_jac != SIZE_MAX)
+    for (size_t i = 0; i < n; i++) {
+      double *row = pt_jac_row(e, sums, e->at_jac, (size_t)yr[i]);
+      if (row) row[i] += 1.0;
+    }
 }
 
 static pt_status rank_prepare(pt_estimator *e) {

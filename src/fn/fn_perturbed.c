@@ -190,11 +190,11 @@ static void accumulate(const pt_estimator *e, double *sums, const float *y, cons
     for (size_t j = 0; j < n_out; j++) y_dot[j] += d[j] * t;
     if (e->at_loo_t != SIZE_MAX) sums[e->at_loo_t] += t;
   }
-  if (e->at_jac != SIZE_MAX) {
-    double *jac = sums + e->at_jac;
-    for (size_t j = 0; j < n_out; j++)
-      for (size_t i = 0; i < n_in; i++) jac[j * n_in + i] += d[j] * (double)g[i];
-  }
+  if (e->at_jac != SIZE_MAX) /* the rows of the band */
+    for (size_t j = e->jac_row0; j < e->jac_row0 + e->jac_rows; j++) {
+      double *row = pt_jac_row(e, sums, e->at_jac, j);
+      for (size_t i = 0; i < n_in; i++) row[i] += d[j] * (double)g[i];
+    }
   if (e->at_loo_g != SIZE_MAX)
     for (size_t i = 0; i < n_in; i++) sums[e->at_loo_g + i] += (double)g[i];
   if (e->at_hess != SIZE_MAX) {
@@ -262,9 +262,12 @@ static void pathwise_sums(const pt_estimator *e, const float *y, const float *dy
     for (size_t j = 0; j < n_out; j++) sums[e->at_y_dot + j] += dy[j];
     dy += n_out;
   }
-  if (e->at_jac != SIZE_MAX)
-    for (size_t c = 0; c < n_out * n_in; c++)
-      sums[e->at_jac + c] += w ? (double)dy[c] * w[c % n_in] : dy[c];
+  if (e->at_jac != SIZE_MAX) /* the rows of the band, of f's whole Jacobian at the sample */
+    for (size_t j = e->jac_row0; j < e->jac_row0 + e->jac_rows; j++) {
+      double *row = pt_jac_row(e, sums, e->at_jac, j);
+      const float *dj = dy + j * n_in;
+      for (size_t i = 0; i < n_in; i++) row[i] += w ? (double)dj[i] * w[i] : dj[i];
+    }
 }
 
 /* The three steps of samples [m0, m1) in a buffer of at least that many rows: their noise, inputs
