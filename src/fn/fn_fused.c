@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /* The fused paths of perturbed built-ins (estimate.h's pt_path): the noise of each tile of
    samples is generated, used and dropped inside one kernel (src/kernels/fused_*.c.j2), so memory
-   is O(n + tile) per thread, never O(M n) (the Jacobian's n x n sums aside).  Each path
-   (fn_fused_argmax.c, fn_fused_topk.c, fn_fused_rank.c) sets its kernel's job up and turns the
+   is O(n + tile) per thread, never O(M n) (the Jacobian's sums aside: at most
+   PT_JACOBIAN_TILE_BYTES a thread, in bands of rows, estimate.c).  Each path (fn_fused_argmax.c,
+   fn_fused_topk.c, fn_fused_rank.c) sets its kernel's job up and turns the
    kernel's per-sample results into the terms of estimate.h, within one group of samples; this
    file holds what they share (the one-hot built-ins' terms among them) and chooses the path of
    a function. */
