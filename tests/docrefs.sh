@@ -67,7 +67,7 @@ for r in $refs; do
 done
 
 # Paths of the tree.
-refs=$(scan '(^|[^A-Za-z0-9_-])(docs|man|src|tests|gen|bench|examples)/[A-Za-z0-9_.*/+-]*[A-Za-z0-9_*/+-][{<]?' |
+refs=$(scan '(^|[^A-Za-z0-9_/-])(docs|man|src|tests|gen|bench|examples|python)/[A-Za-z0-9_.*/+-]*[A-Za-z0-9_*/+-][{<]?' |
   sed 's|^\([^:]*:[0-9]*:\)[^a-z]|\1|')
 for r in $refs; do
   ref=${r#*:*:}
