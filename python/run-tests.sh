@@ -10,7 +10,7 @@ if ! "$PYTHON_MODULE" -c 'import pytest' 2>/dev/null; then
   exit 1
 fi
 log=python/pytest.out
-PYTHONPATH="$top_builddir/python/inplace" \
+PYTHONDONTWRITEBYTECODE=1 PYTHONPATH="$top_builddir/python/inplace" \
 LD_LIBRARY_PATH="$top_builddir/.libs${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}" \
   "$PYTHON_MODULE" -m pytest -q -p no:cacheprovider -ra "$top_srcdir/python/tests" >"$log" 2>&1
 rc=$?
