@@ -271,7 +271,20 @@ class PerturbedFun:
             return _concat(leaves, plan.flat.ndim - 1).reshape(plan.flat.shape[:-1] + (n,))
         return _floats(v, "a cotangent or tangent").reshape(plan.flat.shape[:-1] + (n,))
 
+    def _fast(self, x):
+        """The built-in's perturbed Fn for a 1-D C-contiguous float32 x whose output has x's
+        shape, else None: the common call, without _plan's conversions (about 2 us less)."""
+        if (type(x) is np.ndarray and x.ndim == 1 and x.dtype == np.float32 and
+                x.flags.c_contiguous and isinstance(self.fun, _Builtin)):
+            fn = self._cache.get(x.shape[0])
+            if fn is not None and fn.n_out == x.shape[0]:
+                return fn
+        return None
+
     def __call__(self, key, x):
+        fn = self._fast(x)
+        if fn is not None:
+            return fn.eval(key, x)
         p = self._plan(x, 0)
         return p.outputs(p.fn.eval(key, p.flat))
 
@@ -281,6 +294,9 @@ class PerturbedFun:
 
     def vjp(self, key, x, y_bar):
         """J(x)^T y_bar: y_bar shaped like the output, the result like x."""
+        fn = self._fast(x)
+        if fn is not None and type(y_bar) is np.ndarray and y_bar.shape == x.shape:
+            return fn.vjp(key, x, y_bar)
         p = self._plan(x, 0)
         return p.inputs(p.fn.vjp(key, p.flat, self._floats_like(p, y_bar, p.fn.n_out)))
 
