@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /* The share of vectors for which the fused Gumbel argmax's value path (src/kernels/
-   fused_argmax.c.j2, argmin_segment_bounded and argmin_short) still takes the logarithm,
+   fused_argmax.c.j2's argmin_segment_bounded) still takes the logarithm,
    counted outside the library by the kernel's rule on the stream's uniforms (pt_noise_fill; the
    keys through libm's logf, which may differ from SLEEF's in the last place):
    perturbed-bench's logits (uniform in [-1, 1], sigma 0.5), one segment, PT_LANES of 8 (AVX2)
@@ -14,7 +14,7 @@
 
 #include "perturb.h"
 
-enum { SHORT = 16 }; /* PT_FUSED_SHORT: up to it, one sample per lane */
+enum { SHORT = 16 }; /* PT_FUSED_SHORT: samples up to it take every logarithm */
 
 /* the kernel's none_below for one lane: (1 - u) a, rounded once, above least (1 + 2^-19) */
 static int above(float u, float a, float least) { return (1.0f - u) * a > least * (1.0f + 0x1p-19f); }
@@ -35,25 +35,6 @@ static void long_samples(const float *u, const float *a, size_t d, size_t m, siz
       for (size_t l = 0; l < live; l++) least = fminf(least, -logf(ur[j + l]) * a[j + l]);
     }
   }
-}
-
-/* samples of at most SHORT inputs, `lanes` at a time: input i of each group takes the
-   logarithm when some lane is not above its own sample's best */
-static void short_samples(const float *u, const float *a, size_t d, size_t m, size_t lanes,
-                          double *taken, double *vectors) {
-  float best[16];
-  for (size_t r0 = 0; r0 + lanes <= m; r0 += lanes)
-    for (size_t i = 0; i < d; i++) {
-      int take = i == 0;
-      for (size_t l = 0; l < lanes && !take; l++) take = !above(u[(r0 + l) * d + i], a[i], best[l]);
-      *vectors += 1;
-      if (!take) continue;
-      *taken += 1;
-      for (size_t l = 0; l < lanes; l++) {
-        const float k = -logf(u[(r0 + l) * d + i]) * a[i];
-        best[l] = i == 0 || k < best[l] ? k : best[l];
-      }
-    }
 }
 
 int main(int argc, char **argv) {
@@ -78,7 +59,10 @@ int main(int argc, char **argv) {
     printf("%8zu", d);
     for (size_t lanes = 8; lanes <= 16; lanes *= 2) {
       double taken = 0, vectors = 0;
-      (d <= SHORT ? short_samples : long_samples)(u, a, d, m, lanes, &taken, &vectors);
+      if (d <= SHORT) /* the kernel keeps the full noise of short samples */
+        taken = vectors = 1;
+      else
+        long_samples(u, a, d, m, lanes, &taken, &vectors);
       printf(" %11.2f%%", 100.0 * taken / vectors);
     }
     printf("\n");
