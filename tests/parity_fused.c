@@ -459,15 +459,60 @@ static int fused_against_reference(const fused_input *in, const fused_run *run, 
   return bad;
 }
 
-static int fused_same(const fused_input *in, const fused_run *a, const fused_run *b) {
+/* The same winners, counts and winners' noise, bit for bit. */
+static int winners_same(const fused_input *in, const fused_run *a, const fused_run *b) {
   for (size_t s = 0; s < in->segments; s++)
     if (memcmp(a->winner + s * a->job.stride, b->winner + s * b->job.stride,
                in->rows * sizeof(int32_t)) ||
         memcmp(a->winner_noise + s * a->job.stride, b->winner_noise + s * b->job.stride,
                in->rows * sizeof(float)))
       return 0;
-  return memcmp(a->count, b->count, in->n * sizeof(uint64_t)) == 0 &&
-         terms_same(in, &a->terms, &b->terms);
+  return memcmp(a->count, b->count, in->n * sizeof(uint64_t)) == 0;
+}
+
+static int fused_same(const fused_input *in, const fused_run *a, const fused_run *b) {
+  return winners_same(in, a, b) && terms_same(in, &a->terms, &b->terms);
+}
+
+/* The value alone (a job wanting no terms: the Gumbel kernel then scans the uniforms and takes
+   a logarithm only where a key may still win) against the same kernel's run with every term,
+   which has each input's noise: the same winners, counts and winners' noise, bit for bit. */
+static void value_against_terms(fused_kernel kernel, const fused_input *in, const fused_run *with,
+                                const char *isa, const char *what, pt_parity_result *res) {
+  fused_run value;
+  if (run_alloc(&value, in) != 0) {
+    pt_parity_fail(res, "out of memory");
+  } else {
+    pt_fused_terms *t = &value.job.terms;
+    t->y_bar = t->x_dot = NULL;
+    t->g = NULL;
+    t->g_sum = t->c_sum = t->t_sum = NULL;
+    kernel(&value.job, in->m0, in->rows);
+    if (!winners_same(in, &value, with))
+      pt_parity_fail(res, "fused_argmax %s: the value alone differs from the run with terms "
+                          "(%s, n %zu, %zu segments, m0 %llu, rows %zu%s)",
+                     isa, what, in->n, in->segments, (unsigned long long)in->m0, in->rows,
+                     in->antithetic ? ", antithetic" : "");
+  }
+  run_free(&value);
+}
+
+/* value_against_terms on x scaled by 1e4 (finite): most a_i overflow to +inf and their keys tie
+   at +inf, the rest span the floats, where the bound of the skipped inputs is tightest. */
+static void value_on_spread(fused_kernel kernel, const pt_kernel_table *scalar, const fused_input *in,
+                            const char *isa, pt_parity_result *res) {
+  static fused_input wide;
+  wide = *in;
+  for (size_t i = 0; i < wide.n; i++) wide.x[i] *= 1e4f;
+  fused_coefficients(&wide, scalar);
+  fused_run with;
+  if (run_alloc(&with, &wide) != 0) {
+    pt_parity_fail(res, "out of memory");
+  } else {
+    kernel(&with.job, wide.m0, wide.rows);
+    value_against_terms(kernel, &wide, &with, isa, "x times 1e4", res);
+  }
+  run_free(&with);
 }
 
 /* Each winner's noise is the stream's at its word, bit for bit as the scalar noise kernel
@@ -503,8 +548,11 @@ static void parity_fused(int gumbel, const pt_kernel_table *k, const pt_kernel_t
   if (run_alloc(&run, &in) != 0 || run_alloc(&want, &in) != 0) {
     pt_parity_fail(res, "out of memory");
   } else {
-    (gumbel ? k->fused_argmax_gumbel : k->fused_argmax_normal)(&run.job, in.m0, in.rows);
+    const fused_kernel kernel = gumbel ? k->fused_argmax_gumbel : k->fused_argmax_normal;
+    kernel(&run.job, in.m0, in.rows);
     (gumbel ? scalar->fused_argmax_gumbel : scalar->fused_argmax_normal)(&want.job, in.m0, in.rows);
+    value_against_terms(kernel, &in, &run, pt_isa_name(k->isa), "the case's x", res);
+    value_on_spread(kernel, scalar, &in, pt_isa_name(k->isa), res);
     if (!fused_same(&in, &run, &want))
       pt_parity_fail(
           res, "fused_argmax_%s %s differs from scalar (n %zu, %zu segments in %zu blocks, m0 "

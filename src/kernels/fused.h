@@ -26,6 +26,12 @@
    ways give the same bits.  A threshold (vf_load_stride's largest stride), not a width. */
 #define PT_FUSED_SHORT 16
 
+/* Mean inputs per segment from which the Gumbel argmax's value alone scans the uniforms and
+   takes a logarithm only where a key may win (src/kernels/fused_argmax.c.j2): at d = 1000
+   8% of the AVX-512 vectors still take it, at d = 100 39%, one by one instead of four at a
+   time, and d = 100 was 1.6x slower that way.  A threshold of speed, not of the bits. */
+#define PT_FUSED_BOUNDED 512
+
 /* Floats every per-row buffer of a job carries past its end: a whole-vector store of a row's
    last elements stays inside it, and so do the strided loads of a short tile's last lanes
    (up to PT_LANES samples of PT_FUSED_SHORT inputs, plus the PT_LANES past the last that
