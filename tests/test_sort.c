@@ -15,9 +15,10 @@
 #include "gen/isas.h" /* PT_ISA_COUNT: the ISAs of gen/kernel_table.py */
 #include "reference.h"
 
-/* The row lengths of the known-answer tests: each method, its edges and non-powers of two. */
+/* The row lengths of the known-answer tests: each method, its edges (the radix crossovers of
+   gen/kernel_table.py among them) and non-powers of two. */
 static const size_t lengths[] = {1, 2, 3, 5, 8, 16, 17, 31, 32, 33, 64, 65, 100, 128, 129, 256,
-                                 300, 1000, 1023, 1024, 1025, 2049, 4099};
+                                 300, 383, 384, 1000, 1023, 1024, 1025, 2049, 4095, 4096, 4099};
 #define N_LENGTHS (sizeof lengths / sizeof lengths[0])
 
 /* Checks one row on every supported ISA against the wanted permutation (and its inverse). */
