@@ -89,13 +89,19 @@ def sort_variants(output):
     block_vectors: 64-bit key vectors sorted at once in registers (the network's size; 16
     measured faster than 8 on AVX2 too, its spills to L1 costing less than a merge pass);
     columns_max_d: rows up to this length are counted PT_LANES rows at a time, one per lane
-    (0: never).  Measured on Zen 4, ns per element: AVX-512 argsort d=5 1.54 -> 0.73, d=8
+    (0: never);
+    radix_min: shortest row radix sorted (src/kernels/sort.h, above PT_SORT_RADIX_FLOOR), where
+    the scalar radix sort stopped being slower than the ISA's merges (perturb-bench argsort_rows
+    at d = 384 to 4096, radix against merges): about 384 for scalar, 1024 for AVX2, 4096 for
+    AVX-512; NEON, unmeasured, takes AVX2's.
+    Measured on Zen 4, ns per element: AVX-512 argsort d=5 1.54 -> 0.73, d=8
     1.27 -> 0.77, ranks d=5 1.03 -> 0.68, d=8 0.81 -> 0.72; AVX2 ranks d=5 0.80 -> 0.82 and
     d=8 0.40 -> 1.04 (a row of 8 fills its vector already), so AVX2 keeps one row at a time;
     NEON, unmeasured, does too: the defaults are AVX2's."""
-    return per_isa({"count_max": 80, "block_vectors": 16, "columns_max_d": 0, "output": output},
-                   scalar={"count_max": 4},
-                   avx512={"count_max": 96, "columns_max_d": 8})
+    return per_isa({"count_max": 80, "block_vectors": 16, "columns_max_d": 0, "radix_min": 1024,
+                    "output": output},
+                   scalar={"count_max": 4, "radix_min": 384},
+                   avx512={"count_max": 96, "columns_max_d": 8, "radix_min": 4096})
 
 
 KERNELS = [
@@ -293,6 +299,8 @@ ISA_BOUND_PARAMS = {"rank_fn"}
 FORCED_TUNINGS = [
     # count_max 1: rows of two or more elements all through the sorting networks and merges
     (("argsort_rows", "rank_rows"), {"count_max": 1}),
+    # radix_min just above the floor: rows from 257 elements on through the radix sort
+    (("argsort_rows", "rank_rows"), {"radix_min": 257}),
 ]
 
 # A kernel rendered for `isa` with `params` in place of its own; label names what differs.

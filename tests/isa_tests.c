@@ -43,10 +43,11 @@ static void check_variant(const pt_test_variant *v, const pt_kernel_table *base,
 }
 
 /* The variants run on the battery's cases of rows up to this long: every length from 1, strided
-   and packed, and the tall matrices.  A tuning chooses among paths by row length at most up to
-   count_max (96 in the table today), and longer rows all take the same networks and merges
-   whatever it is, so the long cases, a third of the battery's time natively and far more under
-   qemu, would only repeat the real kernels' checks. */
+   and packed, and the tall matrices.  A tuning chooses among paths by row length up to
+   count_max (96 in the table today) and from radix_min (forced down to 257 in a variant), and
+   the rows between take the same networks and merges whatever it is, so the long cases, a
+   third of the battery's time natively and far more under qemu, would only repeat the real
+   kernels' checks. */
 #define VARIANT_MAX_D 300
 
 int pt_isa_variants_check(pt_isa isa, pt_parity_result *res) {

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /* pt_argsort_rows and pt_rank_rows through the public API: known answers for every ordering
-   rule at lengths that reach each method (counting, register network, merges), the identity
+   rule at lengths that reach each method (counting, register network, merges, radix), the identity
    rank = argsort(argsort(x)), strides, long rows, and every bad input (a clear status and
    nothing written).  Parity across ISAs on the full battery is tests/test_parity.c. */
 #include <criterion/criterion.h>
@@ -15,9 +15,10 @@
 #include "gen/isas.h" /* PT_ISA_COUNT: the ISAs of gen/kernel_table.py */
 #include "reference.h"
 
-/* The row lengths of the known-answer tests: each method, its edges and non-powers of two. */
+/* The row lengths of the known-answer tests: each method, its edges (the radix crossovers of
+   gen/kernel_table.py among them) and non-powers of two. */
 static const size_t lengths[] = {1, 2, 3, 5, 8, 16, 17, 31, 32, 33, 64, 65, 100, 128, 129, 256,
-                                 300, 1000, 4099};
+                                 300, 383, 384, 1000, 1023, 1024, 1025, 2049, 4095, 4096, 4099};
 #define N_LENGTHS (sizeof lengths / sizeof lengths[0])
 
 /* Checks one row on every supported ISA against the wanted permutation (and its inverse). */
@@ -98,6 +99,39 @@ Test(sort, sorted_and_reversed_rows) {
     free(x);
     free(want);
   }
+}
+
+/* Rows long enough for the radix sort whose keys share digits, so that its passes are skipped:
+   one value throughout (every digit constant: index order), and values a few ulps apart, of
+   either sign and around zero (only the low digits vary), against the wanted permutation. */
+Test(sort, radix_rows_with_constant_digits) {
+  static const float base[] = {1.0f, -3.0f, 0.0f, 0x1p-130f};
+  const size_t d = 5003;
+  float *x = malloc(d * sizeof *x);
+  int32_t *want = malloc(d * sizeof *want);
+  cr_assert(x && want);
+  for (size_t i = 0; i < d; i++) {
+    x[i] = i % 2 ? -0.0f : 0.0f; /* one class */
+    want[i] = (int32_t)i;
+  }
+  expect_sorted(x, d, want);
+  for (size_t b = 0; b < sizeof base / sizeof base[0]; b++) {
+    for (size_t i = 0; i < d; i++) {
+      x[i] = base[b];
+      want[i] = (int32_t)i;
+    }
+    expect_sorted(x, d, want);
+    /* x_i = base + (i % 7) ulps upwards: classes 0..6 in index order */
+    for (size_t i = 0; i < d; i++) x[i] = base[b];
+    for (size_t i = 0; i < d; i++)
+      for (size_t u = 0; u < i % 7; u++) x[i] = nextafterf(x[i], INFINITY);
+    size_t p = 0;
+    for (size_t cls = 0; cls < 7; cls++)
+      for (size_t i = cls; i < d; i += 7) want[p++] = (int32_t)i;
+    expect_sorted(x, d, want);
+  }
+  free(x);
+  free(want);
 }
 
 /* rank = argsort(argsort(x)), with the permutation itself sorted as floats (exact below 2^24),

@@ -138,7 +138,7 @@ static void sort_task(void *p, size_t i) {
 
 pt_status pt_split_sort_rows(const pt_kernel_table *k, int ranks, const float *x, size_t rows,
                              size_t d, size_t ld, int32_t *out, size_t ld_out) {
-  if (d > SIZE_MAX / (2 * sizeof(int64_t)) - PT_SORT_SLACK)
+  if (d > SIZE_MAX / (2 * sizeof(int64_t)) - PT_SORT_SLACK - PT_SORT_COUNTS)
     return pt_fail(PT_EOVERFLOW, "d is %zu, too long a row for the sort's work space", d);
   sort_job j = {ranks ? k->rank_rows : k->argsort_rows, x, rows, d, ld, ld_out,
                 min_size(pt_split_tasks(pt_sort_units(rows, d), PT_GRAIN_SORT), rows), out, NULL};
