@@ -84,7 +84,7 @@ static void check_call(fuzz_input *in, const pt_fn *f) {
   const pt_status s = compute(op, f, key, x, v, batch, out);
   pt_alloc_fail_after(PT_ALLOC_NEVER_FAIL);
   if (s != PT_OK) {
-    fuzz_check(fuzz_untouched(out, floats * sizeof *out));
+    fuzz_check(fuzz_untouched(out, floats * sizeof *out) && pt_last_error()[0] != '\0');
     fuzz_check(s != PT_ENOMEM || failing != PT_ALLOC_NEVER_FAIL);
     fuzz_check(s != PT_ECALLBACK && s != PT_ECANCELED);
     if (s == PT_ENOMEM) { /* still usable: the call without the failure succeeds or refuses */

@@ -38,7 +38,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   const pt_status s = pt_noise_fill(kind, key, offset, out, n);
   const int overflow = n > 0 && offset + (n - 1) < offset;
   if (s != PT_OK) {
-    fuzz_check(fuzz_untouched(out, (n + 1) * sizeof *out));
+    fuzz_check(fuzz_untouched(out, (n + 1) * sizeof *out) && pt_last_error()[0] != '\0');
     fuzz_check(kind == 3 ? s == PT_EINVAL : overflow && s == PT_EOVERFLOW);
   } else {
     fuzz_check(kind != 3 && !overflow && fuzz_untouched(out + n, sizeof *out));

@@ -118,8 +118,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   const pt_status s = call(op, x, rows, d, ld, wp, out, ld_out);
   pt_alloc_fail_after(PT_ALLOC_NEVER_FAIL);
   const int bad = d == 0 || ld < d || ((op == ARGSORT || op == RANK) && ld_out < d);
-  if (s != PT_OK) { /* refused or out of memory: nothing written */
-    fuzz_check(fuzz_untouched(out, bytes));
+  if (s != PT_OK) { /* refused or out of memory: nothing written, and a sentence */
+    fuzz_check(fuzz_untouched(out, bytes) && pt_last_error()[0] != '\0');
     fuzz_check(bad ? s == PT_EINVAL : s == PT_ENOMEM && failing != PT_ALLOC_NEVER_FAIL);
   } else {
     fuzz_check(!bad && out[bytes - 1] == FUZZ_CANARY); /* nothing past the output */
