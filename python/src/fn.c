@@ -323,28 +323,29 @@ static PyObject *made(pt_status s, pt_fn *const *fn) {
   return PyErr_Occurred() ? NULL : pt_py_fail(s); /* an exception of the module's own first */
 }
 
-static PyObject *argmax_one_hot(PyObject *self, PyObject *args) {
-  (void)self;
+/* A built-in of one size (an int argument) or of segments (a sequence of their sizes). */
+static PyObject *sized_or_segments(PyObject *args, const char *format,
+                                   pt_status (*one)(size_t d, pt_fn **out),
+                                   pt_status (*segments)(const size_t *sizes, size_t count,
+                                                         pt_fn **out)) {
   sizes z;
   pt_fn *fn = NULL;
-  if (!PyArg_ParseTuple(args, "O&:argmax_one_hot", sizes_arg, &z)) return NULL;
-  const pt_status s = z.count == 1 && PyLong_Check(PyTuple_GET_ITEM(args, 0))
-                          ? pt_fn_argmax_one_hot(z.at[0], &fn)
-                          : pt_fn_argmax_one_hot_segments(z.at, z.count, &fn);
+  if (!PyArg_ParseTuple(args, format, sizes_arg, &z)) return NULL;
+  const pt_status s = PyLong_Check(PyTuple_GET_ITEM(args, 0)) ? one(z.at[0], &fn)
+                                                               : segments(z.at, z.count, &fn);
   PyMem_Free(z.at);
   return made(s, &fn);
 }
 
+static PyObject *argmax_one_hot(PyObject *self, PyObject *args) {
+  (void)self;
+  return sized_or_segments(args, "O&:argmax_one_hot", pt_fn_argmax_one_hot,
+                           pt_fn_argmax_one_hot_segments);
+}
+
 static PyObject *max_fn(PyObject *self, PyObject *args) {
   (void)self;
-  sizes z;
-  pt_fn *fn = NULL;
-  if (!PyArg_ParseTuple(args, "O&:max", sizes_arg, &z)) return NULL;
-  const pt_status s = z.count == 1 && PyLong_Check(PyTuple_GET_ITEM(args, 0))
-                          ? pt_fn_max(z.at[0], &fn)
-                          : pt_fn_max_segments(z.at, z.count, &fn);
-  PyMem_Free(z.at);
-  return made(s, &fn);
+  return sized_or_segments(args, "O&:max", pt_fn_max, pt_fn_max_segments);
 }
 
 static PyObject *top_k(PyObject *self, PyObject *args) {
