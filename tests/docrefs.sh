@@ -22,6 +22,10 @@ self=tests/docrefs.sh
 # Made by rules that make check does not run (make bench, autogen.sh), only where Criterion is
 # installed (tests/unit), or never at all (automake's nodist trick that links libperturb as C).
 products="bench/results.json bench/perturbed.json gen/sources.am.tmp gen/objects.am.tmp tests/unit src/link-as-c.c"
+# the Python module's, which exist only when configure built it
+products="$products python/inplace python/inplace/perturb python/inplace/perturb/"
+products="$products python/inplace/perturb/_perturb.so python/_perturb.la python/.libs/_perturb.so"
+products="$products python/pytest.out"
 
 if command -v git >/dev/null 2>&1 &&
    git -C "$src" ls-files --error-unmatch include/perturb.h >/dev/null 2>&1; then
