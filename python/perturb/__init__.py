@@ -67,10 +67,6 @@ def tree_flatten(tree):
     return [tree], None
 
 
-def _count(treedef):
-    return 1 if treedef is None else sum(_count(c) for c in treedef[2])
-
-
 def tree_unflatten(treedef, leaves):
     """The tree of structure treedef (tree_flatten's) holding leaves in order."""
     leaves = iter(leaves)
