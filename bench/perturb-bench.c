@@ -384,12 +384,16 @@ typedef struct fused_state {
   int32_t *winner;
   uint64_t *count;
   size_t rows;
+  uint64_t m0; /* each call the next rows samples: new noise, as the estimator's tiles have */
   int gumbel;
+  const pt_fused_thresholds *forced; /* NULL: the ISA's thresholds (--thresholds sets them) */
 } fused_state;
 
 static void fused_call(const pt_kernel_table *k, void *p) {
   fused_state *s = p;
-  (s->gumbel ? k->fused_argmax_gumbel : k->fused_argmax_normal)(&s->job, 0, s->rows);
+  s->job.thresholds = s->forced ? *s->forced : k->fused;
+  (s->gumbel ? k->fused_argmax_gumbel : k->fused_argmax_normal)(&s->job, s->m0, s->rows);
+  s->m0 += s->rows;
 }
 
 static void fused_release(void *p) {
@@ -656,13 +660,16 @@ static int has_read(const bench_run *run) { return run->read_baseline || run->in
 typedef struct limit_recipe {
   const char *op;
   int words, logs, normals, read;
+  /* 1: from the ISA's bounded_min on, the value takes the logarithm of its candidates only,
+     about one a sample (bench/logskip-fraction): counted as none */
+  int bounded;
 } limit_recipe;
 
 static const limit_recipe recipes[] = {
-    {"noise_uniform", 1, 0, 0, 0},       {"noise_gumbel", 1, 2, 0, 0},
-    {"noise_normal", 1, 0, 1, 0},        {"fused_argmax_gumbel", 1, 1, 0, 0},
-    {"fused_argmax_normal", 1, 0, 1, 0}, {"argmax_rows", 0, 0, 0, 1},
-    {"weighted_sum_rows", 0, 0, 0, 1},
+    {"noise_uniform", 1, 0, 0, 0, 0},       {"noise_gumbel", 1, 2, 0, 0, 0},
+    {"noise_normal", 1, 0, 1, 0, 0},        {"fused_argmax_gumbel", 1, 1, 0, 0, 1},
+    {"fused_argmax_normal", 1, 0, 1, 0, 0}, {"argmax_rows", 0, 0, 0, 1, 0},
+    {"weighted_sum_rows", 0, 0, 0, 1, 0},
 };
 
 static const limit_recipe *recipe_of(const char *op) {
@@ -679,7 +686,7 @@ static double limit_ns(const limit_recipe *r, const pt_kernel_table *k, const be
     int times;
     int (*setup)(bench_run *run, size_t rows, size_t d);
   } parts[] = {{r->words, setup_limit_philox},
-               {r->logs, setup_limit_log},
+               {r->bounded && d >= k->fused.bounded_min ? 0 : r->logs, setup_limit_log},
                {r->normals, setup_limit_box_muller}};
   double ns = 0.0;
   for (size_t i = 0; i < sizeof parts / sizeof parts[0]; i++) {
@@ -695,6 +702,81 @@ static double limit_ns(const limit_recipe *r, const pt_kernel_table *k, const be
     ns += bench_median_ns(call_once, &t, repeats);
   }
   return ns;
+}
+
+/* ---- --thresholds: the fused argmax's crossovers ---- */
+
+/* ns per element of fused_argmax_gumbel's value (no terms) over tiles of `rows` samples of d
+   inputs, with table k's kernels and thresholds t; -1 without memory. */
+static double fused_ns(const pt_kernel_table *k, size_t rows, size_t d, pt_fused_thresholds t,
+                       int repeats) {
+  bench_run run;
+  if (setup_fused(&run, rows, d, 1) != 0) return -1.0;
+  ((fused_state *)run.state)->forced = &t;
+  const timed tm = {&run, k};
+  const double ns = bench_median_ns(call_once, &tm, repeats) / (double)run.elements;
+  run.release(run.state);
+  return ns;
+}
+
+/* One threshold: at each d of its list, the time of the path below it and of the path at or
+   above it, each forced; `measured` is the least d from which the upper path is faster at that
+   d and every larger one (SIZE_MAX: at none), which the table's value is set from. */
+typedef struct crossover {
+  const char *name;
+  size_t table;
+  int last_below; /* the threshold names the lower path's last d (short_max), not the upper's first */
+  pt_fused_thresholds below, above;
+  size_t ds[12];
+} crossover;
+
+static int thresholds_mode(int json, int repeats) {
+  for (int isa = 0; isa < PT_ISA_COUNT; isa++) {
+    const pt_kernel_table *k = pt_kernels_for((pt_isa)isa);
+    if (!k) continue;
+    const size_t never = SIZE_MAX;
+    /* short_max: the long path is the upper one; bounded_min: the candidates' path */
+    const crossover xs[] = {
+        {"short_max", k->fused.short_max, 1, {PT_FUSED_SHORT, never}, {0, never},
+         {2, 4, 6, 8, 10, 12, 14, 16}},
+        {"bounded_min", k->fused.bounded_min, 0, {k->fused.short_max, never}, {k->fused.short_max, 1},
+         {4, 8, 12, 16, 20, 24, 28, 32, 48, 64, 128, 1024}},
+    };
+    for (size_t x = 0; x < sizeof xs / sizeof xs[0]; x++) {
+      double below[12], above[12];
+      size_t measured = SIZE_MAX, nds = 0;
+      while (nds < 12 && xs[x].ds[nds]) nds++;
+      for (size_t i = 0; i < nds; i++) {
+        const size_t d = xs[x].ds[i], rows = 4096 / d; /* the estimator's tile */
+        below[i] = fused_ns(k, rows, d, xs[x].below, repeats);
+        above[i] = fused_ns(k, rows, d, xs[x].above, repeats);
+        if (below[i] < 0.0 || above[i] < 0.0) {
+          fprintf(stderr, "perturb-bench: out of memory for --thresholds\n");
+          return 1;
+        }
+      }
+      for (size_t i = nds; i-- > 0 && above[i] < below[i];) measured = xs[x].ds[i];
+      if (xs[x].last_below) measured = measured == SIZE_MAX ? xs[x].ds[nds - 1] : measured - 1;
+      for (size_t i = 0; i < nds; i++) {
+        if (json)
+          printf("{\"threshold\": \"%s\", \"isa\": \"%s\", \"d\": %zu, \"ns_per_element_below\": "
+                 "%.5f, \"ns_per_element_above\": %.5f}\n",
+                 xs[x].name, pt_isa_name(k->isa), xs[x].ds[i], below[i], above[i]);
+        else
+          printf("%-12s %-7s d %5zu   below %8.4f   at or above %8.4f ns/elem\n", xs[x].name,
+                 pt_isa_name(k->isa), xs[x].ds[i], below[i], above[i]);
+      }
+      const long long shown = measured == SIZE_MAX ? -1 : (long long)measured;
+      if (json)
+        printf("{\"threshold\": \"%s\", \"isa\": \"%s\", \"table\": %zu, \"measured\": %lld}\n",
+               xs[x].name, pt_isa_name(k->isa), xs[x].table, shown);
+      else
+        printf("%-12s %-7s table %zu, measured here %lld%s\n", xs[x].name, pt_isa_name(k->isa),
+               xs[x].table, shown, shown < 0 ? " (the upper path was never faster to the end)" : "");
+      fflush(stdout);
+    }
+  }
+  return 0;
 }
 
 /* ---- command line ---- */
@@ -720,12 +802,13 @@ int main(int argc, char **argv) {
   size_t ds[MAX_SIZES] = {16, 1024, 5, 100}, rows[MAX_SIZES] = {65536, 4096, 100000, 10000};
   size_t nd = 4, nrows = 4;
   const char *only_op = NULL, *only_isa = NULL;
-  int repeats = 11, json = 0, limits = 0;
+  int repeats = 11, json = 0, limits = 0, thresholds = 0;
   FILE *out = NULL;
   for (int i = 1; i < argc; i++) {
     const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
     if (!strcmp(a, "--json")) json = 1;
     else if (!strcmp(a, "--limits")) limits = 1;
+    else if (!strcmp(a, "--thresholds")) thresholds = 1;
     else if (v && !strcmp(a, "--d")) nd = parse_list(argv[++i], ds, a);
     else if (v && !strcmp(a, "--rows")) nrows = parse_list(argv[++i], rows, a);
     else if (v && !strcmp(a, "--op")) only_op = argv[++i];
@@ -746,11 +829,13 @@ int main(int argc, char **argv) {
     }
     else {
       fprintf(stderr, "usage: %s [--d N,..] [--rows N,..] [--op NAME] [--isa NAME] "
-                      "[--repeats N] [--threads N] [--limits] [--json] [--out FILE]\n", argv[0]);
+                      "[--repeats N] [--threads N] [--limits] [--json] [--out FILE] | "
+                      "--thresholds [--repeats N] [--json]\n", argv[0]);
       return 2;
     }
   }
   if (repeats < 1) repeats = 1;
+  if (thresholds) return thresholds_mode(json, repeats);
   if (nd != nrows && nd != 1 && nrows != 1) {
     fprintf(stderr, "perturb-bench: --d and --rows need equal lengths, or one of them one value\n");
     return 2;

@@ -20,8 +20,8 @@ import re
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from kernel_table import (ISAS, KERNELS, LIBRARIES, MAX_LANES, function_name,  # noqa: E402
-                          source_name)
+from kernel_table import (FUSED_THRESHOLDS, ISAS, KERNELS, LIBRARIES, MAX_LANES,  # noqa: E402
+                          function_name, source_name)
 from kernel_table import (OPS_TEST_TEMPLATE, TEST_TABLE_SOURCE, ops_test_function_name,  # noqa: E402
                           ops_test_source_name, test_function_name, test_source_name,
                           test_variants)
@@ -140,6 +140,12 @@ def render_isa_header():
     return "\n".join(lines)
 
 
+def fused_thresholds(isa):
+    """The row's pt_fused_thresholds as a C initializer."""
+    t = FUSED_THRESHOLDS[isa.name]
+    return f"{{.short_max = {t['short_max']}, .bounded_min = {t['bounded_min']}}}"
+
+
 def render_dispatch_isas():
     """The dispatcher's table of every ISA built in (configure's PT_BUILD_<NAME>), by pt_isa
     value, NULL where not built; included once, by src/dispatch/dispatch.c."""
@@ -150,7 +156,8 @@ def render_dispatch_isas():
         up = isa.name.upper()
         lines += [f"#if PT_BUILD_{up}", f"PT_KERNELS_{up}(PT_DECLARE_)",
                   f"static const pt_kernel_table table_{isa.name} = "
-                  f"{{.isa = {enum(isa)}, PT_KERNELS_{up}(PT_DESIGNATE_)}};", "#endif"]
+                  f"{{.isa = {enum(isa)}, .fused = {fused_thresholds(isa)}, "
+                  f"PT_KERNELS_{up}(PT_DESIGNATE_)}};", "#endif"]
     fallback = by_preference()[-1]
     lines += ["#undef PT_DECLARE_", "#undef PT_DESIGNATE_", "",
               f"#if !PT_BUILD_{fallback.name.upper()}",

@@ -483,6 +483,8 @@ static void value_against_terms(fused_kernel kernel, const fused_input *in, cons
   if (run_alloc(&value, in) != 0) {
     pt_parity_fail(res, "out of memory");
   } else {
+    /* whatever the segments' length, the candidates' path (bounded_min 0) */
+    value.job.thresholds = (pt_fused_thresholds){with->job.thresholds.short_max, 0};
     pt_fused_terms *t = &value.job.terms;
     t->y_bar = t->x_dot = NULL;
     t->g = NULL;
@@ -500,7 +502,8 @@ static void value_against_terms(fused_kernel kernel, const fused_input *in, cons
 /* value_against_terms on x scaled by 1e4 (finite): most a_i overflow to +inf and their keys tie
    at +inf, the rest span the floats, where the bound of the skipped inputs is tightest. */
 static void value_on_spread(fused_kernel kernel, const pt_kernel_table *scalar, const fused_input *in,
-                            const char *isa, pt_parity_result *res) {
+                            pt_fused_thresholds thresholds, const char *isa,
+                            pt_parity_result *res) {
   static fused_input wide;
   wide = *in;
   for (size_t i = 0; i < wide.n; i++) wide.x[i] *= 1e4f;
@@ -509,10 +512,32 @@ static void value_on_spread(fused_kernel kernel, const pt_kernel_table *scalar, 
   if (run_alloc(&with, &wide) != 0) {
     pt_parity_fail(res, "out of memory");
   } else {
+    with.job.thresholds = thresholds;
     kernel(&with.job, wide.m0, wide.rows);
     value_against_terms(kernel, &wide, &with, isa, "x times 1e4", res);
   }
   run_free(&with);
+}
+
+/* Samples short enough for the lanes-per-sample path (short_max) against the same kernel's
+   path along the inputs (short_max 0): the same winners, counts and terms, bit for bit. */
+static void short_against_long(fused_kernel kernel, const fused_input *in, const fused_run *run,
+                               const char *isa, pt_parity_result *res) {
+  fused_run lanes, along;
+  if (run_alloc(&lanes, in) != 0 || run_alloc(&along, in) != 0) {
+    pt_parity_fail(res, "out of memory");
+  } else {
+    lanes.job.thresholds = (pt_fused_thresholds){PT_FUSED_SHORT, SIZE_MAX};
+    along.job.thresholds = (pt_fused_thresholds){0, SIZE_MAX};
+    kernel(&lanes.job, in->m0, in->rows);
+    kernel(&along.job, in->m0, in->rows);
+    if (!fused_same(in, &lanes, &along) || !fused_same(in, &lanes, run))
+      pt_parity_fail(res, "fused_argmax %s: samples of n %zu one per lane differ from along their "
+                          "inputs (%zu segments, m0 %llu, rows %zu)",
+                     isa, in->n, in->segments, (unsigned long long)in->m0, in->rows);
+  }
+  run_free(&lanes);
+  run_free(&along);
 }
 
 /* Each winner's noise is the stream's at its word, bit for bit as the scalar noise kernel
@@ -549,10 +574,13 @@ static void parity_fused(int gumbel, const pt_kernel_table *k, const pt_kernel_t
     pt_parity_fail(res, "out of memory");
   } else {
     const fused_kernel kernel = gumbel ? k->fused_argmax_gumbel : k->fused_argmax_normal;
+    run.job.thresholds = k->fused;
+    want.job.thresholds = scalar->fused;
     kernel(&run.job, in.m0, in.rows);
     (gumbel ? scalar->fused_argmax_gumbel : scalar->fused_argmax_normal)(&want.job, in.m0, in.rows);
     value_against_terms(kernel, &in, &run, pt_isa_name(k->isa), "the case's x", res);
-    value_on_spread(kernel, scalar, &in, pt_isa_name(k->isa), res);
+    value_on_spread(kernel, scalar, &in, k->fused, pt_isa_name(k->isa), res);
+    if (in.n <= PT_FUSED_SHORT) short_against_long(kernel, &in, &run, pt_isa_name(k->isa), res);
     if (!fused_same(&in, &run, &want))
       pt_parity_fail(
           res, "fused_argmax_%s %s differs from scalar (n %zu, %zu segments in %zu blocks, m0 "

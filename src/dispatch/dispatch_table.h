@@ -15,6 +15,7 @@
 
 typedef struct pt_kernel_table {
   pt_isa isa;
+  pt_fused_thresholds fused; /* the fused argmax kernels' (kernels/fused.h) */
 #define PT_SLOT(op, ret, params) ret(*op) params;
   PT_FOR_EACH_OP(PT_SLOT)
 #undef PT_SLOT

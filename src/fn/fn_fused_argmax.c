@@ -34,6 +34,7 @@ typedef struct argmax_prep {
   size_t segments;
   const size_t *offsets;
   void (*kernel)(const pt_fused_argmax_job *, uint64_t, size_t);
+  pt_fused_thresholds thresholds; /* the kernel's ISA's */
   size_t tile, stride;
   int32_t *base;   /* segments: the unperturbed winners, b's one-hot */
   size_t *slot_at; /* segments + 1: slot s is segment s's winner */
@@ -70,6 +71,7 @@ static pt_status argmax_prepare(pt_estimator *e) {
   pr->segments = segments;
   pr->offsets = offsets;
   pr->kernel = gumbel ? k->fused_argmax_gumbel : k->fused_argmax_normal;
+  pr->thresholds = k->fused;
   pr->tile = tile;
   pr->stride = stride;
   pr->base = (int32_t *)(block + at_base);
@@ -162,7 +164,7 @@ static pt_status argmax_run(const pt_estimator *e, void *scratch, uint64_t m0, u
       .terms = pt_fused_terms_of(e, &pr->at, sc, sums, pr->c_base), .segments = pr->segments,
       .offsets = pr->offsets, .a = pr->a, .stride = pr->stride,
       .winner = (int32_t *)(sc + pr->at_winner), .count = count,
-      .winner_noise = values ? (float *)(sc + pr->at_noise) : NULL,
+      .winner_noise = values ? (float *)(sc + pr->at_noise) : NULL, .thresholds = pr->thresholds,
   };
   for (uint64_t m = m0; m < m1; m += pr->tile) {
     const size_t rows = m1 - m < pr->tile ? (size_t)(m1 - m) : pr->tile;

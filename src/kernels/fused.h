@@ -21,16 +21,24 @@
    sample groups (src/fn/estimate.h) are multiples of it, so a flush never straddles two. */
 #define PT_FUSED_GROUP 32
 
-/* Inputs per sample up to which the argmax kernels settle PT_LANES samples at once, one per
-   lane (vf_load_stride down the tile's noise); longer samples run along their inputs.  Both
-   ways give the same bits.  A threshold (vf_load_stride's largest stride), not a width. */
+/* The most inputs per sample that the argmax kernels settle PT_LANES samples at once, one per
+   lane (vf_load_stride down the tile's noise): a job's short_max is at most this.  A bound of
+   the buffers' padding (vf_load_stride's largest stride), not a width. */
 #define PT_FUSED_SHORT 16
 
-/* Mean inputs per segment from which the Gumbel argmax's value alone scans the uniforms and
-   takes a logarithm only where a key may win (src/kernels/fused_argmax.c.j2): at d = 1000
-   8% of the AVX-512 vectors still take it, at d = 100 39%, one by one instead of four at a
-   time, and d = 100 was 1.6x slower that way.  A threshold of speed, not of the bits. */
-#define PT_FUSED_BOUNDED 512
+/* The argmax kernels' thresholds of speed, never of the bits (gen/kernel_table.py's
+   FUSED_THRESHOLDS, one per ISA in its pt_kernel_table; perturb-bench --thresholds measures
+   them): every setting gives the same output bits.
+     short_max    samples of at most short_max inputs (and PT_FUSED_SHORT) are settled PT_LANES
+                  at a time, one per lane; longer ones run along their inputs;
+     bounded_min  a Gumbel job that wants the value alone (no terms) and whose segments average
+                  at least bounded_min inputs keeps the tile's uniforms and takes the logarithm
+                  only of the keys that bounds without one leave as candidates
+                  (src/kernels/fused_argmax.c.j2, docs/design.md "The value without most
+                  logarithms"). */
+typedef struct pt_fused_thresholds {
+  size_t short_max, bounded_min;
+} pt_fused_thresholds;
 
 /* Floats every per-row buffer of a job carries past its end: a whole-vector store of a row's
    last elements stays inside it, and so do the strided loads of a short tile's last lanes
@@ -108,6 +116,7 @@ typedef struct pt_fused_argmax_job {
   uint64_t *count;       /* n: how many samples each input won, added to */
   float *winner_noise;   /* segments x stride, as winner (whole vectors stored); NULL: not
                             wanted */
+  pt_fused_thresholds thresholds; /* the ISA's (pt_kernel_table's fused), or a benchmark's */
 } pt_fused_argmax_job;
 
 /* One perturbed evaluation of a function of the ranks (the ranking, the permutation matrix, the
