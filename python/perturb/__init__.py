@@ -14,7 +14,10 @@ The interface reads like optax.perturbations:
 `fun` is a built-in (argmax_one_hot, ranking, sort, max, top_k(k), permutation_matrix), which
 runs in libperturb's fused kernels, or any Python callable on a batch of inputs: it receives
 the samples stacked on a new leading axis of every leaf (nested tuples, lists and dicts of
-arrays) and returns outputs stacked the same way.  Keys are libperturb's (PRNGKey, split,
+arrays) and returns outputs stacked the same way.  Perturbed, argmax_one_hot, max and
+top_k(k) also take a tree of 1-D leaves: each leaf is a segment of libperturb's segment
+built-ins (its own one-hot, max or k greatest, all leaves in one fused call), and the result
+is the same tree (for max, a scalar a leaf).  Keys are libperturb's (PRNGKey, split,
 fold_in), so the samples are those of the C API.  Arrays are float32 (others are converted);
 built-ins treat the leading axes of an array as a batch of independent calls, row b with
 fold_in(key, b).  The GIL is released while libperturb computes; Python callbacks run on the
@@ -115,16 +118,38 @@ def _split(flat, shapes, lead_shape=()):
 
 class _Builtin:
     """A libperturb built-in on the last axis of an array: `make(d)` makes its Fn, `shape(d)` its
-    output's trailing shape.  Called on an array it evaluates the function itself."""
+    output's trailing shape; with `segments`, `make(sizes)` makes its segment built-in, one
+    segment a leaf of a tree.  Called on an array it evaluates the function itself."""
 
-    def __init__(self, name, make, shape):
-        self.name, self.make, self.shape = name, make, shape
+    def __init__(self, name, make, shape, segments=False):
+        self.name, self.make, self.shape, self.segments = name, make, shape, segments
         self._fns = {}
 
     def fn(self, d):
+        """Its Fn of size d, or of segments of the sizes in a tuple d."""
         if d not in self._fns:
             self._fns[d] = self.make(d)
         return self._fns[d]
+
+    def tree(self, x, lead):
+        """x, a tree whose leaves have `lead` batch axes then one axis, as (the Fn of its
+        segments, the leaves' floats concatenated, a function rebuilding an output tree from
+        floats and one rebuilding an input tree)."""
+        if not self.segments:
+            raise TypeError(f"{self.name} has no segments in libperturb, so it takes an array; "
+                            "map it over the leaves in a function of your own for a tree")
+        leaves, treedef = _float_leaves(x)
+        if not leaves:
+            raise ValueError("a tree without leaves has no inputs")
+        rows = leaves[0].shape[:lead]
+        if any(a.ndim != lead + 1 or a.shape[:lead] != rows for a in leaves):
+            raise ValueError(f"{self.name} on a tree: every leaf must have one axis"
+                             + (f" after the batch axes {rows}" if lead else ""))
+        sizes = tuple(a.shape[-1] for a in leaves)
+        out_shapes = [self.shape(n) for n in sizes]
+        return (self.fn(sizes), _concat(leaves, lead),
+                lambda y: tree_unflatten(treedef, _split(y, out_shapes, rows)),
+                lambda v: tree_unflatten(treedef, _split(v, [(n,) for n in sizes], rows)))
 
     def __call__(self, x):
         x = _floats(x)
@@ -137,13 +162,13 @@ class _Builtin:
         return f"perturb.{self.name}"
 
 
-argmax_one_hot = _Builtin("argmax_one_hot", _perturb.argmax_one_hot, lambda d: (d,))
+argmax_one_hot = _Builtin("argmax_one_hot", _perturb.argmax_one_hot, lambda d: (d,), True)
 argmax_one_hot.__doc__ = "The one-hot of the argmax of the last axis."
 ranking = _Builtin("ranking", _perturb.ranking, lambda d: (d,))
 ranking.__doc__ = "The ranks (0 = least) along the last axis, stable, as floats."
 sort = _Builtin("sort", _perturb.sort, lambda d: (d,))
 sort.__doc__ = "The last axis in ascending order."
-max = _Builtin("max", _perturb.max, lambda d: ())  # noqa: A001 (optax's names)
+max = _Builtin("max", _perturb.max, lambda d: (), True)  # noqa: A001 (optax's names)
 max.__doc__ = "The greatest entry of the last axis."
 permutation_matrix = _Builtin("permutation_matrix", _perturb.permutation_matrix,
                               lambda d: (d, d))
@@ -152,7 +177,9 @@ permutation_matrix.__doc__ = "P[p, i] = 1 when entry i has position p in ascendi
 
 def top_k(k):
     """The built-in marking the k greatest entries of the last axis with 1."""
-    return _Builtin(f"top_k({k})", lambda d: _perturb.top_k(d, k), lambda d: (d,))
+    def make(d):
+        return _perturb.top_k(d, k) if isinstance(d, int) else _perturb.top_k(d, [k] * len(d))
+    return _Builtin(f"top_k({k})", make, lambda d: (d,), True)
 
 
 # ---- Python functions ------------------------------------------------------------------------
@@ -233,8 +260,10 @@ class PerturbedFun:
         fun = self.fun
         if isinstance(fun, _Builtin):
             if isinstance(x, (tuple, list, dict)):
-                raise TypeError(f"{fun.name} takes an array; map it over the leaves in a "
-                                "function of your own for a tree")
+                fn, flat, outputs, inputs = fun.tree(x, lead)
+                if fn not in self._cache:  # the built-in keeps one Fn for each list of sizes
+                    self._cache[fn] = self._perturb(fn)
+                return _Plan(self._cache[fn], flat, None, outputs, inputs)
             x = _floats(x)
             if x.ndim == 0:
                 raise ValueError(f"{fun.name}: an array of at least one axis is needed")

@@ -480,26 +480,27 @@ static int options_arg(PyObject *kwargs, const char *fname, pt_perturb_options *
   return 1;
 }
 
-static PyObject *make_perturbed_fun_ex(PyObject *self, PyObject *args, PyObject *kwargs) {
-  (void)self;
+/* A constructor of (fn, **options): make_perturbed_fun_ex and fenchel_young_loss. */
+static PyObject *with_options(PyObject *args, PyObject *kwargs, const char *format,
+                              pt_status (*make)(const pt_fn *f, const pt_perturb_options *o,
+                                                pt_fn **out)) {
   const pt_fn *f;
   pt_perturb_options o;
-  if (!PyArg_ParseTuple(args, "O&:make_perturbed_fun_ex", pt_py_fn_arg, &f) ||
-      !options_arg(kwargs, "make_perturbed_fun_ex", &o))
+  if (!PyArg_ParseTuple(args, format, pt_py_fn_arg, &f) ||
+      !options_arg(kwargs, format + 3, &o)) /* format is "O&:name" */
     return NULL;
   pt_fn *fn = NULL;
-  return made(pt_make_perturbed_fun_ex(f, &o, &fn), &fn);
+  return made(make(f, &o, &fn), &fn);
+}
+
+static PyObject *make_perturbed_fun_ex(PyObject *self, PyObject *args, PyObject *kwargs) {
+  (void)self;
+  return with_options(args, kwargs, "O&:make_perturbed_fun_ex", pt_make_perturbed_fun_ex);
 }
 
 static PyObject *fenchel_young_loss(PyObject *self, PyObject *args, PyObject *kwargs) {
   (void)self;
-  const pt_fn *f;
-  pt_perturb_options o;
-  if (!PyArg_ParseTuple(args, "O&:fenchel_young_loss", pt_py_fn_arg, &f) ||
-      !options_arg(kwargs, "fenchel_young_loss", &o))
-    return NULL;
-  pt_fn *fn = NULL;
-  return made(pt_fenchel_young_loss(f, &o, &fn), &fn);
+  return with_options(args, kwargs, "O&:fenchel_young_loss", pt_fenchel_young_loss);
 }
 
 #define PT_PY_KW(f) (PyCFunction)(void (*)(void))(f), METH_VARARGS | METH_KEYWORDS

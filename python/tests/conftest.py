@@ -47,3 +47,10 @@ def assert_within(estimate, exact, sd, samples, what):
 def softmax(x, sigma):
     e = np.exp((np.asarray(x, np.float64) - np.max(x)) / sigma)
     return e / e.sum()
+
+
+def softmax_vjp(x, sigma, c):
+    """J^T c of softmax(x / sigma), and a bound on one sample's standard deviation of its
+    score-function estimate with the baseline: |c . (Y - b)| (1 - E) / sigma, E ~ Exp(1)."""
+    p = softmax(x, sigma)
+    return p * (c - p @ c) / sigma, np.full(len(x), np.ptp(c) / sigma)

@@ -8,16 +8,9 @@ checked against its closed form at 5 standard errors, with fixed keys."""
 import numpy as np
 
 import perturb
-from conftest import assert_within, softmax
+from conftest import assert_within, softmax, softmax_vjp
 
 GUMBEL = perturb.Gumbel()
-
-
-def softmax_vjp(x, sigma, c):
-    """J^T c of softmax(x / sigma), and a bound on one sample's standard deviation of its
-    score-function estimate with the baseline: |c . (Y - b)| (1 - E) / sigma, E ~ Exp(1)."""
-    p = softmax(x, sigma)
-    return p * (c - p @ c) / sigma, np.full(len(x), np.ptp(c) / sigma)
 
 
 def test_argmax_one_hot_and_gradient_descent():

@@ -1,0 +1,178 @@
+# SPDX-License-Identifier: MIT
+"""Built-ins on trees: argmax_one_hot, max and top_k(k) on a tree of 1-D leaves are libperturb's
+segment built-ins (one segment a leaf, fused), rebuilt as the same tree.  Checked against the
+per-leaf numpy definitions, against the same function written per leaf as a Python callback
+(the generic path, on the same samples), against closed forms at 5 standard errors, and by the
+exact invariants the man pages promise (pt_fn_top_k(3), pt_make_perturbed_fun_ex(3))."""
+
+import numpy as np
+import pytest
+
+import perturb
+from conftest import assert_within, softmax, softmax_vjp
+
+KEY = perturb.PRNGKey(3)
+TREE = (np.array([0.1, 0.4, 0.5]), {"k2": np.array([0.1, 0.1]), "k1": np.array([0.1, 0.2])},
+        [np.array([0.4, 0.3, 0.2, 0.1, -0.3])])
+LEAVES, TREEDEF = perturb.tree_flatten(TREE)
+SCALE = 0.5
+
+
+def leaves(tree):
+    return perturb.tree_flatten(tree)[0]
+
+
+def like_tree(arrays):
+    return perturb.tree_unflatten(TREEDEF, arrays)
+
+
+def per_leaf(builtin):
+    """builtin mapped over the leaves by a Python function: the generic path's callback."""
+    def fun(tree):
+        flat, treedef = perturb.tree_flatten(tree)
+        return perturb.tree_unflatten(treedef, [builtin(leaf) for leaf in flat])
+    return fun
+
+
+def one_hot(x):
+    y = np.zeros_like(x, dtype=np.float32)
+    y[np.argmax(x)] = 1  # the first of equal maxima, as pt_argmax_rows
+    return y
+
+
+def test_a_tree_gives_the_same_tree_each_leaf_its_own_choice():
+    """With a noise far below the gaps between entries every sample makes the unperturbed
+    choice: the perturbed result is the definition, leaf by leaf, in the input's tree."""
+    tree = (np.array([0.1, 0.4, 0.7]), {"k2": np.array([0.9, 0.1]), "k1": np.array([0.1, 0.2])},
+            [np.array([0.4, 0.3, -0.2, 0.1, -0.3])])
+    xs = leaves(tree)
+    ranks = [np.argsort(np.argsort(x)) for x in xs]
+    for builtin, truth in ((perturb.argmax_one_hot, [one_hot(x) for x in xs]),
+                           (perturb.max, [np.float32(x.max()) for x in xs]),
+                           (perturb.top_k(2), [(r >= len(r) - 2).astype(np.float32)
+                                               for r in ranks])):
+        pert = perturb.make_perturbed_fun(builtin, num_samples=4, sigma=1e-4,
+                                          noise=perturb.Normal())
+        out = pert(KEY, tree)
+        assert type(out) is tuple and type(out[2]) is list and set(out[1]) == {"k1", "k2"}
+        assert perturb.tree_flatten(out)[1] == TREEDEF, builtin
+        for got, want in zip(leaves(out), truth):
+            assert got.shape == np.shape(want), builtin
+            np.testing.assert_allclose(got, want, atol=1e-3)  # exact but for max's noise
+
+
+@pytest.mark.parametrize("noise", [perturb.Normal(), perturb.Gumbel()])
+def test_a_perturbed_tree_is_the_per_leaf_callback_on_the_same_samples(noise):
+    """The fused segments see the callback's samples: with normal noise both take the literal
+    argmax, so every value is the same bits; the fused Gumbel argmax may settle a float near-tie
+    of one sample otherwise (pt_make_perturbed_fun(3), "Paths").  The derivatives are the same
+    sums, in another order."""
+    m = 2000
+    fused = perturb.make_perturbed_fun(perturb.argmax_one_hot, m, SCALE, noise=noise)
+    generic = perturb.make_perturbed_fun(per_leaf(perturb.argmax_one_hot), m, SCALE, noise=noise)
+    cot = like_tree([np.linspace(-1, 1, x.size) for x in LEAVES])
+    for a, b in zip(leaves(fused(KEY, TREE)), leaves(generic(KEY, TREE))):
+        if noise.name == "normal":
+            assert np.array_equal(a, b)
+        else:
+            assert np.abs(a - b).max() <= 1 / m
+    for a, b in zip(leaves(fused.vjp(KEY, TREE, cot)), leaves(generic.vjp(KEY, TREE, cot))):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+    for a, b in zip(leaves(fused.jvp(KEY, TREE, cot)), leaves(generic.jvp(KEY, TREE, cot))):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+    # batches of trees: the leading axis of every leaf, row b with fold_in(key, b)
+    rows = like_tree([np.stack([x, x[::-1], -x]) for x in LEAVES])
+    ys = fused.eval_batch(KEY, rows)
+    x_bars = fused.vjp_batch(KEY, rows, like_tree([np.ones((3, x.size)) for x in LEAVES]))
+    for b in range(3):
+        row = like_tree([x[b] for x in leaves(rows)])
+        k = perturb.fold_in(KEY, b)
+        assert all(np.array_equal(u[b], v) for u, v in zip(leaves(ys), leaves(fused(k, row))))
+        one = fused.vjp(k, row, like_tree([np.ones(x.size) for x in LEAVES]))
+        assert all(np.array_equal(u[b], v) for u, v in zip(leaves(x_bars), leaves(one)))
+
+
+def test_perturbed_argmax_leaves_against_softmax_and_the_block_diagonal_vjp():
+    m = 20000
+    pert = perturb.make_perturbed_fun(perturb.argmax_one_hot, m, SCALE)
+    for x, y in zip(LEAVES, leaves(pert(KEY, TREE))):
+        p = softmax(x, SCALE)
+        assert_within(y, p, np.sqrt(p * (1 - p)), m, "a leaf")
+    # without the cross-leaf terms each leaf's vjp has its own leaf's spread only
+    block = perturb.make_perturbed_fun(perturb.argmax_one_hot, num_samples=m, sigma=SCALE,
+                                       block_diagonal=True)
+    cots = [np.cos(3 * np.arange(x.size)) for x in LEAVES]
+    for x, c, g in zip(LEAVES, cots, leaves(block.vjp(KEY, TREE, like_tree(cots)))):
+        exact, sd = softmax_vjp(x, SCALE, c)
+        assert_within(g, exact, sd, m, "a leaf's block-diagonal gradient")
+    # exactly: a cotangent on one leaf gives that leaf the full estimate and the others 0
+    full = perturb.make_perturbed_fun(perturb.argmax_one_hot, num_samples=m, sigma=SCALE,
+                                      baseline="f_x")
+    only = like_tree([c if i == 1 else np.zeros_like(c) for i, c in enumerate(cots)])
+    for i, (g, f) in enumerate(zip(leaves(block.vjp(KEY, TREE, only)),
+                                   leaves(full.vjp(KEY, TREE, only)))):
+        if i == 1:
+            np.testing.assert_allclose(g, f, rtol=1e-5, atol=1e-7)
+        else:
+            assert not g.any() and f.any()
+
+
+def test_perturbed_max_of_leaves_is_the_smoothed_max():
+    """With Gumbel noise the perturbed max of a leaf is sigma LSE(x / sigma) + sigma gamma, its
+    gradient softmax(x / sigma) (pt_fn_top_k(3)); the pathwise gradient is the fused one."""
+    m = 20000
+    pert = perturb.make_perturbed_fun(perturb.max, num_samples=m, sigma=SCALE,
+                                      gradient="pathwise")
+    values = pert(KEY, TREE)
+    assert perturb.tree_flatten(values)[1] == TREEDEF
+    gamma = 0.5772156649015329
+    for x, v in zip(LEAVES, leaves(values)):
+        lse = SCALE * np.log(np.sum(np.exp(np.asarray(x, np.float64) / SCALE)))
+        # one sample's max is x_w + sigma Gumbel: a Gumbel of scale sigma, sd sigma pi / sqrt 6
+        assert v.shape == ()
+        assert_within(v, lse + SCALE * gamma, SCALE * np.pi / np.sqrt(6), m, "a leaf's max")
+    ones = like_tree([np.float32(1)] * len(LEAVES))
+    for x, g in zip(LEAVES, leaves(pert.vjp(KEY, TREE, ones))):
+        p = softmax(x, SCALE)
+        assert_within(g, p, np.sqrt(p * (1 - p)), m, "the gradient of a leaf's max")
+    # jvp and vjp are one Jacobian estimate: <y_bar, J x_dot> = <J^T y_bar, x_dot>
+    x_dot = like_tree([np.sin(np.arange(x.size)) for x in LEAVES])
+    y_bar = like_tree([np.float32(i - 1.5) for i in range(len(LEAVES))])
+    lhs = sum(a * b for a, b in zip(leaves(y_bar), leaves(pert.jvp(KEY, TREE, x_dot))))
+    rhs = sum(a @ b for a, b in zip(leaves(pert.vjp(KEY, TREE, y_bar)), leaves(x_dot)))
+    assert abs(lhs - rhs) <= 1e-5
+    # a tree of one leaf has one output: value_and_grad, the gradient as the tree
+    value, grad = pert.value_and_grad(KEY, {"a": LEAVES[0]})
+    assert np.array_equal(value, pert(KEY, {"a": LEAVES[0]})["a"])
+    assert set(grad) == {"a"} and np.array_equal(grad["a"],
+                                                 pert.vjp(KEY, {"a": LEAVES[0]}, {"a": 1.0})["a"])
+    with pytest.raises(ValueError, match="outputs"):
+        pert.value_and_grad(KEY, TREE)
+
+
+def test_perturbed_top_k_leaves_sum_to_k_exactly():
+    """Each sample takes 2 of each leaf: M y is a count, and a leaf's counts sum to 2 M."""
+    m = 1000
+    pert = perturb.make_perturbed_fun(perturb.top_k(2), num_samples=m, sigma=SCALE)
+    for y in leaves(pert(KEY, TREE)):
+        counts = np.float64(m) * y
+        assert np.all(np.abs(counts - np.rint(counts)) < 1e-3) and np.rint(counts).sum() == 2 * m
+    small = (np.ones(3), np.ones(1))  # k = 2 above a leaf's size: the library's refusal
+    with pytest.raises(ValueError):
+        pert(KEY, small)
+
+
+def test_trees_that_are_not_segments_are_refused():
+    pert = perturb.make_perturbed_fun(perturb.argmax_one_hot, num_samples=10)
+    for bad, kind in (((np.ones(3), np.ones((2, 2))), "one axis"),
+                      ((np.ones(3), np.float32(1)), "one axis"), ((), "no inputs"),
+                      ({}, "no inputs")):
+        with pytest.raises(ValueError, match=kind):
+            pert(KEY, bad)
+    with pytest.raises(ValueError, match="batch axes"):
+        pert.eval_batch(KEY, (np.ones((2, 3)), np.ones((3, 3))))
+    for builtin in (perturb.ranking, perturb.sort, perturb.permutation_matrix):
+        with pytest.raises(TypeError, match="no segments"):
+            perturb.make_perturbed_fun(builtin, num_samples=10)(KEY, TREE)
+    with pytest.raises(TypeError):
+        pert.jacobian(KEY, TREE)
