@@ -134,7 +134,7 @@ class _Builtin:
     def tree(self, x, lead):
         """x, a tree whose leaves have `lead` batch axes then one axis, as (the Fn of its
         segments, the leaves' floats concatenated, a function rebuilding an output tree from
-        floats and one rebuilding an input tree)."""
+        floats, one rebuilding an input tree, and the two trees' structures)."""
         if not self.segments:
             raise TypeError(f"{self.name} has no segments in libperturb, so it takes an array; "
                             "map it over the leaves in a function of your own for a tree")
@@ -146,10 +146,11 @@ class _Builtin:
             raise ValueError(f"{self.name} on a tree: every leaf must have one axis"
                              + (f" after the batch axes {rows}" if lead else ""))
         sizes = tuple(a.shape[-1] for a in leaves)
-        out_shapes = [self.shape(n) for n in sizes]
+        out_shapes, in_shapes = [self.shape(n) for n in sizes], [(n,) for n in sizes]
         return (self.fn(sizes), _concat(leaves, lead),
                 lambda y: tree_unflatten(treedef, _split(y, out_shapes, rows)),
-                lambda v: tree_unflatten(treedef, _split(v, [(n,) for n in sizes], rows)))
+                lambda v: tree_unflatten(treedef, _split(v, in_shapes, rows)),
+                ((treedef, out_shapes), (treedef, in_shapes)))
 
     def __call__(self, x):
         x = _floats(x)
@@ -232,11 +233,22 @@ class custom_gradient:  # noqa: N801 (tfp.math.custom_gradient's name)
 
 class _Plan:
     """One call's view of a perturbed function: its Fn, x as floats (`lead` batch axes, then the
-    function's inputs) and how to rebuild outputs and inputs from floats."""
+    function's inputs), how to rebuild outputs and inputs from floats, and for a tree the
+    structures ((out_def, out_shapes), (in_def, in_shapes)) that a Jacobian is rebuilt by."""
 
-    def __init__(self, fn, flat, out_shape, outputs, inputs):
+    def __init__(self, fn, flat, out_shape, outputs, inputs, trees=None):
         self.fn, self.flat, self.out_shape = fn, flat, out_shape
-        self.outputs, self.inputs = outputs, inputs
+        self.outputs, self.inputs, self.trees = outputs, inputs, trees
+
+
+def _tree_jacobian(jac, trees):
+    """The rows of jac (n_out x n_in) as jax.jacobian gives a function of trees: the output's
+    tree, each leaf of it a tree like the input whose leaves have the shape out_leaf + in_leaf."""
+    (out_def, out_shapes), (in_def, in_shapes) = trees
+    blocks = _split(jac.T, out_shapes, (jac.shape[1],))  # each (n_in,) + out_leaf's shape
+    return tree_unflatten(out_def, [
+        tree_unflatten(in_def, _split(np.moveaxis(b, 0, -1), in_shapes, b.shape[1:]))
+        for b in blocks])
 
 
 class PerturbedFun:
@@ -260,10 +272,10 @@ class PerturbedFun:
         fun = self.fun
         if isinstance(fun, _Builtin):
             if isinstance(x, (tuple, list, dict)):
-                fn, flat, outputs, inputs = fun.tree(x, lead)
+                fn, flat, outputs, inputs, trees = fun.tree(x, lead)
                 if fn not in self._cache:  # the built-in keeps one Fn for each list of sizes
                     self._cache[fn] = self._perturb(fn)
-                return _Plan(self._cache[fn], flat, None, outputs, inputs)
+                return _Plan(self._cache[fn], flat, None, outputs, inputs, trees)
             x = _floats(x)
             if x.ndim == 0:
                 raise ValueError(f"{fun.name}: an array of at least one axis is needed")
@@ -285,7 +297,8 @@ class PerturbedFun:
         rows = leaves[0].shape[:lead]
         out_shape = flat.out_shapes[0] if flat.out_def is None else None
         return _Plan(pfn, _concat(leaves, lead), out_shape, lambda y: flat.outputs(y, rows),
-                     lambda v: flat.inputs(v, rows))
+                     lambda v: flat.inputs(v, rows),
+                     ((flat.out_def, flat.out_shapes), (flat.in_def, flat.in_shapes)))
 
     @staticmethod
     def _floats_like(plan, v, n):
@@ -340,13 +353,13 @@ class PerturbedFun:
 
     def jacobian(self, key, x):
         """The Jacobian: the output's shape followed by x's last axis (a built-in: per row of
-        x's leading axes) or x's shape (a function whose input and output are arrays)."""
-        if isinstance(x, (tuple, list, dict)):
-            raise TypeError("jacobian: x must be an array (vjp and jvp take trees)")
+        x's leading axes) or x's shape (a function whose input and output are arrays); where
+        x or the output is a tree, as jax.jacobian gives it: the output's tree whose every
+        leaf is a tree like x, of leaves shaped the output leaf's shape + x's leaf's."""
         p = self._plan(x, 0)
-        if p.out_shape is None:
-            raise TypeError("jacobian: the function's output must be an array")
         jac = p.fn.jacobian(key, p.flat)
+        if isinstance(x, (tuple, list, dict)) or p.out_shape is None:
+            return _tree_jacobian(jac, p.trees)
         if isinstance(self.fun, _Builtin):
             return jac.reshape(p.flat.shape[:-1] + p.out_shape + p.flat.shape[-1:])
         return jac.reshape(p.out_shape + np.shape(x))

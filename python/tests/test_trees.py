@@ -174,5 +174,33 @@ def test_trees_that_are_not_segments_are_refused():
     for builtin in (perturb.ranking, perturb.sort, perturb.permutation_matrix):
         with pytest.raises(TypeError, match="no segments"):
             perturb.make_perturbed_fun(builtin, num_samples=10)(KEY, TREE)
-    with pytest.raises(TypeError):
-        pert.jacobian(KEY, TREE)
+
+
+def test_the_jacobian_of_a_tree_is_a_tree_of_trees():
+    """jax.jacobian's layout: out_tree[leaf a] is a tree like x whose leaf b has the shape
+    a's + b's; contracted with a cotangent tree it is the vjp of the same samples, and with
+    block_diagonal the blocks between two leaves are exactly zero."""
+    for block in (False, True):
+        pert = perturb.make_perturbed_fun(perturb.argmax_one_hot, num_samples=400, sigma=SCALE,
+                                          block_diagonal=block)
+        jac = pert.jacobian(KEY, TREE)
+        # the output's leaves in tree_flatten's order (dict keys sorted), each a tree like x
+        rows = [jac[0], jac[1]["k1"], jac[1]["k2"], jac[2][0]]
+        assert len(leaves(jac)) == len(LEAVES) ** 2
+        y_bar = [np.arange(1, a.size + 1, dtype=np.float32) / 7 for a in LEAVES]
+        total = [np.zeros(b.size) for b in LEAVES]
+        for a, (row, ya) in enumerate(zip(rows, y_bar)):
+            assert perturb.tree_flatten(row)[1] == TREEDEF
+            for b, block_ab in enumerate(leaves(row)):
+                assert block_ab.shape == (LEAVES[a].size, LEAVES[b].size)
+                if block and a != b:
+                    assert not np.any(block_ab), "a block between two leaves is not zero"
+                total[b] += ya @ block_ab
+        vjp = leaves(pert.vjp(KEY, TREE, like_tree(y_bar)))
+        for got, want in zip(total, vjp):
+            np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5)
+    # a callable from an array to a tree of a scalar and a vector
+    relu_parts = perturb.make_perturbed_fun(
+        lambda x: (np.maximum(x, 0).sum(axis=1), np.maximum(x, 0)), num_samples=200)
+    part_sum, part_vec = relu_parts.jacobian(KEY, np.zeros(3, np.float32))
+    assert part_sum.shape == (3,) and part_vec.shape == (3, 3)
