@@ -225,7 +225,7 @@ KERNELS += [fused_argmax_kernel(kind) for kind in ("gumbel", "normal")]
 #   bounded_min: a Gumbel job wanting the value alone whose segments average at least this many
 #     inputs scans the uniforms and takes the logarithm of its candidates only.
 FUSED_THRESHOLDS = per_isa({"short_max": 16, "bounded_min": 32},
-                           scalar={"bounded_min": 16}, avx2={"short_max": 8, "bounded_min": 48})
+                           scalar={"bounded_min": 12}, avx2={"short_max": 8, "bounded_min": 24})
 
 # The limits: the unavoidable work of the noise and fused kernels, alone, which perturb-bench
 # --limits times beside them (src/kernels/limits.c.j2): Philox words (`unroll` as the noise's),
