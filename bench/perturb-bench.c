@@ -743,7 +743,7 @@ static int thresholds_mode(int json, int repeats) {
          {4, 8, 12, 16, 20, 24, 28, 32, 48, 64, 128, 1024}},
     };
     for (size_t x = 0; x < sizeof xs / sizeof xs[0]; x++) {
-      double below[12], above[12];
+      double below[12] = {0}, above[12] = {0};
       size_t measured = SIZE_MAX, nds = 0;
       while (nds < 12 && xs[x].ds[nds]) nds++;
       for (size_t i = 0; i < nds; i++) {
