@@ -3,6 +3,7 @@
 
    perturb-bench [--d N,N,...] [--rows N,N,...] [--op NAME] [--isa NAME] [--repeats N]
                  [--threads N] [--limits] [--json] [--out FILE]
+   perturb-bench --thresholds [--repeats N] [--json]
 
    --d and --rows are paired by position (a single value pairs with all of the other list).
    Each (op, ISA, size) runs enough iterations to last at least 20 ms, `repeats` times; the
@@ -13,6 +14,8 @@
    --limits times, beside each kernel that has one, the work it cannot avoid, by the same ISA's
    limit kernels (src/kernels/limits.c.j2): its Philox words, logarithms and Box-Muller pairs,
    or the read of its input; and prints the kernel's time over that limit's.
+   --thresholds times the fused argmax on either side of each of its thresholds of speed
+   (pt_fused_thresholds), each path forced, and prints the crossover beside the table's value.
    The row kernels and the noise streams run as the public calls run them, split between up to
    --threads threads (pt_set_num_threads; default: the library's default) when the work is
    large enough (src/dispatch/split.h); the other families run on one thread. */
