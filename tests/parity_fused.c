@@ -10,6 +10,7 @@
 #include "hash.h"
 #include "reference.h"
 #include "kernels/sort.h"
+#include "fn/fn_fused_bounds.h"
 
 static int same(float a, float b) { return memcmp(&a, &b, sizeof a) == 0 || (isnan(a) && isnan(b)); }
 
@@ -147,6 +148,7 @@ typedef struct fused_input {
   int rows_of_g, sums;
   int permutation; /* the rank kernels' cotangent of the permutation matrix (y_bar: n x n) */
   size_t ks[8];    /* the top-k kernels' k of each segment */
+  float margin[8]; /* and the margins of their bounds (Gumbel) */
   int antithetic;  /* antithetic pairs: m0 and rows even */
 } fused_input;
 
@@ -356,13 +358,16 @@ static void fused_coefficients(fused_input *in, const pt_kernel_table *k) {
     memcpy(in->a, in->x, in->n * sizeof(float));
     return;
   }
-  static float z[5000];
+  static float tmp[5000];
+  int32_t top[8];
   for (size_t s = 0; s < in->segments; s++) {
-    float mx = -INFINITY;
-    for (size_t i = in->offsets[s]; i < in->offsets[s + 1]; i++) mx = in->x[i] > mx ? in->x[i] : mx;
-    for (size_t i = in->offsets[s]; i < in->offsets[s + 1]; i++) z[i] = (in->x[i] - mx) / in->sigma;
+    top[s] = (int32_t)in->offsets[s];
+    for (size_t i = in->offsets[s]; i < in->offsets[s + 1]; i++)
+      if (in->x[i] > in->x[top[s]]) top[s] = (int32_t)i;
+    in->margin[s] = pt_fused_topk_margin(in->x + in->offsets[s],
+                                         in->offsets[s + 1] - in->offsets[s], in->sigma);
   }
-  k->perturb_tile(z, 1, in->n, NULL, 0.0f, NULL, in->a);
+  pt_fused_gumbel_coefficients(k, in->x, in->segments, in->offsets, top, in->sigma, tmp, in->a);
 }
 
 /* The cotangent in one block, or per segment (block_diagonal), with its baselines. */
@@ -745,7 +750,8 @@ typedef struct topk_run {
   uint64_t *count;
 } topk_run;
 
-static int topk_alloc(topk_run *run, const fused_input *in) {
+/* A run of in's top-k kernel, with the Gumbel kernels' bounds when `bounded`. */
+static int topk_alloc(topk_run *run, const fused_input *in, int bounded) {
   const size_t n = in->n, rows = in->rows;
   memset(run, 0, sizeof *run);
   const pt_fused_terms terms = terms_alloc(&run->terms, in);
@@ -760,7 +766,8 @@ static int topk_alloc(topk_run *run, const fused_input *in) {
   run->count = calloc(n, sizeof(uint64_t));
   run->job = (pt_fused_topk_job){
       .terms = terms, .segments = in->segments, .offsets = in->offsets, .slot_at = run->slot_at,
-      .x = in->x, .stride = rows, .winner = run->winner, .count = run->count, .keys = run->keys,
+      .x = in->x, .a = in->gumbel && bounded ? in->a : NULL, .margin = in->margin,
+      .stride = rows, .winner = run->winner, .count = run->count, .keys = run->keys,
       .bound = run->bound, .survivor = run->survivor, .survivor_at = run->survivor_at,
       .rank = run->rank, .work = run->work};
   return terms_ok(&run->terms) && run->winner && run->keys && run->bound && run->survivor &&
@@ -860,6 +867,60 @@ static int topk_against_reference(const pt_kernel_table *scalar, const fused_inp
   return bad;
 }
 
+typedef void (*topk_kernel)(const pt_fused_topk_job *job, uint64_t m0, size_t rows);
+
+/* The same kernel on the same tile as `with` (bounded, with every term), with the value alone
+   (a Gumbel kernel then keeps the uniforms and bounds the keys from them) and without the
+   bounds: the same winners and counts, and without the bounds the same terms, bit for bit. */
+static void topk_variants(topk_kernel kernel, const fused_input *in, const topk_run *with,
+                          const char *isa, const char *what, pt_parity_result *res) {
+  topk_run value, plain;
+  if (topk_alloc(&value, in, 1) != 0 || topk_alloc(&plain, in, 0) != 0) {
+    pt_parity_fail(res, "out of memory");
+  } else {
+    pt_fused_terms *t = &value.job.terms;
+    t->y_bar = t->x_dot = NULL;
+    t->g = NULL;
+    t->g_sum = t->c_sum = t->t_sum = NULL;
+    kernel(&value.job, in->m0, in->rows);
+    kernel(&plain.job, in->m0, in->rows);
+    const size_t slots = with->slot_at[in->segments] * in->rows * sizeof(int32_t);
+    if (memcmp(value.winner, with->winner, slots) != 0 ||
+        memcmp(value.count, with->count, in->n * sizeof(uint64_t)) != 0)
+      pt_parity_fail(res, "fused_topk %s: the value alone differs from the run with terms (%s, "
+                          "n %zu, %zu segments, m0 %llu, rows %zu)",
+                     isa, what, in->n, in->segments, (unsigned long long)in->m0, in->rows);
+    if (!topk_same(in, &plain, with))
+      pt_parity_fail(res, "fused_topk %s: the run without bounds differs (%s, n %zu, %zu "
+                          "segments, m0 %llu, rows %zu)",
+                     isa, what, in->n, in->segments, (unsigned long long)in->m0, in->rows);
+  }
+  topk_free(&value);
+  topk_free(&plain);
+}
+
+/* topk_variants and the reference on `in` and on its x scaled by 1e4 (finite): most a_i
+   overflow to +inf, and the margins are wide. */
+static void topk_checks(topk_kernel kernel, const pt_kernel_table *scalar, const fused_input *in,
+                        const topk_run *run, const char *isa, int reference,
+                        pt_parity_result *res) {
+  topk_variants(kernel, in, run, isa, "the case's x", res);
+  if (reference) topk_against_reference(scalar, in, run, isa, res);
+  static fused_input wide;
+  wide = *in;
+  for (size_t i = 0; i < wide.n; i++) wide.x[i] *= 1e4f;
+  fused_coefficients(&wide, scalar);
+  topk_run spread;
+  if (topk_alloc(&spread, &wide, 1) != 0) {
+    pt_parity_fail(res, "out of memory");
+  } else {
+    kernel(&spread.job, wide.m0, wide.rows);
+    topk_variants(kernel, &wide, &spread, isa, "x times 1e4", res);
+    if (reference) topk_against_reference(scalar, &wide, &spread, isa, res);
+  }
+  topk_free(&spread);
+}
+
 static void parity_topk(int gumbel, const pt_kernel_table *k, const pt_kernel_table *scalar,
                         const pt_case *c, const float *x, pt_parity_result *res) {
   static fused_input in;
@@ -870,19 +931,26 @@ static void parity_topk(int gumbel, const pt_kernel_table *k, const pt_kernel_ta
   if (c->seed % 5 == 0) in.x[in.n / 2] = NAN;
   if (c->seed % 5 == 1)
     for (size_t i = in.n / 3; i < in.n / 3 + 40 && i < in.n; i++) in.x[i] = 0x1p100f;
+  /* and a run of equal inputs whose keys tie in part (sigma G is a few ulps of 2^22): the
+     bounds' margin must cover the order of the float keys */
+  if (c->seed % 5 == 2)
+    for (size_t i = in.n / 4; i < in.n / 4 + 40 && i < in.n; i++) in.x[i] = 0x1p22f;
+  fused_coefficients(&in, scalar);
+  const topk_kernel kernel = gumbel ? k->fused_topk_gumbel : k->fused_topk_normal;
   topk_run run, want;
-  if (topk_alloc(&run, &in) != 0 || topk_alloc(&want, &in) != 0) {
+  if (topk_alloc(&run, &in, 1) != 0 || topk_alloc(&want, &in, 1) != 0) {
     pt_parity_fail(res, "out of memory");
   } else {
-    (gumbel ? k->fused_topk_gumbel : k->fused_topk_normal)(&run.job, in.m0, in.rows);
+    kernel(&run.job, in.m0, in.rows);
     (gumbel ? scalar->fused_topk_gumbel : scalar->fused_topk_normal)(&want.job, in.m0, in.rows);
     if (!topk_same(&in, &run, &want))
       pt_parity_fail(res, "fused_topk_%s %s differs from scalar (n %zu, %zu segments in %zu "
                           "blocks, m0 %llu, rows %zu)",
                      gumbel ? "gumbel" : "normal", pt_isa_name(k->isa), in.n, in.segments,
                      in.blocks, (unsigned long long)in.m0, in.rows);
-    else if (k->isa == PT_ISA_SCALAR || c->seed % 4 == 0) /* the reference is slow: a quarter */
-      topk_against_reference(scalar, &in, &run, pt_isa_name(k->isa), res);
+    else /* the reference is slow: a quarter */
+      topk_checks(kernel, scalar, &in, &run, pt_isa_name(k->isa),
+                  k->isa == PT_ISA_SCALAR || c->seed % 4 == 0, res);
   }
   topk_free(&run);
   topk_free(&want);
@@ -990,9 +1058,10 @@ static void known_topk_kernels(const pt_kernel_table *k, const pt_kernel_table *
       known_input(&in, gumbel, tile);
       memcpy(in.ks, ks, sizeof ks);
       if (tile == KNOWN_SHORT) in.ks[0] = 2;
+      fused_coefficients(&in, scalar);
       topk_run run;
       res->checked++;
-      if (topk_alloc(&run, &in) != 0) {
+      if (topk_alloc(&run, &in, 1) != 0) {
         pt_parity_fail(res, "out of memory");
         topk_free(&run);
         return;

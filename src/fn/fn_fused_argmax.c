@@ -27,6 +27,7 @@
 #include "runtime/alloc.h"
 #include "fn/fn_builtin.h"
 #include "fn/fn_fused.h"
+#include "fn/fn_fused_bounds.h"
 #include "dispatch/dispatch_table.h"
 
 typedef struct argmax_prep {
@@ -90,12 +91,9 @@ static pt_status argmax_prepare(pt_estimator *e) {
     k->argmax_rows(x + o, 1, z, z, &pr->base[seg]);
     pr->base[seg] += (int32_t)o;
   }
-  if (gumbel) { /* a_i = exp((max x - x_i) / sigma), the exp by the generic path's kernel */
-    float *tmp = (float *)(block + at_tmp);
-    for (size_t seg = 0; seg < segments; seg++)
-      for (size_t i = offsets[seg]; i < offsets[seg + 1]; i++)
-        tmp[i] = (x[i] - x[pr->base[seg]]) / e->p.sigma;
-    k->perturb_tile(tmp, 1, n, NULL, 0.0f, NULL, pr->a);
+  if (gumbel) { /* a_i = exp((max x - x_i) / sigma) */
+    pt_fused_gumbel_coefficients(k, x, segments, offsets, pr->base, e->p.sigma,
+                                 (float *)(block + at_tmp), pr->a);
   } else {
     memcpy(pr->a, x, n * sizeof *pr->a);
   }

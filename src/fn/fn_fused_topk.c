@@ -19,6 +19,7 @@
 #include "runtime/alloc.h"
 #include "fn/fn_builtin.h"
 #include "fn/fn_fused.h"
+#include "fn/fn_fused_bounds.h"
 #include "dispatch/dispatch_table.h"
 #include "kernels/sort.h"
 
@@ -27,6 +28,7 @@ typedef struct topk_prep {
   size_t tile;
   pt_one_hot hot;   /* segments, their slots and the unperturbed winners */
   double *c_base;   /* per block: b . y_bar over it */
+  float *a, *margin; /* Gumbel: the bounds' coefficients and margins (fn_fused_bounds.h), or NULL */
   size_t whole[2];  /* the one block of every input, {0, n} */
   pt_terms_at at;   /* and, in a thread's scratch: */
   size_t at_winner, at_count, at_keys, at_bound, at_survivor, at_survivor_at, at_rank, at_work;
@@ -48,6 +50,11 @@ static pt_status topk_prepare(pt_estimator *e) {
   const size_t at_rank = pt_carve_take(&c, n, 1, 0, sizeof(int32_t));
   const size_t at_work = pt_carve_take(&c, PT_SORT_WORK(n), 1, 0, sizeof(int64_t));
   const size_t at_c_base = pt_carve_take(&c, blocks, 1, 0, sizeof(double));
+  const int gumbel = e->p.noise == PT_NOISE_GUMBEL;
+  const size_t at_top = pt_carve_take(&c, gumbel ? segments : 0, 1, 0, sizeof(int32_t));
+  const size_t at_a = pt_carve_take(&c, gumbel ? n : 0, 1, 0, sizeof(float));
+  const size_t at_tmp = pt_carve_take(&c, gumbel ? n : 0, 1, 0, sizeof(float));
+  const size_t at_margin = pt_carve_take(&c, gumbel ? segments : 0, 1, 0, sizeof(float));
   if (c.overflow) return pt_fail(PT_EOVERFLOW, "the fused path's coefficients are too large");
   char *block = pt_arena_zalloc(e->arena, c.used);
   if (!block) return pt_fail(PT_ENOMEM, "no memory for the fused path's coefficients");
@@ -71,6 +78,19 @@ static pt_status topk_prepare(pt_estimator *e) {
   }
   pr->hot = (pt_one_hot){segments, offsets, slot_at, base};
   pt_one_hot_c_base(e, &pr->hot, pr->c_base);
+  if (gumbel) { /* the bounds of the keys without their logarithms */
+    int32_t *top = (int32_t *)(block + at_top);
+    pr->a = (float *)(block + at_a);
+    pr->margin = (float *)(block + at_margin);
+    for (size_t s = 0; s < segments; s++) {
+      const size_t o = offsets[s], z = offsets[s + 1] - o;
+      k->argmax_rows(e->x + o, 1, z, z, &top[s]);
+      top[s] += (int32_t)o;
+      pr->margin[s] = pt_fused_topk_margin(e->x + o, z, e->p.sigma);
+    }
+    pt_fused_gumbel_coefficients(k, e->x, segments, offsets, top, e->p.sigma,
+                                 (float *)(block + at_tmp), pr->a);
+  }
 
   /* one thread's scratch: the kernel's terms, the winners, a group's counts when they are not
      the value, and one sample's selection buffers */
@@ -90,7 +110,7 @@ static pt_status topk_prepare(pt_estimator *e) {
   }
   e->scratch_bytes = s.used;
   e->thread_safe = 1;
-  e->work = (double)n * 2.0; /* two logarithms an input, the selection beside */
+  e->work = (double)n * 2.0; /* at most two logarithms an input, the selection beside */
   return PT_OK;
 }
 
@@ -105,7 +125,7 @@ static pt_status topk_run(const pt_estimator *e, void *scratch, uint64_t m0, uin
   const pt_fused_topk_job job = {
       .terms = pt_fused_terms_of(e, &pr->at, sc, sums, pr->c_base),
       .segments = pr->hot.segments, .offsets = pr->hot.offsets, .slot_at = pr->hot.slot_at,
-      .x = e->x, .stride = pr->tile, .winner = (int32_t *)(sc + pr->at_winner), .count = count,
+      .x = e->x, .a = pr->a, .margin = pr->margin, .stride = pr->tile, .winner = (int32_t *)(sc + pr->at_winner), .count = count,
       .keys = (float *)(sc + pr->at_keys), .bound = (float *)(sc + pr->at_bound),
       .survivor = (float *)(sc + pr->at_survivor),
       .survivor_at = (int32_t *)(sc + pr->at_survivor_at), .rank = (int32_t *)(sc + pr->at_rank),

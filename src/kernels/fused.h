@@ -140,20 +140,28 @@ typedef struct pt_fused_rank_job {
    greater (the last k[s] of pt_rank_rows' order).  Its winners fill the slots
    [slot_at[s], slot_at[s + 1]) (slot_at[s + 1] - slot_at[s] = k[s]) in ascending index order.
    A sample's cotangent over a block is the sum of y_bar over the winners of its segments, in
-   slot order (the blocks are one, or the segments). */
+   slot order (the blocks are one, or the segments).
+   Gumbel noise with a (src/fn/fn_fused.c's pt_fused_gumbel_coefficients and
+   pt_fused_topk_margin) bounds the keys without their logarithms, so that only a few inputs of
+   a segment take them; the winners are the same bits with a or without. */
 typedef struct pt_fused_topk_job {
   pt_fused_terms terms;
   size_t segments;
   const size_t *offsets; /* segments + 1 */
   const size_t *slot_at; /* segments + 1, from 0 to the slots, sum_s k[s] */
   const float *x;        /* n */
+  const float *a;        /* Gumbel: n coefficients exp((max x - x_i) / sigma) of each segment's
+                            first greatest x, or NULL (no bounds); normal: unused */
+  const float *margin;   /* with a: segments margins of the bounds, +inf where none holds */
   size_t stride;         /* of winner: at least the tile */
   int32_t *winner;       /* slots x stride: winner[j * stride + r] is slot j's input index in
                             sample r */
   uint64_t *count;       /* n: how many samples took each input, added to */
-  float *keys;           /* n + PT_FUSED_PAD: one sample's keys */
-  float *bound;          /* n + PT_FUSED_PAD: a segment's group maxima */
-  float *survivor;       /* n + 1: the keys that may be among a segment's k greatest */
+  float *keys;           /* n + PT_FUSED_PAD: a segment's candidates' keys */
+  float *bound;          /* n + PT_FUSED_PAD: a segment's group minima, then its candidates'
+                            inputs x */
+  float *survivor;       /* n + 1: the buffer entries of a segment's candidates, the inputs that
+                            may be among its k greatest */
   int32_t *survivor_at;  /* n + 1: their indices within the segment */
   int32_t *rank;         /* n: the survivors' ranks */
   int64_t *work;         /* PT_SORT_WORK(n): the rank kernel's */
