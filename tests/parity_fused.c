@@ -935,6 +935,12 @@ static void parity_topk(int gumbel, const pt_kernel_table *k, const pt_kernel_ta
      bounds' margin must cover the order of the float keys */
   if (c->seed % 5 == 2)
     for (size_t i = in.n / 4; i < in.n / 4 + 40 && i < in.n; i++) in.x[i] = 0x1p22f;
+  /* and a first segment of one input far above the others, whose coefficients straddle the
+     float's overflow (some infinite, the rest up to 2^128): the bounds must not rule out an
+     input of infinite a */
+  if (c->seed % 5 == 3)
+    for (size_t i = 1; i < in.offsets[1]; i++)
+      in.x[i] = in.x[0] - in.sigma * (88.0f + (float)(i % 10) * 0.1f);
   fused_coefficients(&in, scalar);
   const topk_kernel kernel = gumbel ? k->fused_topk_gumbel : k->fused_topk_normal;
   topk_run run, want;
