@@ -301,13 +301,22 @@ class PerturbedFun:
                      ((flat.out_def, flat.out_shapes), (flat.in_def, flat.in_shapes)))
 
     @staticmethod
-    def _floats_like(plan, v, n):
-        """v (a tree, or an array of any shape holding the same numbers) as plan.flat's rows of
-        n floats."""
+    def _floats_like(plan, v, n, side):
+        """v as plan.flat's rows of n floats: an array of any shape holding the same numbers,
+        or a tree, which must have the structure and leaf shapes (after the batch axes) of the
+        function's outputs (side 0: a cotangent) or inputs (side 1: a tangent)."""
+        lead = plan.flat.shape[:-1]
         if isinstance(v, (tuple, list, dict)):
-            leaves, _ = _float_leaves(v)
-            return _concat(leaves, plan.flat.ndim - 1).reshape(plan.flat.shape[:-1] + (n,))
-        return _floats(v, "a cotangent or tangent").reshape(plan.flat.shape[:-1] + (n,))
+            leaves, treedef = _float_leaves(v)
+            if plan.trees is not None:
+                want_def, want_shapes = plan.trees[side]
+                if (treedef != want_def or
+                        [a.shape for a in leaves] != [lead + tuple(s) for s in want_shapes]):
+                    what = ("cotangent", "outputs") if side == 0 else ("tangent", "inputs")
+                    raise ValueError(f"the {what[0]} tree does not have the structure and leaf "
+                                     f"shapes of the function's {what[1]}")
+            return _concat(leaves, plan.flat.ndim - 1).reshape(lead + (n,))
+        return _floats(v, "a cotangent or tangent").reshape(lead + (n,))
 
     def _fast(self, x):
         """The built-in's perturbed Fn for a 1-D C-contiguous float32 x whose output has x's
@@ -336,20 +345,20 @@ class PerturbedFun:
         if fn is not None and type(y_bar) is np.ndarray and y_bar.shape == x.shape:
             return fn.vjp(key, x, y_bar)
         p = self._plan(x, 0)
-        return p.inputs(p.fn.vjp(key, p.flat, self._floats_like(p, y_bar, p.fn.n_out)))
+        return p.inputs(p.fn.vjp(key, p.flat, self._floats_like(p, y_bar, p.fn.n_out, 0)))
 
     def vjp_batch(self, key, xs, y_bars):
         p = self._plan(xs, 1)
-        return p.inputs(p.fn.vjp(key, p.flat, self._floats_like(p, y_bars, p.fn.n_out)))
+        return p.inputs(p.fn.vjp(key, p.flat, self._floats_like(p, y_bars, p.fn.n_out, 0)))
 
     def jvp(self, key, x, x_dot):
         """J(x) x_dot: x_dot shaped like x, the result like the output."""
         p = self._plan(x, 0)
-        return p.outputs(p.fn.jvp(key, p.flat, self._floats_like(p, x_dot, p.fn.n_in)))
+        return p.outputs(p.fn.jvp(key, p.flat, self._floats_like(p, x_dot, p.fn.n_in, 1)))
 
     def jvp_batch(self, key, xs, x_dots):
         p = self._plan(xs, 1)
-        return p.outputs(p.fn.jvp(key, p.flat, self._floats_like(p, x_dots, p.fn.n_in)))
+        return p.outputs(p.fn.jvp(key, p.flat, self._floats_like(p, x_dots, p.fn.n_in, 1)))
 
     def jacobian(self, key, x):
         """The Jacobian: the output's shape followed by x's last axis (a built-in: per row of

@@ -176,6 +176,27 @@ def test_trees_that_are_not_segments_are_refused():
             perturb.make_perturbed_fun(builtin, num_samples=10)(KEY, TREE)
 
 
+def test_a_cotangent_or_tangent_tree_must_be_shaped_like_its_side():
+    """The same numbers in another structure, or in leaves of other shapes, are refused; a
+    flat array of them is taken as it is."""
+    pert = perturb.make_perturbed_fun(perturb.argmax_one_hot, num_samples=10)
+    flat = np.arange(sum(a.size for a in LEAVES), dtype=np.float32)
+    right = like_tree([flat[sum(a.size for a in LEAVES[:i]):][:b.size]
+                       for i, b in enumerate(LEAVES)])
+    swapped = (right[2], right[1], right[0])  # the same sizes' numbers, leaves in other places
+    regrouped = [np.asarray(leaves(right)[0]), np.concatenate(leaves(right)[1:])]
+    for call in (pert.vjp, pert.jvp):
+        want = leaves(call(KEY, TREE, right))
+        for got, w in zip(leaves(call(KEY, TREE, flat)), want):
+            np.testing.assert_array_equal(got, w)
+        for bad in (swapped, regrouped):
+            with pytest.raises(ValueError, match="structure and leaf shapes"):
+                call(KEY, TREE, bad)
+    batch = perturb.tree_unflatten(TREEDEF, [np.stack([a, a]) for a in LEAVES])
+    with pytest.raises(ValueError, match="structure and leaf shapes"):
+        pert.vjp_batch(KEY, batch, (swapped, swapped))
+
+
 def test_the_jacobian_of_a_tree_is_a_tree_of_trees():
     """jax.jacobian's layout: out_tree[leaf a] is a tree like x whose leaf b has the shape
     a's + b's; contracted with a cotangent tree it is the vjp of the same samples, and with
