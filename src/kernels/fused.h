@@ -141,7 +141,7 @@ typedef struct pt_fused_rank_job {
    [slot_at[s], slot_at[s + 1]) (slot_at[s + 1] - slot_at[s] = k[s]) in ascending index order.
    A sample's cotangent over a block is the sum of y_bar over the winners of its segments, in
    slot order (the blocks are one, or the segments).
-   Gumbel noise with a (src/fn/fn_fused.c's pt_fused_gumbel_coefficients and
+   Gumbel noise with a (src/fn/fn_fused_bounds.c's pt_fused_gumbel_coefficients and
    pt_fused_topk_margin) bounds the keys without their logarithms, so that only a few inputs of
    a segment take them; the winners are the same bits with a or without. */
 typedef struct pt_fused_topk_job {
