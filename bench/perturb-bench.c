@@ -29,6 +29,7 @@
 #include "dispatch/dispatch_table.h"
 #include "kernels/sort.h"
 #include "dispatch/split.h"
+#include "fn/fn_fused_bounds.h"
 #include "timing.h"
 
 /* A prepared run of one kernel family at one size. */
@@ -497,10 +498,10 @@ static int setup_fused_rank_normal(bench_run *run, size_t rows, size_t d) {
 
 /* fused_topk_<kind>: one tile of `rows` samples of d inputs in one segment taking
    k = max(1, d / 100) (the perturbed-bench case's 10 of 1000), values only: the noise, the keys
-   and the selection. */
+   and the selection, Gumbel with the bounds the library gives it (src/fn/fn_fused_bounds.h). */
 typedef struct fused_topk_state {
   pt_fused_topk_job job;
-  float *x, *noise, *keys, *bound, *survivor;
+  float *x, *a, *tmp, margin, *noise, *keys, *bound, *survivor;
   int32_t *winner, *survivor_at, *rank;
   int64_t *work;
   uint64_t *count;
@@ -516,6 +517,8 @@ static void fused_topk_call(const pt_kernel_table *k, void *p) {
 static void fused_topk_release(void *p) {
   fused_topk_state *s = p;
   free(s->x);
+  free(s->a);
+  free(s->tmp);
   free(s->noise);
   free(s->keys);
   free(s->survivor);
@@ -533,6 +536,10 @@ static int setup_fused_topk(bench_run *run, size_t rows, size_t d, int gumbel) {
   if (!s) return -1;
   const size_t k = d / 100 ? d / 100 : 1;
   s->x = random_floats(d, 10);
+  s->a = malloc(d * sizeof(float));
+  s->tmp = malloc(d * sizeof(float));
+  s->a = malloc(d * sizeof(float));
+  s->tmp = malloc(d * sizeof(float));
   s->noise = malloc((rows * d + PT_FUSED_PAD) * sizeof(float));
   s->keys = malloc((d + PT_FUSED_PAD) * sizeof(float));
   s->survivor = malloc((d + 1) * sizeof(float));
@@ -546,14 +553,20 @@ static int setup_fused_topk(bench_run *run, size_t rows, size_t d, int gumbel) {
   s->gumbel = gumbel;
   s->offsets[1] = d;
   s->slot_at[1] = k;
-  if (!s->x || !s->noise || !s->keys || !s->survivor || !s->winner || !s->bound ||
-      !s->survivor_at || !s->rank || !s->work || !s->count) {
+  const pt_kernel_table *table = pt_kernels_active();
+  if (!s->x || !s->a || !s->tmp || !s->noise || !s->keys || !s->survivor || !s->winner ||
+      !s->bound || !s->survivor_at || !s->rank || !s->work || !s->count || !table) {
     fused_topk_release(s);
     return -1;
   }
+  int32_t top = 0;
+  for (size_t i = 1; i < d; i++) top = s->x[i] > s->x[top] ? (int32_t)i : top;
+  pt_fused_gumbel_coefficients(table, s->x, 1, s->offsets, &top, 0.5f, s->tmp, s->a);
+  s->margin = pt_fused_topk_margin(s->x, d, 0.5f);
   s->job = (pt_fused_topk_job){
       .terms = {.key = {0x5eed, 3}, .n = d, .sigma = 0.5f, .samples = rows, .noise = s->noise},
-      .segments = 1, .offsets = s->offsets, .slot_at = s->slot_at, .x = s->x, .stride = rows,
+      .segments = 1, .offsets = s->offsets, .slot_at = s->slot_at, .x = s->x,
+      .a = gumbel ? s->a : NULL, .margin = &s->margin, .stride = rows,
       .winner = s->winner, .count = s->count, .keys = s->keys, .bound = s->bound,
       .survivor = s->survivor, .survivor_at = s->survivor_at, .rank = s->rank, .work = s->work};
   *run = (bench_run){rows * d, rows * d * sizeof(float), s, fused_topk_call, fused_topk_release,
