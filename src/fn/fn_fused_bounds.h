@@ -19,8 +19,9 @@ void pt_fused_gumbel_coefficients(const pt_kernel_table *k, const float *x, size
                                   float *tmp, float *a);
 
 /* The margin of the top-k's bounds for a segment of z inputs x (src/kernels/fused_topk.c.j2):
-   a float above exp(2^-15 + 2^-20 max |x| / sigma), or +inf where x is not all finite or the
-   margin would be too large to be of use (every input is then a candidate). */
+   a float above exp(2^-15 + (2^-20 max |x| + 2^-146) / sigma), or +inf where x is not all
+   finite, the keys may overflow, or the margin would be too large to be of use (every input
+   is then a candidate). */
 float pt_fused_topk_margin(const float *x, size_t z, float sigma);
 
 #endif
