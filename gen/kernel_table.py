@@ -217,15 +217,15 @@ KERNELS += [fused_argmax_kernel(kind) for kind in ("gumbel", "normal")]
 # The fused argmax's thresholds of speed, never of the bits (pt_fused_thresholds in
 # src/kernels/fused.h; the estimator puts them in every job).  `perturb-bench --thresholds`
 # times both paths on either side of each on the machine it runs on and prints the crossover
-# it finds beside these values, which are set from those runs (scalar and AVX2 on a Zen 3 core,
-# whose timings swing by 1.5x between runs: the values are where the paths cross within that
-# noise).  AVX-512 and NEON, not measured since the candidates' path came, take the defaults.
+# it finds beside these values, which are set from those runs (scalar and AVX2 on a Zen 3 core
+# whose timings swing by 1.5x between runs; three runs agreed on each value).  AVX-512 and
+# NEON, not measured since the candidates' path came, take the defaults.
 #   short_max: samples of at most this many inputs (up to PT_FUSED_SHORT) are settled PT_LANES
 #     at a time, one per lane, instead of along their inputs;
 #   bounded_min: a Gumbel job wanting the value alone whose segments average at least this many
 #     inputs scans the uniforms and takes the logarithm of its candidates only.
 FUSED_THRESHOLDS = per_isa({"short_max": 16, "bounded_min": 32},
-                           scalar={"bounded_min": 12}, avx2={"short_max": 8, "bounded_min": 24})
+                           scalar={"bounded_min": 8}, avx2={"short_max": 9, "bounded_min": 12})
 
 # The limits: the unavoidable work of the noise and fused kernels, alone, which perturb-bench
 # --limits times beside them (src/kernels/limits.c.j2): Philox words (`unroll` as the noise's),
