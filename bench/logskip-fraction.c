@@ -5,11 +5,12 @@
    (uniform in [-1, 1]), one segment, at sigma 0.5 (argmax_eval) and 0.1 (fy_loss_grad_batch).
    The rule: each chunk of 64 blocks of 4 vectors (PT_LANES 8 on AVX2, 16 on AVX-512) keeps
    the inputs whose floor (1 - u) a is not above T (1 + 2^-19), T = c (1 + 2^-19) for c the least
-   ceiling (1 - u)(1 + (1 - u)) a (u > 1/2; else (1/2 - u) 2^30 a) of the segment up to the chunk's end.  The kernel
-   takes the candidates' logarithms a whole vector at a time; the full noise would take one
-   per input.  Segments shorter than the ISA's bounded_min keep the full noise.
+   ceiling (1 - u) a (1 + (1 - u)) (u > 1/2; else (1/2 - u) 2^31 (1 - u) a, fused_lib.j2's
+   key_ceiling) of the segment up to the chunk's end.  The kernel takes the candidates'
+   logarithms a whole vector at a time; the full noise would take one per input.  Segments
+   shorter than the ISA's bounded_min keep the full noise.
 
-   usage: bench/logskip-fraction [M]   (M samples per d, default 2000) */
+   usage: bench/logskip-fraction [M]   (M samples per d, 1 to 10^5, default 2000) */
 #include <math.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -17,9 +18,10 @@
 
 #include "perturb.h"
 
-/* the kernel's key_ceiling, in its operations' order */
+/* the kernel's key_ceiling of its key_floor, in their operations' order */
 static float ceiling_of(float u, float a) {
-  return fmaxf((1.0f - u) * a * (2.0f - u), (0.5f - u) * 0x1p30f * a);
+  const float floor = (1.0f - u) * a;
+  return fmaxf(floor * (2.0f - u), (0.5f - u) * 0x1p31f * floor);
 }
 
 /* candidates of m samples of d inputs (uniforms u, coefficients a) in chunks of `chunk` */
@@ -39,7 +41,13 @@ static double candidates(const float *u, const float *a, size_t d, size_t m, siz
 }
 
 int main(int argc, char **argv) {
-  const size_t m = argc > 1 ? (size_t)strtoull(argv[1], NULL, 10) : 2000;
+  char *end = NULL;
+  const unsigned long long given = argc == 2 ? strtoull(argv[1], &end, 10) : 0;
+  if (argc > 2 || (argc == 2 && (*argv[1] < '1' || *argv[1] > '9' || *end || given > 100000))) {
+    fprintf(stderr, "usage: %s [M]   (M samples per d, 1 to 10^5, default 2000)\n", argv[0]);
+    return 2;
+  }
+  const size_t m = argc == 2 ? (size_t)given : 2000;
   const size_t ds[] = {16, 100, 1000, 10000};
   const float sigmas[] = {0.5f, 0.1f};
   printf("candidates per sample (and of its inputs), by lanes:\n%6s %6s %21s %21s\n", "sigma", "d",
