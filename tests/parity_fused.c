@@ -941,6 +941,15 @@ static void parity_topk(int gumbel, const pt_kernel_table *k, const pt_kernel_ta
   if (c->seed % 5 == 3)
     for (size_t i = 1; i < in.offsets[1]; i++)
       in.x[i] = in.x[0] - in.sigma * (88.0f + (float)(i % 10) * 0.1f);
+  /* and the same straddle where the margin rests on X / sigma (1e7: lambda near 9.5), on keys
+     whose ulp is sigma, so that those near the top tie by rounding: inputs within 9 sigma of
+     the top, and others 88 and 92 sigma below it (a finite but near 2^127, or infinite) */
+  if (c->seed % 7 == 6) {
+    in.sigma = 1.0f;
+    in.x[0] = 1e7f;
+    for (size_t i = 1; i < in.offsets[1]; i++)
+      in.x[i] = 1e7f - (i % 2 ? (float)(i % 10) : i % 4 ? 92.0f : 88.0f);
+  }
   /* and sigmas at the float's ends on x = 0: keys that overflow and tie at +inf, or subnormal
      ones that tie by rounding, where relative roundings bound nothing */
   if (c->seed % 7 == 4 || c->seed % 7 == 5) {

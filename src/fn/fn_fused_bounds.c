@@ -33,10 +33,11 @@ void pt_fused_gumbel_coefficients(const pt_kernel_table *k, const float *x, size
    50.3 2^-21 + 1.26 2^-21 X / sigma + 2^-148 / sigma: lambda is 64 2^-21 + 2 2^-21 X / sigma +
    2^-146 / sigma, and the float mu is rounded up.  So i has k keys above its own and is no
    winner.  An infinite a_i (a quotient above 88.7) bounds nothing, but then key_i < x_M -
-   72 sigma + Delta_i while c mu <= 2^64 makes key_j > x_M - 44.5 sigma - Delta_j, and
-   Delta_i + Delta_j < 24 sigma wherever lambda is below 64 (its X term gives under 8 sigma, its
-   subnormal term under 16).  Past that, with X + 17 sigma >= 2^127 (keys that may overflow
-   and tie at +inf), or with a non-finite x, no margin. */
+   72 sigma + Delta_i while c mu <= 2^64 makes key_j > x_M - 44.5 sigma - sigma
+   |ln(a_j / a*_j)| - Delta_j, and those errors, Delta_i + Delta_j + sigma |ln(a_j / a*_j)|,
+   stay below 25 sigma wherever lambda is below 64 (at most 3/8 of its X term and 1/4 of its
+   subnormal term, times sigma, and constants under 2^-16).  Past that, with X + 17 sigma >=
+   2^127 (keys that may overflow and tie at +inf), or with a non-finite x, no margin. */
 float pt_fused_topk_margin(const float *x, size_t z, float sigma) {
   double most = 0.0;
   for (size_t i = 0; i < z; i++) {
