@@ -3,7 +3,7 @@
 
    perturb-bench [--d N,N,...] [--rows N,N,...] [--op NAME] [--isa NAME] [--repeats N]
                  [--threads N] [--limits] [--json] [--out FILE]
-   perturb-bench --thresholds [--repeats N] [--json]
+   perturb-bench --thresholds [--op THRESHOLD] [--isa NAME] [--repeats N] [--json]
 
    --d and --rows are paired by position (a single value pairs with all of the other list).
    Each (op, ISA, size) runs enough iterations to last at least 20 ms, `repeats` times; the
@@ -14,8 +14,10 @@
    --limits times, beside each kernel that has one, the work it cannot avoid, by the same ISA's
    limit kernels (src/kernels/limits.c.j2): its Philox words, logarithms and Box-Muller pairs,
    or the read of its input; and prints the kernel's time over that limit's.
-   --thresholds times the fused argmax on either side of each of its thresholds of speed
-   (pt_fused_thresholds), each path forced, and prints the crossover beside the table's value.
+   --thresholds times the fused argmax and the row kernels on either side of each of their
+   thresholds of speed (pt_fused_thresholds, pt_row_thresholds: gen/kernel_table.py), each path
+   forced, on one thread, and prints the crossover beside the table's value (--op and --isa
+   pick one threshold, one ISA).
    The row kernels and the noise streams run as the public calls run them, split between up to
    --threads threads (pt_set_num_threads; default: the library's default) when the work is
    large enough (src/dispatch/split.h); the other families run on one thread. */
@@ -390,12 +392,11 @@ typedef struct fused_state {
   size_t rows;
   uint64_t m0; /* each call the next rows samples: new noise, as the estimator's tiles have */
   int gumbel;
-  const pt_fused_thresholds *forced; /* NULL: the ISA's thresholds (--thresholds sets them) */
 } fused_state;
 
 static void fused_call(const pt_kernel_table *k, void *p) {
   fused_state *s = p;
-  s->job.thresholds = s->forced ? *s->forced : k->fused;
+  s->job.thresholds = k->fused; /* the ISA's, or those --thresholds forces */
   (s->gumbel ? k->fused_argmax_gumbel : k->fused_argmax_normal)(&s->job, s->m0, s->rows);
   s->m0 += s->rows;
 }
@@ -720,77 +721,173 @@ static double limit_ns(const limit_recipe *r, const pt_kernel_table *k, const be
   return ns;
 }
 
-/* ---- --thresholds: the fused argmax's crossovers ---- */
+/* ---- --thresholds: the crossovers of the fused argmax's and the row kernels' paths ---- */
 
-/* ns per element of fused_argmax_gumbel's value (no terms) over tiles of `rows` samples of d
-   inputs, with table k's kernels and thresholds t; -1 without memory. */
-static double fused_ns(const pt_kernel_table *k, size_t rows, size_t d, pt_fused_thresholds t,
-                       int repeats) {
+/* ns per element of one kernel family at rows of d elements, with table k's kernels and
+   thresholds (one of them forced); -1 without memory. */
+typedef double (*path_ns)(const pt_kernel_table *k, size_t d, int repeats);
+
+static double run_ns(const pt_kernel_table *k, int (*setup)(bench_run *, size_t, size_t),
+                     size_t rows, size_t d, int repeats) {
   bench_run run;
-  if (setup_fused(&run, rows, d, 1) != 0) return -1.0;
-  ((fused_state *)run.state)->forced = &t;
+  if (setup(&run, rows, d) != 0) return -1.0;
   const timed tm = {&run, k};
   const double ns = bench_median_ns(call_once, &tm, repeats) / (double)run.elements;
   run.release(run.state);
   return ns;
 }
 
+static int setup_fused_value(bench_run *run, size_t rows, size_t d) {
+  return setup_fused(run, rows, d, 1);
+}
+
+/* fused_argmax_gumbel's value (no terms) over the estimator's tiles of samples */
+static double fused_path_ns(const pt_kernel_table *k, size_t d, int repeats) {
+  return run_ns(k, setup_fused_value, 4096 / d, d, repeats);
+}
+
+/* The row kernels on 2^16 elements, L2-resident, as rows of d */
+#define ROW_ELEMENTS 65536
+
+static double argmax_path_ns(const pt_kernel_table *k, size_t d, int repeats) {
+  return run_ns(k, setup_argmax_rows, ROW_ELEMENTS / d, d, repeats);
+}
+
+/* argsort and ranks, which share their thresholds: the sum of both */
+static double sort_path_ns(const pt_kernel_table *k, size_t d, int repeats) {
+  const size_t rows = ROW_ELEMENTS / d;
+  const double argsort = run_ns(k, setup_argsort_rows, rows, d, repeats);
+  const double ranks = run_ns(k, setup_rank_rows, rows, d, repeats);
+  return argsort < 0.0 || ranks < 0.0 ? -1.0 : argsort + ranks;
+}
+
+static pt_kernel_table with_fused(const pt_kernel_table *k, size_t short_max, size_t bounded_min) {
+  pt_kernel_table t = *k;
+  t.fused = (pt_fused_thresholds){short_max, bounded_min};
+  return t;
+}
+
+static pt_kernel_table with_rows(const pt_kernel_table *k, size_t argmax_columns_max,
+                                 size_t count_max, size_t count_columns_max, size_t radix_min) {
+  pt_kernel_table t = *k;
+  t.rows = (pt_row_thresholds){argmax_columns_max, count_max, count_columns_max, radix_min};
+  return t;
+}
+
 /* One threshold: at each d of its list, the time of the path below it and of the path at or
-   above it, each forced; `measured` is the least d from which the upper path is faster at that
-   d and every larger one (SIZE_MAX: at none), which the table's value is set from. */
+   above it, each forced in a copy of the ISA's table.  The split measured best is the one whose
+   slowdowns, summed over the list (at each d the time over the faster path's), are least: a
+   path that wins, loses and wins again as d grows then costs what each choice would cost.  It
+   is printed as the range of threshold values that give that split, against which the table's
+   value is set. */
+#define CROSSOVER_DS 16
 typedef struct crossover {
   const char *name;
   size_t table;
   int last_below; /* the threshold names the lower path's last d (short_max), not the upper's first */
-  pt_fused_thresholds below, above;
-  size_t ds[12];
+  path_ns time;
+  pt_kernel_table below, above;
+  size_t ds[CROSSOVER_DS];
 } crossover;
 
-static int thresholds_mode(int json, int repeats) {
+static int crossover_print(const crossover *x, pt_isa isa, int json, int repeats) {
+  double below[CROSSOVER_DS] = {0}, above[CROSSOVER_DS] = {0};
+  size_t nds = 0;
+  while (nds < CROSSOVER_DS && x->ds[nds]) nds++;
+  for (size_t i = 0; i < nds; i++) {
+    below[i] = x->time(&x->below, x->ds[i], repeats);
+    above[i] = x->time(&x->above, x->ds[i], repeats);
+    if (below[i] < 0.0 || above[i] < 0.0) {
+      fprintf(stderr, "perturb-bench: out of memory for --thresholds\n");
+      return 1;
+    }
+  }
+  /* split s: the lower path for ds[0, s), the upper one from ds[s] */
+  size_t best = 0;
+  double least = 0.0;
+  for (size_t s = 0; s <= nds; s++) {
+    double cost = 0.0;
+    for (size_t i = 0; i < nds; i++) {
+      const double fastest = below[i] < above[i] ? below[i] : above[i];
+      cost += (i < s ? below[i] : above[i]) / fastest;
+    }
+    if (s == 0 || cost < least) {
+      least = cost;
+      best = s;
+    }
+  }
+  /* the threshold values that give split `best`, [low, high] (high SIZE_MAX: unbounded): a
+     lower path's last d (last_below) from ds[best - 1] to ds[best] - 1, or an upper path's
+     first d from ds[best - 1] + 1 to ds[best] */
+  const size_t step = x->last_below ? 0 : 1;
+  const size_t low = best ? x->ds[best - 1] + step : 0;
+  const size_t high = best < nds ? x->ds[best] + step - 1 : SIZE_MAX;
+  const int agrees = x->table >= low && x->table <= high;
+  for (size_t i = 0; i < nds; i++) {
+    if (json)
+      printf("{\"threshold\": \"%s\", \"isa\": \"%s\", \"d\": %zu, \"ns_per_element_below\": "
+             "%.5f, \"ns_per_element_above\": %.5f}\n",
+             x->name, pt_isa_name(isa), x->ds[i], below[i], above[i]);
+    else
+      printf("%-18s %-7s d %5zu   below %8.4f   at or above %8.4f ns/elem\n", x->name,
+             pt_isa_name(isa), x->ds[i], below[i], above[i]);
+  }
+  if (json)
+    printf("{\"threshold\": \"%s\", \"isa\": \"%s\", \"table\": %zu, \"measured_low\": %zu, "
+           "\"measured_high\": %lld, \"agrees\": %s}\n",
+           x->name, pt_isa_name(isa), x->table, low, high == SIZE_MAX ? -1 : (long long)high,
+           agrees ? "true" : "false");
+  else if (high == SIZE_MAX)
+    printf("%-18s %-7s table %zu, measured here %zu or more: %s\n", x->name, pt_isa_name(isa),
+           x->table, low, agrees ? "agrees" : "differs");
+  else
+    printf("%-18s %-7s table %zu, measured here %zu to %zu: %s\n", x->name, pt_isa_name(isa),
+           x->table, low, high, agrees ? "agrees" : "differs");
+  fflush(stdout);
+  return 0;
+}
+
+/* Every threshold of every ISA this CPU runs, or those named by only (a threshold or ISA). */
+static int thresholds_mode(const char *only, const char *only_isa, int json, int repeats) {
+  if (pt_set_num_threads(1) != PT_OK) return 1; /* the paths of one core */
   for (int isa = 0; isa < PT_ISA_COUNT; isa++) {
     const pt_kernel_table *k = pt_kernels_for((pt_isa)isa);
-    if (!k) continue;
+    if (!k || (only_isa && strcmp(only_isa, pt_isa_name(k->isa)) != 0)) continue;
     const size_t never = SIZE_MAX;
-    /* short_max: the long path is the upper one; bounded_min: the candidates' path */
+    const pt_fused_thresholds f = k->fused;
+    const pt_row_thresholds r = k->rows;
     const crossover xs[] = {
-        {"short_max", k->fused.short_max, 1, {PT_FUSED_SHORT, never}, {0, never},
-         {2, 4, 6, 8, 10, 12, 14, 16}},
-        {"bounded_min", k->fused.bounded_min, 0, {k->fused.short_max, never}, {k->fused.short_max, 1},
-         {4, 8, 12, 16, 20, 24, 28, 32, 48, 64, 128, 1024}},
+        /* the long path is the upper one */
+        {"short_max", f.short_max, 1, fused_path_ns, with_fused(k, PT_FUSED_SHORT, never),
+         with_fused(k, 0, never), {2, 4, 6, 8, 10, 12, 14, 16}},
+        /* the candidates' path is the upper one */
+        {"bounded_min", f.bounded_min, 0, fused_path_ns, with_fused(k, f.short_max, never),
+         with_fused(k, f.short_max, 1), {4, 8, 12, 16, 20, 24, 28, 32, 48, 64, 128, 1024}},
+        /* one row at a time is the upper path */
+        {"argmax_columns_max", r.argmax_columns_max, 1, argmax_path_ns,
+         with_rows(k, never, r.count_max, r.count_columns_max, r.radix_min),
+         with_rows(k, 0, r.count_max, r.count_columns_max, r.radix_min),
+         {2, 3, 4, 5, 6, 7, 8, 10, 12, 16, 24, 32, 64, 128, 256, 1024}},
+        /* the networks are the upper path; the counting, the table's columns and rows */
+        {"count_max", r.count_max, 1, sort_path_ns,
+         with_rows(k, r.argmax_columns_max, PT_ROWS_COUNT_CAP, r.count_columns_max, r.radix_min),
+         with_rows(k, r.argmax_columns_max, 1, 0, r.radix_min),
+         {2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64, 80, 96, 112, 128}},
+        /* counting one row at a time is the upper path */
+        {"count_columns_max", r.count_columns_max, 1, sort_path_ns,
+         with_rows(k, r.argmax_columns_max, PT_ROWS_COUNT_CAP, never, r.radix_min),
+         with_rows(k, r.argmax_columns_max, PT_ROWS_COUNT_CAP, 0, r.radix_min),
+         {2, 3, 4, 5, 6, 7, 8, 9, 10, 12, 14, 16}},
+        /* the radix sort is the upper path */
+        {"radix_min", r.radix_min, 0, sort_path_ns,
+         with_rows(k, r.argmax_columns_max, r.count_max, r.count_columns_max, never),
+         with_rows(k, r.argmax_columns_max, r.count_max, r.count_columns_max, 0),
+         {257, 320, 384, 512, 768, 1024, 1536, 2048, 3072, 4096, 6144, 8192}},
     };
-    for (size_t x = 0; x < sizeof xs / sizeof xs[0]; x++) {
-      double below[12] = {0}, above[12] = {0};
-      size_t measured = SIZE_MAX, nds = 0;
-      while (nds < 12 && xs[x].ds[nds]) nds++;
-      for (size_t i = 0; i < nds; i++) {
-        const size_t d = xs[x].ds[i], rows = 4096 / d; /* the estimator's tile */
-        below[i] = fused_ns(k, rows, d, xs[x].below, repeats);
-        above[i] = fused_ns(k, rows, d, xs[x].above, repeats);
-        if (below[i] < 0.0 || above[i] < 0.0) {
-          fprintf(stderr, "perturb-bench: out of memory for --thresholds\n");
-          return 1;
-        }
-      }
-      for (size_t i = nds; i-- > 0 && above[i] < below[i];) measured = xs[x].ds[i];
-      if (xs[x].last_below) measured = measured == SIZE_MAX ? xs[x].ds[nds - 1] : measured - 1;
-      for (size_t i = 0; i < nds; i++) {
-        if (json)
-          printf("{\"threshold\": \"%s\", \"isa\": \"%s\", \"d\": %zu, \"ns_per_element_below\": "
-                 "%.5f, \"ns_per_element_above\": %.5f}\n",
-                 xs[x].name, pt_isa_name(k->isa), xs[x].ds[i], below[i], above[i]);
-        else
-          printf("%-12s %-7s d %5zu   below %8.4f   at or above %8.4f ns/elem\n", xs[x].name,
-                 pt_isa_name(k->isa), xs[x].ds[i], below[i], above[i]);
-      }
-      const long long shown = measured == SIZE_MAX ? -1 : (long long)measured;
-      if (json)
-        printf("{\"threshold\": \"%s\", \"isa\": \"%s\", \"table\": %zu, \"measured\": %lld}\n",
-               xs[x].name, pt_isa_name(k->isa), xs[x].table, shown);
-      else
-        printf("%-12s %-7s table %zu, measured here %lld%s\n", xs[x].name, pt_isa_name(k->isa),
-               xs[x].table, shown, shown < 0 ? " (the upper path was never faster to the end)" : "");
-      fflush(stdout);
-    }
+    for (size_t x = 0; x < sizeof xs / sizeof xs[0]; x++)
+      if (!(only && strcmp(only, xs[x].name) != 0) &&
+          crossover_print(&xs[x], k->isa, json, repeats) != 0)
+        return 1;
   }
   return 0;
 }
@@ -846,12 +943,12 @@ int main(int argc, char **argv) {
     else {
       fprintf(stderr, "usage: %s [--d N,..] [--rows N,..] [--op NAME] [--isa NAME] "
                       "[--repeats N] [--threads N] [--limits] [--json] [--out FILE] | "
-                      "--thresholds [--repeats N] [--json]\n", argv[0]);
+                      "--thresholds [--op THRESHOLD] [--isa NAME] [--repeats N] [--json]\n", argv[0]);
       return 2;
     }
   }
   if (repeats < 1) repeats = 1;
-  if (thresholds) return thresholds_mode(json, repeats);
+  if (thresholds) return thresholds_mode(only_op, only_isa, json, repeats);
   if (nd != nrows && nd != 1 && nrows != 1) {
     fprintf(stderr, "perturb-bench: --d and --rows need equal lengths, or one of them one value\n");
     return 2;

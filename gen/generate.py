@@ -21,10 +21,10 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from kernel_table import (FUSED_THRESHOLDS, ISAS, KERNELS, LIBRARIES, MAX_LANES,  # noqa: E402
-                          function_name, source_name)
+                          ROW_THRESHOLDS, function_name, source_name)
 from kernel_table import (OPS_TEST_TEMPLATE, TEST_TABLE_SOURCE, ops_test_function_name,  # noqa: E402
-                          ops_test_source_name, test_function_name, test_source_name,
-                          test_variants)
+                          ops_test_source_name, row_threshold_variants, test_function_name,
+                          test_source_name, test_variants)
 
 GENERATOR = "gen/generate.py"
 
@@ -146,6 +146,22 @@ def fused_thresholds(isa):
     return f"{{.short_max = {t['short_max']}, .bounded_min = {t['bounded_min']}}}"
 
 
+def row_thresholds(t):
+    """A pt_row_thresholds as a C initializer."""
+    return "{" + ", ".join(f".{k} = {v}" for k, v in sorted(t.items())) + "}"
+
+
+# The stack buffers of the counting paths bound the table's thresholds (src/kernels/rows.h).
+ROW_THRESHOLD_CAPS = {"count_max": "PT_ROWS_COUNT_CAP",
+                      "count_columns_max": "PT_ROWS_COUNT_COLUMNS_CAP"}
+
+
+def row_threshold_checks(isa):
+    return [f'_Static_assert({ROW_THRESHOLDS[isa.name][name]} <= {cap}, "gen/kernel_table.py: '
+            f'{isa.name}\'s {name} is past {cap} (src/kernels/rows.h)");'
+            for name, cap in ROW_THRESHOLD_CAPS.items()]
+
+
 def render_dispatch_isas():
     """The dispatcher's table of every ISA built in (configure's PT_BUILD_<NAME>), by pt_isa
     value, NULL where not built; included once, by src/dispatch/dispatch.c."""
@@ -157,7 +173,9 @@ def render_dispatch_isas():
         lines += [f"#if PT_BUILD_{up}", f"PT_KERNELS_{up}(PT_DECLARE_)",
                   f"static const pt_kernel_table table_{isa.name} = "
                   f"{{.isa = {enum(isa)}, .fused = {fused_thresholds(isa)}, "
-                  f"PT_KERNELS_{up}(PT_DESIGNATE_)}};", "#endif"]
+                  f".rows = {row_thresholds(ROW_THRESHOLDS[isa.name])}, "
+                  f"PT_KERNELS_{up}(PT_DESIGNATE_)}};"]
+        lines += row_threshold_checks(isa) + ["#endif"]
     fallback = by_preference()[-1]
     lines += ["#undef PT_DECLARE_", "#undef PT_DESIGNATE_", "",
               f"#if !PT_BUILD_{fallback.name.upper()}",
@@ -342,24 +360,30 @@ def jinja2_loader(srcdir):
 
 def render_test_table():
     """pt_isa_tests_built[]: per ISA of this build, its conformance test and its variants (a
-    kernel table holding only the variant's slot), for tests/isa_tests.c."""
+    kernel table holding only the variant's slot, or row thresholds for the ISA's own row
+    kernels), for tests/isa_tests.c."""
     lines = [banner("gen/kernel_table.py", "the test-only kernels"), "",
              "#include \"config.h\"", "#include \"isa_tests.h\"", ""]
     entries = []
     for isa in ISAS:
         cond = build_condition(isa)
         variants = [v for v in test_variants() if v.isa == isa]
+        rows = row_threshold_variants(isa)
         lines += [f"#if {cond}"]
         lines += [f"void {ops_test_function_name(isa)}(pt_parity_result *res);"]
         lines += [f"{v.kernel.ret} {test_function_name(v)}({v.kernel.params});" for v in variants]
-        if variants:  # C has no empty initializer lists
+        lines += [f"static const pt_row_thresholds rows_{isa.name}_{i} = {row_thresholds(t)};"
+                  for i, (_, t) in enumerate(rows)]
+        if variants or rows:  # C has no empty initializer lists
             lines += [f"static const pt_test_variant variants_{isa.name}[] = {{"]
-            lines += [f"    {{\"{v.kernel.op} {v.label}\", {{.{v.kernel.op} = {test_function_name(v)}}}}},"
+            lines += [f"    {{\"{v.kernel.op} {v.label}\", {{.{v.kernel.op} = {test_function_name(v)}}}, NULL}},"
                       for v in variants]
+            lines += [f"    {{\"row thresholds {label}\", {{0}}, &rows_{isa.name}_{i}}},"
+                      for i, (label, _) in enumerate(rows)]
             lines += ["};"]
         lines += ["#endif", ""]
         listed = (f"variants_{isa.name}, sizeof variants_{isa.name} / sizeof variants_{isa.name}[0]"
-                  if variants else "NULL, 0")
+                  if variants or rows else "NULL, 0")
         entry = f"    {{PT_ISA_{isa.name.upper()}, {ops_test_function_name(isa)},\n     {listed}}},"
         entries += [f"#if {cond}", entry, "#endif"]
     lines += ["const pt_isa_tests pt_isa_tests_built[] = {"] + entries + ["};"]

@@ -83,25 +83,27 @@ def per_isa(default, **tuned):
 def sort_variants(output):
     """The row-sorting template's parameters; `output` names the kernel's result argument.
 
-    count_max: longest row ranked by counting comparisons (O(d) per element, no sort), where
-    counting stopped being faster than the network (measured on AVX-512 and AVX2; NEON, with
-    twice as many 32-bit lanes as 64-bit ones, is taken to be like AVX2);
     block_vectors: 64-bit key vectors sorted at once in registers (the network's size; 16
-    measured faster than 8 on AVX2 too, its spills to L1 costing less than a merge pass);
-    columns_max_d: rows up to this length are counted PT_LANES rows at a time, one per lane
-    (0: never);
-    radix_min: shortest row radix sorted (src/kernels/sort.h, above PT_SORT_RADIX_FLOOR), where
-    the scalar radix sort stopped being slower than the ISA's merges (perturb-bench argsort_rows
-    at d = 384 to 4096, radix against merges): about 384 for scalar, 1024 for AVX2, 4096 for
-    AVX-512; NEON, unmeasured, takes AVX2's.
-    Measured on Zen 4, ns per element: AVX-512 argsort d=5 1.54 -> 0.73, d=8
-    1.27 -> 0.77, ranks d=5 1.03 -> 0.68, d=8 0.81 -> 0.72; AVX2 ranks d=5 0.80 -> 0.82 and
-    d=8 0.40 -> 1.04 (a row of 8 fills its vector already), so AVX2 keeps one row at a time;
-    NEON, unmeasured, does too: the defaults are AVX2's."""
-    return per_isa({"count_max": 80, "block_vectors": 16, "columns_max_d": 0, "radix_min": 1024,
-                    "output": output},
-                   scalar={"count_max": 4, "radix_min": 384},
-                   avx512={"count_max": 96, "columns_max_d": 8, "radix_min": 4096})
+    measured faster than 8 on AVX2 too, its spills to L1 costing less than a merge pass).
+    Which path a row takes is ROW_THRESHOLDS' choice, at run time."""
+    return per_isa({"block_vectors": 16, "output": output})
+
+
+# The row kernels' thresholds of speed, never of the bits (pt_row_thresholds in
+# src/kernels/rows.h, one per ISA in its pt_kernel_table; every call passes its table's on).
+# `perturb-bench --thresholds` times both paths on either side of each on the machine it runs
+# on and prints the crossover it finds beside these values, which are set from its runs.
+#   argmax_columns_max: argmax_rows of rows up to this long PT_LANES rows at a time (0: never);
+#   count_max: argsort_rows and rank_rows of rows up to this long by counting comparisons;
+#   count_columns_max: of those, rows up to this long PT_LANES rows at a time (0: never);
+#   radix_min: the shortest row radix sorted rather than merged.
+# These were set on Zen 4 (AVX-512, AVX2) before the thresholds were timed this way; NEON, never
+# measured, takes the defaults, AVX2's.
+ROW_THRESHOLDS = per_isa({"argmax_columns_max": 8, "count_max": 80, "count_columns_max": 0,
+                          "radix_min": 1024},
+                         scalar={"argmax_columns_max": 0, "count_max": 4, "radix_min": 384},
+                         avx512={"argmax_columns_max": 8, "count_max": 96, "count_columns_max": 8,
+                                 "radix_min": 4096})
 
 
 KERNELS = [
@@ -109,18 +111,17 @@ KERNELS = [
         op="argmax_rows",
         template="argmax_rows.c.j2",
         ret="void",
-        params="const float *x, size_t rows, size_t d, size_t ld, int32_t *idx",
+        params="const float *x, size_t rows, size_t d, size_t ld, int32_t *idx, "
+               "const pt_row_thresholds *t",
         # unroll: independent running-maximum accumulators per row (hides compare latency).
-        # columns_max_d: rows up to this length go PT_LANES rows at a time, one per lane
-        # (0: never); set where it measured faster than one row at a time (every vector ISA).
-        variants=per_isa({"unroll": 4, "columns_max_d": 8}, scalar={"columns_max_d": 0}),
+        variants=per_isa({"unroll": 4}),
     ),
     Kernel(
         op="argsort_rows",
         template="sort_rows.c.j2",
         ret="void",
         params="const float *x, size_t rows, size_t d, size_t ld, int32_t *perm, size_t ld_out, "
-               "int64_t *work",
+               "int64_t *work, const pt_row_thresholds *t",
         variants=sort_variants("perm"),
     ),
     Kernel(
@@ -128,7 +129,7 @@ KERNELS = [
         template="sort_rows.c.j2",
         ret="void",
         params="const float *x, size_t rows, size_t d, size_t ld, int32_t *rank, size_t ld_out, "
-               "int64_t *work",
+               "int64_t *work, const pt_row_thresholds *t",
         variants=sort_variants("rank"),
     ),
     Kernel(
@@ -225,7 +226,8 @@ KERNELS += [fused_argmax_kernel(kind) for kind in ("gumbel", "normal")]
 #   bounded_min: a Gumbel job wanting the value alone whose segments average at least this many
 #     inputs scans the uniforms and takes the logarithm of its candidates only.
 FUSED_THRESHOLDS = per_isa({"short_max": 16, "bounded_min": 32},
-                           scalar={"bounded_min": 8}, avx2={"short_max": 9, "bounded_min": 12})
+                           scalar={"bounded_min": 8},
+                           avx2={"short_max": 9, "bounded_min": 12})
 
 # The limits: the unavoidable work of the noise and fused kernels, alone, which perturb-bench
 # --limits times beside them (src/kernels/limits.c.j2): Philox words (`unroll` as the noise's),
@@ -307,39 +309,54 @@ OPS_TEST_TEMPLATE = "isa_ops.c.j2"
 # and fused_topk's rank_fn names the ISA's rank_rows): a test variant keeps the ISA's own value.
 ISA_BOUND_PARAMS = {"rank_fn"}
 
-# Tunings that no ISA selects, forced onto every ISA so that every path of a template runs on
-# every machine: (the kernels, the parameters replacing the ISA's own).
-FORCED_TUNINGS = [
-    # count_max 1: rows of two or more elements all through the sorting networks and merges
-    (("argsort_rows", "rank_rows"), {"count_max": 1}),
-    # radix_min just above the floor: rows from 257 elements on through the radix sort
-    (("argsort_rows", "rank_rows"), {"radix_min": 257}),
+# Row thresholds that no ISA selects, forced onto every ISA's own so that every path of the
+# row kernels runs on every machine (the parity tests run the ISA's real kernels with them).
+FORCED_ROW_THRESHOLDS = [
+    # networks and merges from rows of two on, and the radix sort just above its floor
+    {"count_max": 1, "radix_min": 257},
+    # every path that counts, as far as it may (PT_ROWS_*_CAP)
+    {"argmax_columns_max": 1 << 20, "count_max": 128, "count_columns_max": 16},
 ]
 
 # A kernel rendered for `isa` with `params` in place of its own; label names what differs.
 TestVariant = namedtuple("TestVariant", "kernel isa params label")
 
 
+def differences(params, own):
+    """A variant's label: the parameters that differ from the ISA's own, as name and value."""
+    return "_".join(f"{k}{params[k]}" for k in sorted(params) if params[k] != own.get(k))
+
+
 def test_variants():
     """Every tuning of a kernel that the table selects for some ISA, rendered for each other ISA
-    (a path that one ISA's tuning enables, such as AVX-512's column sort, then runs on every
-    machine that has any of them), and the forced tunings, for every ISA; each distinct set of
-    parameters once per ISA, and none that equals the ISA's own (its real kernel is tested)."""
+    (a path that one ISA's tuning enables then runs on every machine that has any of them);
+    each distinct set of parameters once per ISA, and none that equals the ISA's own (its real
+    kernel is tested)."""
     variants = []
     for kernel in KERNELS:
-        forced = [params for ops, params in FORCED_TUNINGS if kernel.op in ops]
         for isa in ISAS:
             own = kernel.variants[isa.name]
-            candidates = [kernel.variants[other.name] for other in ISAS]
-            candidates += [dict(own, **params) for params in forced]
             seen = [own]
-            for tuning in candidates:
+            for other in ISAS:
+                tuning = kernel.variants[other.name]
                 params = {k: own[k] if k in ISA_BOUND_PARAMS else v for k, v in tuning.items()}
                 if params in seen:
                     continue
                 seen.append(params)
-                label = "_".join(f"{k}{params[k]}" for k in sorted(params) if params[k] != own.get(k))
-                variants.append(TestVariant(kernel, isa, params, label))
+                variants.append(TestVariant(kernel, isa, params, differences(params, own)))
+    return variants
+
+
+def row_threshold_variants(isa):
+    """The row thresholds the parity tests run `isa`'s real row kernels with: every other ISA's
+    and the forced ones, each as (label, thresholds), distinct and none equal to its own."""
+    own = ROW_THRESHOLDS[isa.name]
+    seen, variants = [own], []
+    for t in [ROW_THRESHOLDS[other.name] for other in ISAS] + [dict(own, **f) for f in
+                                                               FORCED_ROW_THRESHOLDS]:
+        if t not in seen:
+            seen.append(t)
+            variants.append((differences(t, own), t))
     return variants
 
 

@@ -20,7 +20,8 @@ int pt_isa_ops_check(pt_isa isa, pt_parity_result *res) {
 }
 
 /* One case on one variant: the ISA's table with the variant's slot in place, checked by that
-   family's parity check; the first failure of the run is prefixed with the variant. */
+   family's parity check, or with its row thresholds, checked by the row kernels'; the first
+   failure of the run is prefixed with the variant. */
 static void check_variant(const pt_test_variant *v, const pt_kernel_table *base,
                           const pt_kernel_table *scalar, const pt_case *c, const float *x,
                           pt_parity_result *res) {
@@ -34,6 +35,12 @@ static void check_variant(const pt_test_variant *v, const pt_kernel_table *base,
   }
   PT_FOR_EACH_OP(PT_VARIANT_SLOT)
 #undef PT_VARIANT_SLOT
+  if (v->rows) {
+    k.rows = *v->rows;
+    parity_argmax_rows(&k, scalar, c, x, res);
+    parity_argsort_rows(&k, scalar, c, x, res);
+    parity_rank_rows(&k, scalar, c, x, res);
+  }
   if (!had_failure && res->first_failure[0] != '\0') {
     char message[sizeof res->first_failure + 100];
     snprintf(message, sizeof message, "variant %s: %s", v->label, res->first_failure);
@@ -43,8 +50,8 @@ static void check_variant(const pt_test_variant *v, const pt_kernel_table *base,
 }
 
 /* The variants run on the battery's cases of rows up to this long: every length from 1, strided
-   and packed, and the tall matrices.  A tuning chooses among paths by row length up to
-   count_max (96 in the table today) and from radix_min (forced down to 257 in a variant), and
+   and packed, and the tall matrices.  Row thresholds choose among paths by row length up to
+   count_max (PT_ROWS_COUNT_CAP at most) and from radix_min (forced down to 257), and
    the rows between take the same networks and merges whatever it is, so the long cases, a
    third of the battery's time natively and far more under qemu, would only repeat the real
    kernels' checks. */

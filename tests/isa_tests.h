@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /* The test-only kernels (gen/kernel_table.py, "Test-only kernels"): each ISA's operation-layer
    conformance test (tests/isa_ops.c.j2) and its kernels' test variants, the tunings of other
-   ISAs and the forced ones rendered for it, so that a path one ISA's tuning enables runs on
-   every machine.  The generator lists them per ISA in tests/gen/isa_tests_table.c; the
+   ISAs rendered for it, so that a path one ISA's tuning enables runs on every machine; and the
+   row thresholds its real row kernels are run with besides its own, the other ISAs' and the
+   forced ones (every path of argmax_rows, argsort_rows and rank_rows).  The generator lists them per ISA in tests/gen/isa_tests_table.c; the
    functions here run them for tests/parity and tests/unit. */
 #ifndef PT_TEST_ISA_TESTS_H
 #define PT_TEST_ISA_TESTS_H
@@ -13,11 +14,13 @@
 #include "parity.h"
 
 /* A kernel of one ISA rendered with another tuning: `slots` holds it in its family's slot,
-   every other slot NULL.  label: "<op> <the parameters that differ>", e.g.
-   "argsort_rows columns_max_d8_count_max96". */
+   every other slot NULL, and rows is NULL; or other row thresholds for the ISA's own row
+   kernels: rows, and no slot.  label: "<op> <the parameters that differ>" or "row thresholds
+   <the thresholds that differ>", e.g. "row thresholds count_max1_radix_min257". */
 typedef struct pt_test_variant {
   const char *label;
   pt_kernel_table slots;
+  const pt_row_thresholds *rows;
 } pt_test_variant;
 
 typedef struct pt_isa_tests {

@@ -54,8 +54,8 @@ void parity_argmax_rows(const pt_kernel_table *k, const pt_kernel_table *scalar,
     goto out;
   }
   got[c->rows] = -7;
-  k->argmax_rows(x, c->rows, c->d, c->ld, got);
-  scalar->argmax_rows(x, c->rows, c->d, c->ld, want);
+  k->argmax_rows(x, c->rows, c->d, c->ld, got, &k->rows);
+  scalar->argmax_rows(x, c->rows, c->d, c->ld, want, &scalar->rows);
   for (size_t r = 0; r < c->rows; r++) {
     const int32_t truth = pt_ref_argmax(x + r * c->ld, c->d);
     if (got[r] != want[r] || got[r] != truth) {
@@ -86,11 +86,11 @@ static void parity_sort(const pt_kernel_table *k, const pt_kernel_table *scalar,
   }
   for (size_t i = 0; i <= n; i++) got[i] = want[i] = -7;
   if (ranks) {
-    k->rank_rows(x, c->rows, d, c->ld, got, ld_out, work);
-    scalar->rank_rows(x, c->rows, d, c->ld, want, ld_out, work);
+    k->rank_rows(x, c->rows, d, c->ld, got, ld_out, work, &k->rows);
+    scalar->rank_rows(x, c->rows, d, c->ld, want, ld_out, work, &scalar->rows);
   } else {
-    k->argsort_rows(x, c->rows, d, c->ld, got, ld_out, work);
-    scalar->argsort_rows(x, c->rows, d, c->ld, want, ld_out, work);
+    k->argsort_rows(x, c->rows, d, c->ld, got, ld_out, work, &k->rows);
+    scalar->argsort_rows(x, c->rows, d, c->ld, want, ld_out, work, &scalar->rows);
   }
   for (size_t r = 0; r < c->rows; r++) {
     pt_ref_argsort(x + r * c->ld, d, perm, tmp);
@@ -237,8 +237,8 @@ static int known_hashes(const pt_kernel_table *k, const pt_case *c, const float 
     for (size_t r = 0; r < c->rows; r++) w[r] = (float)(pt_test_rand(&s) >> 40) * 0x1p-23f - 1.0f;
     *sort_hash = *sum_hash = PT_HASH_START;
     for (int ranks = 0; ranks < 2; ranks++) {
-      if (k && ranks) k->rank_rows(x, c->rows, d, c->ld, out, d, work);
-      if (k && !ranks) k->argsort_rows(x, c->rows, d, c->ld, out, d, work);
+      if (k && ranks) k->rank_rows(x, c->rows, d, c->ld, out, d, work, &k->rows);
+      if (k && !ranks) k->argsort_rows(x, c->rows, d, c->ld, out, d, work, &k->rows);
       for (size_t r = 0; !k && r < c->rows; r++) {
         int32_t *o = out + r * d;
         pt_ref_argsort(x + r * c->ld, d, o, tmp);

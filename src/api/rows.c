@@ -48,14 +48,14 @@ static void argmax_task(void *p, size_t i) {
   const argmax_job *j = p;
   const size_t r0 = pt_split_start(i, j->tasks, j->rows, 1, 0),
                r1 = pt_split_start(i + 1, j->tasks, j->rows, 1, 0);
-  j->k->argmax_rows(j->x + r0 * j->ld, r1 - r0, j->d, j->ld, j->idx + r0);
+  j->k->argmax_rows(j->x + r0 * j->ld, r1 - r0, j->d, j->ld, j->idx + r0, &j->k->rows);
 }
 
 void pt_split_argmax_rows(const pt_kernel_table *k, const float *x, size_t rows, size_t d,
                           size_t ld, int32_t *idx) {
   const size_t tasks = min_size(pt_split_tasks(rows * d, PT_GRAIN_ARGMAX), rows);
   argmax_job j = {k, x, rows, d, ld, tasks, idx};
-  if (tasks == 1) k->argmax_rows(x, rows, d, ld, idx);
+  if (tasks == 1) k->argmax_rows(x, rows, d, ld, idx, &k->rows);
   else pt_parallel_for(tasks, argmax_task, &j);
 }
 
@@ -113,7 +113,7 @@ pt_status pt_argmax_rows(const float *x, size_t rows, size_t d, size_t ld, int32
 }
 
 typedef void (*sort_kernel)(const float *x, size_t rows, size_t d, size_t ld, int32_t *out,
-                            size_t ld_out, int64_t *work);
+                            size_t ld_out, int64_t *work, const pt_row_thresholds *t);
 
 /* The sorting kernels' work space (src/kernels/sort.h) is on each task's stack for rows up to this
    length; for longer ones it is allocated once per call, a part for each task. */
@@ -121,6 +121,7 @@ typedef void (*sort_kernel)(const float *x, size_t rows, size_t d, size_t ld, in
 
 typedef struct sort_job {
   sort_kernel kernel;
+  const pt_row_thresholds *t;
   const float *x;
   size_t rows, d, ld, ld_out, tasks;
   int32_t *out;
@@ -133,14 +134,15 @@ static void sort_task(void *p, size_t i) {
                r1 = pt_split_start(i + 1, j->tasks, j->rows, 1, 0);
   int64_t local[PT_SORT_WORK(SORT_STACK_D)];
   int64_t *work = j->work ? j->work + i * PT_SORT_WORK(j->d) : local;
-  j->kernel(j->x + r0 * j->ld, r1 - r0, j->d, j->ld, j->out + r0 * j->ld_out, j->ld_out, work);
+  j->kernel(j->x + r0 * j->ld, r1 - r0, j->d, j->ld, j->out + r0 * j->ld_out, j->ld_out, work,
+            j->t);
 }
 
 pt_status pt_split_sort_rows(const pt_kernel_table *k, int ranks, const float *x, size_t rows,
                              size_t d, size_t ld, int32_t *out, size_t ld_out) {
   if (d > SIZE_MAX / (2 * sizeof(int64_t)) - PT_SORT_SLACK - PT_SORT_COUNTS)
     return pt_fail(PT_EOVERFLOW, "d is %zu, too long a row for the sort's work space", d);
-  sort_job j = {ranks ? k->rank_rows : k->argsort_rows, x, rows, d, ld, ld_out,
+  sort_job j = {ranks ? k->rank_rows : k->argsort_rows, &k->rows, x, rows, d, ld, ld_out,
                 min_size(pt_split_tasks(pt_sort_units(rows, d), PT_GRAIN_SORT), rows), out, NULL};
   if (d > SORT_STACK_D) {
     const size_t part = PT_SORT_WORK(d) * sizeof *j.work;

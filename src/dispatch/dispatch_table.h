@@ -16,6 +16,7 @@
 typedef struct pt_kernel_table {
   pt_isa isa;
   pt_fused_thresholds fused; /* the fused argmax kernels' (kernels/fused.h) */
+  pt_row_thresholds rows;    /* the row kernels' (kernels/rows.h), which their callers pass on */
 #define PT_SLOT(op, ret, params) ret(*op) params;
   PT_FOR_EACH_OP(PT_SLOT)
 #undef PT_SLOT

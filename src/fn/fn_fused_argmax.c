@@ -88,7 +88,7 @@ static pt_status argmax_prepare(pt_estimator *e) {
   const float *x = e->x;
   for (size_t seg = 0; seg < segments; seg++) {
     const size_t o = offsets[seg], z = offsets[seg + 1] - o;
-    k->argmax_rows(x + o, 1, z, z, &pr->base[seg]);
+    k->argmax_rows(x + o, 1, z, z, &pr->base[seg], &k->rows);
     pr->base[seg] += (int32_t)o;
   }
   if (gumbel) { /* a_i = exp((max x - x_i) / sigma) */

@@ -29,6 +29,7 @@ typedef void (*sample_fn)(const pt_estimator *e, const rank_prep *pr, const pt_f
 
 struct rank_prep {
   void (*kernel)(const pt_fused_rank_job *, uint64_t, size_t);
+  pt_row_thresholds rows; /* the kernel's ISA's */
   sample_fn sample;
   int permutation; /* the kernel's cotangent of the permutation matrix */
   size_t tile;
@@ -133,10 +134,11 @@ static pt_status rank_prepare(pt_estimator *e) {
   pr->sample = kind == PT_BUILTIN_SORT ? sort_sample
                : kind == PT_BUILTIN_PERMUTATION ? permutation_sample : ranking_sample;
   pr->permutation = kind == PT_BUILTIN_PERMUTATION;
+  pr->rows = k->rows;
   pr->tile = tile;
   pr->base = (int32_t *)(block + at_base);
   e->prep = pr;
-  k->rank_rows(e->x, 1, n, n, pr->base, n, (int64_t *)(block + at_work));
+  k->rank_rows(e->x, 1, n, n, pr->base, n, (int64_t *)(block + at_work), &k->rows);
   pr->baseline = e->p.baseline == PT_BASELINE_F_X;
   pr->whole[1] = n;
   if ((pt_fused_score_want(e) & PT_WANT_VJP) && pr->baseline)
@@ -166,7 +168,8 @@ static pt_status rank_run(const pt_estimator *e, void *scratch, uint64_t m0, uin
   const pt_fused_rank_job job = {
       .terms = pt_fused_terms_of(e, &pr->at, sc, sums, &pr->c_base), .x = e->x,
       .keys = (float *)(sc + pr->at_keys), .work = (int64_t *)(sc + pr->at_work),
-      .rank = (int32_t *)(sc + pr->at_rank), .permutation = pr->permutation,
+      .rows = pr->rows, .rank = (int32_t *)(sc + pr->at_rank),
+      .permutation = pr->permutation,
   };
   for (uint64_t m = m0; m < m1; m += pr->tile) {
     const size_t rows = m1 - m < pr->tile ? (size_t)(m1 - m) : pr->tile;

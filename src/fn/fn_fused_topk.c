@@ -25,6 +25,7 @@
 
 typedef struct topk_prep {
   void (*kernel)(const pt_fused_topk_job *, uint64_t, size_t);
+  pt_row_thresholds rows; /* the kernel's ISA's */
   size_t tile;
   pt_one_hot hot;   /* segments, their slots and the unperturbed winners */
   double *c_base;   /* per block: b . y_bar over it */
@@ -60,6 +61,7 @@ static pt_status topk_prepare(pt_estimator *e) {
   if (!block) return pt_fail(PT_ENOMEM, "no memory for the fused path's coefficients");
   topk_prep *pr = (topk_prep *)block;
   pr->kernel = e->p.noise == PT_NOISE_GUMBEL ? k->fused_topk_gumbel : k->fused_topk_normal;
+  pr->rows = k->rows;
   pr->tile = tile;
   size_t *slot_at = (size_t *)(block + at_slot);
   int32_t *base = (int32_t *)(block + at_base), *rank = (int32_t *)(block + at_rank);
@@ -71,7 +73,7 @@ static pt_status topk_prepare(pt_estimator *e) {
   for (size_t s = 0; s < segments; s++) {
     const size_t o = offsets[s], z = offsets[s + 1] - o;
     slot_at[s + 1] = slot_at[s] + b.k[s];
-    k->rank_rows(e->x + o, 1, z, z, rank, z, (int64_t *)(block + at_work));
+    k->rank_rows(e->x + o, 1, z, z, rank, z, (int64_t *)(block + at_work), &k->rows);
     size_t j = slot_at[s];
     for (size_t i = 0; i < z; i++)
       if ((size_t)rank[i] >= z - b.k[s]) base[j++] = (int32_t)(o + i);
@@ -84,7 +86,7 @@ static pt_status topk_prepare(pt_estimator *e) {
     pr->margin = (float *)(block + at_margin);
     for (size_t s = 0; s < segments; s++) {
       const size_t o = offsets[s], z = offsets[s + 1] - o;
-      k->argmax_rows(e->x + o, 1, z, z, &top[s]);
+      k->argmax_rows(e->x + o, 1, z, z, &top[s], &k->rows);
       top[s] += (int32_t)o;
       pr->margin[s] = pt_fused_topk_margin(e->x + o, z, e->p.sigma);
     }
@@ -129,7 +131,7 @@ static pt_status topk_run(const pt_estimator *e, void *scratch, uint64_t m0, uin
       .keys = (float *)(sc + pr->at_keys), .bound = (float *)(sc + pr->at_bound),
       .survivor = (float *)(sc + pr->at_survivor),
       .survivor_at = (int32_t *)(sc + pr->at_survivor_at), .rank = (int32_t *)(sc + pr->at_rank),
-      .work = (int64_t *)(sc + pr->at_work),
+      .work = (int64_t *)(sc + pr->at_work), .rows = pr->rows,
   };
   for (uint64_t m = m0; m < m1; m += pr->tile) {
     const size_t rows = m1 - m < pr->tile ? (size_t)(m1 - m) : pr->tile;

@@ -14,6 +14,7 @@
 
 #include "perturb.h"
 #include "gen/isas.h" /* PT_MAX_LANES */
+#include "kernels/rows.h"
 
 /* Samples whose vjp terms sum in float before joining the group's double sums: the flush
    follows the sample number m (after m % PT_FUSED_GROUP == PT_FUSED_GROUP - 1, and after the
@@ -129,6 +130,7 @@ typedef struct pt_fused_rank_job {
   const float *x;        /* n */
   float *keys;           /* tile * n + PT_FUSED_PAD: the tile's keys, a per-tile result */
   int64_t *work;         /* PT_SORT_WORK(n): the rank kernel's */
+  pt_row_thresholds rows; /* the rank kernel's: the ISA's (pt_kernel_table's rows) */
   int32_t *rank;         /* tile * n: the ranks of the tile's samples, the per-tile result */
   int permutation;       /* the cotangent of the permutation matrix, not of the ranks */
 } pt_fused_rank_job;
@@ -165,6 +167,7 @@ typedef struct pt_fused_topk_job {
   int32_t *survivor_at;  /* n + 1: their indices within the segment */
   int32_t *rank;         /* n: the survivors' ranks */
   int64_t *work;         /* PT_SORT_WORK(n): the rank kernel's */
+  pt_row_thresholds rows; /* the rank kernel's: the ISA's (pt_kernel_table's rows) */
 } pt_fused_topk_job;
 
 #endif
