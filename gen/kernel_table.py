@@ -97,11 +97,14 @@ def sort_variants(output):
 #   count_max: argsort_rows and rank_rows of rows up to this long by counting comparisons;
 #   count_columns_max: of those, rows up to this long PT_LANES rows at a time (0: never);
 #   radix_min: the shortest row radix sorted rather than merged.
-# These were set on Zen 4 (AVX-512, AVX2) before the thresholds were timed this way; NEON, never
-# measured, takes the defaults, AVX2's.
-ROW_THRESHOLDS = per_isa({"argmax_columns_max": 8, "count_max": 80, "count_columns_max": 0,
+# Scalar and AVX2 were set on a Zen 3 core (2026-12-03, three runs; scalar's "columns" of one
+# lane are plain loops, faster than its vector-shaped paths at every length timed), AVX-512 on
+# Zen 4 before the thresholds were timed this way; NEON, never measured, takes the defaults,
+# AVX2's.
+ROW_THRESHOLDS = per_isa({"argmax_columns_max": 2, "count_max": 80, "count_columns_max": 5,
                           "radix_min": 1024},
-                         scalar={"argmax_columns_max": 0, "count_max": 4, "radix_min": 384},
+                         scalar={"argmax_columns_max": 1 << 20, "count_max": 3,
+                                 "count_columns_max": 16, "radix_min": 257},
                          avx512={"argmax_columns_max": 8, "count_max": 96, "count_columns_max": 8,
                                  "radix_min": 4096})
 
@@ -219,14 +222,15 @@ KERNELS += [fused_argmax_kernel(kind) for kind in ("gumbel", "normal")]
 # src/kernels/fused.h; the estimator puts them in every job).  `perturb-bench --thresholds`
 # times both paths on either side of each on the machine it runs on and prints the crossover
 # it finds beside these values, which are set from those runs (scalar and AVX2 on a Zen 3 core
-# whose timings swing by 1.5x between runs; three runs agreed on each value).  AVX-512 and
+# whose timings swing by 1.5x between runs; three runs agreed on each value but scalar's
+# short_max, which they put at 8, 12 and 14, the paths within 5% of each other).  AVX-512 and
 # NEON, not measured since the candidates' path came, take the defaults.
 #   short_max: samples of at most this many inputs (up to PT_FUSED_SHORT) are settled PT_LANES
 #     at a time, one per lane, instead of along their inputs;
 #   bounded_min: a Gumbel job wanting the value alone whose segments average at least this many
 #     inputs scans the uniforms and takes the logarithm of its candidates only.
 FUSED_THRESHOLDS = per_isa({"short_max": 16, "bounded_min": 32},
-                           scalar={"bounded_min": 8},
+                           scalar={"short_max": 12, "bounded_min": 8},
                            avx2={"short_max": 9, "bounded_min": 12})
 
 # The limits: the unavoidable work of the noise and fused kernels, alone, which perturb-bench
