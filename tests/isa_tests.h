@@ -3,8 +3,9 @@
    conformance test (tests/isa_ops.c.j2) and its kernels' test variants, the tunings of other
    ISAs rendered for it, so that a path one ISA's tuning enables runs on every machine; and the
    row thresholds its real row kernels are run with besides its own, the other ISAs' and the
-   forced ones (every path of argmax_rows, argsort_rows and rank_rows).  The generator lists them per ISA in tests/gen/isa_tests_table.c; the
-   functions here run them for tests/parity and tests/unit. */
+   forced ones (every path of argmax_rows, argsort_rows and rank_rows).  The generator lists
+   them per ISA in tests/gen/isa_tests_table.c; the functions here run them for tests/parity
+   and tests/unit. */
 #ifndef PT_TEST_ISA_TESTS_H
 #define PT_TEST_ISA_TESTS_H
 
