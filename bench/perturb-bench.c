@@ -32,6 +32,7 @@
 #include "kernels/sort.h"
 #include "dispatch/split.h"
 #include "fn/fn_fused_bounds.h"
+#include "cli.h"
 #include "timing.h"
 
 /* A prepared run of one kernel family at one size. */
@@ -648,6 +649,12 @@ static const bench_op ops[] = {
 #undef PT_BENCH_OP
 };
 
+static int op_named(const char *name) {
+  for (size_t o = 0; o < sizeof ops / sizeof ops[0]; o++)
+    if (!strcmp(name, ops[o].name)) return 1;
+  return 0;
+}
+
 /* ---- timing (bench/timing.h) ---- */
 
 /* What one timed call runs: run's kernel from table k, or its read baseline. */
@@ -850,6 +857,7 @@ static int crossover_print(const crossover *x, pt_isa isa, int json, int repeats
 /* Every threshold of every ISA this CPU runs, or those named by only (a threshold or ISA). */
 static int thresholds_mode(const char *only, const char *only_isa, int json, int repeats) {
   if (pt_set_num_threads(1) != PT_OK) return 1; /* the paths of one core */
+  int named = !only; /* every ISA has the same thresholds: a name unknown to one is unknown */
   for (int isa = 0; isa < PT_ISA_COUNT; isa++) {
     const pt_kernel_table *k = pt_kernels_for((pt_isa)isa);
     if (!k || (only_isa && strcmp(only_isa, pt_isa_name(k->isa)) != 0)) continue;
@@ -884,10 +892,17 @@ static int thresholds_mode(const char *only, const char *only_isa, int json, int
          with_rows(k, r.argmax_columns_max, r.count_max, r.count_columns_max, 0),
          {257, 320, 384, 512, 768, 1024, 1536, 2048, 3072, 4096, 6144, 8192}},
     };
-    for (size_t x = 0; x < sizeof xs / sizeof xs[0]; x++)
-      if (!(only && strcmp(only, xs[x].name) != 0) &&
-          crossover_print(&xs[x], k->isa, json, repeats) != 0)
-        return 1;
+    for (size_t x = 0; x < sizeof xs / sizeof xs[0]; x++) {
+      if (only && strcmp(only, xs[x].name) != 0) continue;
+      named = 1;
+      if (crossover_print(&xs[x], k->isa, json, repeats) != 0) return 1;
+    }
+    if (!named) {
+      fprintf(stderr, "perturb-bench: --thresholds --op %s: unknown; the thresholds are", only);
+      for (size_t x = 0; x < sizeof xs / sizeof xs[0]; x++) fprintf(stderr, " %s", xs[x].name);
+      fputc('\n', stderr);
+      return 2;
+    }
   }
   return 0;
 }
@@ -948,7 +963,14 @@ int main(int argc, char **argv) {
     }
   }
   if (repeats < 1) repeats = 1;
+  if (bench_check_isa("perturb-bench", only_isa, thresholds ? NULL : "read") != 0) return 2;
   if (thresholds) return thresholds_mode(only_op, only_isa, json, repeats);
+  if (only_op && !op_named(only_op)) {
+    fprintf(stderr, "perturb-bench: --op %s: unknown; the ops are", only_op);
+    for (size_t o = 0; o < sizeof ops / sizeof ops[0]; o++) fprintf(stderr, " %s", ops[o].name);
+    fputc('\n', stderr);
+    return 2;
+  }
   if (nd != nrows && nd != 1 && nrows != 1) {
     fprintf(stderr, "perturb-bench: --d and --rows need equal lengths, or one of them one value\n");
     return 2;

@@ -43,6 +43,7 @@
 #include <string.h>
 #include <sys/resource.h>
 
+#include "cli.h"
 #include "timing.h"
 #include "../examples/progress_bar.h"
 
@@ -229,6 +230,12 @@ static int memory(size_t d, size_t samples) {
   return 0;
 }
 
+static int case_named(const char *name) {
+  for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++)
+    if (!strcmp(name, cases[k].name)) return 1;
+  return 0;
+}
+
 int main(int argc, char **argv) {
   const char *only_case = NULL, *only_isa = NULL;
   int repeats = 11, json = 0;
@@ -255,6 +262,15 @@ int main(int argc, char **argv) {
     }
   }
   if (repeats < 1) repeats = 1;
+  if (bench_check_isa("perturbed-bench", only_isa, NULL) != 0) return 2;
+  if (only_case && !case_named(only_case)) {
+    fprintf(stderr, "perturbed-bench: --case %s: unknown; the cases are", only_case);
+    for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) /* a case's sizes are adjacent */
+      if (k == 0 || strcmp(cases[k].name, cases[k - 1].name) != 0)
+        fprintf(stderr, " %s", cases[k].name);
+    fputc('\n', stderr);
+    return 2;
+  }
   const size_t threads = pt_get_num_threads();
   if (!json)
     printf("%-18s %-7s %6s %8s %5s %14s %12s   (%zu threads)\n", "case", "isa", "d", "M", "batch",
