@@ -61,6 +61,12 @@ static inline vf vf_load_stride(const float *p, size_t stride) {
   }
   return out;
 }
+/* out[k] lane l = p[l * stride + k]: a gather per column (the path that would want it fast
+   is off on AVX-512 until measured there: gen/kernel_table.py's bounded_short_max). */
+static inline void vf_load_columns(const float *p, size_t stride, vf *out) {
+  const __m512i rows = _mm512_mullo_epi32(vi_iota(), _mm512_set1_epi32((int)stride));
+  for (int k = 0; k < 16; k++) out[k] = _mm512_i32gather_ps(rows, p + k, 4);
+}
 static inline vf vf_gather(const float *base, vi offset) { return _mm512_i32gather_ps(offset, base, 4); }
 static inline void vf_storeu(float *p, vf v) { _mm512_storeu_ps(p, v); }
 

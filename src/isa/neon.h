@@ -59,6 +59,16 @@ static inline vf vf_load_stride(const float *p, size_t stride) {
   v = vld1q_lane_f32(p + 2 * stride, v, 2);
   return vld1q_lane_f32(p + 3 * stride, v, 3);
 }
+/* out[k] lane l = p[l * stride + k]: four row loads and the 4x4 transpose of two trn and
+   their halves' combines. */
+static inline void vf_load_columns(const float *p, size_t stride, vf *out) {
+  const float32x4x2_t a = vtrnq_f32(vld1q_f32(p), vld1q_f32(p + stride));
+  const float32x4x2_t b = vtrnq_f32(vld1q_f32(p + 2 * stride), vld1q_f32(p + 3 * stride));
+  out[0] = vcombine_f32(vget_low_f32(a.val[0]), vget_low_f32(b.val[0]));
+  out[1] = vcombine_f32(vget_low_f32(a.val[1]), vget_low_f32(b.val[1]));
+  out[2] = vcombine_f32(vget_high_f32(a.val[0]), vget_high_f32(b.val[0]));
+  out[3] = vcombine_f32(vget_high_f32(a.val[1]), vget_high_f32(b.val[1]));
+}
 static inline vf vf_gather(const float *base, vi offset) {
   /* no gather instruction: four lane loads */
   vf v = vld1q_dup_f32(base + vgetq_lane_s32(offset, 0));

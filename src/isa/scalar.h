@@ -42,6 +42,10 @@ static inline vf vf_load_stride(const float *p, size_t stride) {
   (void)stride;
   return *p;
 }
+static inline void vf_load_columns(const float *p, size_t stride, vf *out) {
+  (void)stride;
+  out[0] = *p;
+}
 static inline vf vf_gather(const float *base, vi offset) { return base[offset]; }
 static inline void vf_storeu(float *p, vf v) { *p = v; }
 
