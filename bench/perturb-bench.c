@@ -768,9 +768,10 @@ static double sort_path_ns(const pt_kernel_table *k, size_t d, int repeats) {
   return argsort < 0.0 || ranks < 0.0 ? -1.0 : argsort + ranks;
 }
 
-static pt_kernel_table with_fused(const pt_kernel_table *k, size_t short_max, size_t bounded_min) {
+static pt_kernel_table with_fused(const pt_kernel_table *k, size_t short_max, size_t bounded_min,
+                                  size_t bounded_short_max) {
   pt_kernel_table t = *k;
-  t.fused = (pt_fused_thresholds){short_max, bounded_min};
+  t.fused = (pt_fused_thresholds){short_max, bounded_min, bounded_short_max};
   return t;
 }
 
@@ -866,11 +867,17 @@ static int thresholds_mode(const char *only, const char *only_isa, int json, int
     const pt_row_thresholds r = k->rows;
     const crossover xs[] = {
         /* the long path is the upper one */
-        {"short_max", f.short_max, 1, fused_path_ns, with_fused(k, PT_FUSED_SHORT, never),
-         with_fused(k, 0, never), {2, 4, 6, 8, 10, 12, 14, 16}},
-        /* the candidates' path is the upper one */
-        {"bounded_min", f.bounded_min, 0, fused_path_ns, with_fused(k, f.short_max, never),
-         with_fused(k, f.short_max, 1), {4, 8, 12, 16, 20, 24, 28, 32, 48, 64, 128, 1024}},
+        {"short_max", f.short_max, 1, fused_path_ns, with_fused(k, PT_FUSED_SHORT, never, 0),
+         with_fused(k, 0, never, 0), {2, 4, 6, 8, 10, 12, 14, 16}},
+        /* the candidates' path is the upper one, with the table's samples per lane */
+        {"bounded_min", f.bounded_min, 0, fused_path_ns,
+         with_fused(k, f.short_max, never, f.bounded_short_max),
+         with_fused(k, f.short_max, 1, f.bounded_short_max),
+         {4, 8, 12, 16, 20, 24, 28, 32, 48, 64, 128, 1024}},
+        /* the candidates' path throughout; samples along their inputs are the upper path */
+        {"bounded_short_max", f.bounded_short_max, 1, fused_path_ns,
+         with_fused(k, f.short_max, 1, PT_FUSED_SHORT), with_fused(k, f.short_max, 1, 0),
+         {2, 4, 6, 8, 10, 12, 14, 16}},
         /* one row at a time is the upper path */
         {"argmax_columns_max", r.argmax_columns_max, 1, argmax_path_ns,
          with_rows(k, never, r.count_max, r.count_columns_max, r.radix_min),

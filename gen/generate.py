@@ -140,14 +140,8 @@ def render_isa_header():
     return "\n".join(lines)
 
 
-def fused_thresholds(isa):
-    """The row's pt_fused_thresholds as a C initializer."""
-    t = FUSED_THRESHOLDS[isa.name]
-    return f"{{.short_max = {t['short_max']}, .bounded_min = {t['bounded_min']}}}"
-
-
-def row_thresholds(t):
-    """A pt_row_thresholds as a C initializer."""
+def thresholds(t):
+    """A pt_fused_thresholds or pt_row_thresholds as a C initializer."""
     return "{" + ", ".join(f".{k} = {v}" for k, v in sorted(t.items())) + "}"
 
 
@@ -172,8 +166,8 @@ def render_dispatch_isas():
         up = isa.name.upper()
         lines += [f"#if PT_BUILD_{up}", f"PT_KERNELS_{up}(PT_DECLARE_)",
                   f"static const pt_kernel_table table_{isa.name} = "
-                  f"{{.isa = {enum(isa)}, .fused = {fused_thresholds(isa)}, "
-                  f".rows = {row_thresholds(ROW_THRESHOLDS[isa.name])}, "
+                  f"{{.isa = {enum(isa)}, .fused = {thresholds(FUSED_THRESHOLDS[isa.name])}, "
+                  f".rows = {thresholds(ROW_THRESHOLDS[isa.name])}, "
                   f"PT_KERNELS_{up}(PT_DESIGNATE_)}};"]
         lines += row_threshold_checks(isa) + ["#endif"]
     fallback = by_preference()[-1]
@@ -372,7 +366,7 @@ def render_test_table():
         lines += [f"#if {cond}"]
         lines += [f"void {ops_test_function_name(isa)}(pt_parity_result *res);"]
         lines += [f"{v.kernel.ret} {test_function_name(v)}({v.kernel.params});" for v in variants]
-        lines += [f"static const pt_row_thresholds rows_{isa.name}_{i} = {row_thresholds(t)};"
+        lines += [f"static const pt_row_thresholds rows_{isa.name}_{i} = {thresholds(t)};"
                   for i, (_, t) in enumerate(rows)]
         if variants or rows:  # C has no empty initializer lists
             lines += [f"static const pt_test_variant variants_{isa.name}[] = {{"]

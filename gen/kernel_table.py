@@ -228,10 +228,15 @@ KERNELS += [fused_argmax_kernel(kind) for kind in ("gumbel", "normal")]
 #   short_max: samples of at most this many inputs (up to PT_FUSED_SHORT) are settled PT_LANES
 #     at a time, one per lane, instead of along their inputs;
 #   bounded_min: a Gumbel job wanting the value alone whose segments average at least this many
-#     inputs scans the uniforms and takes the logarithm of its candidates only.
-FUSED_THRESHOLDS = per_isa({"short_max": 16, "bounded_min": 32},
-                           scalar={"short_max": 12, "bounded_min": 8},
-                           avx2={"short_max": 9, "bounded_min": 12})
+#     inputs scans the uniforms and takes the logarithm of its candidates only;
+#   bounded_short_max: such a job whose samples have at most this many inputs (up to
+#     PT_FUSED_SHORT) settles them PT_LANES at a time, one per lane (0: never).  On AVX2 one per
+#     lane won at every d timed, 2 to 16 (1.6x at 16, 2.4x at 2), and brought bounded_min from
+#     12 down to 8 (three runs: 5 to 8); on scalar, one lane, the scan along the inputs won at
+#     every d.  AVX-512 (whose vf_load_columns gathers) and NEON have not been timed on it.
+FUSED_THRESHOLDS = per_isa({"short_max": 16, "bounded_min": 32, "bounded_short_max": 0},
+                           scalar={"short_max": 12, "bounded_min": 8, "bounded_short_max": 0},
+                           avx2={"short_max": 9, "bounded_min": 8, "bounded_short_max": 16})
 
 # The limits: the unavoidable work of the noise and fused kernels, alone, which perturb-bench
 # --limits times beside them (src/kernels/limits.c.j2): Philox words (`unroll` as the noise's),

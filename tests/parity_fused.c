@@ -479,17 +479,17 @@ static int fused_same(const fused_input *in, const fused_run *a, const fused_run
   return winners_same(in, a, b) && terms_same(in, &a->terms, &b->terms);
 }
 
-/* The value alone (a job wanting no terms: the Gumbel kernel then scans the uniforms and takes
-   a logarithm only where a key may still win) against the same kernel's run with every term,
-   which has each input's noise: the same winners, counts and winners' noise, bit for bit. */
-static void value_against_terms(fused_kernel kernel, const fused_input *in, const fused_run *with,
-                                const char *isa, const char *what, pt_parity_result *res) {
+/* One run of the value alone on the candidates' path (bounded_min 0, whatever the segments'
+   length), samples one per lane up to bounded_short_max inputs and along their inputs above. */
+static void value_by_path(fused_kernel kernel, const fused_input *in, const fused_run *with,
+                          const char *isa, const char *what, size_t bounded_short_max,
+                          pt_parity_result *res) {
   fused_run value;
   if (run_alloc(&value, in) != 0) {
     pt_parity_fail(res, "out of memory");
   } else {
-    /* whatever the segments' length, the candidates' path (bounded_min 0) */
-    value.job.thresholds = (pt_fused_thresholds){with->job.thresholds.short_max, 0};
+    value.job.thresholds =
+        (pt_fused_thresholds){with->job.thresholds.short_max, 0, bounded_short_max};
     pt_fused_terms *t = &value.job.terms;
     t->y_bar = t->x_dot = NULL;
     t->g = NULL;
@@ -497,11 +497,21 @@ static void value_against_terms(fused_kernel kernel, const fused_input *in, cons
     kernel(&value.job, in->m0, in->rows);
     if (!winners_same(in, &value, with))
       pt_parity_fail(res, "fused_argmax %s: the value alone differs from the run with terms "
-                          "(%s, n %zu, %zu segments, m0 %llu, rows %zu%s)",
+                          "(%s, n %zu, %zu segments, m0 %llu, rows %zu%s, samples %s)",
                      isa, what, in->n, in->segments, (unsigned long long)in->m0, in->rows,
-                     in->antithetic ? ", antithetic" : "");
+                     in->antithetic ? ", antithetic" : "",
+                     in->n <= bounded_short_max ? "one per lane" : "along their inputs");
   }
   run_free(&value);
+}
+
+/* The value alone (a job wanting no terms: the Gumbel kernel then scans the uniforms and takes
+   a logarithm only where a key may still win) against the same kernel's run with every term,
+   which has each input's noise: the same winners, counts and winners' noise, bit for bit. */
+static void value_against_terms(fused_kernel kernel, const fused_input *in, const fused_run *with,
+                                const char *isa, const char *what, pt_parity_result *res) {
+  value_by_path(kernel, in, with, isa, what, 0, res);
+  if (in->n <= PT_FUSED_SHORT) value_by_path(kernel, in, with, isa, what, PT_FUSED_SHORT, res);
 }
 
 /* value_against_terms on x scaled by 1e4 (finite): most a_i overflow to +inf and their keys tie
@@ -532,8 +542,8 @@ static void short_against_long(fused_kernel kernel, const fused_input *in, const
   if (run_alloc(&lanes, in) != 0 || run_alloc(&along, in) != 0) {
     pt_parity_fail(res, "out of memory");
   } else {
-    lanes.job.thresholds = (pt_fused_thresholds){PT_FUSED_SHORT, SIZE_MAX};
-    along.job.thresholds = (pt_fused_thresholds){0, SIZE_MAX};
+    lanes.job.thresholds = (pt_fused_thresholds){PT_FUSED_SHORT, SIZE_MAX, 0};
+    along.job.thresholds = (pt_fused_thresholds){0, SIZE_MAX, 0};
     kernel(&lanes.job, in->m0, in->rows);
     kernel(&along.job, in->m0, in->rows);
     if (!fused_same(in, &lanes, &along) || !fused_same(in, &lanes, run))

@@ -23,8 +23,9 @@
 #define PT_FUSED_GROUP 32
 
 /* The most inputs per sample that the argmax kernels settle PT_LANES samples at once, one per
-   lane (vf_load_stride down the tile's noise): a job's short_max is at most this.  A bound of
-   the buffers' padding (vf_load_stride's largest stride), not a width. */
+   lane (vf_load_stride down the tile's noise, vf_load_columns across its uniforms): a job's
+   short_max and bounded_short_max are at most this.  A bound of the buffers' padding (the
+   largest stride of those loads), not a width. */
 #define PT_FUSED_SHORT 16
 
 /* The argmax kernels' thresholds of speed, never of the bits (gen/kernel_table.py's
@@ -36,9 +37,12 @@
                   at least bounded_min inputs keeps the tile's uniforms and takes the logarithm
                   only of the keys that bounds without one leave as candidates
                   (src/kernels/fused_argmax.c.j2, docs/design.md "The value without most
-                  logarithms"). */
+                  logarithms");
+     bounded_short_max  such a job whose samples have at most bounded_short_max inputs (and
+                  PT_FUSED_SHORT) settles their candidates PT_LANES samples at a time, one per
+                  lane; longer ones along their inputs. */
 typedef struct pt_fused_thresholds {
-  size_t short_max, bounded_min;
+  size_t short_max, bounded_min, bounded_short_max;
 } pt_fused_thresholds;
 
 /* Floats every per-row buffer of a job carries past its end: a whole-vector store of a row's
