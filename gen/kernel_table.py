@@ -99,14 +99,14 @@ def sort_variants(output):
 #   radix_min: the shortest row radix sorted rather than merged.
 # Scalar and AVX2 were set on a Zen 3 core (2026-12-03, three runs; scalar's "columns" of one
 # lane are plain loops, faster than its vector-shaped paths at every length timed), AVX-512 on
-# Zen 4 before the thresholds were timed this way; NEON, never measured, takes the defaults,
-# AVX2's.
+# a Zen 4 core (2026-12-04, three runs; where a run's range fell between two lengths timed, the
+# middle of it); NEON, never measured, takes the defaults, AVX2's.
 ROW_THRESHOLDS = per_isa({"argmax_columns_max": 2, "count_max": 80, "count_columns_max": 5,
                           "radix_min": 1024},
                          scalar={"argmax_columns_max": 1 << 20, "count_max": 3,
                                  "count_columns_max": 16, "radix_min": 257},
-                         avx512={"argmax_columns_max": 8, "count_max": 96, "count_columns_max": 8,
-                                 "radix_min": 4096})
+                         avx512={"argmax_columns_max": 5, "count_max": 56, "count_columns_max": 16,
+                                 "radix_min": 2048})
 
 
 KERNELS = [
@@ -223,8 +223,9 @@ KERNELS += [fused_argmax_kernel(kind) for kind in ("gumbel", "normal")]
 # times both paths on either side of each on the machine it runs on and prints the crossover
 # it finds beside these values, which are set from those runs (scalar and AVX2 on a Zen 3 core
 # whose timings swing by 1.5x between runs; three runs agreed on each value but scalar's
-# short_max, which they put at 8, 12 and 14, the paths within 5% of each other).  AVX-512 and
-# NEON, not measured since the candidates' path came, take the defaults.
+# short_max, which they put at 8, 12 and 14, the paths within 5% of each other), AVX-512 on a
+# Zen 4 core (2026-12-04, three runs agreeing but for one short_max of 14 to 15).  NEON, not
+# measured since the candidates' path came, takes the defaults.
 #   short_max: samples of at most this many inputs (up to PT_FUSED_SHORT) are settled PT_LANES
 #     at a time, one per lane, instead of along their inputs;
 #   bounded_min: a Gumbel job wanting the value alone whose segments average at least this many
@@ -233,10 +234,12 @@ KERNELS += [fused_argmax_kernel(kind) for kind in ("gumbel", "normal")]
 #     PT_FUSED_SHORT) settles them PT_LANES at a time, one per lane (0: never).  On AVX2 one per
 #     lane won at every d timed, 2 to 16 (1.6x at 16, 2.4x at 2), and brought bounded_min from
 #     12 down to 8 (three runs: 5 to 8); on scalar, one lane, the scan along the inputs won at
-#     every d.  AVX-512 (whose vf_load_columns gathers) and NEON have not been timed on it.
+#     every d.  On AVX-512 one per lane won at every d too, 2.0x at 8 and 1.6x at 16 once
+#     vf_load_columns transposed in registers (1.5x and 1.1x with a gather per column).
 FUSED_THRESHOLDS = per_isa({"short_max": 16, "bounded_min": 32, "bounded_short_max": 0},
                            scalar={"short_max": 12, "bounded_min": 8, "bounded_short_max": 0},
-                           avx2={"short_max": 9, "bounded_min": 8, "bounded_short_max": 16})
+                           avx2={"short_max": 9, "bounded_min": 8, "bounded_short_max": 16},
+                           avx512={"short_max": 16, "bounded_min": 13, "bounded_short_max": 16})
 
 # The limits: the unavoidable work of the noise and fused kernels, alone, which perturb-bench
 # --limits times beside them (src/kernels/limits.c.j2): Philox words (`unroll` as the noise's),

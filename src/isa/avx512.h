@@ -61,11 +61,38 @@ static inline vf vf_load_stride(const float *p, size_t stride) {
   }
   return out;
 }
-/* out[k] lane l = p[l * stride + k]: a gather per column (the path that would want it fast
-   is off on AVX-512 until measured there: gen/kernel_table.py's bounded_short_max). */
+/* out[k] lane l = p[l * stride + k]: sixteen row loads and the 16x16 transpose in four rounds
+   of sixteen shuffles (pairs of rows interleaved, four rows of each column per 128-bit lane,
+   then two rounds moving 128-bit lanes), where a gather per column cost twice the time. */
 static inline void vf_load_columns(const float *p, size_t stride, vf *out) {
-  const __m512i rows = _mm512_mullo_epi32(vi_iota(), _mm512_set1_epi32((int)stride));
-  for (int k = 0; k < 16; k++) out[k] = _mm512_i32gather_ps(rows, p + k, 4);
+  __m512 r[16], t[16];
+#pragma GCC unroll 16
+  for (int i = 0; i < 16; i++) r[i] = _mm512_loadu_ps(p + (size_t)i * stride);
+#pragma GCC unroll 8
+  for (int i = 0; i < 16; i += 2) {
+    t[i] = _mm512_unpacklo_ps(r[i], r[i + 1]);
+    t[i + 1] = _mm512_unpackhi_ps(r[i], r[i + 1]);
+  }
+  /* r[4 i + c], 128-bit lane q: column 4 q + c of rows 4 i .. 4 i + 3 */
+#pragma GCC unroll 4
+  for (int i = 0; i < 16; i += 4) {
+    r[i] = _mm512_shuffle_ps(t[i], t[i + 2], _MM_SHUFFLE(1, 0, 1, 0));
+    r[i + 1] = _mm512_shuffle_ps(t[i], t[i + 2], _MM_SHUFFLE(3, 2, 3, 2));
+    r[i + 2] = _mm512_shuffle_ps(t[i + 1], t[i + 3], _MM_SHUFFLE(1, 0, 1, 0));
+    r[i + 3] = _mm512_shuffle_ps(t[i + 1], t[i + 3], _MM_SHUFFLE(3, 2, 3, 2));
+  }
+  /* for each c, the 4x4 transpose of 128-bit lanes among r[c], r[4 + c], r[8 + c], r[12 + c] */
+#pragma GCC unroll 4
+  for (int c = 0; c < 4; c++) {
+    const __m512 even_ab = _mm512_shuffle_f32x4(r[c], r[4 + c], _MM_SHUFFLE(2, 0, 2, 0)),
+                 odd_ab = _mm512_shuffle_f32x4(r[c], r[4 + c], _MM_SHUFFLE(3, 1, 3, 1)),
+                 even_cd = _mm512_shuffle_f32x4(r[8 + c], r[12 + c], _MM_SHUFFLE(2, 0, 2, 0)),
+                 odd_cd = _mm512_shuffle_f32x4(r[8 + c], r[12 + c], _MM_SHUFFLE(3, 1, 3, 1));
+    out[c] = _mm512_shuffle_f32x4(even_ab, even_cd, _MM_SHUFFLE(2, 0, 2, 0));
+    out[c + 4] = _mm512_shuffle_f32x4(odd_ab, odd_cd, _MM_SHUFFLE(2, 0, 2, 0));
+    out[c + 8] = _mm512_shuffle_f32x4(even_ab, even_cd, _MM_SHUFFLE(3, 1, 3, 1));
+    out[c + 12] = _mm512_shuffle_f32x4(odd_ab, odd_cd, _MM_SHUFFLE(3, 1, 3, 1));
+  }
 }
 static inline vf vf_gather(const float *base, vi offset) { return _mm512_i32gather_ps(offset, base, 4); }
 static inline void vf_storeu(float *p, vf v) { _mm512_storeu_ps(p, v); }
