@@ -63,7 +63,8 @@ static inline vf vf_load_stride(const float *p, size_t stride) {
 }
 /* out[k] lane l = p[l * stride + k]: sixteen row loads and the 16x16 transpose in four rounds
    of sixteen shuffles (pairs of rows interleaved, four rows of each column per 128-bit lane,
-   then two rounds moving 128-bit lanes), where a gather per column cost twice the time. */
+   then two rounds moving 128-bit lanes): with a gather per column instead, the fused argmax's
+   short samples took 1.4x as long (d = 16, Zen 4). */
 static inline void vf_load_columns(const float *p, size_t stride, vf *out) {
   __m512 r[16], t[16];
 #pragma GCC unroll 16
