@@ -375,8 +375,9 @@ typedef struct pt_perturb_options {
   pt_noise noise;
   pt_baseline baseline;
   pt_gradient gradient;     /* AUTO: pathwise where f provides it, else score function */
-  int antithetic;           /* samples in antithetic pairs (num_samples even and no
-                               leave-one-out, else PT_EINVAL) */
+  int antithetic;           /* samples in antithetic pairs (num_samples even, and at least 4
+                               with the leave-one-out, which then leaves out whole pairs;
+                               else PT_EINVAL) */
   int multiplicative;       /* x * exp(sigma Z - sigma^2 / 2) instead of x + sigma Z (normal
                                noise; the score function's derivatives need x_i != 0) */
   int block_diagonal;       /* segments: drop the cross-segment terms (zero in expectation) */

@@ -6,8 +6,15 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* Running sums of a term and of its square, turned into a mean and its standard error. */
-static void add(double *sum, double *sq, double v) {
+/* Running sums of a term and of its square, turned into a mean and its standard error; with
+   antithetic pairs (pend: the entry's term of the pair's first sample) those of each pair's
+   mean, the independent replicates, so that the standard error counts the pairs' correlation. */
+static void add(double *sum, double *sq, double *pend, size_t m, double v) {
+  if (pend && m % 2 == 0) {
+    *pend = v;
+    return;
+  }
+  if (pend) v = 0.5 * (*pend + v);
   *sum += v;
   *sq += v * v;
 }
@@ -20,9 +27,27 @@ static void finish(double *sum, double *sq, size_t n, size_t m) {
   }
 }
 
-/* The leave-one-out baseline of a sample of value y, of `samples` whose values sum to total. */
-static double others_mean(double total, float y, size_t samples) {
+/* The leave-one-out baseline of a sample of value y, of `samples` whose values sum to total;
+   with antithetic pairs (partner: the value of the sample's partner) the mean of the other
+   pairs' samples. */
+static double others_mean(double total, float y, const float *partner, size_t samples) {
+  if (partner) return (total - (double)y - (double)*partner) / (double)(samples - 2);
   return (total - (double)y) / (double)(samples - 1);
+}
+
+/* The noise z of sample m (n inputs): the stream's words m*n + i, or with antithetic pairs
+   those of pair m/2, sample 2p + 1 taking -z (normal) or the Gumbel of 1 - u (Gumbel, in
+   double rounded to float, u the words' uniforms). */
+static void sample_noise(pt_noise noise, pt_key key, int antithetic, size_t m, size_t n,
+                         float *z) {
+  const uint64_t word = (uint64_t)(antithetic ? m / 2 : m) * n;
+  if (!antithetic || m % 2 == 0) {
+    pt_noise_fill(noise, key, word, z, n);
+    return;
+  }
+  pt_noise_fill(noise == PT_NOISE_NORMAL ? PT_NOISE_NORMAL : PT_NOISE_UNIFORM, key, word, z, n);
+  for (size_t i = 0; i < n; i++)
+    z[i] = noise == PT_NOISE_NORMAL ? -z[i] : (float)-log(-log(1.0 - (double)z[i]));
 }
 
 void pt_ref_estimate_free(pt_ref_estimate *e) {
@@ -39,7 +64,7 @@ void pt_ref_estimate_free(pt_ref_estimate *e) {
    when jf is NULL, else the mean of f's own Jacobian jf at the samples. */
 static int run(pt_ref_point_fn f, pt_ref_jacobian_fn jf, const void *ctx, size_t n_in,
                size_t n_out, size_t samples, float sigma, pt_noise noise, int baseline,
-               pt_key key, const float *x, pt_ref_estimate *out) {
+               int antithetic, pt_key key, const float *x, pt_ref_estimate *out) {
   memset(out, 0, sizeof *out);
   out->n_in = n_in;
   out->n_out = n_out;
@@ -55,19 +80,29 @@ static int run(pt_ref_point_fn f, pt_ref_jacobian_fn jf, const void *ctx, size_t
   }
   float *z = malloc(n_in * sizeof *z), *xt = malloc(n_in * sizeof *xt);
   float *y = malloc(n_out * sizeof *y), *b = calloc(n_out, sizeof *b);
+  float *yp = malloc(n_out * sizeof *yp); /* the partner's value */
+  /* the pairs' first terms (add) */
+  double *pend = antithetic ? malloc((n_out + n_out * n_in + n_in * n_in) * sizeof *pend) : NULL;
+  double *pend_jac = pend ? pend + n_out : NULL, *pend_hess = pend ? pend_jac + n_out * n_in : NULL;
   float *j = jf ? malloc(n_out * n_in * sizeof *j) : NULL;
   double *g = malloc(n_in * sizeof *g), *h = malloc(n_in * sizeof *h);
   double *total = calloc(n_out, sizeof *total); /* sum_m Y_m, for the leave-one-out */
   int ok = out->value && out->value_se && out->jac && out->jac_se &&
            (!hessian || (out->hess && out->hess_se)) && z && xt && y && b && g && h &&
-           (!jf || j) && total;
+           (!jf || j) && total && yp && (!antithetic || pend);
   const int loo = !jf && baseline == PT_BASELINE_LEAVE_ONE_OUT;
   if (ok && baseline == PT_BASELINE_F_X && !jf) f(ctx, x, b);
   const double s = sigma;
   /* the leave-one-out's first pass: every sample's value; the second one takes the others' */
   for (int pass = loo ? 0 : 1; ok && pass < 2; pass++) {
     for (size_t m = 0; ok && m < samples; m++) {
-      pt_noise_fill(noise, key, (uint64_t)m * n_in, z, n_in);
+      const int pairs = loo && antithetic && pass == 1;
+      if (pairs) { /* the partner's value first */
+        sample_noise(noise, key, 1, m ^ 1, n_in, z);
+        for (size_t i = 0; i < n_in; i++) xt[i] = x[i] + sigma * z[i];
+        f(ctx, xt, yp);
+      }
+      sample_noise(noise, key, antithetic, m, n_in, z);
       for (size_t i = 0; i < n_in; i++) {
         const float step = sigma * z[i];
         xt[i] = x[i] + step;
@@ -86,29 +121,38 @@ static int run(pt_ref_point_fn f, pt_ref_jacobian_fn jf, const void *ctx, size_t
       }
       if (jf) jf(ctx, xt, j);
       for (size_t r = 0; r < n_out; r++) {
-        add(&out->value[r], &out->value_se[r], y[r]);
-        const double d = (double)y[r] - (loo ? others_mean(total[r], y[r], samples) : (double)b[r]);
+        add(&out->value[r], &out->value_se[r], pend ? pend + r : NULL, m, y[r]);
+        const double d =
+            (double)y[r] - (loo ? others_mean(total[r], y[r], pairs ? yp + r : NULL, samples)
+                                : (double)b[r]);
         for (size_t i = 0; i < n_in; i++)
           add(&out->jac[r * n_in + i], &out->jac_se[r * n_in + i],
+              pend ? pend_jac + r * n_in + i : NULL, m,
               jf ? (double)j[r * n_in + i] : d * g[i] / s);
       }
       if (hessian) {
-        const double d = (double)y[0] - (loo ? others_mean(total[0], y[0], samples) : (double)b[0]);
+        const double d = (double)y[0] - (loo ? others_mean(total[0], y[0], pairs ? yp : NULL,
+                                                           samples)
+                                             : (double)b[0]);
         for (size_t i = 0; i < n_in; i++)
           for (size_t k = 0; k < n_in; k++)
             add(&out->hess[i * n_in + k], &out->hess_se[i * n_in + k],
+                pend ? pend_hess + i * n_in + k : NULL, m,
                 d * (g[i] * g[k] - (i == k ? h[i] : 0.0)) / (s * s));
       }
     }
   }
   if (ok) {
-    finish(out->value, out->value_se, n_out, samples);
-    finish(out->jac, out->jac_se, n_out * n_in, samples);
-    if (hessian) finish(out->hess, out->hess_se, n_in * n_in, samples);
+    const size_t reps = antithetic ? samples / 2 : samples;
+    finish(out->value, out->value_se, n_out, reps);
+    finish(out->jac, out->jac_se, n_out * n_in, reps);
+    if (hessian) finish(out->hess, out->hess_se, n_in * n_in, reps);
   }
   free(z);
   free(xt);
   free(y);
+  free(yp);
+  free(pend);
   free(b);
   free(j);
   free(g);
@@ -121,13 +165,20 @@ static int run(pt_ref_point_fn f, pt_ref_jacobian_fn jf, const void *ctx, size_t
 int pt_ref_estimate_run(pt_ref_point_fn f, const void *ctx, size_t n_in, size_t n_out,
                         size_t samples, float sigma, pt_noise noise, int baseline, pt_key key,
                         const float *x, pt_ref_estimate *out) {
-  return run(f, NULL, ctx, n_in, n_out, samples, sigma, noise, baseline, key, x, out);
+  return run(f, NULL, ctx, n_in, n_out, samples, sigma, noise, baseline, 0, key, x, out);
+}
+
+int pt_ref_pairs_run(pt_ref_point_fn f, const void *ctx, size_t n_in, size_t n_out,
+                     size_t samples, float sigma, pt_noise noise, int baseline, int antithetic,
+                     pt_key key, const float *x, pt_ref_estimate *out) {
+  return run(f, NULL, ctx, n_in, n_out, samples, sigma, noise, baseline, antithetic != 0, key, x,
+             out);
 }
 
 int pt_ref_pathwise_run(pt_ref_point_fn f, pt_ref_jacobian_fn jf, const void *ctx, size_t n_in,
                         size_t n_out, size_t samples, float sigma, pt_noise noise, pt_key key,
                         const float *x, pt_ref_estimate *out) {
-  return run(f, jf, ctx, n_in, n_out, samples, sigma, noise, 0, key, x, out);
+  return run(f, jf, ctx, n_in, n_out, samples, sigma, noise, 0, 0, key, x, out);
 }
 
 void pt_ref_expect_near(const float *got, const double *ref, size_t n, double rel, double abs,

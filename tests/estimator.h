@@ -32,6 +32,14 @@ typedef struct pt_ref_estimate {
 int pt_ref_estimate_run(pt_ref_point_fn f, const void *ctx, size_t n_in, size_t n_out,
                         size_t samples, float sigma, pt_noise noise, int baseline, pt_key key,
                         const float *x, pt_ref_estimate *out);
+/* The same with antithetic pairs when `antithetic` (samples even; else pt_ref_estimate_run's): samples 2p and 2p + 1 from the words of pair
+   p, normal z and -z, Gumbel from u and 1 - u (the partner's Gumbel -log(-log(1 - u)) in double
+   rounded to float, within an ulp or two of the library's); the leave-one-out's b_m the mean of
+   the other pairs' samples, (sum_k Y_k - Y_m - Y_partner)/(M - 2).  Standard errors are those
+   of the M/2 pairs' mean terms, the independent replicates. */
+int pt_ref_pairs_run(pt_ref_point_fn f, const void *ctx, size_t n_in, size_t n_out,
+                     size_t samples, float sigma, pt_noise noise, int baseline, int antithetic,
+                     pt_key key, const float *x, pt_ref_estimate *out);
 /* The pathwise estimate on the same samples: the value as above, and as `jac` the mean of f's
    own Jacobian jf at the samples, each term as jf gives it (float); no Hessian. */
 int pt_ref_pathwise_run(pt_ref_point_fn f, pt_ref_jacobian_fn jf, const void *ctx, size_t n_in,

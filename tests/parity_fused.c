@@ -150,12 +150,13 @@ typedef struct fused_input {
   size_t ks[8];    /* the top-k kernels' k of each segment */
   float margin[8]; /* and the margins of their bounds (Gumbel) */
   int antithetic;  /* antithetic pairs: m0 and rows even */
+  double pair_weight; /* with antithetic, the leave-one-pair-out's w (or 0) */
 } fused_input;
 
 /* The buffers a job's terms write. */
 typedef struct terms_run {
   float *noise, *g, *g_row, *partial, *t;
-  double *x_bar_sum, *c, *c_sum, *t_sum, *g_sum;
+  double *x_bar_sum, *c, *c_pair, *c_sum, *t_sum, *g_sum;
 } terms_run;
 
 /* The terms of `in` on freshly allocated buffers (terms_ok says whether they all are). */
@@ -168,6 +169,7 @@ static pt_fused_terms terms_alloc(terms_run *b, const fused_input *in) {
   b->t = malloc(rows * blocks * sizeof(float));
   b->x_bar_sum = calloc(n, sizeof(double));
   b->c = malloc(blocks * sizeof(double));
+  b->c_pair = malloc(2 * blocks * sizeof(double));
   b->c_sum = calloc(blocks, sizeof(double));
   b->t_sum = calloc(blocks, sizeof(double));
   b->g_sum = calloc(n, sizeof(double));
@@ -175,6 +177,7 @@ static pt_fused_terms terms_alloc(terms_run *b, const fused_input *in) {
       .key = in->key, .antithetic = in->antithetic, .n = n, .sigma = in->sigma,
       .samples = in->m0 + rows, .blocks = blocks,
       .block_at = in->block_at, .y_bar = in->y_bar, .c_base = in->c_base,
+      .pair_weight = in->pair_weight, .c_pair = b->c_pair,
       .c_sum = in->sums ? b->c_sum : NULL, .partial = b->partial, .x_bar_sum = b->x_bar_sum,
       .x_dot = in->x_dot, .t = b->t, .t_sum = in->sums ? b->t_sum : NULL,
       .g = in->rows_of_g ? b->g : NULL, .g_sum = in->sums ? b->g_sum : NULL, .g_row = b->g_row,
@@ -182,8 +185,8 @@ static pt_fused_terms terms_alloc(terms_run *b, const fused_input *in) {
 }
 
 static int terms_ok(const terms_run *b) {
-  return b->noise && b->g && b->g_row && b->partial && b->t && b->x_bar_sum && b->c && b->c_sum &&
-         b->t_sum && b->g_sum;
+  return b->noise && b->g && b->g_row && b->partial && b->t && b->x_bar_sum && b->c &&
+         b->c_pair && b->c_sum && b->t_sum && b->g_sum;
 }
 
 static void terms_free(terms_run *b) {
@@ -194,6 +197,7 @@ static void terms_free(terms_run *b) {
   free(b->t);
   free(b->x_bar_sum);
   free(b->c);
+  free(b->c_pair);
   free(b->c_sum);
   free(b->t_sum);
   free(b->g_sum);
@@ -256,44 +260,60 @@ static double grad_tolerance(const fused_input *in, double z) {
 
 /* The terms of a run against the reference in double, given each sample's cotangents c[r *
    blocks + b] (from the kernel's own winners or ranks, checked by the caller): the grad_nu
-   rows, t per block, the vjp's sums, and the group's sums.  Returns 0 if all agree. */
+   rows, t per block, the vjp's sums, and the group's sums; with a pair weight w, a pair's vjp
+   cotangents and its rows of t and grad_nu are T_m + w (T_2p + T_2p+1), the sums the plain
+   terms'.  Returns 0 if all agree. */
 static int terms_against_reference(const fused_input *in, const terms_run *run, const double *c,
                                    const char *what, pt_parity_result *res) {
   const size_t n = in->n, rows = in->rows, blocks = in->blocks;
+  const double w = in->pair_weight;
   double *x_bar = calloc(n, sizeof *x_bar), *x_bar_size = calloc(n, sizeof *x_bar_size);
   double *g_sum = calloc(n, sizeof *g_sum), *g_sum_size = calloc(n, sizeof *g_sum_size);
-  int bad = !x_bar || !x_bar_size || !g_sum || !g_sum_size;
+  /* each sample's plain grad_nu and its tolerance, t and its size */
+  double *g = malloc(rows * n * sizeof *g), *tol = malloc(rows * n * sizeof *tol);
+  double *t = calloc(rows * blocks, sizeof *t), *t_size = calloc(rows * blocks, sizeof *t_size);
+  int bad = !x_bar || !x_bar_size || !g_sum || !g_sum_size || !g || !tol || !t || !t_size;
   if (bad) pt_parity_fail(res, "out of memory");
+  for (size_t r = 0; r < rows && !bad; r++)
+    for (size_t b = 0; b < blocks; b++)
+      for (size_t i = in->block_at[b]; i < in->block_at[b + 1]; i++) {
+        const double z = ref_noise(in, r, i);
+        g[r * n + i] = in->gumbel ? 1.0 - z : z;
+        tol[r * n + i] = grad_tolerance(in, z);
+        t[r * blocks + b] += g[r * n + i] * in->x_dot[i];
+        t_size[r * blocks + b] += fabs(g[r * n + i] * in->x_dot[i]);
+      }
+  /* a pair's term of sample r: T_r + w (T_r + T_partner) */
+#define PAIRED(v, r, k, stride) (w == 0.0 ? (v)[(r) * (stride) + (k)] \
+    : (v)[(r) * (stride) + (k)] + w * ((v)[(r) * (stride) + (k)] + (v)[((r) ^ 1) * (stride) + (k)]))
   for (size_t b = 0; b < blocks && !bad; b++) {
     double c_sum = 0, t_sum = 0, t_sum_size = 0;
     for (size_t r = 0; r < rows && !bad; r++) {
-      double t = 0, t_size = 0;
-      const double cf = (float)(c[r * blocks + b] - in->c_base[b]);
+      const double cf = (float)(PAIRED(c, r, b, blocks) - in->c_base[b]);
       for (size_t i = in->block_at[b]; i < in->block_at[b + 1]; i++) {
-        const double z = ref_noise(in, r, i), g = in->gumbel ? 1.0 - z : z;
-        const double tol = grad_tolerance(in, z);
-        if (in->rows_of_g && fabs(run->g[r * n + i] - g) > tol) {
+        const double gi = g[r * n + i], ti = tol[r * n + i] * (1 + 2 * w);
+        if (in->rows_of_g && fabs(run->g[r * n + i] - PAIRED(g, r, i, n)) > ti) {
           pt_parity_fail(res, "%s: grad_nu of sample %zu input %zu: %a, reference %a", what, r, i,
-                         (double)run->g[r * n + i], g);
+                         (double)run->g[r * n + i], PAIRED(g, r, i, n));
           bad = 1;
           break;
         }
-        t += g * in->x_dot[i];
-        t_size += fabs(g * in->x_dot[i]);
         /* each vjp term is within |c| tol of the reference, besides the float sums' rounding */
-        x_bar[i] += cf * g;
-        x_bar_size[i] += fabs(cf * g) + 1e5 * fabs(cf) * tol;
-        g_sum[i] += g;
-        g_sum_size[i] += tol;
+        x_bar[i] += cf * gi;
+        x_bar_size[i] += fabs(cf * gi) + 1e5 * fabs(cf) * tol[r * n + i];
+        g_sum[i] += gi;
+        g_sum_size[i] += tol[r * n + i];
       }
-      if (!bad && fabs(run->t[r * blocks + b] - t) > 1e-5 * t_size + 1e-6) {
+      const double want_t = PAIRED(t, r, b, blocks);
+      const double t_tol = 1e-5 * PAIRED(t_size, r, b, blocks) + 1e-6 * (1 + 2 * w);
+      if (!bad && fabs(run->t[r * blocks + b] - want_t) > t_tol) {
         pt_parity_fail(res, "%s: t of sample %zu block %zu: %a, reference %a", what, r, b,
-                       (double)run->t[r * blocks + b], t);
+                       (double)run->t[r * blocks + b], want_t);
         bad = 1;
       }
       c_sum += c[r * blocks + b];
-      t_sum += t;
-      t_sum_size += 1e-5 * t_size + 1e-6;
+      t_sum += t[r * blocks + b];
+      t_sum_size += 1e-5 * t_size[r * blocks + b] + 1e-6;
     }
     if (!bad && in->sums &&
         (run->c_sum[b] != c_sum || fabs(run->t_sum[b] - t_sum) > t_sum_size)) {
@@ -302,6 +322,7 @@ static int terms_against_reference(const fused_input *in, const terms_run *run, 
       bad = 1;
     }
   }
+#undef PAIRED
   for (size_t i = 0; i < n && !bad; i++)
     if (fabs(run->x_bar_sum[i] + run->partial[i] - x_bar[i]) > 1e-5 * x_bar_size[i] + 1e-6 ||
         (in->sums && fabs(run->g_sum[i] - g_sum[i]) > g_sum_size[i])) {
@@ -314,6 +335,10 @@ static int terms_against_reference(const fused_input *in, const terms_run *run, 
   free(x_bar_size);
   free(g_sum);
   free(g_sum_size);
+  free(g);
+  free(tol);
+  free(t);
+  free(t_size);
   return bad;
 }
 
@@ -404,9 +429,12 @@ static void fused_from_case(fused_input *in, int gumbel, const pt_case *c, const
   }
   const uint64_t how = pt_test_rand(&s);
   in->antithetic = (how >> 3 & 1) != 0;
+  in->pair_weight = 0.0;
   if (in->antithetic) { /* whole pairs, as the paths' tiles hold them */
     in->m0 &= ~(uint64_t)1;
     in->rows += in->rows & 1;
+    /* leaving out pairs: a w of some M (any is one) */
+    if (how >> 4 & 1) in->pair_weight = 1.0 / (double)(in->m0 + in->rows + 2);
   }
   fused_blocks(in, how & 1);
   in->rows_of_g = (how >> 1 & 1) == 0;

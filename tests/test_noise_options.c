@@ -821,10 +821,10 @@ Test(noise_options, bad_options_and_points_are_refused_with_nothing_written) {
       {mx, 999, PT_NOISE_NORMAL, PT_BASELINE_F_X, 1, 0, 0, PT_EINVAL, "odd M, pathwise"},
       {argmax, 100, PT_NOISE_GUMBEL, PT_BASELINE_F_X, 0, 1, 0, PT_EINVAL, "multiplicative Gumbel"},
       {id, 100, PT_NOISE_GUMBEL, PT_BASELINE_F_X, 1, 1, 0, PT_EINVAL, "multiplicative Gumbel"},
-      {argmax, 100, PT_NOISE_GUMBEL, PT_BASELINE_LEAVE_ONE_OUT, 1, 0, 0, PT_EINVAL,
-       "antithetic leave-one-out"},
-      {id, 100, PT_NOISE_NORMAL, PT_BASELINE_LEAVE_ONE_OUT, 1, 1, 0, PT_EINVAL,
-       "antithetic leave-one-out"},
+      {argmax, 2, PT_NOISE_GUMBEL, PT_BASELINE_LEAVE_ONE_OUT, 1, 0, 0, PT_EINVAL,
+       "one antithetic pair, leaving out its pair"},
+      {id, 2, PT_NOISE_NORMAL, PT_BASELINE_LEAVE_ONE_OUT, 1, 1, 0, PT_EINVAL,
+       "one antithetic pair, leaving out its pair"},
       {segs, 100, PT_NOISE_NORMAL, PT_BASELINE_F_X, 0, 1, 1, PT_EUNSUPPORTED,
        "multiplicative block-diagonal"},
   };
@@ -870,9 +870,9 @@ Test(noise_options, bad_options_and_points_are_refused_with_nothing_written) {
   pt_fn_free(id);
 }
 
-/* A partial's options word names no perturbation with antithetic pairs and the leave-one-out,
-   or multiplicative noise and block_diagonal: relabelled so (its checksum made right) it is
-   refused, and relabelled back it loads. */
+/* A partial's options word names no perturbation of one antithetic pair (M = 2) leaving out its
+   pair, or with multiplicative noise and block_diagonal: relabelled so (its checksum made
+   right) it is refused, and relabelled back it loads. */
 static uint64_t fnv1a(const unsigned char *p, size_t n) {
   uint64_t h = 0xcbf29ce484222325ull;
   for (size_t i = 0; i < n; i++) h = (h ^ p[i]) * 0x100000001b3ull;
@@ -889,11 +889,11 @@ static void relabel(unsigned char *bytes, size_t size, uint32_t word) {
 Test(noise_options, a_partial_naming_a_refused_combination_is_refused) {
   static size_t d = 4;
   pt_fn *id = box(4, 4, identity_eval, NULL, &d, PT_CALLBACK_THREAD_SAFE);
-  pt_perturb_options o = options(300, 0.5f, PT_NOISE_NORMAL, PT_BASELINE_F_X, 1, 1);
+  pt_perturb_options o = options(2, 0.5f, PT_NOISE_NORMAL, PT_BASELINE_F_X, 1, 1);
   pt_fn *p = pt_ref_perturbed(id, &o);
   const float x[4] = {1.0f, -0.5f, 2.0f, 0.25f};
   pt_partial *part, *loaded;
-  cr_assert_eq(pt_fn_partial(p, PT_OP_EVAL, pt_key_make(4), x, NULL, 0, 300, &part), PT_OK);
+  cr_assert_eq(pt_fn_partial(p, PT_OP_EVAL, pt_key_make(4), x, NULL, 0, 2, &part), PT_OK);
   const size_t size = pt_partial_size(part);
   unsigned char *bytes = malloc(size);
   cr_assert(bytes);

@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /* The estimator options of pt_make_perturbed_fun_ex(3) against independent truth: the
-   leave-one-out baseline (the formula on the reference's samples, the softmax Jacobian and the
-   half square's Hessian at 5 standard errors, unbiased at small M, and its variance against
-   the other baselines), block_diagonal (the cross-segment entries exactly 0, the diagonal
+   leave-one-out baseline, plain and leaving out antithetic pairs (the formula on the
+   reference's samples, the softmax Jacobian and the half square's Hessian at 5 standard
+   errors, unbiased at small M, and its variance against the other baselines), block_diagonal (the cross-segment entries exactly 0, the diagonal
    blocks those of the full estimate bit for bit, and a tree objective's gradient less
    variable), independent_jacobian (the derivatives are those of pt_key_fold_in(K, 1), and a
    loss of the value gets an unbiased gradient through pt_fn_compose); then every option split
@@ -108,13 +108,14 @@ static void spread_free(spread *s) {
 /* ---- the leave-one-out baseline ------------------------------------------------------------- */
 
 /* The library on the reference's samples: value and Jacobian within rounding (or `slack`
-   samples of a fused kernel's float near-ties), and the vjp and jvp the Jacobian's products. */
+   samples of a fused kernel's float near-ties), and the vjp and jvp the Jacobian's products;
+   with antithetic pairs (p's option), the reference's leave-one-pair-out. */
 static void expect_loo_is_the_formula(const pt_fn *p, point_fn *pf, size_t m, float sigma,
-                                      pt_noise noise, pt_key key, const float *x, double slack,
-                                      pt_ref_estimate *ref) {
+                                      pt_noise noise, int antithetic, pt_key key, const float *x,
+                                      double slack, pt_ref_estimate *ref) {
   const size_t n_in = pf->n_in, n_out = pf->n_out;
-  cr_assert_eq(pt_ref_estimate_run(pf->f, pf->ctx, n_in, n_out, m, sigma, noise,
-                                   PT_BASELINE_LEAVE_ONE_OUT, key, x, ref), 0);
+  cr_assert_eq(pt_ref_pairs_run(pf->f, pf->ctx, n_in, n_out, m, sigma, noise,
+                                PT_BASELINE_LEAVE_ONE_OUT, antithetic, key, x, ref), 0);
   float y[8], jac[64], x_bar[8], y_dot[8], y_bar[8], x_dot[8];
   for (size_t j = 0; j < n_out; j++) y_bar[j] = 0.5f * (float)j - 1.0f;
   for (size_t i = 0; i < n_in; i++) x_dot[i] = 1.0f - 0.25f * (float)i;
@@ -122,8 +123,8 @@ static void expect_loo_is_the_formula(const pt_fn *p, point_fn *pf, size_t m, fl
   cr_assert_eq(pt_fn_jacobian(p, key, x, jac), PT_OK);
   cr_assert_eq(pt_fn_vjp(p, key, x, y_bar, x_bar), PT_OK);
   cr_assert_eq(pt_fn_jvp(p, key, x, x_dot, y_dot), PT_OK);
-  /* one sample moves a Jacobian entry by at most ~2 max|y| 17 / ((M - 1) sigma) */
-  const double unit = 1.0 / (double)(m - 1);
+  /* one sample moves a Jacobian entry by at most ~2 max|y| 17 / ((M - 2) sigma) */
+  const double unit = 1.0 / (double)(m - (antithetic ? 2 : 1));
   pt_ref_expect_near(y, ref->value, n_out, 1e-5, slack * unit + 1e-6, "value");
   pt_ref_expect_near(jac, ref->jac, n_out * n_in, 1e-5, slack * 34 * unit / sigma + 1e-6,
                      "jacobian");
@@ -140,8 +141,9 @@ static void expect_loo_is_the_formula(const pt_fn *p, point_fn *pf, size_t m, fl
 }
 
 /* The Gumbel argmax with the leave-one-out: softmax(x / sigma) and its Jacobian, through the
-   fused kernel (a few samples may settle float near-ties their own way) and a black box. */
-static void check_loo_softmax(int builtin) {
+   fused kernel (a few samples may settle float near-ties their own way) and a black box;
+   with antithetic pairs too, each leaving out its pair. */
+static void check_loo_softmax(int builtin, int antithetic) {
   size_t d = 5;
   const float x[5] = {0.5f, -0.2f, 1.0f, 0.1f, -1.0f}, sigma = 0.5f;
   const size_t m = 100000;
@@ -149,11 +151,13 @@ static void check_loo_softmax(int builtin) {
   pt_fn *f = NULL;
   if (builtin) cr_assert_eq(pt_fn_argmax_one_hot(d, &f), PT_OK);
   else f = black_box(&pf);
-  const pt_perturb_options o = pt_ref_score_options(m, sigma, PT_NOISE_GUMBEL, PT_BASELINE_LEAVE_ONE_OUT);
+  pt_perturb_options o = pt_ref_score_options(m, sigma, PT_NOISE_GUMBEL, PT_BASELINE_LEAVE_ONE_OUT);
+  o.antithetic = antithetic;
   pt_fn *p = pt_ref_perturbed(f, &o);
   pt_ref_estimate ref;
-  expect_loo_is_the_formula(p, &pf, m, sigma, PT_NOISE_GUMBEL, pt_key_make(2024), x,
-                            builtin ? 3 : 0, &ref);
+  /* the partner's Gumbel differs from the reference's by an ulp or two: a few more near-ties */
+  expect_loo_is_the_formula(p, &pf, m, sigma, PT_NOISE_GUMBEL, antithetic, pt_key_make(2024), x,
+                            builtin || antithetic ? 3 : 0, &ref);
   double prob[5], jac[25];
   softmax_truth(x, d, sigma, prob, jac, d);
   pt_ref_expect_truth(ref.value, ref.value_se, prob, d, "softmax");
@@ -163,27 +167,35 @@ static void check_loo_softmax(int builtin) {
   pt_fn_free(f);
 }
 
-Test(options, leave_one_out_fused_argmax_is_the_softmax_jacobian) { check_loo_softmax(1); }
-Test(options, leave_one_out_black_box_argmax_is_the_softmax_jacobian) { check_loo_softmax(0); }
+Test(options, leave_one_out_fused_argmax_is_the_softmax_jacobian) { check_loo_softmax(1, 0); }
+Test(options, leave_one_out_black_box_argmax_is_the_softmax_jacobian) { check_loo_softmax(0, 0); }
+Test(options, leave_one_pair_out_fused_argmax_is_the_softmax_jacobian) { check_loo_softmax(1, 1); }
+Test(options, leave_one_pair_out_black_box_argmax_is_the_softmax_jacobian) {
+  check_loo_softmax(0, 1);
+}
 
-/* The fewest samples (2), one more than a group (129) and a normal ranking: the formula of the
-   reference exactly, on the fused ranking and argmax paths and the generic one. */
+/* The fewest samples (2; 4 in antithetic pairs), one or two more than a group (129, 130) and
+   1000, either noise: the formula of the reference exactly, on the fused argmax path and the
+   generic one, plain and leaving out pairs. */
 Test(options, leave_one_out_is_the_formula_at_any_sample_count) {
   size_t d = 4;
   const float x[4] = {0.3f, -0.5f, 0.9f, 0.0f};
   point_fn pf = {pt_ref_argmax_point, d, d, &d};
   pt_fn *fs[2] = {NULL, black_box(&pf)};
   cr_assert_eq(pt_fn_argmax_one_hot(d, &fs[0]), PT_OK);
-  const size_t counts[3] = {2, 129, 1000};
+  const size_t counts[2][3] = {{2, 129, 1000}, {4, 130, 1000}};
+  for (int anti = 0; anti < 2; anti++)
   for (size_t c = 0; c < 3; c++)
     for (int noise = 0; noise < 2; noise++)
       for (int k = 0; k < 2; k++) {
-        const pt_perturb_options o = pt_ref_score_options(counts[c], 0.7f, (pt_noise)noise,
-                                             PT_BASELINE_LEAVE_ONE_OUT);
+        pt_perturb_options o = pt_ref_score_options(counts[anti][c], 0.7f, (pt_noise)noise,
+                                                    PT_BASELINE_LEAVE_ONE_OUT);
+        o.antithetic = anti;
         pt_fn *p = pt_ref_perturbed(fs[k], &o);
         pt_ref_estimate ref;
-        expect_loo_is_the_formula(p, &pf, counts[c], 0.7f, (pt_noise)noise, pt_key_make(c + 1),
-                                  x, k == 0 && noise == PT_NOISE_GUMBEL ? 1 : 0, &ref);
+        expect_loo_is_the_formula(p, &pf, counts[anti][c], 0.7f, (pt_noise)noise, anti,
+                                  pt_key_make(c + 1), x,
+                                  (k == 0 || anti) && noise == PT_NOISE_GUMBEL ? 1 : 0, &ref);
         pt_ref_estimate_free(&ref);
         pt_fn_free(p);
       }
@@ -192,7 +204,8 @@ Test(options, leave_one_out_is_the_formula_at_any_sample_count) {
 }
 
 /* The Hessian with the leave-one-out (the generic path's second-order terms): the half
-   square's is the identity. */
+   square's is the identity, plain and in antithetic pairs (whose Hessian terms are even in z,
+   so that leaving out the pair acts on them with normal noise too). */
 Test(options, leave_one_out_hessian_of_half_square_is_the_identity) {
   size_t n = 3;
   point_fn pf = {half_square_point, n, 1, &n};
@@ -200,12 +213,14 @@ Test(options, leave_one_out_hessian_of_half_square_is_the_identity) {
   const float x[3] = {0.2f, -0.1f, 0.3f}, sigma = 0.5f;
   const size_t m = 200000;
   const pt_key key = pt_key_make(99);
+  for (int anti = 0; anti < 2; anti++)
   for (int noise = 0; noise < 2; noise++) {
-    const pt_perturb_options o = pt_ref_score_options(m, sigma, (pt_noise)noise, PT_BASELINE_LEAVE_ONE_OUT);
+    pt_perturb_options o = pt_ref_score_options(m, sigma, (pt_noise)noise, PT_BASELINE_LEAVE_ONE_OUT);
+    o.antithetic = anti;
     pt_fn *p = pt_ref_perturbed(f, &o);
     pt_ref_estimate ref;
-    cr_assert_eq(pt_ref_estimate_run(half_square_point, &n, n, 1, m, sigma, (pt_noise)noise,
-                                     PT_BASELINE_LEAVE_ONE_OUT, key, x, &ref), 0);
+    cr_assert_eq(pt_ref_pairs_run(half_square_point, &n, n, 1, m, sigma, (pt_noise)noise,
+                                  PT_BASELINE_LEAVE_ONE_OUT, anti, key, x, &ref), 0);
     float hess[9], value, grad[3];
     cr_assert_eq(pt_fn_hessian(p, key, x, hess), PT_OK);
     cr_assert_eq(pt_fn_value_and_grad(p, key, x, &value, grad), PT_OK);
@@ -223,15 +238,16 @@ Test(options, leave_one_out_hessian_of_half_square_is_the_identity) {
    many keys at M = 10 the mean Jacobian is the softmax's at 5 standard errors; and its
    variance against no baseline and f(x), on a diffuse softmax (where f(x), a one-hot, is far
    from E[Y]) and a peaked one (where it is close). */
-static void loo_variance(const float *x, double sigma, size_t m, size_t reps, double *ratio_none,
-                         double *ratio_f_x, int check_bias) {
+static double loo_variance(const float *x, double sigma, size_t m, size_t reps, int antithetic,
+                           double *ratio_none, double *ratio_f_x, int check_bias) {
   enum { D = 4 };
   pt_fn *f;
   cr_assert_eq(pt_fn_argmax_one_hot(D, &f), PT_OK);
   const pt_baseline baselines[3] = {PT_BASELINE_NONE, PT_BASELINE_F_X, PT_BASELINE_LEAVE_ONE_OUT};
   double variance[3];
   for (int b = 0; b < 3; b++) {
-    const pt_perturb_options o = pt_ref_score_options(m, (float)sigma, PT_NOISE_GUMBEL, baselines[b]);
+    pt_perturb_options o = pt_ref_score_options(m, (float)sigma, PT_NOISE_GUMBEL, baselines[b]);
+    o.antithetic = antithetic;
     pt_fn *p = pt_ref_perturbed(f, &o);
     spread s = spread_new(D * D);
     float jac[D * D];
@@ -253,23 +269,80 @@ static void loo_variance(const float *x, double sigma, size_t m, size_t reps, do
   pt_fn_free(f);
   *ratio_none = variance[2] / variance[0];
   *ratio_f_x = variance[2] / variance[1];
+  return variance[2];
 }
 
 Test(options, leave_one_out_is_unbiased_and_lowers_the_variance) {
   const float diffuse[4] = {0.2f, -0.1f, 0.0f, 0.1f}, peaked[4] = {2.0f, -1.0f, 0.0f, -0.5f};
   double none, f_x;
-  loo_variance(diffuse, 0.5, 10, 20000, &none, &f_x, 1);
+  loo_variance(diffuse, 0.5, 10, 20000, 0, &none, &f_x, 1);
   cr_log_info("leave-one-out variance, diffuse softmax, M = 10: %.3f of no baseline's, %.3f of "
               "f(x)'s", none, f_x);
   cr_expect(none < 0.9 && f_x < 0.7, "diffuse, M = 10: %.3f, %.3f", none, f_x);
-  loo_variance(diffuse, 0.5, 200, 2000, &none, &f_x, 0);
+  loo_variance(diffuse, 0.5, 200, 2000, 0, &none, &f_x, 0);
   cr_log_info("leave-one-out variance, diffuse softmax, M = 200: %.3f of no baseline's, %.3f of "
               "f(x)'s", none, f_x);
   cr_expect(none < 0.8 && f_x < 0.6, "diffuse, M = 200: %.3f, %.3f", none, f_x);
-  loo_variance(peaked, 0.5, 200, 2000, &none, &f_x, 0);
+  loo_variance(peaked, 0.5, 200, 2000, 0, &none, &f_x, 0);
   cr_log_info("leave-one-out variance, peaked softmax, M = 200: %.3f of no baseline's, %.3f of "
               "f(x)'s", none, f_x);
   cr_expect(none < 0.1 && f_x < 1.0, "peaked, M = 200: %.3f, %.3f", none, f_x);
+}
+
+/* In antithetic pairs each sample leaves out its pair: unbiased at M = 10 (five pairs), where
+   a plain leave-one-out would hold the partner; with Gumbel pairs less variable than the
+   pairs' other baselines on the argmax (measured at M = 200: 0.79 of f(x)'s, 0.90 of none's),
+   though not below the plain leave-one-out of independent samples (1.16 of it), since a pair's
+   terms are positively correlated there. */
+Test(options, leave_one_pair_out_is_unbiased_and_lowers_the_variance_of_pairs) {
+  const float diffuse[4] = {0.2f, -0.1f, 0.0f, 0.1f};
+  double none, f_x;
+  loo_variance(diffuse, 0.5, 10, 20000, 1, &none, &f_x, 1);
+  cr_log_info("leave-one-pair-out variance, diffuse softmax, M = 10: %.3f of no baseline's, "
+              "%.3f of f(x)'s", none, f_x);
+  cr_expect(none < 1.0 && f_x < 0.9, "pairs, M = 10: %.3f, %.3f", none, f_x);
+  loo_variance(diffuse, 0.5, 200, 2000, 1, &none, &f_x, 0);
+  cr_log_info("leave-one-pair-out variance, diffuse softmax, M = 200: %.3f of no baseline's, "
+              "%.3f of f(x)'s", none, f_x);
+  cr_expect(none < 0.97 && f_x < 0.9, "pairs, M = 200: %.3f, %.3f", none, f_x);
+}
+
+/* Normal pairs have grad_nu(Z_2p+1) = -grad_nu(Z_2p): the baseline's terms of a pair cancel,
+   so the first derivatives leaving out pairs are those of no baseline, to the rounding of
+   their other order of sums, on the fused path and the generic one; the Hessian's terms
+   (even in z) do not cancel, and differ. */
+Test(options, normal_pairs_leave_their_first_derivatives_unchanged) {
+  size_t d = 5;
+  const float x[5] = {0.5f, -0.2f, 1.0f, 0.1f, -1.0f}, x_dot[5] = {1, -2, 0.5f, 3, -1};
+  point_fn pf = {pt_ref_argmax_point, d, d, &d};
+  pt_fn *fs[2] = {NULL, black_box(&pf)};
+  cr_assert_eq(pt_fn_argmax_one_hot(d, &fs[0]), PT_OK);
+  for (int k = 0; k < 2; k++) {
+    pt_perturb_options o = pt_ref_score_options(1000, 0.5f, PT_NOISE_NORMAL, PT_BASELINE_NONE);
+    o.antithetic = 1;
+    pt_fn *plain = pt_ref_perturbed(fs[k], &o);
+    o.baseline = PT_BASELINE_LEAVE_ONE_OUT;
+    pt_fn *pairs = pt_ref_perturbed(fs[k], &o);
+    const pt_key key = pt_key_make(404);
+    float a[25], b[25];
+    cr_assert_eq(pt_fn_jacobian(plain, key, x, a), PT_OK);
+    cr_assert_eq(pt_fn_jacobian(pairs, key, x, b), PT_OK);
+    for (size_t i = 0; i < 25; i++)
+      cr_assert(fabsf(a[i] - b[i]) <= 1e-5f, "%s jacobian[%zu]: %g, leaving out pairs %g",
+                k ? "black box" : "fused", i, (double)a[i], (double)b[i]);
+    cr_assert_eq(pt_fn_jvp(plain, key, x, x_dot, a), PT_OK);
+    cr_assert_eq(pt_fn_jvp(pairs, key, x, x_dot, b), PT_OK);
+    for (size_t i = 0; i < 5; i++)
+      cr_assert(fabsf(a[i] - b[i]) <= 1e-4f, "%s jvp[%zu]", k ? "black box" : "fused", i);
+    cr_assert_eq(pt_fn_vjp(plain, key, x, x_dot, a), PT_OK);
+    cr_assert_eq(pt_fn_vjp(pairs, key, x, x_dot, b), PT_OK);
+    for (size_t i = 0; i < 5; i++)
+      cr_assert(fabsf(a[i] - b[i]) <= 1e-4f, "%s vjp[%zu]", k ? "black box" : "fused", i);
+    pt_fn_free(plain);
+    pt_fn_free(pairs);
+  }
+  pt_fn_free(fs[0]);
+  pt_fn_free(fs[1]);
 }
 
 /* ---- block_diagonal ------------------------------------------------------------------------ */
@@ -558,7 +631,7 @@ typedef struct subject {
   pt_perturb_options o;
 } subject;
 
-enum { SUBJECTS = 10, BASES = 4 };
+enum { SUBJECTS = 15, BASES = 4 };
 
 static size_t three = 3;
 static point_fn half_square3 = {half_square_point, 3, 1, &three};
@@ -583,19 +656,26 @@ static void make_subjects(subjects *all) {
     pt_fn *f;
     pt_noise noise;
     pt_baseline baseline;
-    int block_diagonal, independent;
+    int block_diagonal, independent, antithetic;
     size_t m; /* enough work for every path to split its groups among threads */
   } made[SUBJECTS] = {
-      {"segments loo", seg, PT_NOISE_GUMBEL, PT_BASELINE_LEAVE_ONE_OUT, 0, 0, 2100},
-      {"segments block-diagonal", seg, PT_NOISE_NORMAL, PT_BASELINE_F_X, 1, 0, 2100},
-      {"segments block-diagonal loo", seg, PT_NOISE_GUMBEL, PT_BASELINE_LEAVE_ONE_OUT, 1, 0, 2100},
-      {"segments independent", seg, PT_NOISE_GUMBEL, PT_BASELINE_NONE, 0, 1, 2100},
-      {"segments all", seg, PT_NOISE_NORMAL, PT_BASELINE_LEAVE_ONE_OUT, 1, 1, 2100},
-      {"ranking loo independent", rank, PT_NOISE_GUMBEL, PT_BASELINE_LEAVE_ONE_OUT, 0, 1, 2100},
-      {"top-k block-diagonal loo", top, PT_NOISE_GUMBEL, PT_BASELINE_LEAVE_ONE_OUT, 1, 0, 2100},
-      {"top-k block-diagonal independent", top, PT_NOISE_NORMAL, PT_BASELINE_F_X, 1, 1, 2100},
-      {"box loo", box, PT_NOISE_NORMAL, PT_BASELINE_LEAVE_ONE_OUT, 0, 0, 17000},
-      {"box loo independent", box, PT_NOISE_GUMBEL, PT_BASELINE_LEAVE_ONE_OUT, 0, 1, 17000},
+      {"segments loo", seg, PT_NOISE_GUMBEL, PT_BASELINE_LEAVE_ONE_OUT, 0, 0, 0, 2100},
+      {"segments block-diagonal", seg, PT_NOISE_NORMAL, PT_BASELINE_F_X, 1, 0, 0, 2100},
+      {"segments block-diagonal loo", seg, PT_NOISE_GUMBEL, PT_BASELINE_LEAVE_ONE_OUT, 1, 0, 0, 2100},
+      {"segments independent", seg, PT_NOISE_GUMBEL, PT_BASELINE_NONE, 0, 1, 0, 2100},
+      {"segments all", seg, PT_NOISE_NORMAL, PT_BASELINE_LEAVE_ONE_OUT, 1, 1, 0, 2100},
+      {"ranking loo independent", rank, PT_NOISE_GUMBEL, PT_BASELINE_LEAVE_ONE_OUT, 0, 1, 0, 2100},
+      {"top-k block-diagonal loo", top, PT_NOISE_GUMBEL, PT_BASELINE_LEAVE_ONE_OUT, 1, 0, 0, 2100},
+      {"top-k block-diagonal independent", top, PT_NOISE_NORMAL, PT_BASELINE_F_X, 1, 1, 0, 2100},
+      {"box loo", box, PT_NOISE_NORMAL, PT_BASELINE_LEAVE_ONE_OUT, 0, 0, 0, 17000},
+      {"box loo independent", box, PT_NOISE_GUMBEL, PT_BASELINE_LEAVE_ONE_OUT, 0, 1, 0, 17000},
+      {"segments pairs loo", seg, PT_NOISE_GUMBEL, PT_BASELINE_LEAVE_ONE_OUT, 0, 0, 1, 2100},
+      {"segments block-diagonal pairs loo", seg, PT_NOISE_GUMBEL, PT_BASELINE_LEAVE_ONE_OUT, 1, 0,
+       1, 2100},
+      {"ranking pairs loo", rank, PT_NOISE_GUMBEL, PT_BASELINE_LEAVE_ONE_OUT, 0, 0, 1, 2100},
+      {"top-k block-diagonal pairs loo", top, PT_NOISE_GUMBEL, PT_BASELINE_LEAVE_ONE_OUT, 1, 0, 1,
+       2100},
+      {"box pairs loo", box, PT_NOISE_GUMBEL, PT_BASELINE_LEAVE_ONE_OUT, 0, 0, 1, 17000},
   };
   for (size_t i = 0; i < SUBJECTS; i++) {
     subject *s = &all->s[i];
@@ -604,6 +684,7 @@ static void make_subjects(subjects *all) {
     s->o = pt_ref_score_options(made[i].m, 0.5f, made[i].noise, made[i].baseline);
     s->o.block_diagonal = made[i].block_diagonal;
     s->o.independent_jacobian = made[i].independent;
+    s->o.antithetic = made[i].antithetic;
     s->f = pt_ref_perturbed(made[i].f, &s->o);
   }
   all->bases[0] = seg;

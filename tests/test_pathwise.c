@@ -651,6 +651,70 @@ Test(pathwise, permutation_matrix_rows_and_columns_hold_every_sample) {
   pt_fn_free(f);
 }
 
+/* The vjp and jvp of p's samples at key: the reference's Jacobian (of those samples) applied
+   to a y_bar and an x_dot, within rounding (the vjp's float sums of 32 samples: vjp_abs). */
+static void expect_products_of_jacobian(const pt_fn *p, pt_key key, const float *x,
+                                        const pt_ref_estimate *ref, double vjp_abs) {
+  const size_t n_in = ref->n_in, n_out = ref->n_out;
+  static float y_bar[64], y_dot[64];
+  float x_dot[8], x_bar[8];
+  double want_x_bar[8] = {0}, want_y_dot[64] = {0};
+  cr_assert(n_in <= 8 && n_out <= 64);
+  for (size_t j = 0; j < n_out; j++) y_bar[j] = (float)((j * 5) % 7) * 0.25f - 0.75f;
+  for (size_t i = 0; i < n_in; i++) x_dot[i] = 0.5f - 0.25f * (float)i;
+  for (size_t j = 0; j < n_out; j++)
+    for (size_t i = 0; i < n_in; i++) {
+      want_x_bar[i] += ref->jac[j * n_in + i] * y_bar[j];
+      want_y_dot[j] += ref->jac[j * n_in + i] * x_dot[i];
+    }
+  cr_assert_eq(pt_fn_vjp(p, key, x, y_bar, x_bar), PT_OK);
+  cr_assert_eq(pt_fn_jvp(p, key, x, x_dot, y_dot), PT_OK);
+  pt_ref_expect_near(x_bar, want_x_bar, n_in, 1e-5, vjp_abs, "vjp");
+  pt_ref_expect_near(y_dot, want_y_dot, n_out, 1e-5, 1e-5, "jvp");
+}
+
+/* the ranks as the ranking's value, y_i = rank_i */
+static void ranking_point(const void *ctx, const float *x, float *y) {
+  const size_t d = *(const size_t *)ctx;
+  size_t rank[64];
+  ranks_of(x, d, rank);
+  for (size_t i = 0; i < d; i++) y[i] = (float)rank[i];
+}
+
+/* The fused ranking and permutation matrix in Gumbel antithetic pairs, each sample leaving out
+   its pair, against the reference's b_m on the same samples (its partners' Gumbel within an
+   ulp or two of the library's; no key here is that near a tie): the value exactly, the
+   Jacobian, vjp and jvp up to rounding. */
+Test(pathwise, ranks_leaving_out_pairs_are_the_reference) {
+  enum { D = 4 };
+  static size_t d = D;
+  const float x[D] = {0.4f, -0.3f, 0.1f, 0.6f};
+  const size_t m = 20000;
+  const float sigma = 0.5f;
+  const pt_key key = pt_key_make(43);
+  for (int permutation = 0; permutation < 2; permutation++) {
+    const size_t n_out = permutation ? D * D : D;
+    pt_fn *f = builtin(permutation ? pt_fn_permutation_matrix : pt_fn_ranking, D);
+    pt_perturb_options o = pt_ref_score_options(m, sigma, PT_NOISE_GUMBEL,
+                                                PT_BASELINE_LEAVE_ONE_OUT);
+    o.antithetic = 1;
+    pt_fn *p = pt_ref_perturbed(f, &o);
+    pt_ref_estimate ref;
+    cr_assert_eq(pt_ref_pairs_run(permutation ? permutation_point : ranking_point, &d, D, n_out,
+                                  m, sigma, PT_NOISE_GUMBEL, PT_BASELINE_LEAVE_ONE_OUT, 1, key, x,
+                                  &ref), 0);
+    static float y[D * D], jac[D * D * D];
+    cr_assert_eq(pt_fn_eval(p, key, x, y), PT_OK);
+    cr_assert_eq(pt_fn_jacobian(p, key, x, jac), PT_OK);
+    pt_ref_expect_near(y, ref.value, n_out, 1e-7, 1e-7, "value");
+    pt_ref_expect_near(jac, ref.jac, n_out * D, 1e-5, 1e-5, "jacobian");
+    expect_products_of_jacobian(p, key, x, &ref, 1e-4);
+    pt_ref_estimate_free(&ref);
+    pt_fn_free(p);
+    pt_fn_free(f);
+  }
+}
+
 /* Gumbel: the greatest position's row of E[P] is softmax(x / sigma), and its Jacobian rows
    (diag p - p p^T) / sigma.  The library against the reference on the same samples: the value
    exactly (the keys are literal), the derivatives up to rounding (the kernel's grad_nu is
@@ -672,20 +736,7 @@ Test(pathwise, permutation_matrix_s_last_row_is_softmax) {
   cr_assert_eq(pt_fn_jacobian(p, key, x, jac), PT_OK);
   pt_ref_expect_near(y, ref.value, D * D, 0.0, 1e-7, "value");
   pt_ref_expect_near(jac, ref.jac, D * D * D, 1e-5, 1e-5, "jacobian");
-  /* the vjp and jvp of the same samples: the reference's Jacobian applied to y_bar and x_dot */
-  float y_bar[D * D], x_dot[D], x_bar[D], y_dot[D * D];
-  double want_x_bar[D] = {0}, want_y_dot[D * D] = {0};
-  for (size_t j = 0; j < D * D; j++) y_bar[j] = (float)((j * 5) % 7) * 0.25f - 0.75f;
-  for (size_t i = 0; i < D; i++) x_dot[i] = 0.5f - 0.25f * (float)i;
-  for (size_t j = 0; j < D * D; j++)
-    for (size_t i = 0; i < D; i++) {
-      want_x_bar[i] += ref.jac[j * D + i] * y_bar[j];
-      want_y_dot[j] += ref.jac[j * D + i] * x_dot[i];
-    }
-  cr_assert_eq(pt_fn_vjp(p, key, x, y_bar, x_bar), PT_OK);
-  cr_assert_eq(pt_fn_jvp(p, key, x, x_dot, y_dot), PT_OK);
-  pt_ref_expect_near(x_bar, want_x_bar, D, 1e-5, 1e-5, "vjp");
-  pt_ref_expect_near(y_dot, want_y_dot, D * D, 1e-5, 1e-5, "jvp");
+  expect_products_of_jacobian(p, key, x, &ref, 1e-5);
   static const segments one = {1, {0, D}};
   double value, soft[D], soft_jac[D * D];
   smoothed_max_truth(&one, x, sigma, &value, soft);

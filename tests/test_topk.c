@@ -389,7 +389,10 @@ Test(topk, block_diagonal_drops_exactly_the_cross_segment_terms) {
 }
 
 /* The leave-one-out on the reference's samples: the value bit for bit and the Jacobian within
-   the rounding of its sums (M = 5000, |term| <= 2 k 17 / ((M - 1) sigma)). */
+   the rounding of its sums (M = 5000, |term| <= 2 k 17 / ((M - 1) sigma)); with antithetic
+   pairs too, each sample leaving out its pair (normal ones, whose pair's terms cancel, and
+   Gumbel ones, whose partners' noise the reference forms within an ulp or two: no key of this
+   key's samples is that near a tie). */
 Test(topk, leave_one_out_is_the_reference) {
   const size_t sizes[2] = {40, 6}, ks[2] = {3, 2};
   top_k t = make_top_k(2, sizes, ks);
@@ -399,13 +402,15 @@ Test(topk, leave_one_out_is_the_reference) {
   float x[46], y[46], rv[46] = {0}; /* zeroed: cppcheck cannot see the loop set them */
   static float jac[46 * 46], rj[46 * 46];
   point_of(x, n, 6);
-  for (int noise = 0; noise < 2; noise++) {
+  for (int noise = 0; noise < 4; noise++) {
+    const int anti = noise >= 2; /* then pairs of either noise */
     const pt_key key = pt_key_make(600 + (uint64_t)noise);
-    const pt_perturb_options o = options(m, sigma, (pt_noise)noise, PT_BASELINE_LEAVE_ONE_OUT);
+    pt_perturb_options o = options(m, sigma, (pt_noise)(noise % 2), PT_BASELINE_LEAVE_ONE_OUT);
+    o.antithetic = anti;
     pt_fn *p = perturbed(f, &o);
     pt_ref_estimate ref;
-    cr_assert_eq(pt_ref_estimate_run(top_k_point, &t, n, n, m, sigma, (pt_noise)noise,
-                                     PT_BASELINE_LEAVE_ONE_OUT, key, x, &ref), 0);
+    cr_assert_eq(pt_ref_pairs_run(top_k_point, &t, n, n, m, sigma, o.noise,
+                                  PT_BASELINE_LEAVE_ONE_OUT, anti, key, x, &ref), 0);
     cr_assert_eq(pt_fn_eval(p, key, x, y), PT_OK);
     cr_assert_eq(pt_fn_jacobian(p, key, x, jac), PT_OK);
     for (size_t i = 0; i < n; i++) rv[i] = (float)ref.value[i];

@@ -347,14 +347,15 @@ static void write_cells(const pt_xsum *cell, float *out, size_t n, double by) {
   for (size_t i = 0; i < n; i++) out[i] = (float)(pt_xsum_value(&cell[i]) * by);
 }
 
-/* The leave-one-out's finished sums (estimate.h): the entry (S - Ybar G) * by of a sum S of
-   Y_m T_m, the mean Ybar of the Y_m it pairs with and the sum G of the T_m, in double, rounded
-   once. */
+/* The leave-one-out's finished sums (estimate.h): the entry (S - k Ybar G) * by of a sum S of
+   Y_m T_m (of the pairs' adjusted terms with antithetic pairs), the mean Ybar of the Y_m it
+   pairs with and the sum G of the T_m, in double, rounded once. */
 typedef struct loo_sums {
   const pt_sums *s;
   const pt_layout *l;
   int counted, blocks;
-  double mean; /* 1/M */
+  double mean;    /* 1/M */
+  double k;       /* 1, or M/(M - 2) leaving out pairs */
 } loo_sums;
 
 static double cell_value(const loo_sums *q, size_t at) { return pt_xsum_value(&q->s->cell[at]); }
@@ -364,23 +365,23 @@ static double output_mean(const loo_sums *q, size_t j) {
   return (q->counted ? (double)q->s->count[j] : cell_value(q, q->l->at_value + j)) * q->mean;
 }
 
-static float loo_entry(double sum, double y_mean, double g, double by) {
-  return (float)((sum - y_mean * g) * by);
+static float loo_entry(const loo_sums *q, double sum, double y_mean, double g, double by) {
+  return (float)((sum - q->k * y_mean * g) * by);
 }
 
-/* by: (1/(M - 1))/sigma for the first derivatives, once more /sigma for the Hessian; the
-   Jacobian's rows [row0, row0 + rows) (the sums' band) */
+/* by: (1/(M - 1))/sigma for the first derivatives (1/(M sigma) leaving out pairs), once more
+   /sigma for the Hessian; the Jacobian's rows [row0, row0 + rows) (the sums' band) */
 static void write_loo(const loo_sums *q, unsigned want, size_t n_in, size_t n_out, size_t row0,
                       size_t rows, const pt_outputs *out, double by, double by_hess) {
   const pt_layout *l = q->l;
   if (want & PT_WANT_VJP) /* Ybar . y_bar: the mean cotangent (of i's segment) */
     for (size_t i = 0; i < n_in; i++)
-      out->x_bar[i] = loo_entry(cell_value(q, l->at_x_bar + i),
+      out->x_bar[i] = loo_entry(q, cell_value(q, l->at_x_bar + i),
                                 cell_value(q, l->at_loo_c + (q->blocks ? i : 0)) * q->mean,
                                 cell_value(q, l->at_loo_g + i), by);
   if (want & PT_WANT_JVP)
     for (size_t j = 0; j < n_out; j++)
-      out->y_dot[j] = loo_entry(cell_value(q, l->at_y_dot + j), output_mean(q, j),
+      out->y_dot[j] = loo_entry(q, cell_value(q, l->at_y_dot + j), output_mean(q, j),
                                 cell_value(q, l->at_loo_t + (q->blocks ? j : 0)), by);
   if (want & PT_WANT_JAC)
     for (size_t r = 0; r < rows; r++) {
@@ -389,11 +390,12 @@ static void write_loo(const loo_sums *q, unsigned want, size_t n_in, size_t n_ou
       const size_t g = l->at_loo_g + (q->blocks ? r * n_in : 0);
       for (size_t i = 0; i < n_in; i++)
         out->jac[j * n_in + i] =
-            loo_entry(cell_value(q, l->at_jac + r * n_in + i), y_mean, cell_value(q, g + i), by);
+            loo_entry(q, cell_value(q, l->at_jac + r * n_in + i), y_mean, cell_value(q, g + i),
+                      by);
     }
   if (want & PT_WANT_HESS)
     for (size_t k = 0; k < n_in * n_in; k++)
-      out->hess[k] = loo_entry(cell_value(q, l->at_hess + k), output_mean(q, 0),
+      out->hess[k] = loo_entry(q, cell_value(q, l->at_hess + k), output_mean(q, 0),
                                cell_value(q, l->at_loo_h + k), by_hess);
 }
 
@@ -416,8 +418,11 @@ static void write_rows(const pt_sums *s, unsigned want, size_t n_in, size_t n_ou
     }
   }
   if (p->baseline == PT_BASELINE_LEAVE_ONE_OUT) {
-    const loo_sums q = {s, &l, counted, p->block_diagonal, mean};
-    const double by = (1.0 / (double)(p->samples - 1)) / (double)sigma;
+    /* (M/(M - 1)) (S - Ybar G), or leaving out pairs S' - (M/(M - 2)) Ybar G; then /(M sigma) */
+    const int pairs = pt_estimate_pair_weight(p) != 0.0;
+    const double m = (double)p->samples;
+    const loo_sums q = {s, &l, counted, p->block_diagonal, mean, pairs ? m / (m - 2.0) : 1.0};
+    const double by = (1.0 / (pairs ? m : m - 1.0)) / (double)sigma;
     write_loo(&q, want, n_in, n_out, row0, rows, out, by, by / (double)sigma);
     return;
   }

@@ -49,7 +49,23 @@ enum {
      loo_g  vjp, Jacobian: sum_m grad_nu(Z_m); with block_diagonal, the Jacobian's holds it for
             every entry of the diagonal blocks (row j, column i of one segment) and 0 across
             them, so that finishing needs no segment map                n_in or n_out x n_in
-     loo_h  Hessian: sum_m (grad_nu grad_nu^T - diag nu'')(Z_m)                n_in^2 */
+     loo_h  Hessian: sum_m (grad_nu grad_nu^T - diag nu'')(Z_m)                n_in^2
+   With antithetic pairs a sample's partner is not independent of it, so each leaves out its
+   whole pair P = {2p, 2p + 1}: b_P = (S - Y_2p - Y_2p+1)/(M - 2), S = sum_k Y_k (M >= 4), and
+     sum_m (Y_m - b_P) T_m = sum_P [Y_2p T'_2p + Y_2p+1 T'_2p+1] - (M/(M - 2)) Ybar sum_m T_m,
+     T'_m = T_m + w (T_2p + T_2p+1),  w = 1/(M - 2) (pt_estimate_pair_weight),
+   or Y'_m = Y_m + w (Y_2p + Y_2p+1) in place of T'_m (the pair's extra w (Y_2p + Y_2p+1)
+   (T_2p + T_2p+1) is symmetric in Y and T): a path adds each pair's adjusted terms to the
+   derivative's own cells, whichever side is cheaper for it, and the leave-one-out's cells
+   above still hold the plain sums of the c, t, grad_nu and Hessian terms. */
+
+/* w of the leave-one-pair-out above, 1/(M - 2), for antithetic pairs with the leave-one-out
+   baseline; 0 (no pair's terms adjusted) otherwise. */
+static inline double pt_estimate_pair_weight(const pt_perturbation *p) {
+  return p->antithetic && p->baseline == PT_BASELINE_LEAVE_ONE_OUT
+             ? 1.0 / (double)(p->samples - 2)
+             : 0.0;
+}
 
 /* With the pathwise gradient (p.pathwise) the derivatives are f's own at the samples x_m =
    x + s Z_m instead: vjp (1/M) sum_m J f(x_m)^T y_bar, jvp (1/M) sum_m J f(x_m) x_dot,

@@ -58,6 +58,8 @@ pt_terms_at pt_fused_take_terms(pt_carve *c, const pt_estimator *e, size_t tile,
   at.g = take_if(c, jac, tile, n, pad, sizeof(float));
   at.g_row = take_if(c, g_sum && !jac, n, 1, pad, sizeof(float));
   at.c = pt_carve_take(c, blocks, 1, 0, sizeof(double));
+  at.c_pair = take_if(c, vjp && pt_estimate_pair_weight(&e->p) != 0.0, blocks, 2, 0,
+                      sizeof(double));
   at.c_sum = take_if(c, e->at_loo_c != SIZE_MAX, blocks, 1, 0, sizeof(double));
   at.t_sum = take_if(c, jvp, blocks, 1, 0, sizeof(double));
   at.g_sum = take_if(c, g_sum, n, 1, 0, sizeof(double));
@@ -76,6 +78,7 @@ pt_fused_terms pt_fused_terms_of(const pt_estimator *e, const pt_terms_at *at, c
       .key = e->key, .antithetic = e->p.antithetic, .n = n, .sigma = e->p.sigma,
       .samples = e->p.samples, .blocks = at->blocks, .block_at = at->block_at,
       .y_bar = want & PT_WANT_VJP ? e->y_bar : NULL, .c_base = c_base,
+      .pair_weight = pt_estimate_pair_weight(&e->p), .c_pair = piece(scratch, at->c_pair),
       .c_sum = piece(scratch, at->c_sum), .partial = piece(scratch, at->partial),
       .x_bar_sum = pt_fused_sums_at(sums, e->at_x_bar),
       .x_dot = want & PT_WANT_JVP ? e->x_dot : NULL, .t = piece(scratch, at->t),

@@ -33,7 +33,8 @@ size_t pt_carve_take(pt_carve *c, size_t count, size_t times, size_t extra, size
    the paths' baselines use.  The blocks of the cotangent (block_at, blocks + 1 offsets that
    outlive the call's scratch) are one, or a built-in's segments with block_diagonal. */
 typedef struct pt_terms_at {
-  size_t noise, partial, t, g, g_row, c, c_sum, t_sum, g_sum; /* offsets; SIZE_MAX: none */
+  size_t noise, partial, t, g, g_row, c, c_pair, c_sum, t_sum, g_sum; /* offsets; SIZE_MAX:
+                                                                          none */
   size_t blocks;
   const size_t *block_at;
 } pt_terms_at;

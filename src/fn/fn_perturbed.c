@@ -8,7 +8,8 @@
      hessian  (1/(M sigma^2)) sum_m (Y_m - b) (grad_nu grad_nu^T - diag nu'')(Z_m)    (n_out 1)
    grad_nu(z) = 1 - exp(-z), nu'' = exp(-z) for Gumbel noise; z and 1 for normal noise.  The
    leave-one-out baseline b_m = (sum_k Y_k - Y_m)/(M - 1) is summed as b = 0 plus the sums of
-   estimate.h that finishing combines; independent_jacobian draws the derivatives' samples from
+   estimate.h that finishing combines (with antithetic pairs, each pair's Y adjusted so that it
+   leaves out its pair: estimate.h); independent_jacobian draws the derivatives' samples from
    pt_key_fold_in(K, 1) (pt_estimate).
    With the pathwise gradient the derivatives are instead f's own at the samples, with no 1/sigma:
      jacobian (1/M) sum_m J f(x + sigma Z_m)                     (vjp, jvp likewise; no hessian)
@@ -169,8 +170,8 @@ static pt_status generic_prepare(pt_estimator *e) {
 }
 
 /* Adds sample (y = f(x + sigma z), g = grad_nu(z), h = nu''(z), NULL for 1) to the group's
-   sums, with d = y - b in double, and the leave-one-out's sums of c, t, g and the Hessian's
-   term beside them (estimate.h). */
+   sums, with d = y - b in double (the leave-one-pair-out's Y' of estimate.h), and the
+   leave-one-out's sums of c, t, g and the Hessian's term beside them, of the plain y. */
 static void accumulate(const pt_estimator *e, double *sums, const float *y, const double *d,
                        const float *g, const float *h) {
   const size_t n_in = e->f->n_in, n_out = e->f->n_out;
@@ -181,7 +182,14 @@ static void accumulate(const pt_estimator *e, double *sums, const float *y, cons
     for (size_t j = 0; j < n_out; j++) c += d[j] * (double)e->y_bar[j];
     double *x_bar = sums + e->at_x_bar;
     for (size_t i = 0; i < n_in; i++) x_bar[i] += c * (double)g[i];
-    if (e->at_loo_c != SIZE_MAX) sums[e->at_loo_c] += c;
+    if (e->at_loo_c != SIZE_MAX) {
+      double plain = c; /* of d = y, unless d is the pair's Y' */
+      if (pt_estimate_pair_weight(&e->p) != 0.0) {
+        plain = 0.0;
+        for (size_t j = 0; j < n_out; j++) plain += (double)y[j] * (double)e->y_bar[j];
+      }
+      sums[e->at_loo_c] += plain;
+    }
   }
   if (e->at_y_dot != SIZE_MAX) {
     double t = 0.0;
@@ -307,6 +315,7 @@ static void generic_finish_rows(const pt_estimator *e, rows_buffer b, uint64_t m
   const generic_prep *pr = e->prep;
   const size_t n_in = e->f->n_in, n_out = e->f->n_out;
   const int gumbel = e->p.noise == PT_NOISE_GUMBEL, grads = derivative(e);
+  const double w = pt_estimate_pair_weight(&e->p);
   for (size_t r = 0; r < (size_t)(m1 - m0); r++) {
     const float *yr = b.y + r * n_out;
     if (pr->pathwise) {
@@ -316,7 +325,11 @@ static void generic_finish_rows(const pt_estimator *e, rows_buffer b, uint64_t m
     const float *zr = b.z + r * n_in, *er = b.ez + r * n_in;
     const float *gr = zr; /* normal noise: grad_nu(z) = z */
     if (grads) {
-      for (size_t j = 0; j < n_out; j++) b.d[j] = (double)yr[j] - pr->b[j];
+      /* leaving out pairs (b = 0): Y'_m = Y_m + w (Y_m + Y_partner), the tile's whole pairs */
+      const float *partner = b.y + (r ^ 1) * n_out;
+      for (size_t j = 0; j < n_out; j++)
+        b.d[j] = w != 0.0 ? (double)yr[j] + w * ((double)yr[j] + (double)partner[j])
+                          : (double)yr[j] - pr->b[j];
       if (gumbel) {
         for (size_t i = 0; i < n_in; i++) b.g[i] = 1.0f - er[i];
         gr = b.g;
@@ -470,10 +483,10 @@ static pt_status resolve(const pt_fn *f, const pt_perturb_options *o, pt_perturb
     return pt_fail(PT_EINVAL, "the leave-one-out baseline needs num_samples >= 2");
   if (o->antithetic && o->num_samples % 2)
     return pt_fail(PT_EINVAL, "antithetic pairs need an even num_samples, not %zu", o->num_samples);
-  /* the leave-one-out baseline of a sample would hold its pair's partner, not independent of
-     it: its estimate would be biased */
-  if (o->antithetic && o->baseline == PT_BASELINE_LEAVE_ONE_OUT)
-    return pt_fail(PT_EINVAL, "antithetic pairs and the leave-one-out baseline do not go together");
+  /* with pairs the baseline leaves out a sample's whole pair (estimate.h): another pair at least */
+  if (o->antithetic && o->baseline == PT_BASELINE_LEAVE_ONE_OUT && o->num_samples < 4)
+    return pt_fail(PT_EINVAL, "the leave-one-out baseline of antithetic pairs needs num_samples "
+                              ">= 4, not %zu", o->num_samples);
   if (o->multiplicative && o->noise != PT_NOISE_NORMAL)
     return pt_fail(PT_EINVAL, "multiplicative noise needs PT_NOISE_NORMAL");
   /* cross-segment terms exist only in the score function of a built-in of several segments */
@@ -511,8 +524,10 @@ int pt_perturbation_from_bits(uint32_t bits, pt_perturbation *p) {
   p->multiplicative = bits >> 4 & 1;
   p->block_diagonal = bits >> 5 & 1;
   p->independent_jacobian = bits >> 6 & 1;
-  /* combinations resolve() refuses whatever the function */
-  if (p->antithetic && p->baseline == PT_BASELINE_LEAVE_ONE_OUT) return 0;
+  /* combinations resolve() refuses whatever the function (p->samples is M) */
+  if (p->antithetic && (p->samples % 2 ||
+                        (p->baseline == PT_BASELINE_LEAVE_ONE_OUT && p->samples < 4)))
+    return 0;
   if (p->multiplicative && p->block_diagonal) return 0;
   return 1;
 }

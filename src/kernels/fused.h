@@ -74,6 +74,11 @@ _Static_assert(PT_FUSED_DOT_LANES % PT_MAX_LANES == 0,
         ((l0 + l8) + (l4 + l12)) + ...; t_sum[b] += t[r * blocks + b] (when t_sum, in double);
      jacobian (g != NULL): the rows grad_nu(sample r), n apart;
      g_sum (when not NULL): g_sum_i += grad_nu_i in double, in sample order.
+   With pair_weight w != 0 (antithetic pairs leaving out their pair, src/fn/estimate.h) a
+   pair's vjp terms join at its second sample, each with c'_m = c_m + w (c_2p + c_2p+1) in
+   place of c_m, sample 2p first; then the pair's t (per block) and rows of the Jacobian's g
+   become T_m + w (T_2p + T_2p+1), in double rounded to float, for the paths to use as they
+   are.  c_sum, t_sum and g_sum always take the plain terms.
    The sums start at zero with each group of samples (the path clears them). */
 typedef struct pt_fused_terms {
   pt_key key;
@@ -86,6 +91,8 @@ typedef struct pt_fused_terms {
   const size_t *block_at; /* blocks + 1, from 0 to n */
   const float *y_bar;
   const double *c_base;  /* blocks */
+  double pair_weight;    /* w above, or 0 */
+  double *c_pair;        /* 2 * blocks with pair_weight and y_bar: a pair's cotangents */
   double *c_sum;         /* blocks, or NULL */
   float *partial;        /* n + PT_FUSED_PAD, zero before the first tile */
   double *x_bar_sum;     /* n */
