@@ -449,7 +449,7 @@ typedef struct fused_rank_state {
   float *x, *noise, *keys;
   int32_t *rank;
   int64_t *work;
-  size_t rows;
+  size_t rows, whole[2]; /* one segment, {0, d} */
   int gumbel;
 } fused_rank_state;
 
@@ -477,6 +477,7 @@ static int setup_fused_rank(bench_run *run, size_t rows, size_t d, int gumbel) {
   s->rank = malloc(rows * d * sizeof(int32_t));
   s->work = malloc(PT_SORT_WORK(d) * sizeof(int64_t));
   s->rows = rows;
+  s->whole[1] = d;
   s->gumbel = gumbel;
   if (!s->x || !s->noise || !s->keys || !s->rank || !s->work) {
     fused_rank_release(s);
@@ -484,7 +485,8 @@ static int setup_fused_rank(bench_run *run, size_t rows, size_t d, int gumbel) {
   }
   s->job = (pt_fused_rank_job){
       .terms = {.key = {0x5eed, 3}, .n = d, .sigma = 0.5f, .samples = rows, .noise = s->noise},
-      .x = s->x, .keys = s->keys, .work = s->work, .rank = s->rank};
+      .segments = 1, .offsets = s->whole, .x = s->x, .keys = s->keys, .work = s->work,
+      .rank = s->rank};
   *run = (bench_run){rows * d, rows * d * sizeof(float), s, fused_rank_call, fused_rank_release,
                      NULL, NULL};
   return 0;

@@ -197,6 +197,8 @@ PT_API pt_status pt_fn_argmax_one_hot(size_t d, pt_fn **out);
 PT_API pt_status pt_fn_argmax_one_hot_segments(const size_t *sizes, size_t count, pt_fn **out);
 /* y_i = rank of x_i (as pt_rank_rows, as float). */
 PT_API pt_status pt_fn_ranking(size_t d, pt_fn **out);
+/* The same on each consecutive segment: y_i = the rank of x_i within its segment. */
+PT_API pt_status pt_fn_ranking_segments(const size_t *sizes, size_t count, pt_fn **out);
 /* The perturbed function of f: see pt_make_perturbed_fun(3).  num_samples == 0,
    sigma not finite or <= 0, or a noise other than Gumbel and normal: PT_EINVAL;
    num_samples * n_in of 2^64 or more (noise positions; the end of the last sample must be
@@ -357,6 +359,9 @@ PT_API pt_status pt_fn_max(size_t d, pt_fn **out);
 PT_API pt_status pt_fn_max_segments(const size_t *sizes, size_t count, pt_fn **out);
 /* y = x in ascending order (y_p = x[perm_p], perm as pt_argsort_rows). */
 PT_API pt_status pt_fn_sort(size_t d, pt_fn **out);
+/* The same on each consecutive segment: each segment's inputs in ascending order, in place of
+   the segment's (n_out = n_in = sum(sizes)). */
+PT_API pt_status pt_fn_sort_segments(const size_t *sizes, size_t count, pt_fn **out);
 /* n_out = d*d: y[p*d + i] = 1 when element i has position p (p = rank of x_i), else 0.
    d*d above INT32_MAX: PT_EOVERFLOW. */
 PT_API pt_status pt_fn_permutation_matrix(size_t d, pt_fn **out);

@@ -669,8 +669,8 @@ static int rank_alloc(rank_run *run, const fused_input *in) {
   run->rank = malloc(rows * n * sizeof(int32_t));
   run->work = malloc(PT_SORT_WORK(n) * sizeof(int64_t));
   run->job = (pt_fused_rank_job){
-      .terms = terms, .x = in->x, .keys = run->keys, .work = run->work, .rank = run->rank,
-      .permutation = in->permutation};
+      .terms = terms, .segments = in->segments, .offsets = in->offsets, .x = in->x,
+      .keys = run->keys, .work = run->work, .rank = run->rank, .permutation = in->permutation};
   return terms_ok(&run->terms) && run->keys && run->rank && run->work ? 0 : -1;
 }
 
@@ -689,8 +689,9 @@ static int rank_same(const fused_input *in, const rank_run *a, const rank_run *b
 }
 
 /* Checks one run: the keys are x + sigma * (the stream's noise, from the scalar noise kernel)
-   bit for bit, the ranks are the stable ranks of those keys (the independent merge sort of
-   tests/reference.c), and the terms agree with the reference in double. */
+   bit for bit, the ranks are the stable ranks of those keys within each segment (the
+   independent merge sort of tests/reference.c), and the terms agree with the reference in
+   double. */
 static int rank_against_reference(const pt_kernel_table *scalar, const fused_input *in,
                                   const rank_run *run, const char *isa, pt_parity_result *res) {
   const size_t n = in->n, rows = in->rows;
@@ -714,13 +715,17 @@ static int rank_against_reference(const pt_kernel_table *scalar, const fused_inp
         break;
       }
     }
-    pt_ref_argsort(keys, n, perm, tmp);
-    for (size_t p = 0; p < n && !bad; p++)
-      if (run->rank[r * n + (size_t)perm[p]] != (int32_t)p) {
-        pt_parity_fail(res, "fused_rank %s: sample %zu: input %d has rank %d, not %zu", isa, r,
-                       perm[p], run->rank[r * n + (size_t)perm[p]], p);
-        bad = 1;
-      }
+    for (size_t s = 0; s < in->segments && !bad; s++) {
+      const size_t o = in->offsets[s], z = in->offsets[s + 1] - o;
+      pt_ref_argsort(keys + o, z, perm, tmp);
+      for (size_t p = 0; p < z && !bad; p++)
+        if (run->rank[r * n + o + (size_t)perm[p]] != (int32_t)p) {
+          pt_parity_fail(res, "fused_rank %s: sample %zu segment %zu: input %zu has rank %d, not "
+                         "%zu", isa, r, s, o + (size_t)perm[p],
+                         run->rank[r * n + o + (size_t)perm[p]], p);
+          bad = 1;
+        }
+    }
     for (size_t i = 0; i < n; i++)
       c[r] += in->permutation ? (double)in->y_bar[(size_t)run->rank[r * n + i] * n + i]
                               : (double)run->rank[r * n + i] * in->y_bar[i];
@@ -741,12 +746,20 @@ static void parity_rank(int gumbel, const pt_kernel_table *k, const pt_kernel_ta
                         const pt_case *c, const float *x, pt_parity_result *res) {
   static fused_input in;
   fused_from_case(&in, gumbel, c, x);
-  if (in.n > 1000) in.n = 1000; /* ranking rows of the battery's longest lengths is slow */
+  if (in.n > 1000) { /* ranking rows of the battery's longest lengths is slow */
+    in.n = 1000;
+    in.segments = 1;
+    in.offsets[1] = in.n;
+  }
   in.rows = 1 + in.rows / 4;
   in.rows += in.antithetic && in.rows % 2; /* whole pairs */
   fused_blocks(&in, 0); /* a ranking has one block */
   /* a third of the short cases take the permutation matrix's cotangent, over n x n weights */
   in.permutation = c->seed % 3 == 0 && in.n * in.n <= sizeof in.y_bar / sizeof in.y_bar[0];
+  if (in.permutation) { /* one segment: the matrix has no segments */
+    in.segments = 1;
+    in.offsets[1] = in.n;
+  }
   for (size_t j = 0; in.permutation && j < in.n * in.n; j++)
     in.y_bar[j] = (float)((j * 7) % 5) * 0.25f - 0.5f;
   rank_run run, want;
@@ -1078,6 +1091,8 @@ static void known_rank_kernels(const pt_kernel_table *k, const pt_kernel_table *
   for (int gumbel = 0; gumbel < 2; gumbel++)
     for (int tile = 0; tile < KNOWN_TILES; tile++) {
       known_input(&in, gumbel, tile);
+      in.segments = 1; /* the known tiles rank whole rows */
+      in.offsets[1] = in.n;
       fused_blocks(&in, 0);
       rank_run run;
       res->checked++;

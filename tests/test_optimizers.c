@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /* The built-ins beside argmax and ranking (top-k, max, sort, the permutation matrix, and the
-   segments of top-k and max), unperturbed: values against the reference order of
+   segments of top-k, max, ranking and sort), unperturbed: values against the reference order of
    tests/reference.c (ties by index, NaN greatest), their derivatives (max: the argmax one-hot;
    sort: the permutation; the others zero), and every bad size refused with nothing written. */
 #include <criterion/criterion.h>
@@ -105,6 +105,24 @@ Test(optimizers, max_and_its_derivative_follow_the_argmax) {
   pt_fn_free(g);
 }
 
+/* The derivatives of a sort at x (row r of the table) whose output at[i] is input i: the
+   permutation, x_bar_i = y_bar[at_i], y_dot[at_i] = x_dot_i and J[at_i][i] = 1. */
+static void expect_permutation_derivatives(pt_fn *f, const float *x, const int32_t *at, size_t r) {
+  float y_bar[D], x_bar[D], x_dot[D], y_dot[D], jac[D * D];
+  for (size_t i = 0; i < D; i++) {
+    y_bar[i] = (float)(i * i) - 3.0f;
+    x_dot[i] = 0.25f * (float)i + 1.0f;
+  }
+  cr_assert_eq(pt_fn_vjp(f, key, x, y_bar, x_bar), PT_OK);
+  cr_assert_eq(pt_fn_jvp(f, key, x, x_dot, y_dot), PT_OK);
+  cr_assert_eq(pt_fn_jacobian(f, key, x, jac), PT_OK);
+  for (size_t i = 0; i < D; i++) {
+    cr_expect_eq(x_bar[i], y_bar[at[i]], "row %zu: x_bar[%zu]", r, i);
+    cr_expect_eq(y_dot[at[i]], x_dot[i], "row %zu: y_dot", r);
+    for (size_t p = 0; p < D; p++) cr_expect_eq(jac[p * D + i], (int32_t)p == at[i] ? 1.0f : 0.0f);
+  }
+}
+
 Test(optimizers, sort_and_its_derivative_are_the_permutation) {
   pt_fn *f;
   cr_assert_eq(pt_fn_sort(D, &f), PT_OK);
@@ -112,24 +130,42 @@ Test(optimizers, sort_and_its_derivative_are_the_permutation) {
     const float *x = rows[r];
     int32_t rank[D];
     ref_ranks(x, D, rank);
-    float want[D], y_bar[D], x_bar[D], x_dot[D], y_dot[D], jac[D * D];
-    for (size_t i = 0; i < D; i++) {
-      want[rank[i]] = x[i];
-      y_bar[i] = (float)(i * i) - 3.0f;
-      x_dot[i] = 0.25f * (float)i + 1.0f;
-    }
+    float want[D];
+    for (size_t i = 0; i < D; i++) want[rank[i]] = x[i];
     check_eval(f, x, want, D);
-    cr_assert_eq(pt_fn_vjp(f, key, x, y_bar, x_bar), PT_OK);
-    cr_assert_eq(pt_fn_jvp(f, key, x, x_dot, y_dot), PT_OK);
-    cr_assert_eq(pt_fn_jacobian(f, key, x, jac), PT_OK);
-    for (size_t i = 0; i < D; i++) {
-      cr_expect_eq(x_bar[i], y_bar[rank[i]], "row %zu: x_bar[%zu]", r, i);
-      cr_expect_eq(y_dot[rank[i]], x_dot[i], "row %zu: y_dot", r);
-      for (size_t p = 0; p < D; p++)
-        cr_expect_eq(jac[p * D + i], (int32_t)p == rank[i] ? 1.0f : 0.0f);
-    }
+    expect_permutation_derivatives(f, x, rank, r);
   }
   pt_fn_free(f);
+}
+
+/* Ranks and sorts per segment: each segment ranked and sorted as a row of its own (ties, NaN
+   and -0 by the reference order), in place; the sort's derivative each segment's permutation. */
+Test(optimizers, ranking_and_sort_segments_rank_each_segment) {
+  const size_t sizes[3] = {4, 1, 4};
+  pt_fn *rank, *sort;
+  cr_assert_eq(pt_fn_ranking_segments(sizes, 3, &rank), PT_OK);
+  cr_assert_eq(pt_fn_sort_segments(sizes, 3, &sort), PT_OK);
+  cr_assert_eq(pt_fn_n_out(rank), D);
+  cr_assert_eq(pt_fn_n_out(sort), D);
+  for (size_t r = 0; r < ROWS; r++) {
+    const float *x = rows[r];
+    int32_t at[D]; /* each input's position in the output: its segment's start plus its rank */
+    float ranks[D], sorted[D];
+    for (size_t s = 0, o = 0; s < 3; o += sizes[s], s++) {
+      int32_t rk[D];
+      ref_ranks(x + o, sizes[s], rk);
+      for (size_t i = 0; i < sizes[s]; i++) {
+        ranks[o + i] = (float)rk[i];
+        at[o + i] = (int32_t)o + rk[i];
+        sorted[at[o + i]] = x[o + i];
+      }
+    }
+    check_eval(rank, x, ranks, D);
+    check_eval(sort, x, sorted, D);
+    expect_permutation_derivatives(sort, x, at, r);
+  }
+  pt_fn_free(rank);
+  pt_fn_free(sort);
 }
 
 Test(optimizers, permutation_matrix_has_one_one_per_row_and_column) {
@@ -187,6 +223,12 @@ Test(optimizers, bad_sizes_are_refused_and_write_nothing) {
   cr_expect_eq(pt_fn_max_segments(zero, 2, &f), PT_EINVAL);
   cr_expect_eq(pt_fn_max_segments(NULL, 2, &f), PT_EINVAL);
   cr_expect_eq(pt_fn_sort(0, &f), PT_EINVAL);
+  cr_expect_eq(pt_fn_sort_segments(zero, 2, &f), PT_EINVAL);
+  cr_expect_eq(pt_fn_sort_segments(sizes, 0, &f), PT_EINVAL);
+  cr_expect_eq(pt_fn_sort_segments(NULL, 2, &f), PT_EINVAL);
+  cr_expect_eq(pt_fn_ranking_segments(zero, 2, &f), PT_EINVAL);
+  cr_expect_eq(pt_fn_ranking_segments(sizes, 0, &f), PT_EINVAL);
+  cr_expect_eq(pt_fn_ranking_segments(sizes, 2, NULL), PT_EINVAL);
   cr_expect_eq(pt_fn_permutation_matrix(0, &f), PT_EINVAL);
   cr_expect_eq(pt_fn_max((size_t)INT32_MAX + 1, &f), PT_EOVERFLOW);
   cr_expect_eq(pt_fn_sort((size_t)INT32_MAX + 1, &f), PT_EOVERFLOW);

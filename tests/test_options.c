@@ -844,8 +844,9 @@ static int ident(void *user, size_t batch, const float *x, float *y) {
 Test(options, options_that_do_not_apply_are_refused_with_nothing_written) {
   static size_t d = 9;
   const size_t sizes[2] = {4, 5}, ks[2] = {1, 2};
-  pt_fn *argmax, *segs, *top, *rank, *sort, *box;
+  pt_fn *argmax, *segs, *top, *rank, *rank_segs, *sort, *box;
   cr_assert_eq(pt_fn_argmax_one_hot(9, &argmax), PT_OK);
+  cr_assert_eq(pt_fn_ranking_segments(sizes, 2, &rank_segs), PT_OK);
   cr_assert_eq(pt_fn_argmax_one_hot_segments(sizes, 2, &segs), PT_OK);
   cr_assert_eq(pt_fn_top_k_segments(sizes, ks, 2, &top), PT_OK);
   cr_assert_eq(pt_fn_ranking(9, &rank), PT_OK);
@@ -866,6 +867,8 @@ Test(options, options_that_do_not_apply_are_refused_with_nothing_written) {
       {sort, PT_BASELINE_LEAVE_ONE_OUT, 100, 0, PT_GRADIENT_AUTO, PT_EINVAL, "pathwise"},
       {argmax, PT_BASELINE_F_X, 100, 1, PT_GRADIENT_SCORE, PT_EINVAL, "one segment"},
       {rank, PT_BASELINE_F_X, 100, 1, PT_GRADIENT_SCORE, PT_EINVAL, "no segments"},
+      {rank_segs, PT_BASELINE_F_X, 100, 1, PT_GRADIENT_SCORE, PT_EINVAL,
+       "ranking segments: their cross-segment terms are kept"},
       {box, PT_BASELINE_F_X, 100, 1, PT_GRADIENT_SCORE, PT_EINVAL, "a black box"},
       {sort, PT_BASELINE_F_X, 100, 1, PT_GRADIENT_AUTO, PT_EINVAL, "pathwise"},
       {top, PT_BASELINE_F_X, 100, 1, PT_GRADIENT_PATHWISE, PT_EINVAL, "top-k: no own derivative"},
@@ -895,6 +898,7 @@ Test(options, options_that_do_not_apply_are_refused_with_nothing_written) {
   pt_fn_free(segs);
   pt_fn_free(top);
   pt_fn_free(rank);
+  pt_fn_free(rank_segs);
   pt_fn_free(sort);
   pt_fn_free(box);
 }

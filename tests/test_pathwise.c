@@ -437,6 +437,14 @@ static void sort_point(const void *ctx, const float *x, float *y) {
   for (size_t i = 0; i < d; i++) y[rank[i]] = x[i];
 }
 
+/* the ranks as the ranking's value, y_i = rank_i */
+static void ranking_point(const void *ctx, const float *x, float *y) {
+  const size_t d = *(const size_t *)ctx;
+  size_t rank[64];
+  ranks_of(x, d, rank);
+  for (size_t i = 0; i < d; i++) y[i] = (float)rank[i];
+}
+
 /* the permutation matrix, J[p*d + i] = [rank_i == p]: the sort's Jacobian and the permutation
    matrix's value */
 static void permutation_point(const void *ctx, const float *x, float *y) {
@@ -614,6 +622,91 @@ Test(pathwise, fused_sort_is_the_generic_sort) {
   pt_fn_free(box);
 }
 
+/* A black box of segments: their sizes (n their sum), and the function of each segment, a point
+   function taking the segment's size as its context (sort_point, ranking_point). */
+typedef struct segments_box {
+  size_t count, sizes[4], n;
+  void (*point)(const void *ctx, const float *x, float *y);
+} segments_box;
+
+static int segments_eval(void *user, size_t batch, const float *x, float *y) {
+  const segments_box *b = user;
+  for (size_t r = 0; r < batch; r++)
+    for (size_t s = 0, o = 0; s < b->count; o += b->sizes[s], s++)
+      b->point(&b->sizes[s], x + r * b->n + o, y + r * b->n + o);
+  return 0;
+}
+
+static int sort_segments_vjp(void *user, const float *x, const float *y_bar, float *x_bar) {
+  segments_box *b = user;
+  for (size_t s = 0, o = 0; s < b->count; o += b->sizes[s], s++)
+    sort_vjp(&b->sizes[s], x + o, y_bar + o, x_bar + o);
+  return 0;
+}
+
+/* Op `op` of f and g at key and x (v: the vjp's y_bar or the jvp's x_dot) gives the same bits
+   (what and k name the case). */
+static void expect_same_bits(const pt_fn *f, const pt_fn *g, pt_op op, pt_key key, const float *x,
+                             const float *v, const char *what, int k) {
+  static float a[64 * 64], b[64 * 64];
+  const size_t n_in = pt_fn_n_in(f), n_out = pt_fn_n_out(f);
+  const pt_fn *fs[2] = {f, g};
+  float *out[2] = {a, b};
+  for (int j = 0; j < 2; j++)
+    switch (op) {
+      case PT_OP_EVAL: cr_assert_eq(pt_fn_eval(fs[j], key, x, out[j]), PT_OK); break;
+      case PT_OP_VJP: cr_assert_eq(pt_fn_vjp(fs[j], key, x, v, out[j]), PT_OK); break;
+      case PT_OP_JVP: cr_assert_eq(pt_fn_jvp(fs[j], key, x, v, out[j]), PT_OK); break;
+      default: cr_assert_eq(pt_fn_jacobian(fs[j], key, x, out[j]), PT_OK); break;
+    }
+  const size_t n = op == PT_OP_VJP ? n_in : op == PT_OP_JACOBIAN ? n_out * n_in : n_out;
+  cr_expect(memcmp(a, b, n * sizeof *a) == 0, "%s %d: op %d", what, k, (int)op);
+}
+
+/* The fused sort and ranking of segments against black boxes doing each segment's sort (with
+   its permutation as gradient) and ranks: the sort's every op bit for bit on both noises (as
+   fused_sort_is_the_generic_sort), the ranking's value and normal-noise Jacobian bit for bit
+   with and without the baseline f(x) (its terms +-z). */
+Test(pathwise, fused_segments_of_sort_and_ranking_are_the_generic_ones) {
+  static segments_box sb = {3, {4, 1, 6}, 11, sort_point}, rb = {3, {4, 1, 6}, 11, ranking_point};
+  pt_fn *sort = NULL, *rank = NULL, *sort_box = NULL, *rank_box = NULL;
+  cr_assert_eq(pt_fn_sort_segments(sb.sizes, 3, &sort), PT_OK);
+  cr_assert_eq(pt_fn_ranking_segments(sb.sizes, 3, &rank), PT_OK);
+  cr_assert_eq(pt_fn_from_callback_ex(11, 11, segments_eval, sort_segments_vjp, &sb, NULL,
+                                      PT_CALLBACK_THREAD_SAFE, &sort_box), PT_OK);
+  cr_assert_eq(pt_fn_from_callback_ex(11, 11, segments_eval, NULL, &rb, NULL,
+                                      PT_CALLBACK_THREAD_SAFE, &rank_box), PT_OK);
+  float x[11], y_bar[11], x_dot[11];
+  for (size_t i = 0; i < 11; i++) {
+    x[i] = (float)((i * 5) % 7) * 0.1f - 0.3f;
+    y_bar[i] = 0.25f * (float)i - 1.0f;
+    x_dot[i] = 0.125f * (float)(i % 4) + 0.5f;
+  }
+  const pt_key key = pt_key_make(14);
+  for (int noise = PT_NOISE_GUMBEL; noise <= PT_NOISE_NORMAL; noise++) {
+    pt_fn *pf = perturbed_with(sort, 1300, 0.4f, (pt_noise)noise, PT_GRADIENT_AUTO);
+    pt_fn *pg = perturbed_with(sort_box, 1300, 0.4f, (pt_noise)noise, PT_GRADIENT_PATHWISE);
+    for (int op = PT_OP_EVAL; op <= PT_OP_JACOBIAN; op++)
+      expect_same_bits(pf, pg, (pt_op)op, key, x, op == PT_OP_VJP ? y_bar : x_dot, "sort", noise);
+    pt_fn_free(pf);
+    pt_fn_free(pg);
+  }
+  for (int baseline = 0; baseline < 2; baseline++) {
+    pt_fn *pf = NULL, *pg = NULL;
+    cr_assert_eq(pt_make_perturbed_fun(rank, 900, 0.3f, PT_NOISE_NORMAL, baseline, &pf), PT_OK);
+    cr_assert_eq(pt_make_perturbed_fun(rank_box, 900, 0.3f, PT_NOISE_NORMAL, baseline, &pg),
+                 PT_OK);
+    expect_same_bits(pf, pg, PT_OP_EVAL, key, x, NULL, "ranking, baseline", baseline);
+    expect_same_bits(pf, pg, PT_OP_JACOBIAN, key, x, NULL, "ranking, baseline", baseline);
+    pt_fn_free(pf);
+    pt_fn_free(pg);
+  }
+  pt_fn_free(sort);
+  pt_fn_free(rank);
+  pt_fn_free(sort_box);
+  pt_fn_free(rank_box);
+}
+
 /* measured: at most 0.349 (Gumbel) and 0.320 (normal) of the score function's variance */
 Test(pathwise, sort_pathwise_and_score_agree) {
   size_t d = 4;
@@ -671,14 +764,6 @@ static void expect_products_of_jacobian(const pt_fn *p, pt_key key, const float 
   cr_assert_eq(pt_fn_jvp(p, key, x, x_dot, y_dot), PT_OK);
   pt_ref_expect_near(x_bar, want_x_bar, n_in, 1e-5, vjp_abs, "vjp");
   pt_ref_expect_near(y_dot, want_y_dot, n_out, 1e-5, 1e-5, "jvp");
-}
-
-/* the ranks as the ranking's value, y_i = rank_i */
-static void ranking_point(const void *ctx, const float *x, float *y) {
-  const size_t d = *(const size_t *)ctx;
-  size_t rank[64];
-  ranks_of(x, d, rank);
-  for (size_t i = 0; i < d; i++) y[i] = (float)rank[i];
 }
 
 /* The fused ranking and permutation matrix in Gumbel antithetic pairs, each sample leaving out
@@ -786,13 +871,14 @@ Test(pathwise, fused_permutation_matrix_is_the_generic_one) {
 
 /* ---- determinism ------------------------------------------------------------------------- */
 
-/* Every supported ISA gives the same bits for every operation of the fused max, sort and
-   permutation matrix and of the generic pathwise path, on both noises. */
+/* Every supported ISA gives the same bits for every operation of the fused max, sort,
+   permutation matrix and ranking segments and of the generic pathwise path, on both noises. */
 Test(pathwise, bitwise_identical_across_isas) {
   const size_t sizes[3] = {5, 1, 14};
-  pt_fn *fs[4];
+  pt_fn *fs[5];
   cr_assert_eq(pt_fn_max_segments(sizes, 3, &fs[0]), PT_OK);
   fs[1] = builtin(pt_fn_sort, 20);
+  cr_assert_eq(pt_fn_ranking_segments(sizes, 3, &fs[4]), PT_OK);
   fs[2] = builtin(pt_fn_permutation_matrix, 20);
   cr_assert_eq(pt_fn_from_callback_ex(HD, HD, half_squares_eval, half_squares_vjp, NULL, NULL,
                                       PT_CALLBACK_THREAD_SAFE, &fs[3]), PT_OK);
@@ -800,10 +886,10 @@ Test(pathwise, bitwise_identical_across_isas) {
   for (size_t i = 0; i < 400; i++) v[i] = (float)((i * 5) % 7) * 0.25f - 0.5f;
   for (size_t i = 0; i < 20; i++) x[i] = (float)((i * 13) % 17) * 0.05f - 0.4f;
   static float run[2][4][20 * 400];
-  for (size_t k = 0; k < 4; k++)
+  for (size_t k = 0; k < 5; k++)
     for (int noise = PT_NOISE_GUMBEL; noise <= PT_NOISE_NORMAL; noise++) {
       pt_fn *p = perturbed_with(fs[k], 1000, 0.3f, (pt_noise)noise,
-                                k == 2 ? PT_GRADIENT_SCORE : PT_GRADIENT_PATHWISE);
+                                k % 2 == 0 && k ? PT_GRADIENT_SCORE : PT_GRADIENT_PATHWISE);
       const size_t n_in = pt_fn_n_in(p), n_out = pt_fn_n_out(p);
       const size_t n[4] = {n_out, n_in, n_out, n_out * n_in};
       int have = 0;
@@ -822,7 +908,7 @@ Test(pathwise, bitwise_identical_across_isas) {
       }
       pt_fn_free(p);
     }
-  for (size_t k = 0; k < 4; k++) pt_fn_free(fs[k]);
+  for (size_t k = 0; k < 5; k++) pt_fn_free(fs[k]);
 }
 
 /* Gumbel noise orders x + sigma G as the Plackett-Luce model with weights w = exp(x / sigma):

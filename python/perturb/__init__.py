@@ -15,9 +15,9 @@ The interface reads like optax.perturbations:
 runs in libperturb's fused kernels, or any Python callable on a batch of inputs: it receives
 the samples stacked on a new leading axis of every leaf (nested tuples, lists and dicts of
 arrays) and returns outputs stacked the same way.  Perturbed, argmax_one_hot, max and
-top_k(k) also take a tree of 1-D leaves: each leaf is a segment of libperturb's segment
-built-ins (its own one-hot, max or k greatest, all leaves in one fused call), and the result
-is the same tree (for max, a scalar a leaf).  Keys are libperturb's (PRNGKey, split,
+top_k(k), ranking and sort also take a tree of 1-D leaves: each leaf is a segment of
+libperturb's segment built-ins (its own one-hot, max, k greatest, ranks or sorted entries, all
+leaves in one fused call), and the result is the same tree (for max, a scalar a leaf).  Keys are libperturb's (PRNGKey, split,
 fold_in), so the samples are those of the C API.  Arrays are float32 (others are converted);
 built-ins treat the leading axes of an array as a batch of independent calls, row b with
 fold_in(key, b).  The GIL is released while libperturb computes; Python callbacks run on the
@@ -165,9 +165,9 @@ class _Builtin:
 
 argmax_one_hot = _Builtin("argmax_one_hot", _perturb.argmax_one_hot, lambda d: (d,), True)
 argmax_one_hot.__doc__ = "The one-hot of the argmax of the last axis."
-ranking = _Builtin("ranking", _perturb.ranking, lambda d: (d,))
+ranking = _Builtin("ranking", _perturb.ranking, lambda d: (d,), True)
 ranking.__doc__ = "The ranks (0 = least) along the last axis, stable, as floats."
-sort = _Builtin("sort", _perturb.sort, lambda d: (d,))
+sort = _Builtin("sort", _perturb.sort, lambda d: (d,), True)
 sort.__doc__ = "The last axis in ascending order."
 max = _Builtin("max", _perturb.max, lambda d: (), True)  # noqa: A001 (optax's names)
 max.__doc__ = "The greatest entry of the last axis."

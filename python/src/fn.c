@@ -343,6 +343,16 @@ static PyObject *argmax_one_hot(PyObject *self, PyObject *args) {
                            pt_fn_argmax_one_hot_segments);
 }
 
+static PyObject *ranking(PyObject *self, PyObject *args) {
+  (void)self;
+  return sized_or_segments(args, "O&:ranking", pt_fn_ranking, pt_fn_ranking_segments);
+}
+
+static PyObject *sort(PyObject *self, PyObject *args) {
+  (void)self;
+  return sized_or_segments(args, "O&:sort", pt_fn_sort, pt_fn_sort_segments);
+}
+
 static PyObject *max_fn(PyObject *self, PyObject *args) {
   (void)self;
   return sized_or_segments(args, "O&:max", pt_fn_max, pt_fn_max_segments);
@@ -378,8 +388,6 @@ static PyObject *top_k(PyObject *self, PyObject *args) {
     if (!PyArg_ParseTuple(args, "O&:" #name, size_arg, &d)) return NULL; \
     return made(call(d, &fn), &fn);                                      \
   }
-PT_PY_SIZED(ranking, pt_fn_ranking)
-PT_PY_SIZED(sort, pt_fn_sort)
 PT_PY_SIZED(permutation_matrix, pt_fn_permutation_matrix)
 #undef PT_PY_SIZED
 
@@ -507,11 +515,13 @@ static PyObject *fenchel_young_loss(PyObject *self, PyObject *args, PyObject *kw
 PyMethodDef pt_py_fn_constructors[] = {
     {"argmax_one_hot", argmax_one_hot, METH_VARARGS,
      "argmax_one_hot(d | sizes) -> Fn: the one-hot of the argmax (of each segment)."},
-    {"ranking", ranking, METH_VARARGS, "ranking(d) -> Fn: the rank of each input, as floats."},
+    {"ranking", ranking, METH_VARARGS,
+     "ranking(d | sizes) -> Fn: the rank of each input (in its segment), as floats."},
     {"top_k", top_k, METH_VARARGS,
      "top_k(d, k) | top_k(sizes, ks) -> Fn: 1 at the k greatest inputs (of each segment)."},
     {"max", max_fn, METH_VARARGS, "max(d | sizes) -> Fn: the greatest input (of each segment)."},
-    {"sort", sort, METH_VARARGS, "sort(d) -> Fn: the inputs in ascending order."},
+    {"sort", sort, METH_VARARGS,
+     "sort(d | sizes) -> Fn: the inputs (of each segment) in ascending order."},
     {"permutation_matrix", permutation_matrix, METH_VARARGS,
      "permutation_matrix(d) -> Fn: the d x d matrix of the sorting permutation, flattened."},
     {"from_callback", PT_PY_KW(from_callback),

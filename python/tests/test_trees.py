@@ -1,6 +1,6 @@
 # SPDX-License-Identifier: MIT
-"""Built-ins on trees: argmax_one_hot, max and top_k(k) on a tree of 1-D leaves are libperturb's
-segment built-ins (one segment a leaf, fused), rebuilt as the same tree.  Checked against the
+"""Built-ins on trees: argmax_one_hot, max, top_k(k), ranking and sort on a tree of 1-D leaves
+are libperturb's segment built-ins (one segment a leaf, fused), rebuilt as the same tree.  Checked against the
 per-leaf numpy definitions, against the same function written per leaf as a Python callback
 (the generic path, on the same samples), against closed forms at 5 standard errors, and by the
 exact invariants the man pages promise (pt_fn_top_k(3), pt_make_perturbed_fun_ex(3))."""
@@ -59,6 +59,27 @@ def test_a_tree_gives_the_same_tree_each_leaf_its_own_choice():
         for got, want in zip(leaves(out), truth):
             assert got.shape == np.shape(want), builtin
             np.testing.assert_allclose(got, want, atol=1e-3)  # exact but for max's noise
+
+
+def test_ranks_and_sorts_of_a_tree_are_each_leaf_s():
+    """ranking and sort on a tree rank and sort each leaf on its own (a noise far below the
+    gaps: the unperturbed answer), and perturbed on the same samples as the per-leaf callback
+    with normal noise, the same bits (the keys are literal: pt_fn_top_k(3))."""
+    small = (np.array([0.1, 0.4, 0.7]), {"k2": np.array([0.9, 0.1]), "k1": np.array([0.1, 0.2])},
+             [np.array([0.4, 0.3, -0.2, 0.1, -0.3])])
+    for builtin, truth in ((perturb.ranking, lambda x: np.argsort(np.argsort(x))),
+                           (perturb.sort, np.sort)):
+        pert = perturb.make_perturbed_fun(builtin, num_samples=4, sigma=1e-4,
+                                          noise=perturb.Normal())
+        out = pert(KEY, small)
+        assert perturb.tree_flatten(out)[1] == TREEDEF
+        for got, x in zip(leaves(out), leaves(small)):
+            np.testing.assert_allclose(got, truth(x), atol=1e-3)
+        fused = perturb.make_perturbed_fun(builtin, 1000, SCALE, noise=perturb.Normal())
+        generic = perturb.make_perturbed_fun(per_leaf(builtin), 1000, SCALE,
+                                             noise=perturb.Normal())
+        for a, b in zip(leaves(fused(KEY, TREE)), leaves(generic(KEY, TREE))):
+            assert np.array_equal(a, b), builtin
 
 
 @pytest.mark.parametrize("noise", [perturb.Normal(), perturb.Gumbel()])
@@ -171,9 +192,8 @@ def test_trees_that_are_not_segments_are_refused():
             pert(KEY, bad)
     with pytest.raises(ValueError, match="batch axes"):
         pert.eval_batch(KEY, (np.ones((2, 3)), np.ones((3, 3))))
-    for builtin in (perturb.ranking, perturb.sort, perturb.permutation_matrix):
-        with pytest.raises(TypeError, match="no segments"):
-            perturb.make_perturbed_fun(builtin, num_samples=10)(KEY, TREE)
+    with pytest.raises(TypeError, match="no segments"):
+        perturb.make_perturbed_fun(perturb.permutation_matrix, num_samples=10)(KEY, TREE)
 
 
 def test_a_cotangent_or_tangent_tree_must_be_shaped_like_its_side():

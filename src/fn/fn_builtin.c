@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
-/* The built-in functions: argmax one-hot, top-k and max (each also per segment, for a flattened
-   tree of leaves), ranking, sort and the permutation matrix.  They evaluate through the row
+/* The built-in functions: argmax one-hot, top-k, max, ranking and sort (each also per segment,
+   for a flattened tree of leaves) and the permutation matrix.  They evaluate through the row
    kernels, whole batches at once.  Argmax, top-k, ranking and the permutation matrix are
    piecewise constant: their derivatives are zero almost everywhere, and zero is what they return
    (as JAX does).  Max and sort are differentiable almost everywhere, with the argmax one-hot and
@@ -263,6 +263,11 @@ pt_status pt_fn_ranking(size_t d, pt_fn **out) {
   return make(PT_BUILTIN_RANKING, &d, NULL, 1, 0, out);
 }
 
+pt_status pt_fn_ranking_segments(const size_t *sizes, size_t count, pt_fn **out) {
+  PT_CALL("pt_fn_ranking_segments");
+  return make(PT_BUILTIN_RANKING, sizes, NULL, count, 1, out);
+}
+
 pt_status pt_fn_top_k(size_t d, size_t k, pt_fn **out) {
   PT_CALL("pt_fn_top_k");
   return make(PT_BUILTIN_TOP_K, &d, &k, 1, 0, out);
@@ -286,6 +291,11 @@ pt_status pt_fn_max_segments(const size_t *sizes, size_t count, pt_fn **out) {
 pt_status pt_fn_sort(size_t d, pt_fn **out) {
   PT_CALL("pt_fn_sort");
   return make(PT_BUILTIN_SORT, &d, NULL, 1, 0, out);
+}
+
+pt_status pt_fn_sort_segments(const size_t *sizes, size_t count, pt_fn **out) {
+  PT_CALL("pt_fn_sort_segments");
+  return make(PT_BUILTIN_SORT, sizes, NULL, count, 1, out);
 }
 
 pt_status pt_fn_permutation_matrix(size_t d, pt_fn **out) {

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
-/* The built-in functions (argmax one-hot, top-k, max, each also per segment for a flattened tree
-   of leaves; ranking, sort, permutation matrix), as the perturbed layer sees them: it
+/* The built-in functions (argmax one-hot, top-k, max, ranking, sort, each also per segment for a
+   flattened tree of leaves; the permutation matrix), as the perturbed layer sees them: it
    recognises a built-in to run it in a fused kernel instead of evaluating it on materialised
    samples. */
 #ifndef PT_FN_BUILTIN_H
@@ -14,10 +14,10 @@
 typedef enum pt_builtin_kind {
   PT_BUILTIN_NONE = 0,    /* not a built-in */
   PT_BUILTIN_ARGMAX = 1,  /* one-hot of the argmax of each segment */
-  PT_BUILTIN_RANKING = 2, /* y_i = rank of x_i */
+  PT_BUILTIN_RANKING = 2, /* y_i = rank of x_i within its segment */
   PT_BUILTIN_TOP_K = 3,   /* per segment s, one-hot of its k[s] greatest */
   PT_BUILTIN_MAX = 4,     /* y_s = the max of segment s (n_out = segments) */
-  PT_BUILTIN_SORT = 5,    /* y = x ascending */
+  PT_BUILTIN_SORT = 5,    /* each segment of y = its x ascending */
   PT_BUILTIN_PERMUTATION = 6 /* y[p*d + i] = [rank of x_i == p] (n_out = d*d) */
 } pt_builtin_kind;
 

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /* The fused paths of the functions of the ranks (src/kernels/fused_rank.c.j2), within one group
-   of samples, with rank_m the ranks of the perturbed keys x + sigma Z_m and b those of x (F_X;
+   of samples, with rank_m the ranks of the perturbed keys x + sigma Z_m within each segment (the
+   ranking's and the sort's; the permutation matrix has one) and b those of x (F_X;
    zero for the other baselines, the leave-one-out's sums beside: estimate.h):
      ranking, score function: Y_m = rank_m; the rank sums counted exactly, and per sample the
         jvp's (Y_m - b) t_m and the Jacobian's (Y_m - b) grad_nu(Z_m)^T in double in sample order
@@ -8,9 +9,10 @@
      permutation matrix, score function: Y_m[p*n + i] = [rank_mi == p]; its ones counted
         exactly, and the same jvp and Jacobian terms, each of a sample's cells taking one of
         +-t_m (+-grad_nu) where Y_m and b differ;
-     sort, pathwise: y_p the key of rank p, so J = the permutation matrix; per sample in double in
-        sample order, value[rank_i] += key_i, x_bar_i += y_bar[rank_i], y_dot[rank_i] += x_dot_i
-        and the Jacobian's cell (rank_i, i) += 1 (E[P] from exact counts). */
+     sort, pathwise: y_(o+p) the key of rank p in the segment from input o, so J = the
+        permutation matrix of each segment; per sample in double in sample order, with
+        q_i = o + rank_i, value[q_i] += key_i, x_bar_i += y_bar[q_i], y_dot[q_i] += x_dot_i and
+        the Jacobian's cell (q_i, i) += 1 (E[P] from exact counts). */
 #include <stdint.h>
 #include <string.h>
 
@@ -33,6 +35,8 @@ struct rank_prep {
   sample_fn sample;
   int permutation; /* the kernel's cotangent of the permutation matrix */
   size_t tile;
+  size_t segments;       /* the built-in's */
+  const size_t *offsets; /* segments + 1 */
   int32_t *base;  /* n: the unperturbed ranks, b */
   double c_base;  /* b . y_bar */
   size_t whole[2]; /* the cotangent's one block, {0, n} */
@@ -98,7 +102,6 @@ static void permutation_sample(const pt_estimator *e, const rank_prep *pr,
 /* The sort, pathwise: its value and f's own derivatives at the sample, the permutation. */
 static void sort_sample(const pt_estimator *e, const rank_prep *pr, const pt_fused_rank_job *job,
                         size_t r, double *sums, uint64_t *counts) {
-  (void)pr;
   (void)counts; /* the sort's value is a sum of floats, in cells */
   const size_t n = e->f->n_in;
   const int32_t *yr = job->rank + r * n;
@@ -106,22 +109,26 @@ static void sort_sample(const pt_estimator *e, const rank_prep *pr, const pt_fus
   double *value = pt_fused_sums_at(sums, e->at_value);
   double *x_bar = pt_fused_sums_at(sums, e->at_x_bar);
   double *y_dot = pt_fused_sums_at(sums, e->at_y_dot);
-  if (value)
-    for (size_t i = 0; i < n; i++) value[yr[i]] += keys[i];
-  if (x_bar)
-    for (size_t i = 0; i < n; i++) x_bar[i] += e->y_bar[yr[i]];
-  if (y_dot)
-    for (size_t i = 0; i < n; i++) y_dot[yr[i]] += e->x_dot[i];
-  if (e->at_jac != SIZE_MAX)
-    for (size_t i = 0; i < n; i++) {
-      double *row = pt_jac_row(e, sums, e->at_jac, (size_t)yr[i]);
-      if (row) row[i] += 1.0;
-    }
+  for (size_t s = 0; s < pr->segments; s++) {
+    const size_t o = pr->offsets[s], end = pr->offsets[s + 1];
+    if (value)
+      for (size_t i = o; i < end; i++) value[o + (size_t)yr[i]] += keys[i];
+    if (x_bar)
+      for (size_t i = o; i < end; i++) x_bar[i] += e->y_bar[o + (size_t)yr[i]];
+    if (y_dot)
+      for (size_t i = o; i < end; i++) y_dot[o + (size_t)yr[i]] += e->x_dot[i];
+    if (e->at_jac != SIZE_MAX)
+      for (size_t i = o; i < end; i++) {
+        double *row = pt_jac_row(e, sums, e->at_jac, o + (size_t)yr[i]);
+        if (row) row[i] += 1.0;
+      }
+  }
 }
 
 static pt_status rank_prepare(pt_estimator *e) {
   const pt_kernel_table *k = pt_kernels_active();
-  const pt_builtin_kind kind = pt_fn_builtin(e->f).kind;
+  const pt_builtin b = pt_fn_builtin(e->f);
+  const pt_builtin_kind kind = b.kind;
   const size_t n = e->f->n_in, tile = pt_fused_tile_rows(e, n);
   pt_carve c = {sizeof(rank_prep), 0};
   const size_t at_base = pt_carve_take(&c, n, 1, 0, sizeof(int32_t));
@@ -137,8 +144,14 @@ static pt_status rank_prepare(pt_estimator *e) {
   pr->rows = k->rows;
   pr->tile = tile;
   pr->base = (int32_t *)(block + at_base);
+  pr->segments = b.count;
+  pr->offsets = b.offsets; /* the function's, which outlives the call */
   e->prep = pr;
-  k->rank_rows(e->x, 1, n, n, pr->base, n, (int64_t *)(block + at_work), &k->rows);
+  for (size_t s = 0; s < b.count; s++) {
+    const size_t o = b.offsets[s];
+    k->rank_rows(e->x + o, 1, b.offsets[s + 1] - o, n, pr->base + o, n,
+                 (int64_t *)(block + at_work), &k->rows);
+  }
   pr->baseline = e->p.baseline == PT_BASELINE_F_X;
   pr->whole[1] = n;
   if ((pt_fused_score_want(e) & PT_WANT_VJP) && pr->baseline)
@@ -166,7 +179,8 @@ static pt_status rank_run(const pt_estimator *e, void *scratch, uint64_t m0, uin
   const rank_prep *pr = e->prep;
   char *sc = scratch;
   const pt_fused_rank_job job = {
-      .terms = pt_fused_terms_of(e, &pr->at, sc, sums, &pr->c_base), .x = e->x,
+      .terms = pt_fused_terms_of(e, &pr->at, sc, sums, &pr->c_base),
+      .segments = pr->segments, .offsets = pr->offsets, .x = e->x,
       .keys = (float *)(sc + pr->at_keys), .work = (int64_t *)(sc + pr->at_work),
       .rows = pr->rows, .rank = (int32_t *)(sc + pr->at_rank),
       .permutation = pr->permutation,

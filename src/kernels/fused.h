@@ -133,16 +133,20 @@ typedef struct pt_fused_argmax_job {
 
 /* One perturbed evaluation of a function of the ranks (the ranking, the permutation matrix, the
    sort): the sample's ranks are those of its keys x + sigma Z (Z the stream's Gumbel or normal
-   noise), as pt_rank_rows gives them; its cotangent is, in index order and one block,
+   noise) within each segment [offsets[s], offsets[s + 1]) (one for the permutation matrix), as
+   pt_rank_rows gives them; its cotangent is, in index order and one block,
      c = rank . y_bar                       (the ranking: Y = rank)
      c = sum_i y_bar[rank_i * n + i]        (the permutation matrix: Y[p*n + i] = [rank_i == p]) */
 typedef struct pt_fused_rank_job {
   pt_fused_terms terms;
+  size_t segments;       /* >= 1 */
+  const size_t *offsets; /* segments + 1, from 0 to n */
   const float *x;        /* n */
   float *keys;           /* tile * n + PT_FUSED_PAD: the tile's keys, a per-tile result */
   int64_t *work;         /* PT_SORT_WORK(n): the rank kernel's */
   pt_row_thresholds rows; /* the rank kernel's: the ISA's (pt_kernel_table's rows) */
-  int32_t *rank;         /* tile * n: the ranks of the tile's samples, the per-tile result */
+  int32_t *rank;         /* tile * n: the ranks of the tile's samples within their segments,
+                            the per-tile result */
   int permutation;       /* the cotangent of the permutation matrix, not of the ranks */
 } pt_fused_rank_job;
 
