@@ -697,7 +697,7 @@ static int rank_against_reference(const pt_kernel_table *scalar, const fused_inp
   const size_t n = in->n, rows = in->rows;
   float *z = malloc(rows * n * sizeof *z);
   int32_t *perm = malloc(n * sizeof *perm), *tmp = malloc(n * sizeof *tmp);
-  double *c = calloc(rows, sizeof *c);
+  double *c = calloc(rows * in->blocks, sizeof *c);
   int bad = !z || !perm || !tmp || !c;
   if (bad) {
     pt_parity_fail(res, "out of memory");
@@ -726,9 +726,11 @@ static int rank_against_reference(const pt_kernel_table *scalar, const fused_inp
           bad = 1;
         }
     }
-    for (size_t i = 0; i < n; i++)
-      c[r] += in->permutation ? (double)in->y_bar[(size_t)run->rank[r * n + i] * n + i]
-                              : (double)run->rank[r * n + i] * in->y_bar[i];
+    for (size_t b = 0; b < in->blocks; b++) /* the one block, or each segment's */
+      for (size_t i = in->block_at[b]; i < in->block_at[b + 1]; i++)
+        c[r * in->blocks + b] +=
+            in->permutation ? (double)in->y_bar[(size_t)run->rank[r * n + i] * n + i]
+                            : (double)run->rank[r * n + i] * in->y_bar[i];
   }
   if (!bad) {
     char what[64];
@@ -753,13 +755,14 @@ static void parity_rank(int gumbel, const pt_kernel_table *k, const pt_kernel_ta
   }
   in.rows = 1 + in.rows / 4;
   in.rows += in.antithetic && in.rows % 2; /* whole pairs */
-  fused_blocks(&in, 0); /* a ranking has one block */
   /* a third of the short cases take the permutation matrix's cotangent, over n x n weights */
   in.permutation = c->seed % 3 == 0 && in.n * in.n <= sizeof in.y_bar / sizeof in.y_bar[0];
   if (in.permutation) { /* one segment: the matrix has no segments */
     in.segments = 1;
     in.offsets[1] = in.n;
   }
+  /* the ranking's cotangent in one block, or per segment (block_diagonal) for half the cases */
+  fused_blocks(&in, !in.permutation && in.segments > 1 && c->seed % 2);
   for (size_t j = 0; in.permutation && j < in.n * in.n; j++)
     in.y_bar[j] = (float)((j * 7) % 5) * 0.25f - 0.5f;
   rank_run run, want;

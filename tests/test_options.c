@@ -358,13 +358,15 @@ static void point_of(float *x, size_t n, uint64_t seed) {
   }
 }
 
-static void check_block_diagonal(const size_t *sizes, size_t count, pt_noise noise,
-                                 pt_baseline baseline) {
+typedef pt_status (*segments_fn)(const size_t *sizes, size_t count, pt_fn **out);
+
+static void check_block_diagonal(segments_fn make, const size_t *sizes, size_t count,
+                                 pt_noise noise, pt_baseline baseline) {
   size_t n = 0, seg_of[64];
   for (size_t s = 0; s < count; s++)
     for (size_t i = 0; i < sizes[s]; i++) seg_of[n++] = s;
   pt_fn *f;
-  cr_assert_eq(pt_fn_argmax_one_hot_segments(sizes, count, &f), PT_OK);
+  cr_assert_eq(make(sizes, count, &f), PT_OK);
   pt_perturb_options o = pt_ref_score_options(700, 0.4f, noise, baseline);
   pt_fn *full = pt_ref_perturbed(f, &o);
   o.block_diagonal = 1;
@@ -398,11 +400,13 @@ static void check_block_diagonal(const size_t *sizes, size_t count, pt_noise noi
       size_jvp[j] += fabs((double)got * x_dot[i]);
     }
   /* the vjp and jvp are the block-diagonal Jacobian's products, up to their rounding (the vjp's
-     float runs of 32 samples: within 32 2^-24 |c g| a term, |c| <= 2, E|g| <= 2) */
+     float runs of 32 samples: within 32 2^-24 |c g| a term, |c| <= 2 (the argmax's) or 200
+     (the ranks of a segment of 20 times y_bar), E|g| <= 2) */
   cr_assert_eq(pt_fn_vjp(bd, key, x, y_bar, x_bar), PT_OK);
   cr_assert_eq(pt_fn_jvp(bd, key, x, x_dot, y_dot), PT_OK);
+  const double c_max = make == pt_fn_ranking_segments ? 200.0 : 2.0;
   for (size_t i = 0; i < n; i++) {
-    cr_assert(fabs(x_bar[i] - vjp[i]) <= 1e-5 * size_vjp[i] + 32 * 0x1p-24 * 4 / 0.4 + 1e-6,
+    cr_assert(fabs(x_bar[i] - vjp[i]) <= 1e-5 * size_vjp[i] + 32 * 0x1p-24 * 2 * c_max / 0.4 + 1e-6,
               "vjp[%zu] %.9g, J^T y_bar %.9g", i, (double)x_bar[i], vjp[i]);
     cr_assert(fabs(y_dot[i] - jvp[i]) <= 1e-5 * size_jvp[i] + 1e-6, "jvp[%zu] %.9g, J x_dot %.9g",
               i, (double)y_dot[i], jvp[i]);
@@ -414,10 +418,12 @@ static void check_block_diagonal(const size_t *sizes, size_t count, pt_noise noi
 
 Test(options, block_diagonal_drops_exactly_the_cross_segment_terms) {
   for (int noise = 0; noise < 2; noise++)
-    for (int b = 0; b < 3; b++) {
-      check_block_diagonal(short_sizes, 3, (pt_noise)noise, (pt_baseline)b);
-      check_block_diagonal(long_sizes, 4, (pt_noise)noise, (pt_baseline)b);
-    }
+    for (int b = 0; b < 3; b++)
+      for (int k = 0; k < 2; k++) {
+        const segments_fn make = k ? pt_fn_ranking_segments : pt_fn_argmax_one_hot_segments;
+        check_block_diagonal(make, short_sizes, 3, (pt_noise)noise, (pt_baseline)b);
+        check_block_diagonal(make, long_sizes, 4, (pt_noise)noise, (pt_baseline)b);
+      }
 }
 
 /* A tree of 16 leaves of 4 choices, flattened: the loss L(x) = sum_s w_s . p_s(x) of the
@@ -631,7 +637,7 @@ typedef struct subject {
   pt_perturb_options o;
 } subject;
 
-enum { SUBJECTS = 15, BASES = 4 };
+enum { SUBJECTS = 17, BASES = 5 };
 
 static size_t three = 3;
 static point_fn half_square3 = {half_square_point, 3, 1, &three};
@@ -647,8 +653,9 @@ static void make_subjects(subjects *all) {
   const size_t sizes[4] = {5, 20, 1, 9};
   /* the top-k's: one segment all taken, one selected through its bound (40 >= 8 k) */
   const size_t top_sizes[4] = {5, 40, 1, 9}, top_ks[4] = {2, 3, 1, 9};
-  pt_fn *seg, *rank, *top, *box = black_box(&half_square3);
+  pt_fn *seg, *rank, *top, *rank_seg, *box = black_box(&half_square3);
   cr_assert_eq(pt_fn_argmax_one_hot_segments(sizes, 4, &seg), PT_OK);
+  cr_assert_eq(pt_fn_ranking_segments(sizes, 4, &rank_seg), PT_OK);
   cr_assert_eq(pt_fn_top_k_segments(top_sizes, top_ks, 4, &top), PT_OK);
   cr_assert_eq(pt_fn_ranking(11, &rank), PT_OK);
   const struct {
@@ -676,6 +683,10 @@ static void make_subjects(subjects *all) {
       {"top-k block-diagonal pairs loo", top, PT_NOISE_GUMBEL, PT_BASELINE_LEAVE_ONE_OUT, 1, 0, 1,
        2100},
       {"box pairs loo", box, PT_NOISE_GUMBEL, PT_BASELINE_LEAVE_ONE_OUT, 0, 0, 1, 17000},
+      {"ranking segments block-diagonal loo", rank_seg, PT_NOISE_GUMBEL,
+       PT_BASELINE_LEAVE_ONE_OUT, 1, 0, 0, 2100},
+      {"ranking segments block-diagonal pairs", rank_seg, PT_NOISE_NORMAL, PT_BASELINE_F_X, 1, 0,
+       1, 2100},
   };
   for (size_t i = 0; i < SUBJECTS; i++) {
     subject *s = &all->s[i];
@@ -691,6 +702,7 @@ static void make_subjects(subjects *all) {
   all->bases[1] = rank;
   all->bases[2] = top;
   all->bases[3] = box;
+  all->bases[4] = rank_seg;
 }
 
 static void free_subjects(subjects *all) {
@@ -867,8 +879,8 @@ Test(options, options_that_do_not_apply_are_refused_with_nothing_written) {
       {sort, PT_BASELINE_LEAVE_ONE_OUT, 100, 0, PT_GRADIENT_AUTO, PT_EINVAL, "pathwise"},
       {argmax, PT_BASELINE_F_X, 100, 1, PT_GRADIENT_SCORE, PT_EINVAL, "one segment"},
       {rank, PT_BASELINE_F_X, 100, 1, PT_GRADIENT_SCORE, PT_EINVAL, "no segments"},
-      {rank_segs, PT_BASELINE_F_X, 100, 1, PT_GRADIENT_SCORE, PT_EINVAL,
-       "ranking segments: their cross-segment terms are kept"},
+      {rank_segs, PT_BASELINE_F_X, 100, 1, PT_GRADIENT_PATHWISE, PT_EINVAL,
+       "ranking segments: no own derivative"},
       {box, PT_BASELINE_F_X, 100, 1, PT_GRADIENT_SCORE, PT_EINVAL, "a black box"},
       {sort, PT_BASELINE_F_X, 100, 1, PT_GRADIENT_AUTO, PT_EINVAL, "pathwise"},
       {top, PT_BASELINE_F_X, 100, 1, PT_GRADIENT_PATHWISE, PT_EINVAL, "top-k: no own derivative"},

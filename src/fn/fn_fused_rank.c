@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /* The fused paths of the functions of the ranks (src/kernels/fused_rank.c.j2), within one group
    of samples, with rank_m the ranks of the perturbed keys x + sigma Z_m within each segment (the
-   ranking's and the sort's; the permutation matrix has one) and b those of x (F_X;
+   ranking's and the sort's; the permutation matrix has one; the ranking's cotangent, t_m and
+   Jacobian rows per segment with block_diagonal) and b those of x (F_X;
    zero for the other baselines, the leave-one-out's sums beside: estimate.h):
      ranking, score function: Y_m = rank_m; the rank sums counted exactly, and per sample the
         jvp's (Y_m - b) t_m and the Jacobian's (Y_m - b) grad_nu(Z_m)^T in double in sample order
@@ -38,32 +39,36 @@ struct rank_prep {
   size_t segments;       /* the built-in's */
   const size_t *offsets; /* segments + 1 */
   int32_t *base;  /* n: the unperturbed ranks, b */
-  double c_base;  /* b . y_bar */
+  size_t blocks;   /* of the cotangent: the segments with block_diagonal, else one */
+  const size_t *block_at; /* blocks + 1: the offsets, or whole */
+  double *c_base;  /* blocks: b . y_bar over each */
   size_t whole[2]; /* the cotangent's one block, {0, n} */
   int baseline;    /* b is f(x), else 0 */
   pt_terms_at at;  /* and, in a thread's scratch: */
   size_t at_work, at_rank, at_keys;
 };
 
-/* Y_m = rank_m: rank sums, and the jvp's (Y_m - b) t_m and the Jacobian's (Y_m - b) grad_nu^T. */
+/* Y_m = rank_m: rank sums, and the jvp's (Y_m - b) t_m and the Jacobian's (Y_m - b) grad_nu^T,
+   both over the block of the output (block_diagonal: its segment's t and columns). */
 static void ranking_sample(const pt_estimator *e, const rank_prep *pr, const pt_fused_rank_job *job,
                            size_t r, double *sums, uint64_t *counts) {
-  const size_t n = e->f->n_in;
+  const size_t n = e->f->n_in, blocks = pr->blocks, *at = pr->block_at;
   const int32_t *yr = job->rank + r * n;
   double *y_dot = pt_fused_sums_at(sums, e->at_y_dot);
   const double baseline = pr->baseline ? 1.0 : 0.0;
   if (counts)
     for (size_t i = 0; i < n; i++) counts[i] += (uint64_t)yr[i];
-  if (y_dot)
-    for (size_t i = 0; i < n; i++)
-      y_dot[i] += ((double)yr[i] - baseline * (double)pr->base[i]) * job->terms.t[r];
-  if (e->at_jac != SIZE_MAX) { /* the rows of the band */
+  for (size_t b = 0; b < blocks; b++) {
+    if (y_dot)
+      for (size_t i = at[b]; i < at[b + 1]; i++)
+        y_dot[i] += ((double)yr[i] - baseline * (double)pr->base[i]) * job->terms.t[r * blocks + b];
+    if (e->at_jac == SIZE_MAX) continue;
     const float *gr = job->terms.g + r * n;
-    for (size_t j = e->jac_row0; j < e->jac_row0 + e->jac_rows; j++) {
+    for (size_t j = at[b]; j < at[b + 1]; j++) {
+      double *row = pt_jac_row(e, sums, e->at_jac, j); /* the rows of the band */
       const double d = (double)yr[j] - baseline * (double)pr->base[j];
-      double *row = pt_jac_row(e, sums, e->at_jac, j);
-      if (d != 0.0)
-        for (size_t i = 0; i < n; i++) row[i] += d * gr[i];
+      if (row && d != 0.0)
+        for (size_t i = at[b]; i < at[b + 1]; i++) row[i] += d * gr[i];
     }
   }
 }
@@ -130,8 +135,10 @@ static pt_status rank_prepare(pt_estimator *e) {
   const pt_builtin b = pt_fn_builtin(e->f);
   const pt_builtin_kind kind = b.kind;
   const size_t n = e->f->n_in, tile = pt_fused_tile_rows(e, n);
+  const size_t blocks = e->p.block_diagonal ? b.count : 1;
   pt_carve c = {sizeof(rank_prep), 0};
   const size_t at_base = pt_carve_take(&c, n, 1, 0, sizeof(int32_t));
+  const size_t at_c_base = pt_carve_take(&c, blocks, 1, 0, sizeof(double));
   const size_t at_work = pt_carve_take(&c, PT_SORT_WORK(n), 1, 0, sizeof(int64_t));
   if (c.overflow) return pt_fail(PT_EOVERFLOW, "the fused path's coefficients are too large");
   char *block = pt_arena_zalloc(e->arena, c.used);
@@ -146,6 +153,10 @@ static pt_status rank_prepare(pt_estimator *e) {
   pr->base = (int32_t *)(block + at_base);
   pr->segments = b.count;
   pr->offsets = b.offsets; /* the function's, which outlives the call */
+  pr->whole[1] = n;
+  pr->blocks = blocks;
+  pr->block_at = blocks > 1 ? b.offsets : pr->whole;
+  pr->c_base = (double *)(block + at_c_base);
   e->prep = pr;
   for (size_t s = 0; s < b.count; s++) {
     const size_t o = b.offsets[s];
@@ -153,14 +164,14 @@ static pt_status rank_prepare(pt_estimator *e) {
                  (int64_t *)(block + at_work), &k->rows);
   }
   pr->baseline = e->p.baseline == PT_BASELINE_F_X;
-  pr->whole[1] = n;
   if ((pt_fused_score_want(e) & PT_WANT_VJP) && pr->baseline)
-    for (size_t i = 0; i < n; i++)
-      pr->c_base += pr->permutation ? (double)e->y_bar[(size_t)pr->base[i] * n + i]
-                                    : (double)pr->base[i] * e->y_bar[i];
+    for (size_t bl = 0; bl < blocks; bl++)
+      for (size_t i = pr->block_at[bl]; i < pr->block_at[bl + 1]; i++)
+        pr->c_base[bl] += pr->permutation ? (double)e->y_bar[(size_t)pr->base[i] * n + i]
+                                          : (double)pr->base[i] * e->y_bar[i];
 
   pt_carve s = {0, 0};
-  pr->at = pt_fused_take_terms(&s, e, tile, 1, pr->whole);
+  pr->at = pt_fused_take_terms(&s, e, tile, blocks, pr->block_at);
   pr->at_work = pt_carve_take(&s, PT_SORT_WORK(n), 1, 0, sizeof(int64_t));
   pr->at_rank = pt_carve_take(&s, tile, n, 0, sizeof(int32_t));
   pr->at_keys = pt_carve_take(&s, tile, n, PT_FUSED_PAD, sizeof(float));
@@ -179,7 +190,7 @@ static pt_status rank_run(const pt_estimator *e, void *scratch, uint64_t m0, uin
   const rank_prep *pr = e->prep;
   char *sc = scratch;
   const pt_fused_rank_job job = {
-      .terms = pt_fused_terms_of(e, &pr->at, sc, sums, &pr->c_base),
+      .terms = pt_fused_terms_of(e, &pr->at, sc, sums, pr->c_base),
       .segments = pr->segments, .offsets = pr->offsets, .x = e->x,
       .keys = (float *)(sc + pr->at_keys), .work = (int64_t *)(sc + pr->at_work),
       .rows = pr->rows, .rank = (int32_t *)(sc + pr->at_rank),
