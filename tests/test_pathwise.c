@@ -766,28 +766,29 @@ static void expect_products_of_jacobian(const pt_fn *p, pt_key key, const float 
   pt_ref_expect_near(y_dot, want_y_dot, n_out, 1e-5, 1e-5, "jvp");
 }
 
+/* The ranks and permutation matrices of four inputs at this point. */
+enum { D = 4 };
+static size_t four = D;
+static const float four_x[D] = {0.4f, -0.3f, 0.1f, 0.6f};
+
 /* The fused ranking and permutation matrix in Gumbel antithetic pairs, each sample leaving out
    its pair, against the reference's b_m on the same samples (its partners' Gumbel within an
    ulp or two of the library's; no key here is that near a tie): the value exactly, the
    Jacobian, vjp and jvp up to rounding. */
 Test(pathwise, ranks_leaving_out_pairs_are_the_reference) {
-  enum { D = 4 };
-  static size_t d = D;
-  const float x[D] = {0.4f, -0.3f, 0.1f, 0.6f};
-  const size_t m = 20000;
-  const float sigma = 0.5f;
+  const float *x = four_x;
   const pt_key key = pt_key_make(43);
   for (int permutation = 0; permutation < 2; permutation++) {
     const size_t n_out = permutation ? D * D : D;
     pt_fn *f = builtin(permutation ? pt_fn_permutation_matrix : pt_fn_ranking, D);
-    pt_perturb_options o = pt_ref_score_options(m, sigma, PT_NOISE_GUMBEL,
+    pt_perturb_options o = pt_ref_score_options(20000, 0.5f, PT_NOISE_GUMBEL,
                                                 PT_BASELINE_LEAVE_ONE_OUT);
     o.antithetic = 1;
     pt_fn *p = pt_ref_perturbed(f, &o);
     pt_ref_estimate ref;
-    cr_assert_eq(pt_ref_pairs_run(permutation ? permutation_point : ranking_point, &d, D, n_out,
-                                  m, sigma, PT_NOISE_GUMBEL, PT_BASELINE_LEAVE_ONE_OUT, 1, key, x,
-                                  &ref), 0);
+    cr_assert_eq(pt_ref_pairs_run(permutation ? permutation_point : ranking_point, &four, D,
+                                  n_out, 20000, 0.5f, PT_NOISE_GUMBEL, PT_BASELINE_LEAVE_ONE_OUT, 1,
+                                  key, x, &ref), 0);
     static float y[D * D], jac[D * D * D];
     cr_assert_eq(pt_fn_eval(p, key, x, y), PT_OK);
     cr_assert_eq(pt_fn_jacobian(p, key, x, jac), PT_OK);
@@ -805,9 +806,8 @@ Test(pathwise, ranks_leaving_out_pairs_are_the_reference) {
    exactly (the keys are literal), the derivatives up to rounding (the kernel's grad_nu is
    1 - E where the reference takes 1 - exp(-G), and its vjp sums in float over 32 samples). */
 Test(pathwise, permutation_matrix_s_last_row_is_softmax) {
-  enum { D = 4 };
   static size_t d = D;
-  const float x[D] = {0.4f, -0.3f, 0.1f, 0.6f};
+  const float *x = four_x;
   const size_t m = 100000;
   const float sigma = 0.5f;
   const pt_key key = pt_key_make(41);
