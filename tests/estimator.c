@@ -225,3 +225,25 @@ pt_fn *pt_ref_perturbed(const pt_fn *f, const pt_perturb_options *o) {
   cr_assert_eq(pt_make_perturbed_fun_ex(f, o, &p), PT_OK);
   return p;
 }
+
+static double sigmoid(double t) { return 1.0 / (1.0 + exp(-t)); }
+static double normal_cdf(double t) { return 0.5 * erfc(-t / sqrt(2.0)); }
+static double normal_pdf(double t) { return exp(-0.5 * t * t) / sqrt(2.0 * 3.14159265358979324); }
+
+void pt_ref_rank_truth(const float *x, size_t d, double sigma, pt_noise noise, double *r,
+                       double *jac, size_t ld) {
+  const double scale = noise == PT_NOISE_GUMBEL ? sigma : sigma * sqrt(2.0);
+  for (size_t i = 0; i < d; i++) {
+    r[i] = 0;
+    for (size_t j = 0; j < d; j++) jac[i * ld + j] = 0.0;
+    for (size_t j = 0; j < d; j++) {
+      if (j == i) continue;
+      const double t = (x[i] - x[j]) / scale;
+      const double cdf = noise == PT_NOISE_GUMBEL ? sigmoid(t) : normal_cdf(t);
+      const double pdf = noise == PT_NOISE_GUMBEL ? sigmoid(t) * (1 - sigmoid(t)) : normal_pdf(t);
+      r[i] += cdf;
+      jac[i * ld + i] += pdf / scale;
+      jac[i * ld + j] -= pdf / scale;
+    }
+  }
+}

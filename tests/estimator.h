@@ -62,6 +62,13 @@ void pt_ref_expect_truth(const double *mean, const double *se, const double *tru
 pt_perturb_options pt_ref_score_options(size_t m, float sigma, pt_noise noise, pt_baseline b);
 pt_fn *pt_ref_perturbed(const pt_fn *f, const pt_perturb_options *o);
 
+/* The perturbed ranks' closed form: Gumbel noise gives P(x_j + s G_j < x_i + s G_i) =
+   sigmoid((x_i - x_j) / s) (a difference of Gumbels is logistic), normal noise
+   Phi((x_i - x_j) / (s sqrt 2)); E[rank_i] (r) sums them over j != i, and its Jacobian (d rows
+   of jac, ld apart: a diagonal block of a larger one) their derivatives. */
+void pt_ref_rank_truth(const float *x, size_t d, double sigma, pt_noise noise, double *r,
+                       double *jac, size_t ld);
+
 /* The argmax one-hot as a plain function, the tests' independent truth for the built-in: one-hot
    on the first greatest of the d = *(const size_t *)ctx entries. */
 void pt_ref_argmax_point(const void *ctx, const float *x, float *y);

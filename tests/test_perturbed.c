@@ -17,7 +17,6 @@
 #include "gen/isas.h" /* PT_ISA_COUNT: the ISAs of gen/kernel_table.py */
 
 #define EULER_GAMMA 0.57721566490153286
-#define PI 3.14159265358979324
 
 /* ---- the functions perturbed, as plain point functions ----------------------------------- */
 
@@ -221,31 +220,7 @@ Test(perturbed, normal_argmax_ties_take_the_first_index) {
   }
 }
 
-/* ---- perturbed ranks ---------------------------------------------------------------------------
-   Gumbel: P(x_j + s G_j < x_i + s G_i) = sigmoid((x_i - x_j) / s) (a difference of Gumbels is
-   logistic); normal: Phi((x_i - x_j) / (s sqrt 2)).  E[rank_i] sums them over j != i. */
-
-static double sigmoid(double t) { return 1.0 / (1.0 + exp(-t)); }
-static double normal_cdf(double t) { return 0.5 * erfc(-t / sqrt(2.0)); }
-static double normal_pdf(double t) { return exp(-0.5 * t * t) / sqrt(2.0 * PI); }
-
-static void rank_truth(const float *x, size_t d, double sigma, pt_noise noise, double *r,
-                       double *jac) {
-  const double scale = noise == PT_NOISE_GUMBEL ? sigma : sigma * sqrt(2.0);
-  memset(jac, 0, d * d * sizeof *jac);
-  for (size_t i = 0; i < d; i++) {
-    r[i] = 0;
-    for (size_t j = 0; j < d; j++) {
-      if (j == i) continue;
-      const double t = (x[i] - x[j]) / scale;
-      const double cdf = noise == PT_NOISE_GUMBEL ? sigmoid(t) : normal_cdf(t);
-      const double pdf = noise == PT_NOISE_GUMBEL ? sigmoid(t) * (1 - sigmoid(t)) : normal_pdf(t);
-      r[i] += cdf;
-      jac[i * d + i] += pdf / scale;
-      jac[i * d + j] -= pdf / scale;
-    }
-  }
-}
+/* ---- perturbed ranks: against pt_ref_rank_truth ----------------------------------------- */
 
 static void check_ranks(int builtin, pt_noise noise, int baseline) {
   size_t d = 4;
@@ -261,7 +236,7 @@ static void check_ranks(int builtin, pt_noise noise, int baseline) {
   pt_ref_estimate ref;
   expect_matches_reference(p, &pf, m, sigma, noise, baseline, key, x, 0, &ref);
   double r[4], jac[16];
-  rank_truth(x, d, sigma, noise, r, jac);
+  pt_ref_rank_truth(x, d, sigma, noise, r, jac, d);
   pt_ref_expect_truth(ref.value, ref.value_se, r, d, "expected ranks");
   pt_ref_expect_truth(ref.jac, ref.jac_se, jac, d * d, "rank jacobian");
   pt_ref_estimate_free(&ref);
