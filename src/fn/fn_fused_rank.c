@@ -58,13 +58,12 @@ static void ranking_sample(const pt_estimator *e, const rank_prep *pr, const pt_
   const double baseline = pr->baseline ? 1.0 : 0.0;
   if (counts)
     for (size_t i = 0; i < n; i++) counts[i] += (uint64_t)yr[i];
+  const float *gr = e->at_jac == SIZE_MAX ? NULL : job->terms.g + r * n;
   for (size_t b = 0; b < blocks; b++) {
     if (y_dot)
       for (size_t i = at[b]; i < at[b + 1]; i++)
         y_dot[i] += ((double)yr[i] - baseline * (double)pr->base[i]) * job->terms.t[r * blocks + b];
-    if (e->at_jac == SIZE_MAX) continue;
-    const float *gr = job->terms.g + r * n;
-    for (size_t j = at[b]; j < at[b + 1]; j++) {
+    for (size_t j = at[b]; gr && j < at[b + 1]; j++) {
       double *row = pt_jac_row(e, sums, e->at_jac, j); /* the rows of the band */
       const double d = (double)yr[j] - baseline * (double)pr->base[j];
       if (row && d != 0.0)

@@ -170,10 +170,11 @@ static pt_status generic_prepare(pt_estimator *e) {
 }
 
 /* Adds sample (y = f(x + sigma z), g = grad_nu(z), h = nu''(z), NULL for 1) to the group's
-   sums, with d = y - b in double (the leave-one-pair-out's Y' of estimate.h), and the
-   leave-one-out's sums of c, t, g and the Hessian's term beside them, of the plain y. */
+   sums, with d = y - b in double (with w != 0, pt_estimate_pair_weight, the leave-one-pair-out's
+   Y' of estimate.h), and the leave-one-out's sums of c, t, g and the Hessian's term beside
+   them, of the plain y. */
 static void accumulate(const pt_estimator *e, double *sums, const float *y, const double *d,
-                       const float *g, const float *h) {
+                       double w, const float *g, const float *h) {
   const size_t n_in = e->f->n_in, n_out = e->f->n_out;
   if (e->at_value != SIZE_MAX)
     for (size_t j = 0; j < n_out; j++) sums[e->at_value + j] += y[j];
@@ -184,7 +185,7 @@ static void accumulate(const pt_estimator *e, double *sums, const float *y, cons
     for (size_t i = 0; i < n_in; i++) x_bar[i] += c * (double)g[i];
     if (e->at_loo_c != SIZE_MAX) {
       double plain = c; /* of d = y, unless d is the pair's Y' */
-      if (pt_estimate_pair_weight(&e->p) != 0.0) {
+      if (w != 0.0) {
         plain = 0.0;
         for (size_t j = 0; j < n_out; j++) plain += (double)y[j] * (double)e->y_bar[j];
       }
@@ -340,7 +341,7 @@ static void generic_finish_rows(const pt_estimator *e, rows_buffer b, uint64_t m
         gr = b.g;
       }
     }
-    accumulate(e, sums, yr, b.d, gr, gumbel ? er : NULL);
+    accumulate(e, sums, yr, b.d, w, gr, gumbel ? er : NULL);
   }
 }
 
