@@ -5,8 +5,8 @@
    (uniform in [-1, 1]), one segment, at sigma 0.5 (argmax_eval) and 0.1 (fy_loss_grad_batch).
    The rule: each chunk of 64 blocks of 4 vectors (PT_LANES 8 on AVX2, 16 on AVX-512) keeps
    the inputs whose floor (1 - u) a is not above T (1 + 2^-19), T = c (1 + 2^-19) for c the least
-   ceiling (1 - u) a (1 + (1 - u)) (u > 1/2; else (1/2 - u) 2^31 (1 - u) a, fused_lib.j2's
-   key_ceiling) of the segment up to the chunk's end.  The kernel takes the candidates'
+   ceiling (1 - u) a (1 + t (1/2 + t K)), t = 1 - u, K = fl(2/3) rounded up (u > 1/2; else
+   +inf: fused_lib.j2's key_ceiling) of the segment up to the chunk's end.  The kernel takes the candidates'
    logarithms a whole vector at a time; the full noise would take one per input.  Segments
    shorter than the ISA's bounded_min keep the full noise.
 
@@ -20,8 +20,8 @@
 
 /* the kernel's key_ceiling of its key_floor, in their operations' order */
 static float ceiling_of(float u, float a) {
-  const float floor = (1.0f - u) * a;
-  return fmaxf(floor * (2.0f - u), (0.5f - u) * 0x1p31f * floor);
+  const float t = 1.0f - u, floor = t * a;
+  return u < 0.5f ? INFINITY : floor * fmaf(t, fmaf(t, 0x1.555556p-1f, 0.5f), 1.0f);
 }
 
 /* candidates of m samples of d inputs (uniforms u, coefficients a) in chunks of `chunk` */

@@ -18,7 +18,7 @@ void pt_fused_gumbel_coefficients(const pt_kernel_table *k, const float *x, size
    ceilings c_j <= c.  With a* = exp((x_M - x) / sigma) the exact coefficient and E the stream's
    float noise:
    - the bounds (fused_lib.j2's key_floor and key_ceiling, or fl(E a)) give E_i a_i >= f_i
-     (1 - 2^-20) / (1 + 2^-24) and E_j a_j <= c_j (1 + 2^-20) / (1 - 2^-24)^3, so
+     (1 - 2^-20) / (1 + 2^-24) and E_j a_j <= c_j (1 + 2^-20) / (1 - 2^-24)^4, so
      ln(E_i a_i) - ln(E_j a_j) > ln mu - 2^-18;
    - a's quotient is within 2^-23 r (1 + 2^-24) (+ 2^-150) of r = (x_M - x) / sigma <=
      2 X / sigma and its exp within 2^-23 relative, so |ln(a / a*)| <= 2^-22 X / sigma
