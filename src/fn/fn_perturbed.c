@@ -83,7 +83,10 @@ static void generic_release(pt_estimator *e) {
 
 static int derivative(const pt_estimator *e) { return (e->want & ~(unsigned)PT_WANT_VALUE) != 0; }
 
-/* A buffer of `rows` samples: the doubles y - b of one sample, grad_nu of one sample, then per
+/* Samples whose cotangents c = (y - b) . y_bar are summed side by side (cotangents below). */
+enum { CHAINS = 4 };
+
+/* A buffer of `rows` samples: the doubles y - b of CHAINS samples, grad_nu of one sample, then per
    sample z, the perturbed inputs xt, exp(-z) (multiplicative pathwise: the factors w), the
    outputs y and f's derivatives dy (x_bar, then y_dot, then the Jacobian, those wanted).  The
    one sample's grad_nu is the pathwise multiplicative jvp's tangent instead. */
@@ -95,10 +98,12 @@ typedef struct rows_buffer {
 /* The bytes of a buffer of `rows` samples; 0 when they overflow a size_t. */
 static size_t buffer_bytes(const pt_estimator *e, const generic_prep *pr, size_t rows) {
   size_t floats, bytes;
+  size_t d_bytes;
   if (__builtin_mul_overflow(rows, pr->row_floats, &floats) ||
       __builtin_add_overflow(floats, e->f->n_in, &floats) ||
       __builtin_mul_overflow(floats, sizeof(float), &bytes) ||
-      __builtin_add_overflow(bytes, e->f->n_out * sizeof(double), &bytes))
+      __builtin_mul_overflow(e->f->n_out, CHAINS * sizeof(double), &d_bytes) ||
+      __builtin_add_overflow(bytes, d_bytes, &bytes))
     return 0;
   return bytes;
 }
@@ -108,7 +113,7 @@ static rows_buffer buffer_at(const pt_estimator *e, void *buffer, size_t rows) {
   const size_t n_in = e->f->n_in, n_out = e->f->n_out;
   rows_buffer b;
   b.d = buffer;
-  b.g = (float *)(b.d + n_out);
+  b.g = (float *)(b.d + CHAINS * n_out);
   b.z = b.g + n_in;
   b.xt = b.z + rows * n_in;
   b.ez = b.xt + rows * n_in;
@@ -169,18 +174,38 @@ static pt_status generic_prepare(pt_estimator *e) {
   return PT_OK;
 }
 
+/* The cotangents c_k = d_k . y_bar of `chain` (at most CHAINS) rows d_k of n_out doubles, each
+   in double in index order, the rows' additions interleaved: one row's sum is a chain of
+   dependent additions (a quarter of the generic path's time at n_out = 100), four of them
+   overlap.  A missing row repeats the first, and its sum is dropped. */
+static void cotangents(const double *d, size_t chain, size_t n_out, const float *y_bar,
+                       double c[CHAINS]) {
+  const double *d0 = d, *d1 = d + (chain > 1) * n_out, *d2 = d + (chain > 2) * 2 * n_out,
+               *d3 = d + (chain > 3) * 3 * n_out;
+  double c0 = 0.0, c1 = 0.0, c2 = 0.0, c3 = 0.0;
+  for (size_t j = 0; j < n_out; j++) {
+    const double v = (double)y_bar[j];
+    c0 += d0[j] * v;
+    c1 += d1[j] * v;
+    c2 += d2[j] * v;
+    c3 += d3[j] * v;
+  }
+  c[0] = c0;
+  c[1] = c1;
+  c[2] = c2;
+  c[3] = c3;
+}
+
 /* Adds sample (y = f(x + sigma z), g = grad_nu(z), h = nu''(z), NULL for 1) to the group's
    sums, with d = y - b in double (with w != 0, pt_estimate_pair_weight, the leave-one-pair-out's
-   Y' of estimate.h), and the leave-one-out's sums of c, t, g and the Hessian's term beside
-   them, of the plain y. */
+   Y' of estimate.h) and its cotangent c = d . y_bar (cotangents; for the vjp), and the
+   leave-one-out's sums of c, t, g and the Hessian's term beside them, of the plain y. */
 static void accumulate(const pt_estimator *e, double *sums, const float *y, const double *d,
-                       double w, const float *g, const float *h) {
+                       double c, double w, const float *g, const float *h) {
   const size_t n_in = e->f->n_in, n_out = e->f->n_out;
   if (e->at_value != SIZE_MAX)
     for (size_t j = 0; j < n_out; j++) sums[e->at_value + j] += y[j];
   if (e->at_x_bar != SIZE_MAX) {
-    double c = 0.0;
-    for (size_t j = 0; j < n_out; j++) c += d[j] * (double)e->y_bar[j];
     double *x_bar = sums + e->at_x_bar;
     for (size_t i = 0; i < n_in; i++) x_bar[i] += c * (double)g[i];
     if (e->at_loo_c != SIZE_MAX) {
@@ -311,37 +336,53 @@ static pt_status generic_call_rows(const pt_estimator *e, rows_buffer b, uint64_
   return s;
 }
 
+/* d = y - b of row r (in double), or leaving out pairs (b = 0) Y'_m = Y_m + w (Y_m + Y_partner),
+   the tile's whole pairs */
+static void row_differences(const generic_prep *pr, rows_buffer b, size_t r, size_t n_out, double w,
+                            double *d) {
+  const float *yr = b.y + r * n_out, *partner = b.y + (r ^ 1) * n_out;
+  if (w != 0.0) /* a test outside the loops, so that each vectorizes */
+    for (size_t j = 0; j < n_out; j++) d[j] = (double)yr[j] + w * ((double)yr[j] + (double)partner[j]);
+  else
+    for (size_t j = 0; j < n_out; j++) d[j] = (double)yr[j] - pr->b[j];
+}
+
 static void generic_finish_rows(const pt_estimator *e, rows_buffer b, uint64_t m0, uint64_t m1,
                                 double *sums) {
   const generic_prep *pr = e->prep;
-  const size_t n_in = e->f->n_in, n_out = e->f->n_out;
+  const size_t n_in = e->f->n_in, n_out = e->f->n_out, rows = (size_t)(m1 - m0);
   const int gumbel = e->p.noise == PT_NOISE_GUMBEL, grads = derivative(e);
   const double w = pt_estimate_pair_weight(&e->p);
-  for (size_t r = 0; r < (size_t)(m1 - m0); r++) {
-    const float *yr = b.y + r * n_out;
-    if (pr->pathwise) {
-      pathwise_sums(e, yr, b.dy + r * pr->dy, pr->factors ? b.ez + r * n_in : NULL, sums);
-      continue;
-    }
-    const float *zr = b.z + r * n_in, *er = b.ez + r * n_in;
-    const float *gr = zr; /* normal noise: grad_nu(z) = z */
+  if (pr->pathwise) {
+    for (size_t r = 0; r < rows; r++)
+      pathwise_sums(e, b.y + r * n_out, b.dy + r * pr->dy, pr->factors ? b.ez + r * n_in : NULL,
+                    sums);
+    return;
+  }
+  /* CHAINS rows at a time: their differences, their cotangents side by side, then each row's
+     terms in sample order */
+  for (size_t r0 = 0; r0 < rows; r0 += CHAINS) {
+    const size_t chain = rows - r0 < CHAINS ? rows - r0 : CHAINS;
+    double c[CHAINS] = {0.0, 0.0, 0.0, 0.0};
     if (grads) {
-      /* leaving out pairs (b = 0): Y'_m = Y_m + w (Y_m + Y_partner), the tile's whole pairs */
-      const float *partner = b.y + (r ^ 1) * n_out;
-      for (size_t j = 0; j < n_out; j++)
-        b.d[j] = w != 0.0 ? (double)yr[j] + w * ((double)yr[j] + (double)partner[j])
-                          : (double)yr[j] - pr->b[j];
-      if (gumbel) {
+      for (size_t k = 0; k < chain; k++) row_differences(pr, b, r0 + k, n_out, w, b.d + k * n_out);
+      if (e->at_x_bar != SIZE_MAX) cotangents(b.d, chain, n_out, e->y_bar, c);
+    }
+    for (size_t k = 0; k < chain; k++) {
+      const size_t r = r0 + k;
+      const float *zr = b.z + r * n_in, *er = b.ez + r * n_in;
+      const float *gr = zr; /* normal noise: grad_nu(z) = z */
+      if (grads && gumbel) {
         for (size_t i = 0; i < n_in; i++) b.g[i] = 1.0f - er[i];
         gr = b.g;
-      } else if (e->p.multiplicative) {
+      } else if (grads && e->p.multiplicative) {
         /* d log p(xt | x) / d x_i = z_i / (sigma x_i): the score carries 1/x_i (x_i != 0,
            pt_estimator_begin), the estimate's 1/sigma as for additive noise */
         for (size_t i = 0; i < n_in; i++) b.g[i] = zr[i] / e->x[i];
         gr = b.g;
       }
+      accumulate(e, sums, b.y + r * n_out, b.d + k * n_out, c[k], w, gr, gumbel ? er : NULL);
     }
-    accumulate(e, sums, yr, b.d, w, gr, gumbel ? er : NULL);
   }
 }
 
