@@ -9,6 +9,7 @@
 #include <stdint.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <unistd.h>
 
 #include "perturb.h"
 #include "gen/isas.h" /* PT_ISA_COUNT: the ISAs of gen/kernel_table.py */
@@ -106,8 +107,40 @@ Test(argmax, zero_rows_writes_nothing) {
   cr_assert_eq(pt_argmax_rows(NULL, 0, 0, 4, NULL), PT_EINVAL);
 }
 
+/* ---- argmax: rows that end at an unmapped page ----------------------------------------------
+   The columns path loads whole vectors of PT_LANES floats from each of PT_LANES rows where those
+   reads stay within x, and gathers the last rows' columns: with x's last float just before a
+   page that is not mapped, a read past it faults.  Every short length (both sides of each
+   ISA's argmax_columns_max), dense and strided rows, row counts around whole vectors; truth: the
+   row's known greatest. */
+Test(argmax, short_rows_read_nothing_past_x) {
+  const long page = sysconf(_SC_PAGESIZE);
+  const size_t span = 4 * (size_t)page;
+  char *map = mmap(NULL, span + (size_t)page, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
+                   -1, 0);
+  cr_assert_neq(map, MAP_FAILED);
+  cr_assert_eq(mprotect(map + span, (size_t)page, PROT_NONE), 0);
+  for (size_t d = 1; d <= 20; d++)
+    for (size_t pad = 0; pad <= 3; pad += 3)
+      for (size_t rows = 15; rows <= 41; rows += 13) {
+        const size_t ld = d + pad, floats = (rows - 1) * ld + d;
+        float *x = (float *)(map + span) - floats;
+        for (size_t r = 0; r < rows; r++)
+          for (size_t j = 0; j < d; j++) x[r * ld + j] = j == (r * 7) % d ? 2.0f : (float)j * 0.1f;
+        for (int isa = 0; isa < PT_ISA_COUNT; isa++) {
+          if (pt_isa_select((pt_isa)isa) != PT_OK) continue;
+          int32_t idx[41];
+          cr_assert_eq(pt_argmax_rows(x, rows, d, ld, idx), PT_OK);
+          for (size_t r = 0; r < rows; r++)
+            cr_assert_eq(idx[r], (int32_t)((r * 7) % d), "%s d %zu ld %zu row %zu: %d",
+                         pt_isa_name((pt_isa)isa), d, ld, r, idx[r]);
+        }
+      }
+  munmap(map, span + (size_t)page);
+}
+
 /* ---- argmax: rows far apart (ld * PT_LANES past 2^31 elements) -------------------------------
-   The columns path (d <= 8, PT_LANES rows at a time) gathers with 32-bit offsets i * ld; a guard
+   The columns path (short rows, PT_LANES rows at a time) gathers with 32-bit offsets i * ld; a guard
    sends larger strides to the row-at-a-time path.  Truth: the known argmax of each row, on a
    sparse mapping of 20 GB (MAP_NORESERVE: only the 16 touched pages are real). */
 Test(argmax, rows_with_a_huge_stride) {
