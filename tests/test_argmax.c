@@ -116,15 +116,16 @@ Test(argmax, zero_rows_writes_nothing) {
 Test(argmax, short_rows_read_nothing_past_x) {
   const long page = sysconf(_SC_PAGESIZE);
   const size_t span = 4 * (size_t)page;
-  char *map = mmap(NULL, span + (size_t)page, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
-                   -1, 0);
+  float *map = mmap(NULL, span + (size_t)page, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
+                    -1, 0);
   cr_assert_neq(map, MAP_FAILED);
-  cr_assert_eq(mprotect(map + span, (size_t)page, PROT_NONE), 0);
+  float *const end = map + span / sizeof *map; /* the unmapped page's first float */
+  cr_assert_eq(mprotect(end, (size_t)page, PROT_NONE), 0);
   for (size_t d = 1; d <= 20; d++)
     for (size_t pad = 0; pad <= 3; pad += 3)
       for (size_t rows = 15; rows <= 41; rows += 13) {
         const size_t ld = d + pad, floats = (rows - 1) * ld + d;
-        float *x = (float *)(map + span) - floats;
+        float *x = end - floats;
         for (size_t r = 0; r < rows; r++)
           for (size_t j = 0; j < d; j++) x[r * ld + j] = j == (r * 7) % d ? 2.0f : (float)j * 0.1f;
         for (int isa = 0; isa < PT_ISA_COUNT; isa++) {
