@@ -365,6 +365,12 @@ PT_API pt_status pt_fn_sort_segments(const size_t *sizes, size_t count, pt_fn **
 /* n_out = d*d: y[p*d + i] = 1 when element i has position p (p = rank of x_i), else 0.
    d*d above INT32_MAX: PT_EOVERFLOW. */
 PT_API pt_status pt_fn_permutation_matrix(size_t d, pt_fn **out);
+/* The same on each consecutive segment: segment s (sizes[s] = d_s inputs from o_s) has its own
+   d_s x d_s block of cells, the blocks one after another (n_out = sum of d_s^2): cell
+   c_s + p*d_s + (i - o_s), with c_s the cells of the blocks before, is 1 when input i has
+   position p within its segment.  The cells past INT32_MAX: PT_EOVERFLOW. */
+PT_API pt_status pt_fn_permutation_matrix_segments(const size_t *sizes, size_t count,
+                                                   pt_fn **out);
 
 /* Options of a perturbation: see pt_make_perturbed_fun_ex(3). */
 typedef enum pt_baseline { PT_BASELINE_NONE = 0, PT_BASELINE_F_X = 1,

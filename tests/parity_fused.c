@@ -146,7 +146,8 @@ typedef struct fused_input {
   size_t blocks, block_at[9];
   double c_base[8];
   int rows_of_g, sums;
-  int permutation; /* the rank kernels' cotangent of the permutation matrix (y_bar: n x n) */
+  int permutation; /* the rank kernels' cotangent of the permutation matrix (y_bar: its cells) */
+  size_t cells[8];  /* segments + 1: the permutation matrix's blocks of cells */
   size_t ks[8];    /* the top-k kernels' k of each segment */
   float margin[8]; /* and the margins of their bounds (Gumbel) */
   int antithetic;  /* antithetic pairs: m0 and rows even */
@@ -670,7 +671,8 @@ static int rank_alloc(rank_run *run, const fused_input *in) {
   run->work = malloc(PT_SORT_WORK(n) * sizeof(int64_t));
   run->job = (pt_fused_rank_job){
       .terms = terms, .segments = in->segments, .offsets = in->offsets, .x = in->x,
-      .keys = run->keys, .work = run->work, .rank = run->rank, .permutation = in->permutation};
+      .keys = run->keys, .work = run->work, .rank = run->rank,
+      .cells = in->permutation ? in->cells : NULL};
   return terms_ok(&run->terms) && run->keys && run->rank && run->work ? 0 : -1;
 }
 
@@ -726,11 +728,15 @@ static int rank_against_reference(const pt_kernel_table *scalar, const fused_inp
           bad = 1;
         }
     }
-    for (size_t b = 0; b < in->blocks; b++) /* the one block, or each segment's */
+    for (size_t s = 0; in->permutation && s < in->segments; s++) /* one block, by segments */
+      for (size_t i = in->offsets[s]; i < in->offsets[s + 1]; i++) {
+        const size_t d = in->offsets[s + 1] - in->offsets[s];
+        const size_t p = (size_t)run->rank[r * n + i], column = i - in->offsets[s];
+        c[r] += (double)in->y_bar[in->cells[s] + p * d + column];
+      }
+    for (size_t b = 0; !in->permutation && b < in->blocks; b++) /* one block, or each segment's */
       for (size_t i = in->block_at[b]; i < in->block_at[b + 1]; i++)
-        c[r * in->blocks + b] +=
-            in->permutation ? (double)in->y_bar[(size_t)run->rank[r * n + i] * n + i]
-                            : (double)run->rank[r * n + i] * in->y_bar[i];
+        c[r * in->blocks + b] += (double)run->rank[r * n + i] * in->y_bar[i];
   }
   if (!bad) {
     char what[64];
@@ -755,15 +761,18 @@ static void parity_rank(int gumbel, const pt_kernel_table *k, const pt_kernel_ta
   }
   in.rows = 1 + in.rows / 4;
   in.rows += in.antithetic && in.rows % 2; /* whole pairs */
-  /* a third of the short cases take the permutation matrix's cotangent, over n x n weights */
-  in.permutation = c->seed % 3 == 0 && in.n * in.n <= sizeof in.y_bar / sizeof in.y_bar[0];
-  if (in.permutation) { /* one segment: the matrix has no segments */
-    in.segments = 1;
-    in.offsets[1] = in.n;
+  /* a third of the cases whose blocks fit take the permutation matrix's cotangent, over the
+     weights of its cells (the segments' d x d blocks) */
+  in.cells[0] = 0;
+  for (size_t s = 0; s < in.segments; s++) {
+    const size_t d = in.offsets[s + 1] - in.offsets[s];
+    in.cells[s + 1] = in.cells[s] + d * d;
   }
+  in.permutation =
+      c->seed % 3 == 0 && in.cells[in.segments] <= sizeof in.y_bar / sizeof in.y_bar[0];
   /* the ranking's cotangent in one block, or per segment (block_diagonal) for half the cases */
   fused_blocks(&in, !in.permutation && in.segments > 1 && c->seed % 2);
-  for (size_t j = 0; in.permutation && j < in.n * in.n; j++)
+  for (size_t j = 0; in.permutation && j < in.cells[in.segments]; j++)
     in.y_bar[j] = (float)((j * 7) % 5) * 0.25f - 0.5f;
   rank_run run, want;
   if (rank_alloc(&run, &in) != 0 || rank_alloc(&want, &in) != 0) {

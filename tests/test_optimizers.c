@@ -186,6 +186,34 @@ Test(optimizers, permutation_matrix_has_one_one_per_row_and_column) {
   pt_fn_free(f);
 }
 
+/* Segments {4, 1, 4} of the rows: a block of cells per segment, each the permutation matrix
+   of its segment's ranks, and one segment of D the whole matrix. */
+Test(optimizers, permutation_matrix_segments_have_a_block_per_segment) {
+  const size_t sizes[3] = {4, 1, 4}, cells = 16 + 1 + 16, whole = D;
+  pt_fn *f, *one, *plain;
+  cr_assert_eq(pt_fn_permutation_matrix_segments(sizes, 3, &f), PT_OK);
+  cr_assert_eq(pt_fn_permutation_matrix_segments(&whole, 1, &one), PT_OK);
+  cr_assert_eq(pt_fn_permutation_matrix(D, &plain), PT_OK);
+  cr_assert_eq(pt_fn_n_in(f), D);
+  cr_assert_eq(pt_fn_n_out(f), cells);
+  for (size_t r = 0; r < ROWS; r++) {
+    float want[16 + 1 + 16] = {0};
+    for (size_t s = 0, o = 0, c = 0; s < 3; c += sizes[s] * sizes[s], o += sizes[s], s++) {
+      int32_t rank[D];
+      ref_ranks(rows[r] + o, sizes[s], rank);
+      for (size_t i = 0; i < sizes[s]; i++) want[c + (size_t)rank[i] * sizes[s] + i] = 1.0f;
+    }
+    check_eval(f, rows[r], want, cells);
+    float a[D * D], b[D * D];
+    cr_assert_eq(pt_fn_eval(one, key, rows[r], a), PT_OK);
+    cr_assert_eq(pt_fn_eval(plain, key, rows[r], b), PT_OK);
+    cr_expect(memcmp(a, b, sizeof a) == 0, "row %zu: one segment is the matrix", r);
+  }
+  pt_fn_free(f);
+  pt_fn_free(one);
+  pt_fn_free(plain);
+}
+
 Test(optimizers, a_batch_equals_its_rows) {
   pt_fn *fs[4];
   cr_assert_eq(pt_fn_top_k(D, 3, &fs[0]), PT_OK);
@@ -233,9 +261,19 @@ Test(optimizers, bad_sizes_are_refused_and_write_nothing) {
   cr_expect_eq(pt_fn_max((size_t)INT32_MAX + 1, &f), PT_EOVERFLOW);
   cr_expect_eq(pt_fn_sort((size_t)INT32_MAX + 1, &f), PT_EOVERFLOW);
   cr_expect_eq(pt_fn_permutation_matrix(46341, &f), PT_EOVERFLOW); /* 46341^2 > INT32_MAX */
+  cr_expect_eq(pt_fn_permutation_matrix_segments(zero, 2, &f), PT_EINVAL);
+  cr_expect_eq(pt_fn_permutation_matrix_segments(sizes, 0, &f), PT_EINVAL);
+  cr_expect_eq(pt_fn_permutation_matrix_segments(NULL, 2, &f), PT_EINVAL);
+  cr_expect_eq(pt_fn_permutation_matrix_segments(sizes, 2, NULL), PT_EINVAL);
+  /* 46340^2 + 297^2 cells pass INT32_MAX (46340^2 + 296^2 do not) */
+  const size_t past[2] = {46340, 297}, last[2] = {46340, 296};
+  cr_expect_eq(pt_fn_permutation_matrix_segments(past, 2, &f), PT_EOVERFLOW);
   cr_expect_eq(f, sentinel, "a refused constructor wrote its output");
   cr_assert_eq(pt_fn_permutation_matrix(46340, &f), PT_OK);
   cr_expect_eq(pt_fn_n_out(f), (size_t)46340 * 46340);
+  pt_fn_free(f);
+  cr_assert_eq(pt_fn_permutation_matrix_segments(last, 2, &f), PT_OK);
+  cr_expect_eq(pt_fn_n_out(f), (size_t)46340 * 46340 + 296 * 296);
   pt_fn_free(f);
 }
 
@@ -324,6 +362,14 @@ Test(options, options_that_do_not_apply_are_refused) {
   REFUSED(NULL, (void)0);
   cr_expect_eq(pt_make_perturbed_fun_ex(argmax, NULL, &out), PT_EINVAL);
   cr_expect_eq(pt_make_perturbed_fun_ex(argmax, &def, NULL), PT_EINVAL);
+  /* the permutation matrix's segments keep their cross terms: not built, not invalid */
+  pt_fn *perm;
+  cr_assert_eq(pt_fn_permutation_matrix_segments(sizes, 2, &perm), PT_OK);
+  o = def;
+  o.block_diagonal = 1;
+  cr_expect_eq(pt_make_perturbed_fun_ex(perm, &o, &out), PT_EUNSUPPORTED);
+  cr_expect_null(out);
+  pt_fn_free(perm);
   /* a larger struct (a later header's) is read when its further bytes are zero */
   struct {
     pt_perturb_options o;

@@ -869,27 +869,140 @@ Test(pathwise, fused_permutation_matrix_is_the_generic_one) {
   pt_fn_free(box);
 }
 
+/* The permutation matrix of segments, as a user writes it: each segment's d x d block of cells
+   after the blocks before (ctx: a segments_box; its point is unused). */
+static void permutation_segments_point(const void *ctx, const float *x, float *y) {
+  const segments_box *b = ctx;
+  for (size_t s = 0; s < b->count; s++) {
+    permutation_point(&b->sizes[s], x, y);
+    x += b->sizes[s];
+    y += b->sizes[s] * b->sizes[s];
+  }
+}
+
+static size_t cells_of(const segments_box *b) {
+  size_t cells = 0;
+  for (size_t s = 0; s < b->count; s++) cells += b->sizes[s] * b->sizes[s];
+  return cells;
+}
+
+static int permutation_segments_eval(void *user, size_t batch, const float *x, float *y) {
+  const segments_box *b = user;
+  for (size_t r = 0; r < batch; r++) permutation_segments_point(b, x + r * b->n, y + r * cells_of(b));
+  return 0;
+}
+
+/* Gumbel noise makes the order of two inputs logistic: in a segment of two, E[P] has x_1 ahead
+   with probability q = sigmoid((x_1 - x_0) / sigma) (cells (0, 0) and (1, 1); 1 - q the other
+   two), and its Jacobian is +-q (1 - q) / sigma within the segment and 0 across segments.  The
+   reference's estimate on the library's samples against that (5 standard errors), and the
+   library against the reference: the value exactly (the keys are literal), the derivatives up
+   to rounding. */
+Test(pathwise, permutation_matrix_segments_of_two_are_sigmoids) {
+  static segments_box sb = {3, {2, 2, 2}, 6, NULL};
+  const float x[6] = {0.3f, -0.2f, 0.0f, 0.5f, 1.0f, 1.0f};
+  const size_t m = 100000, n_out = 12;
+  const float sigma = 0.5f;
+  const pt_key key = pt_key_make(47);
+  pt_fn *f = NULL;
+  cr_assert_eq(pt_fn_permutation_matrix_segments(sb.sizes, 3, &f), PT_OK);
+  cr_assert_eq(pt_fn_n_out(f), n_out);
+  pt_fn *p = perturbed_with(f, m, sigma, PT_NOISE_GUMBEL, PT_GRADIENT_AUTO);
+  pt_ref_estimate ref;
+  cr_assert_eq(pt_ref_estimate_run(permutation_segments_point, &sb, 6, n_out, m, sigma,
+                                   PT_NOISE_GUMBEL, 1, key, x, &ref), 0);
+  float y[12], jac[12 * 6];
+  cr_assert_eq(pt_fn_eval(p, key, x, y), PT_OK);
+  cr_assert_eq(pt_fn_jacobian(p, key, x, jac), PT_OK);
+  pt_ref_expect_near(y, ref.value, n_out, 0.0, 1e-7, "value");
+  pt_ref_expect_near(jac, ref.jac, n_out * 6, 1e-5, 1e-5, "jacobian");
+  double value[12], slope[12 * 6] = {0};
+  for (size_t s = 0; s < 3; s++) {
+    const double q = 1.0 / (1.0 + exp(-((double)x[2 * s + 1] - x[2 * s]) / sigma));
+    const double dq = q * (1.0 - q) / sigma;
+    for (size_t cell = 0; cell < 4; cell++) { /* cell p*2 + i of block s: p == i is "in order" */
+      const double sign = cell == 0 || cell == 3 ? 1.0 : -1.0;
+      value[4 * s + cell] = sign > 0 ? q : 1.0 - q;
+      slope[(4 * s + cell) * 6 + 2 * s] = -sign * dq;
+      slope[(4 * s + cell) * 6 + 2 * s + 1] = sign * dq;
+    }
+  }
+  pt_ref_expect_truth(ref.value, ref.value_se, value, n_out, "E[P]");
+  pt_ref_expect_truth(ref.jac, ref.jac_se, slope, n_out * 6, "its jacobian");
+  pt_ref_estimate_free(&ref);
+  pt_fn_free(p);
+  pt_fn_free(f);
+}
+
+/* Normal noise: the fused permutation matrix of segments against a user's black box writing the
+   same blocks: the value and Jacobian bit for bit, with and without the baseline f(x), and the
+   vjp and jvp the Jacobian's products up to rounding (the kernel's cotangent over the blocks'
+   cells, and the baseline's). */
+Test(pathwise, fused_permutation_matrix_segments_is_the_generic_one) {
+  static segments_box sb = {3, {3, 1, 4}, 8, NULL};
+  enum { N = 8, CELLS = 26 };
+  pt_fn *fused = NULL, *box = NULL;
+  cr_assert_eq(pt_fn_permutation_matrix_segments(sb.sizes, 3, &fused), PT_OK);
+  cr_assert_eq(pt_fn_n_out(fused), (size_t)CELLS);
+  cr_assert_eq(pt_fn_from_callback_ex(N, CELLS, permutation_segments_eval, NULL, &sb, NULL,
+                                      PT_CALLBACK_THREAD_SAFE, &box), PT_OK);
+  const float x[N] = {0.1f, 0.3f, -0.2f, 0.3f, 0.0f, 0.25f, -0.1f, 0.05f};
+  float y_bar[CELLS], x_dot[N];
+  for (size_t j = 0; j < CELLS; j++) y_bar[j] = (float)((j * 5) % 7) * 0.25f - 0.75f;
+  for (size_t i = 0; i < N; i++) x_dot[i] = 0.5f - 0.125f * (float)i;
+  const pt_key key = pt_key_make(5);
+  for (int baseline = 0; baseline < 2; baseline++) {
+    pt_fn *pf = NULL, *pg = NULL;
+    cr_assert_eq(pt_make_perturbed_fun(fused, 900, 0.2f, PT_NOISE_NORMAL, baseline, &pf), PT_OK);
+    cr_assert_eq(pt_make_perturbed_fun(box, 900, 0.2f, PT_NOISE_NORMAL, baseline, &pg), PT_OK);
+    expect_same_bits(pf, pg, PT_OP_EVAL, key, x, NULL, "permutation segments, baseline",
+                     baseline);
+    expect_same_bits(pf, pg, PT_OP_JACOBIAN, key, x, NULL, "permutation segments, baseline",
+                     baseline);
+    static float jac[CELLS * N];
+    float x_bar[N], y_dot[CELLS];
+    cr_assert_eq(pt_fn_jacobian(pf, key, x, jac), PT_OK);
+    cr_assert_eq(pt_fn_vjp(pf, key, x, y_bar, x_bar), PT_OK);
+    cr_assert_eq(pt_fn_jvp(pf, key, x, x_dot, y_dot), PT_OK);
+    double want_x_bar[N] = {0}, want_y_dot[CELLS] = {0};
+    for (size_t j = 0; j < CELLS; j++)
+      for (size_t i = 0; i < N; i++) {
+        want_x_bar[i] += (double)jac[j * N + i] * y_bar[j];
+        want_y_dot[j] += (double)jac[j * N + i] * x_dot[i];
+      }
+    pt_ref_expect_near(x_bar, want_x_bar, N, 1e-5, 1e-5, "vjp");
+    pt_ref_expect_near(y_dot, want_y_dot, CELLS, 1e-5, 1e-5, "jvp");
+    pt_fn_free(pf);
+    pt_fn_free(pg);
+  }
+  pt_fn_free(fused);
+  pt_fn_free(box);
+}
+
 /* ---- determinism ------------------------------------------------------------------------- */
 
 /* Every supported ISA gives the same bits for every operation of the fused max, sort,
    permutation matrix and ranking segments and of the generic pathwise path, on both noises. */
 Test(pathwise, bitwise_identical_across_isas) {
   const size_t sizes[3] = {5, 1, 14};
-  pt_fn *fs[5];
+  pt_fn *fs[6];
   cr_assert_eq(pt_fn_max_segments(sizes, 3, &fs[0]), PT_OK);
   fs[1] = builtin(pt_fn_sort, 20);
   cr_assert_eq(pt_fn_ranking_segments(sizes, 3, &fs[4]), PT_OK);
   fs[2] = builtin(pt_fn_permutation_matrix, 20);
+  cr_assert_eq(pt_fn_permutation_matrix_segments(sizes, 3, &fs[5]), PT_OK);
+  /* the derivatives of max, sort and the user's are their own; of the others, score */
+  const pt_gradient gradient[6] = {PT_GRADIENT_PATHWISE, PT_GRADIENT_PATHWISE, PT_GRADIENT_SCORE,
+                                   PT_GRADIENT_PATHWISE, PT_GRADIENT_SCORE, PT_GRADIENT_SCORE};
   cr_assert_eq(pt_fn_from_callback_ex(HD, HD, half_squares_eval, half_squares_vjp, NULL, NULL,
                                       PT_CALLBACK_THREAD_SAFE, &fs[3]), PT_OK);
   float x[20], v[400];
   for (size_t i = 0; i < 400; i++) v[i] = (float)((i * 5) % 7) * 0.25f - 0.5f;
   for (size_t i = 0; i < 20; i++) x[i] = (float)((i * 13) % 17) * 0.05f - 0.4f;
   static float run[2][4][20 * 400];
-  for (size_t k = 0; k < 5; k++)
+  for (size_t k = 0; k < 6; k++)
     for (int noise = PT_NOISE_GUMBEL; noise <= PT_NOISE_NORMAL; noise++) {
-      pt_fn *p = perturbed_with(fs[k], 1000, 0.3f, (pt_noise)noise,
-                                k % 2 == 0 && k ? PT_GRADIENT_SCORE : PT_GRADIENT_PATHWISE);
+      pt_fn *p = perturbed_with(fs[k], 1000, 0.3f, (pt_noise)noise, gradient[k]);
       const size_t n_in = pt_fn_n_in(p), n_out = pt_fn_n_out(p);
       const size_t n[4] = {n_out, n_in, n_out, n_out * n_in};
       int have = 0;
@@ -908,7 +1021,7 @@ Test(pathwise, bitwise_identical_across_isas) {
       }
       pt_fn_free(p);
     }
-  for (size_t k = 0; k < 5; k++) pt_fn_free(fs[k]);
+  for (size_t k = 0; k < 6; k++) pt_fn_free(fs[k]);
 }
 
 /* Gumbel noise orders x + sigma G as the Plackett-Luce model with weights w = exp(x / sigma):

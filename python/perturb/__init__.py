@@ -15,9 +15,10 @@ The interface reads like optax.perturbations:
 runs in libperturb's fused kernels, or any Python callable on a batch of inputs: it receives
 the samples stacked on a new leading axis of every leaf (nested tuples, lists and dicts of
 arrays) and returns outputs stacked the same way.  Perturbed, argmax_one_hot, max and
-top_k(k), ranking and sort also take a tree of 1-D leaves: each leaf is a segment of
-libperturb's segment built-ins (its own one-hot, max, k greatest, ranks or sorted entries, all
-leaves in one fused call), and the result is the same tree (for max, a scalar a leaf).  Keys are libperturb's (PRNGKey, split,
+top_k(k), ranking, sort and permutation_matrix also take a tree of 1-D leaves: each leaf is a
+segment of libperturb's segment built-ins (its own one-hot, max, k greatest, ranks, sorted
+entries or d x d permutation matrix, all leaves in one fused call), and the result is the same
+tree (for max, a scalar a leaf).  Keys are libperturb's (PRNGKey, split,
 fold_in), so the samples are those of the C API.  Arrays are float32 (others are converted);
 built-ins treat the leading axes of an array as a batch of independent calls, row b with
 fold_in(key, b).  The GIL is released while libperturb computes; Python callbacks run on the
@@ -118,11 +119,11 @@ def _split(flat, shapes, lead_shape=()):
 
 class _Builtin:
     """A libperturb built-in on the last axis of an array: `make(d)` makes its Fn, `shape(d)` its
-    output's trailing shape; with `segments`, `make(sizes)` makes its segment built-in, one
-    segment a leaf of a tree.  Called on an array it evaluates the function itself."""
+    output's trailing shape; `make(sizes)` makes its segment built-in, one segment a leaf of a
+    tree.  Called on an array it evaluates the function itself."""
 
-    def __init__(self, name, make, shape, segments=False):
-        self.name, self.make, self.shape, self.segments = name, make, shape, segments
+    def __init__(self, name, make, shape):
+        self.name, self.make, self.shape = name, make, shape
         self._fns = {}
 
     def fn(self, d):
@@ -135,9 +136,6 @@ class _Builtin:
         """x, a tree whose leaves have `lead` batch axes then one axis, as (the Fn of its
         segments, the leaves' floats concatenated, a function rebuilding an output tree from
         floats, one rebuilding an input tree, and the two trees' structures)."""
-        if not self.segments:
-            raise TypeError(f"{self.name} has no segments in libperturb, so it takes an array; "
-                            "map it over the leaves in a function of your own for a tree")
         leaves, treedef = _float_leaves(x)
         if not leaves:
             raise ValueError("a tree without leaves has no inputs")
@@ -163,13 +161,13 @@ class _Builtin:
         return f"perturb.{self.name}"
 
 
-argmax_one_hot = _Builtin("argmax_one_hot", _perturb.argmax_one_hot, lambda d: (d,), True)
+argmax_one_hot = _Builtin("argmax_one_hot", _perturb.argmax_one_hot, lambda d: (d,))
 argmax_one_hot.__doc__ = "The one-hot of the argmax of the last axis."
-ranking = _Builtin("ranking", _perturb.ranking, lambda d: (d,), True)
+ranking = _Builtin("ranking", _perturb.ranking, lambda d: (d,))
 ranking.__doc__ = "The ranks (0 = least) along the last axis, stable, as floats."
-sort = _Builtin("sort", _perturb.sort, lambda d: (d,), True)
+sort = _Builtin("sort", _perturb.sort, lambda d: (d,))
 sort.__doc__ = "The last axis in ascending order."
-max = _Builtin("max", _perturb.max, lambda d: (), True)  # noqa: A001 (optax's names)
+max = _Builtin("max", _perturb.max, lambda d: ())  # noqa: A001 (optax's names)
 max.__doc__ = "The greatest entry of the last axis."
 permutation_matrix = _Builtin("permutation_matrix", _perturb.permutation_matrix,
                               lambda d: (d, d))
@@ -180,7 +178,7 @@ def top_k(k):
     """The built-in marking the k greatest entries of the last axis with 1."""
     def make(d):
         return _perturb.top_k(d, k) if isinstance(d, int) else _perturb.top_k(d, [k] * len(d))
-    return _Builtin(f"top_k({k})", make, lambda d: (d,), True)
+    return _Builtin(f"top_k({k})", make, lambda d: (d,))
 
 
 # ---- Python functions ------------------------------------------------------------------------

@@ -379,17 +379,11 @@ static PyObject *top_k(PyObject *self, PyObject *args) {
   return made(s, &fn);
 }
 
-/* The built-ins of one size d. */
-#define PT_PY_SIZED(name, call)                                         \
-  static PyObject *name(PyObject *self, PyObject *args) {               \
-    (void)self;                                                         \
-    size_t d;                                                           \
-    pt_fn *fn = NULL;                                                   \
-    if (!PyArg_ParseTuple(args, "O&:" #name, size_arg, &d)) return NULL; \
-    return made(call(d, &fn), &fn);                                      \
-  }
-PT_PY_SIZED(permutation_matrix, pt_fn_permutation_matrix)
-#undef PT_PY_SIZED
+static PyObject *permutation_matrix(PyObject *self, PyObject *args) {
+  (void)self;
+  return sized_or_segments(args, "O&:permutation_matrix", pt_fn_permutation_matrix,
+                           pt_fn_permutation_matrix_segments);
+}
 
 static PyObject *from_callback(PyObject *self, PyObject *args, PyObject *kwargs) {
   (void)self;
@@ -523,7 +517,8 @@ PyMethodDef pt_py_fn_constructors[] = {
     {"sort", sort, METH_VARARGS,
      "sort(d | sizes) -> Fn: the inputs (of each segment) in ascending order."},
     {"permutation_matrix", permutation_matrix, METH_VARARGS,
-     "permutation_matrix(d) -> Fn: the d x d matrix of the sorting permutation, flattened."},
+     "permutation_matrix(d or sizes) -> Fn: the d x d matrix of the sorting permutation, "
+     "flattened; of segments, each segment's matrix after the ones before."},
     {"from_callback", PT_PY_KW(from_callback),
      "from_callback(n_in, n_out, fun, vjp=None) -> Fn: fun(x) on a (batch, n_in) float32 "
      "array returns (batch, n_out) numbers; vjp(x, y_bar) at one point returns x_bar."},

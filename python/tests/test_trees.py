@@ -1,5 +1,6 @@
 # SPDX-License-Identifier: MIT
-"""Built-ins on trees: argmax_one_hot, max, top_k(k), ranking and sort on a tree of 1-D leaves
+"""Built-ins on trees: argmax_one_hot, max, top_k(k), ranking, sort and permutation_matrix
+on a tree of 1-D leaves
 are libperturb's segment built-ins (one segment a leaf, fused), rebuilt as the same tree.  Checked against the
 per-leaf numpy definitions, against the same function written per leaf as a Python callback
 (the generic path, on the same samples), against closed forms at 5 standard errors, and by the
@@ -61,14 +62,22 @@ def test_a_tree_gives_the_same_tree_each_leaf_its_own_choice():
             np.testing.assert_allclose(got, want, atol=1e-3)  # exact but for max's noise
 
 
-def test_ranks_and_sorts_of_a_tree_are_each_leaf_s():
-    """ranking and sort on a tree rank and sort each leaf on its own (a noise far below the
+def permutation(x):
+    """P[p, i] = 1 when x[i] has position p (a stable ascending order)."""
+    rank = np.argsort(np.argsort(x, kind="stable"), kind="stable")
+    return (np.arange(x.size)[:, None] == rank[None, :]).astype(np.float32)
+
+
+def test_ranks_sorts_and_permutations_of_a_tree_are_each_leaf_s():
+    """ranking, sort and permutation_matrix on a tree rank, sort and permute each leaf on its
+    own (a noise far below the
     gaps: the unperturbed answer), and perturbed on the same samples as the per-leaf callback
     with normal noise, the same bits (the keys are literal: pt_fn_top_k(3))."""
     small = (np.array([0.1, 0.4, 0.7]), {"k2": np.array([0.9, 0.1]), "k1": np.array([0.1, 0.2])},
              [np.array([0.4, 0.3, -0.2, 0.1, -0.3])])
     for builtin, truth in ((perturb.ranking, lambda x: np.argsort(np.argsort(x))),
-                           (perturb.sort, np.sort)):
+                           (perturb.sort, np.sort),
+                           (perturb.permutation_matrix, permutation)):
         pert = perturb.make_perturbed_fun(builtin, num_samples=4, sigma=1e-4,
                                           noise=perturb.Normal())
         out = pert(KEY, small)
@@ -192,8 +201,6 @@ def test_trees_that_are_not_segments_are_refused():
             pert(KEY, bad)
     with pytest.raises(ValueError, match="batch axes"):
         pert.eval_batch(KEY, (np.ones((2, 3)), np.ones((3, 3))))
-    with pytest.raises(TypeError, match="no segments"):
-        perturb.make_perturbed_fun(perturb.permutation_matrix, num_samples=10)(KEY, TREE)
 
 
 def test_a_cotangent_or_tangent_tree_must_be_shaped_like_its_side():

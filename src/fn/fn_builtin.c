@@ -1,10 +1,11 @@
 /* SPDX-License-Identifier: MIT */
 /* The built-in functions: argmax one-hot, top-k, max, ranking and sort (each also per segment,
-   for a flattened tree of leaves) and the permutation matrix.  They evaluate through the row
+   for a flattened tree of leaves) and the permutation matrix (also per segment).  They evaluate through the row
    kernels, whole batches at once.  Argmax, top-k, ranking and the permutation matrix are
    piecewise constant: their derivatives are zero almost everywhere, and zero is what they return
    (as JAX does).  Max and sort are differentiable almost everywhere, with the argmax one-hot and
-   the permutation as their Jacobians.  Made differentiable by pt_make_perturbed_fun, they run in
+   the permutation as their Jacobians.  The permutation matrix of segments has one d_s x d_s
+   block of cells per segment, one after another.  Made differentiable by pt_make_perturbed_fun, they run in
    its fused kernels. */
 #include "api/error.h"
 #include "fn/fn_builtin.h"
@@ -20,7 +21,9 @@ typedef struct builtin_fn {
   pt_builtin_kind kind;
   size_t count;      /* segments (1 for the kinds without) */
   size_t *k;         /* top-k: count values, after the offsets; else NULL */
-  size_t offsets[];  /* count + 1, then the k */
+  size_t *cells;     /* the permutation matrix: count + 1 offsets of the segments' blocks of
+                        cells, after the offsets; else NULL */
+  size_t offsets[];  /* count + 1, then the k or the cells */
 } builtin_fn;
 
 /* idx (batch x count): the argmax of each segment of each row, as an input index. */
@@ -77,7 +80,7 @@ static void rank_values(const builtin_fn *b, size_t batch, const float *x, const
           case PT_BUILTIN_RANKING: yr[i] = (float)rk[i]; break;
           case PT_BUILTIN_TOP_K: yr[i] = (size_t)rk[i] >= z - b->k[g] ? 1.0f : 0.0f; break;
           case PT_BUILTIN_SORT: yr[b->offsets[g] + (size_t)rk[i]] = x[r * n + i]; break;
-          default: yr[(size_t)rk[i] * n + i] = 1.0f; break; /* the permutation matrix */
+          default: yr[pt_permutation_cell(b->offsets, b->cells, g, rk[i], i)] = 1.0f; break;
         }
       }
   }
@@ -195,9 +198,9 @@ static const pt_fn_ops builtin_ops = {
 };
 
 pt_builtin pt_fn_builtin(const pt_fn *f) {
-  if (!f || f->ops != &builtin_ops) return (pt_builtin){PT_BUILTIN_NONE, 0, NULL, NULL};
+  if (!f || f->ops != &builtin_ops) return (pt_builtin){PT_BUILTIN_NONE, 0, NULL, NULL, NULL};
   const builtin_fn *b = (const builtin_fn *)f;
-  return (pt_builtin){b->kind, b->count, b->offsets, b->k};
+  return (pt_builtin){b->kind, b->count, b->offsets, b->k, b->cells};
 }
 
 int pt_builtin_differentiable(pt_builtin_kind kind) {
@@ -226,12 +229,19 @@ static pt_status make(pt_builtin_kind kind, const size_t *sizes, const size_t *k
     total += sizes[g];
   }
   size_t n_out = kind == PT_BUILTIN_MAX ? count : total;
-  if (kind == PT_BUILTIN_PERMUTATION) {
-    if (total > INT32_MAX / total)
-      return pt_fail(PT_EOVERFLOW, "d is %zu: the d x d matrix passes INT32_MAX entries", total);
-    n_out = total * total;
+  if (kind == PT_BUILTIN_PERMUTATION) { /* the segments' d x d blocks, one after another */
+    n_out = 0;
+    for (size_t g = 0; g < count; g++) {
+      if (sizes[g] > INT32_MAX / sizes[g] || sizes[g] * sizes[g] > INT32_MAX - n_out)
+        return segmented ? pt_fail(PT_EOVERFLOW, "the blocks of sizes[0..%zu] pass INT32_MAX "
+                                                 "cells in all", g)
+                         : pt_fail(PT_EOVERFLOW, "d is %zu: the d x d matrix passes INT32_MAX "
+                                                 "entries", total);
+      n_out += sizes[g] * sizes[g];
+    }
   }
-  const size_t words = count + 1 + (ks ? count : 0);
+  const int perm = kind == PT_BUILTIN_PERMUTATION;
+  const size_t words = count + 1 + (ks ? count : 0) + (perm ? count + 1 : 0);
   if (count > (SIZE_MAX - sizeof(builtin_fn)) / (2 * sizeof(size_t)) - 1)
     return pt_fail(PT_EOVERFLOW, "count is %zu, too many segments", count);
   builtin_fn *b = pt_malloc(sizeof *b + words * sizeof b->offsets[0]);
@@ -243,6 +253,11 @@ static pt_status make(pt_builtin_kind kind, const size_t *sizes, const size_t *k
   for (size_t g = 0; g < count; g++) b->offsets[g + 1] = b->offsets[g] + sizes[g];
   b->k = ks ? b->offsets + count + 1 : NULL;
   if (ks) memcpy(b->k, ks, count * sizeof *ks);
+  b->cells = perm ? b->offsets + count + 1 : NULL;
+  if (perm) {
+    b->cells[0] = 0;
+    for (size_t g = 0; g < count; g++) b->cells[g + 1] = b->cells[g] + sizes[g] * sizes[g];
+  }
   *out = &b->base;
   return PT_OK;
 }
@@ -301,4 +316,9 @@ pt_status pt_fn_sort_segments(const size_t *sizes, size_t count, pt_fn **out) {
 pt_status pt_fn_permutation_matrix(size_t d, pt_fn **out) {
   PT_CALL("pt_fn_permutation_matrix");
   return make(PT_BUILTIN_PERMUTATION, &d, NULL, 1, 0, out);
+}
+
+pt_status pt_fn_permutation_matrix_segments(const size_t *sizes, size_t count, pt_fn **out) {
+  PT_CALL("pt_fn_permutation_matrix_segments");
+  return make(PT_BUILTIN_PERMUTATION, sizes, NULL, count, 1, out);
 }

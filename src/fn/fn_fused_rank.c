@@ -1,14 +1,13 @@
 /* SPDX-License-Identifier: MIT */
 /* The fused paths of the functions of the ranks (src/kernels/fused_rank.c.j2), within one group
    of samples, with rank_m the ranks of the perturbed keys x + sigma Z_m within each segment (the
-   ranking's and the sort's; the permutation matrix has one; the ranking's cotangent, t_m and
-   Jacobian rows per segment with block_diagonal) and b those of x (F_X;
+   ranking's cotangent, t_m and Jacobian rows per segment with block_diagonal) and b those of x (F_X;
    zero for the other baselines, the leave-one-out's sums beside: estimate.h):
      ranking, score function: Y_m = rank_m; the rank sums counted exactly, and per sample the
         jvp's (Y_m - b) t_m and the Jacobian's (Y_m - b) grad_nu(Z_m)^T in double in sample order
         (the vjp's terms in the kernel);
-     permutation matrix, score function: Y_m[p*n + i] = [rank_mi == p]; its ones counted
-        exactly, and the same jvp and Jacobian terms, each of a sample's cells taking one of
+     permutation matrix, score function: Y_m[cell(s, p, i)] = [rank_mi == p] for input i of
+        segment s (fn_builtin.h's pt_permutation_cell; one block); its ones counted exactly, and the same jvp and Jacobian terms, each of a sample's cells taking one of
         +-t_m (+-grad_nu) where Y_m and b differ;
      sort, pathwise: y_(o+p) the key of rank p in the segment from input o, so J = the
         permutation matrix of each segment; per sample in double in sample order, with
@@ -34,7 +33,7 @@ struct rank_prep {
   void (*kernel)(const pt_fused_rank_job *, uint64_t, size_t);
   pt_row_thresholds rows; /* the kernel's ISA's */
   sample_fn sample;
-  int permutation; /* the kernel's cotangent of the permutation matrix */
+  const size_t *cells; /* the permutation matrix's blocks of cells (the function's); else NULL */
   size_t tile;
   size_t segments;       /* the built-in's */
   const size_t *offsets; /* segments + 1 */
@@ -78,29 +77,31 @@ static void ranking_sample(const pt_estimator *e, const rank_prep *pr, const pt_
 static void permutation_sample(const pt_estimator *e, const rank_prep *pr,
                                const pt_fused_rank_job *job, size_t r, double *sums,
                                uint64_t *counts) {
-  const size_t n = e->f->n_in;
+  const size_t n = e->f->n_in, *o = pr->offsets;
   const int32_t *yr = job->rank + r * n;
   double *y_dot = pt_fused_sums_at(sums, e->at_y_dot);
   const int jac = e->at_jac != SIZE_MAX;
-  if (counts)
-    for (size_t i = 0; i < n; i++) counts[(size_t)yr[i] * n + i]++;
-  for (size_t i = 0; (y_dot || jac) && i < n; i++) {
-    const size_t won = (size_t)yr[i] * n + i, lost = (size_t)pr->base[i] * n + i;
-    const int moved = pr->baseline && won != lost;
-    /* the Jacobian's rows won and lost, when in the band */
-    double *won_row = jac ? pt_jac_row(e, sums, e->at_jac, won) : NULL;
-    double *lost_row = jac ? pt_jac_row(e, sums, e->at_jac, lost) : NULL;
-    if (!pr->baseline || moved) {
-      if (y_dot) y_dot[won] += job->terms.t[r];
-      if (won_row)
-        for (size_t k = 0; k < n; k++) won_row[k] += job->terms.g[r * n + k];
+  for (size_t s = 0; s < pr->segments; s++)
+    for (size_t i = o[s]; i < o[s + 1]; i++) {
+      const size_t won = pt_permutation_cell(o, pr->cells, s, yr[i], i);
+      if (counts) counts[won]++;
+      if (!y_dot && !jac) continue;
+      const size_t lost = pt_permutation_cell(o, pr->cells, s, pr->base[i], i);
+      const int moved = pr->baseline && won != lost;
+      /* the Jacobian's rows won and lost, when in the band */
+      double *won_row = jac ? pt_jac_row(e, sums, e->at_jac, won) : NULL;
+      double *lost_row = jac ? pt_jac_row(e, sums, e->at_jac, lost) : NULL;
+      if (!pr->baseline || moved) {
+        if (y_dot) y_dot[won] += job->terms.t[r];
+        if (won_row)
+          for (size_t k = 0; k < n; k++) won_row[k] += job->terms.g[r * n + k];
+      }
+      if (moved) {
+        if (y_dot) y_dot[lost] -= job->terms.t[r];
+        if (lost_row)
+          for (size_t k = 0; k < n; k++) lost_row[k] -= job->terms.g[r * n + k];
+      }
     }
-    if (moved) {
-      if (y_dot) y_dot[lost] -= job->terms.t[r];
-      if (lost_row)
-        for (size_t k = 0; k < n; k++) lost_row[k] -= job->terms.g[r * n + k];
-    }
-  }
 }
 
 /* The sort, pathwise: its value and f's own derivatives at the sample, the permutation. */
@@ -146,7 +147,7 @@ static pt_status rank_prepare(pt_estimator *e) {
   pr->kernel = e->p.noise == PT_NOISE_GUMBEL ? k->fused_rank_gumbel : k->fused_rank_normal;
   pr->sample = kind == PT_BUILTIN_SORT ? sort_sample
                : kind == PT_BUILTIN_PERMUTATION ? permutation_sample : ranking_sample;
-  pr->permutation = kind == PT_BUILTIN_PERMUTATION;
+  pr->cells = b.cells;
   pr->rows = k->rows;
   pr->tile = tile;
   pr->base = (int32_t *)(block + at_base);
@@ -163,11 +164,13 @@ static pt_status rank_prepare(pt_estimator *e) {
                  (int64_t *)(block + at_work), &k->rows);
   }
   pr->baseline = e->p.baseline == PT_BASELINE_F_X;
-  if ((pt_fused_score_want(e) & PT_WANT_VJP) && pr->baseline)
-    for (size_t bl = 0; bl < blocks; bl++)
-      for (size_t i = pr->block_at[bl]; i < pr->block_at[bl + 1]; i++)
-        pr->c_base[bl] += pr->permutation ? (double)e->y_bar[(size_t)pr->base[i] * n + i]
-                                          : (double)pr->base[i] * e->y_bar[i];
+  const int c_base = (pt_fused_score_want(e) & PT_WANT_VJP) && pr->baseline;
+  for (size_t s = 0; c_base && b.cells && s < b.count; s++) /* one block */
+    for (size_t i = b.offsets[s]; i < b.offsets[s + 1]; i++)
+      pr->c_base[0] += e->y_bar[pt_permutation_cell(b.offsets, b.cells, s, pr->base[i], i)];
+  for (size_t bl = 0; c_base && !b.cells && bl < blocks; bl++)
+    for (size_t i = pr->block_at[bl]; i < pr->block_at[bl + 1]; i++)
+      pr->c_base[bl] += (double)pr->base[i] * e->y_bar[i];
 
   pt_carve s = {0, 0};
   pr->at = pt_fused_take_terms(&s, e, tile, blocks, pr->block_at);
@@ -193,7 +196,7 @@ static pt_status rank_run(const pt_estimator *e, void *scratch, uint64_t m0, uin
       .segments = pr->segments, .offsets = pr->offsets, .x = e->x,
       .keys = (float *)(sc + pr->at_keys), .work = (int64_t *)(sc + pr->at_work),
       .rows = pr->rows, .rank = (int32_t *)(sc + pr->at_rank),
-      .permutation = pr->permutation,
+      .cells = pr->cells,
   };
   for (uint64_t m = m0; m < m1; m += pr->tile) {
     const size_t rows = m1 - m < pr->tile ? (size_t)(m1 - m) : pr->tile;

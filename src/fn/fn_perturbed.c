@@ -531,7 +531,12 @@ static pt_status resolve(const pt_fn *f, const pt_perturb_options *o, pt_perturb
                               ">= 4, not %zu", o->num_samples);
   if (o->multiplicative && o->noise != PT_NOISE_NORMAL)
     return pt_fail(PT_EINVAL, "multiplicative noise needs PT_NOISE_NORMAL");
-  /* cross-segment terms exist only in the score function of a built-in of several segments */
+  /* cross-segment terms exist only in the score function of a built-in of several segments;
+     those of the permutation matrix's segments are not dropped yet: its cells of a segment are
+     not the segment's inputs, which the fused paths' blocks of outputs assume */
+  if (o->block_diagonal && !pathwise && b.kind == PT_BUILTIN_PERMUTATION && b.count >= 2)
+    return pt_fail(PT_EUNSUPPORTED, "block_diagonal of the permutation matrix's segments is not "
+                                    "built: its cross-segment terms are kept");
   if (o->block_diagonal &&
       (pathwise ||
        (b.kind != PT_BUILTIN_ARGMAX && b.kind != PT_BUILTIN_TOP_K &&

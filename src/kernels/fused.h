@@ -133,10 +133,14 @@ typedef struct pt_fused_argmax_job {
 
 /* One perturbed evaluation of a function of the ranks (the ranking, the permutation matrix, the
    sort): the sample's ranks are those of its keys x + sigma Z (Z the stream's Gumbel or normal
-   noise) within each segment [offsets[s], offsets[s + 1]) (one for the permutation matrix), as
-   pt_rank_rows gives them; its cotangent is, in index order and one block,
-     c = rank . y_bar                       (the ranking: Y = rank)
-     c = sum_i y_bar[rank_i * n + i]        (the permutation matrix: Y[p*n + i] = [rank_i == p]) */
+   noise) within each segment [offsets[s], offsets[s + 1]), as pt_rank_rows gives them; its
+   cotangent is, in index order,
+     c_b = rank . y_bar over block b        (the ranking: Y = rank)
+     c = sum_s sum_{i < d_s} y_bar[cells[s] + rank_(o_s+i) * d_s + i]
+                                            (the permutation matrix, one block: segment s of
+                                             size d_s from input o_s has the d_s x d_s block of
+                                             cells from cells[s], Y[cells[s] + p*d_s + i] =
+                                             [rank_(o_s+i) == p]) */
 typedef struct pt_fused_rank_job {
   pt_fused_terms terms;
   size_t segments;       /* >= 1 */
@@ -147,7 +151,8 @@ typedef struct pt_fused_rank_job {
   pt_row_thresholds rows; /* the rank kernel's: the ISA's (pt_kernel_table's rows) */
   int32_t *rank;         /* tile * n: the ranks of the tile's samples within their segments,
                             the per-tile result */
-  int permutation;       /* the cotangent of the permutation matrix, not of the ranks */
+  const size_t *cells;   /* segments + 1: the permutation matrix's blocks of cells (the
+                            cotangent of the permutation matrix); NULL: of the ranks */
 } pt_fused_rank_job;
 
 /* One perturbed top-k one-hot (segments) evaluation: segment s of a sample, inputs

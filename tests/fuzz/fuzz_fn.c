@@ -19,7 +19,7 @@ static pt_status builtin(fuzz_input *in, size_t d, pt_fn **out) {
   size_t sizes[3] = {1 + d / 2, 1 + d / 3, 1 + fuzz_below(in, 4)}, ks[3] = {1, 1, 1};
   const size_t count = 1 + fuzz_below(in, 3);
   for (size_t s = 0; s < count; s++) ks[s] = fuzz_below(in, sizes[s] + 1); /* 0: refused */
-  switch (fuzz_below(in, 9)) {
+  switch (fuzz_below(in, 10)) {
     case 0: return pt_fn_argmax_one_hot(d, out);
     case 1: return pt_fn_argmax_one_hot_segments(sizes, count, out);
     case 2: return pt_fn_ranking(d, out);
@@ -28,7 +28,8 @@ static pt_status builtin(fuzz_input *in, size_t d, pt_fn **out) {
     case 5: return pt_fn_max(d, out);
     case 6: return pt_fn_max_segments(sizes, count, out);
     case 7: return pt_fn_sort(d, out);
-    default: return pt_fn_permutation_matrix(d, out);
+    case 8: return pt_fn_permutation_matrix(d, out);
+    default: return pt_fn_permutation_matrix_segments(sizes, count, out);
   }
 }
 
