@@ -372,14 +372,16 @@ static void generic_finish_rows(const pt_estimator *e, rows_buffer b, uint64_t m
       const size_t r = r0 + k;
       const float *zr = b.z + r * n_in, *er = b.ez + r * n_in;
       const float *gr = zr; /* normal noise: grad_nu(z) = z */
-      if (grads && gumbel) {
-        for (size_t i = 0; i < n_in; i++) b.g[i] = 1.0f - er[i];
-        gr = b.g;
-      } else if (grads && e->p.multiplicative) {
-        /* d log p(xt | x) / d x_i = z_i / (sigma x_i): the score carries 1/x_i (x_i != 0,
-           pt_estimator_begin), the estimate's 1/sigma as for additive noise */
-        for (size_t i = 0; i < n_in; i++) b.g[i] = zr[i] / e->x[i];
-        gr = b.g;
+      if (grads) {
+        if (gumbel) {
+          for (size_t i = 0; i < n_in; i++) b.g[i] = 1.0f - er[i];
+          gr = b.g;
+        } else if (e->p.multiplicative) {
+          /* d log p(xt | x) / d x_i = z_i / (sigma x_i): the score carries 1/x_i (x_i != 0,
+             pt_estimator_begin), the estimate's 1/sigma as for additive noise */
+          for (size_t i = 0; i < n_in; i++) b.g[i] = zr[i] / e->x[i];
+          gr = b.g;
+        }
       }
       accumulate(e, sums, b.y + r * n_out, b.d + k * n_out, c[k], w, gr, gumbel ? er : NULL);
     }
