@@ -728,11 +728,12 @@ static int rank_against_reference(const pt_kernel_table *scalar, const fused_inp
           bad = 1;
         }
     }
-    for (size_t s = 0; in->permutation && s < in->segments; s++) /* one block, by segments */
+    for (size_t s = 0; in->permutation && s < in->segments; s++) /* one block, or each's */
       for (size_t i = in->offsets[s]; i < in->offsets[s + 1]; i++) {
         const size_t d = in->offsets[s + 1] - in->offsets[s];
         const size_t p = (size_t)run->rank[r * n + i], column = i - in->offsets[s];
-        c[r] += (double)in->y_bar[in->cells[s] + p * d + column];
+        c[r * in->blocks + (in->blocks > 1 ? s : 0)] +=
+            (double)in->y_bar[in->cells[s] + p * d + column];
       }
     for (size_t b = 0; !in->permutation && b < in->blocks; b++) /* one block, or each segment's */
       for (size_t i = in->block_at[b]; i < in->block_at[b + 1]; i++)
@@ -770,8 +771,8 @@ static void parity_rank(int gumbel, const pt_kernel_table *k, const pt_kernel_ta
   }
   in.permutation =
       c->seed % 3 == 0 && in.cells[in.segments] <= sizeof in.y_bar / sizeof in.y_bar[0];
-  /* the ranking's cotangent in one block, or per segment (block_diagonal) for half the cases */
-  fused_blocks(&in, !in.permutation && in.segments > 1 && c->seed % 2);
+  /* the cotangent in one block, or per segment (block_diagonal) for half the cases */
+  fused_blocks(&in, in.segments > 1 && c->seed / 3 % 2);
   for (size_t j = 0; in.permutation && j < in.cells[in.segments]; j++)
     in.y_bar[j] = (float)((j * 7) % 5) * 0.25f - 0.5f;
   rank_run run, want;

@@ -362,12 +362,12 @@ Test(options, options_that_do_not_apply_are_refused) {
   REFUSED(NULL, (void)0);
   cr_expect_eq(pt_make_perturbed_fun_ex(argmax, NULL, &out), PT_EINVAL);
   cr_expect_eq(pt_make_perturbed_fun_ex(argmax, &def, NULL), PT_EINVAL);
-  /* the permutation matrix's segments keep their cross terms: not built, not invalid */
+  /* the permutation matrix of one segment has no cross terms to drop */
   pt_fn *perm;
-  cr_assert_eq(pt_fn_permutation_matrix_segments(sizes, 2, &perm), PT_OK);
+  cr_assert_eq(pt_fn_permutation_matrix(D, &perm), PT_OK);
   o = def;
   o.block_diagonal = 1;
-  cr_expect_eq(pt_make_perturbed_fun_ex(perm, &o, &out), PT_EUNSUPPORTED);
+  cr_expect_eq(pt_make_perturbed_fun_ex(perm, &o, &out), PT_EINVAL);
   cr_expect_null(out);
   pt_fn_free(perm);
   /* a larger struct (a later header's) is read when its further bytes are zero */

@@ -360,34 +360,41 @@ static void point_of(float *x, size_t n, uint64_t seed) {
 
 typedef pt_status (*segments_fn)(const size_t *sizes, size_t count, pt_fn **out);
 
+/* The outputs of each segment: its inputs, or for the permutation matrix its d x d cells. */
+#define MAX_OUT 512
+
 static void check_block_diagonal(segments_fn make, const size_t *sizes, size_t count,
                                  pt_noise noise, pt_baseline baseline) {
-  size_t n = 0, seg_of[64];
-  for (size_t s = 0; s < count; s++)
+  const int cells = make == pt_fn_permutation_matrix_segments;
+  size_t n = 0, n_out = 0, seg_of[64], out_seg[MAX_OUT];
+  for (size_t s = 0; s < count; s++) {
     for (size_t i = 0; i < sizes[s]; i++) seg_of[n++] = s;
+    for (size_t j = 0; j < (cells ? sizes[s] * sizes[s] : sizes[s]); j++) out_seg[n_out++] = s;
+  }
   pt_fn *f;
   cr_assert_eq(make(sizes, count, &f), PT_OK);
+  cr_assert_eq(pt_fn_n_out(f), n_out);
   pt_perturb_options o = pt_ref_score_options(700, 0.4f, noise, baseline);
   pt_fn *full = pt_ref_perturbed(f, &o);
   o.block_diagonal = 1;
   pt_fn *bd = pt_ref_perturbed(f, &o);
-  float x[64], y_bar[64], x_dot[64];
+  float x[64], y_bar[MAX_OUT], x_dot[64];
   point_of(x, n, 1);
-  point_of(y_bar, n, 2);
+  point_of(y_bar, n_out, 2);
   point_of(x_dot, n, 3);
   const pt_key key = pt_key_make(31);
-  static float jf[64 * 64], jb[64 * 64];
-  float yf[64], yb[64], x_bar[64], y_dot[64];
+  static float jf[MAX_OUT * 64], jb[MAX_OUT * 64];
+  float yf[MAX_OUT], yb[MAX_OUT], x_bar[64], y_dot[MAX_OUT];
   cr_assert_eq(pt_fn_jacobian(full, key, x, jf), PT_OK);
   cr_assert_eq(pt_fn_jacobian(bd, key, x, jb), PT_OK);
   cr_assert_eq(pt_fn_eval(full, key, x, yf), PT_OK);
   cr_assert_eq(pt_fn_eval(bd, key, x, yb), PT_OK);
-  cr_assert(same_bits(yf, yb, n), "the value does not depend on block_diagonal");
-  double vjp[64] = {0}, jvp[64] = {0}, size_vjp[64] = {0}, size_jvp[64] = {0};
-  for (size_t j = 0; j < n; j++)
+  cr_assert(same_bits(yf, yb, n_out), "the value does not depend on block_diagonal");
+  double vjp[64] = {0}, jvp[MAX_OUT] = {0}, size_vjp[64] = {0}, size_jvp[MAX_OUT] = {0};
+  for (size_t j = 0; j < n_out; j++)
     for (size_t i = 0; i < n; i++) {
       const float got = jb[j * n + i];
-      if (seg_of[i] != seg_of[j])
+      if (seg_of[i] != out_seg[j])
         cr_assert(memcmp(&got, &(float){0.0f}, sizeof got) == 0,
                   "cross-segment entry (%zu, %zu) is %a", j, i, (double)got);
       else
@@ -400,29 +407,31 @@ static void check_block_diagonal(segments_fn make, const size_t *sizes, size_t c
       size_jvp[j] += fabs((double)got * x_dot[i]);
     }
   /* the vjp and jvp are the block-diagonal Jacobian's products, up to their rounding (the vjp's
-     float runs of 32 samples: within 32 2^-24 |c g| a term, |c| <= 2 (the argmax's) or 200
-     (the ranks of a segment of 20 times y_bar), E|g| <= 2) */
+     float runs of 32 samples: within 32 2^-24 |c g| a term, |c| <= 2 (the argmax's), 200 (the
+     ranks of a segment of 20 times y_bar) or 20 (a segment's 20 cells of the permutation
+     matrix), E|g| <= 2) */
   cr_assert_eq(pt_fn_vjp(bd, key, x, y_bar, x_bar), PT_OK);
   cr_assert_eq(pt_fn_jvp(bd, key, x, x_dot, y_dot), PT_OK);
-  const double c_max = make == pt_fn_ranking_segments ? 200.0 : 2.0;
-  for (size_t i = 0; i < n; i++) {
+  const double c_max = make == pt_fn_ranking_segments ? 200.0 : cells ? 20.0 : 2.0;
+  for (size_t i = 0; i < n; i++)
     cr_assert(fabs(x_bar[i] - vjp[i]) <= 1e-5 * size_vjp[i] + 32 * 0x1p-24 * 2 * c_max / 0.4 + 1e-6,
               "vjp[%zu] %.9g, J^T y_bar %.9g", i, (double)x_bar[i], vjp[i]);
-    cr_assert(fabs(y_dot[i] - jvp[i]) <= 1e-5 * size_jvp[i] + 1e-6, "jvp[%zu] %.9g, J x_dot %.9g",
-              i, (double)y_dot[i], jvp[i]);
-  }
+  for (size_t j = 0; j < n_out; j++)
+    cr_assert(fabs(y_dot[j] - jvp[j]) <= 1e-5 * size_jvp[j] + 1e-6, "jvp[%zu] %.9g, J x_dot %.9g",
+              j, (double)y_dot[j], jvp[j]);
   pt_fn_free(full);
   pt_fn_free(bd);
   pt_fn_free(f);
 }
 
 Test(options, block_diagonal_drops_exactly_the_cross_segment_terms) {
+  const segments_fn makes[3] = {pt_fn_argmax_one_hot_segments, pt_fn_ranking_segments,
+                                pt_fn_permutation_matrix_segments};
   for (int noise = 0; noise < 2; noise++)
     for (int b = 0; b < 3; b++)
-      for (int k = 0; k < 2; k++) {
-        const segments_fn make = k ? pt_fn_ranking_segments : pt_fn_argmax_one_hot_segments;
-        check_block_diagonal(make, short_sizes, 3, (pt_noise)noise, (pt_baseline)b);
-        check_block_diagonal(make, long_sizes, 4, (pt_noise)noise, (pt_baseline)b);
+      for (int k = 0; k < 3; k++) {
+        check_block_diagonal(makes[k], short_sizes, 3, (pt_noise)noise, (pt_baseline)b);
+        check_block_diagonal(makes[k], long_sizes, 4, (pt_noise)noise, (pt_baseline)b);
       }
 }
 
@@ -656,7 +665,7 @@ typedef struct subject {
   pt_perturb_options o;
 } subject;
 
-enum { SUBJECTS = 17, BASES = 5 };
+enum { SUBJECTS = 19, BASES = 6 };
 
 static size_t three = 3;
 static point_fn half_square3 = {half_square_point, 3, 1, &three};
@@ -672,11 +681,14 @@ static void make_subjects(subjects *all) {
   const size_t sizes[4] = {5, 20, 1, 9};
   /* the top-k's: one segment all taken, one selected through its bound (40 >= 8 k) */
   const size_t top_sizes[4] = {5, 40, 1, 9}, top_ks[4] = {2, 3, 1, 9};
-  pt_fn *seg, *rank, *top, *rank_seg, *box = black_box(&half_square3);
+  /* the permutation matrix's: 62 cells, within the tests' 64 outputs */
+  const size_t perm_sizes[3] = {5, 1, 6};
+  pt_fn *seg, *rank, *top, *rank_seg, *perm_seg, *box = black_box(&half_square3);
   cr_assert_eq(pt_fn_argmax_one_hot_segments(sizes, 4, &seg), PT_OK);
   cr_assert_eq(pt_fn_ranking_segments(sizes, 4, &rank_seg), PT_OK);
   cr_assert_eq(pt_fn_top_k_segments(top_sizes, top_ks, 4, &top), PT_OK);
   cr_assert_eq(pt_fn_ranking(11, &rank), PT_OK);
+  cr_assert_eq(pt_fn_permutation_matrix_segments(perm_sizes, 3, &perm_seg), PT_OK);
   const struct {
     const char *name;
     pt_fn *f;
@@ -706,6 +718,10 @@ static void make_subjects(subjects *all) {
        PT_BASELINE_LEAVE_ONE_OUT, 1, 0, 0, 2100},
       {"ranking segments block-diagonal pairs", rank_seg, PT_NOISE_NORMAL, PT_BASELINE_F_X, 1, 0,
        1, 2100},
+      {"permutation segments block-diagonal loo", perm_seg, PT_NOISE_GUMBEL,
+       PT_BASELINE_LEAVE_ONE_OUT, 1, 0, 0, 2100},
+      {"permutation segments block-diagonal pairs", perm_seg, PT_NOISE_NORMAL, PT_BASELINE_F_X, 1,
+       1, 1, 2100},
   };
   for (size_t i = 0; i < SUBJECTS; i++) {
     subject *s = &all->s[i];
@@ -722,6 +738,7 @@ static void make_subjects(subjects *all) {
   all->bases[2] = top;
   all->bases[3] = box;
   all->bases[4] = rank_seg;
+  all->bases[5] = perm_seg;
 }
 
 static void free_subjects(subjects *all) {

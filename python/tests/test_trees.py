@@ -224,6 +224,35 @@ def test_a_cotangent_or_tangent_tree_must_be_shaped_like_its_side():
         pert.vjp_batch(KEY, batch, (swapped, swapped))
 
 
+def output_leaves(jac):
+    """The Jacobian's rows by output leaf, in tree_flatten's order (dict keys sorted)."""
+    return [jac[0], jac[1]["k1"], jac[1]["k2"], jac[2][0]]
+
+
+def test_the_block_diagonal_permutation_matrix_of_a_tree_keeps_each_leaf_s_block():
+    """permutation_matrix on a tree: output leaf a is a d_a x d_a matrix; with block_diagonal
+    its Jacobian's blocks against another leaf's inputs are exactly zero and those against its
+    own leaf the full estimate's, bit for bit, and the vjp is that Jacobian's product."""
+    full, bd = (perturb.make_perturbed_fun(perturb.permutation_matrix, num_samples=300,
+                                           sigma=SCALE, block_diagonal=block)
+                for block in (False, True))
+    y_bar = [np.linspace(-1, 1, a.size ** 2, dtype=np.float32).reshape(a.size, a.size)
+             for a in LEAVES]
+    total = [np.zeros(b.size) for b in LEAVES]
+    rows = zip(output_leaves(full.jacobian(KEY, TREE)), output_leaves(bd.jacobian(KEY, TREE)))
+    for a, (row_full, row_bd) in enumerate(rows):
+        for b, (block_full, block_bd) in enumerate(zip(leaves(row_full), leaves(row_bd))):
+            assert block_bd.shape == (LEAVES[a].size, LEAVES[a].size, LEAVES[b].size)
+            if a != b:
+                assert not np.any(block_bd), "a block between two leaves is not zero"
+            else:
+                assert np.array_equal(block_bd, block_full), "a leaf's own block changed"
+            total[b] += np.tensordot(y_bar[a], block_bd, axes=2)
+    vjp = leaves(bd.vjp(KEY, TREE, like_tree(y_bar)))
+    for got, want in zip(total, vjp):
+        np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5)
+
+
 def test_the_jacobian_of_a_tree_is_a_tree_of_trees():
     """jax.jacobian's layout: out_tree[leaf a] is a tree like x whose leaf b has the shape
     a's + b's; contracted with a cotangent tree it is the vjp of the same samples, and with
@@ -232,8 +261,7 @@ def test_the_jacobian_of_a_tree_is_a_tree_of_trees():
         pert = perturb.make_perturbed_fun(perturb.argmax_one_hot, num_samples=400, sigma=SCALE,
                                           block_diagonal=block)
         jac = pert.jacobian(KEY, TREE)
-        # the output's leaves in tree_flatten's order (dict keys sorted), each a tree like x
-        rows = [jac[0], jac[1]["k1"], jac[1]["k2"], jac[2][0]]
+        rows = output_leaves(jac)  # each a tree like x
         assert len(leaves(jac)) == len(LEAVES) ** 2
         y_bar = [np.arange(1, a.size + 1, dtype=np.float32) / 7 for a in LEAVES]
         total = [np.zeros(b.size) for b in LEAVES]

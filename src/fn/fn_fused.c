@@ -91,28 +91,32 @@ pt_fused_terms pt_fused_terms_of(const pt_estimator *e, const pt_terms_at *at, c
   return terms;
 }
 
-/* cells[0] += the one block's sum, or (spread) cells[i] += the sum of i's block */
-static void block_sums_into(const pt_fused_terms *terms, const double *block_sum, double *cells,
-                            int spread) {
+/* cells[0] += the one block's sum, or (spread) cells[i] += the sum of i's block, its range
+   [at[b], at[b + 1]) */
+static void block_sums_into(size_t blocks, const size_t *at, const double *block_sum,
+                            double *cells, int spread) {
   if (!spread) {
     cells[0] += block_sum[0];
     return;
   }
-  for (size_t b = 0; b < terms->blocks; b++)
-    for (size_t i = terms->block_at[b]; i < terms->block_at[b + 1]; i++) cells[i] += block_sum[b];
+  for (size_t b = 0; b < blocks; b++)
+    for (size_t i = at[b]; i < at[b + 1]; i++) cells[i] += block_sum[b];
 }
 
-void pt_fused_loo_sums(const pt_estimator *e, const pt_fused_terms *terms, double *sums) {
-  const size_t n = terms->n, *at = terms->block_at;
+void pt_fused_loo_sums(const pt_estimator *e, const pt_fused_terms *terms, const size_t *out_at,
+                       double *sums) {
+  const size_t n = terms->n, blocks = terms->blocks, *at = terms->block_at;
   const int spread = e->p.block_diagonal;
-  if (e->at_loo_c != SIZE_MAX) block_sums_into(terms, terms->c_sum, sums + e->at_loo_c, spread);
-  if (e->at_loo_t != SIZE_MAX) block_sums_into(terms, terms->t_sum, sums + e->at_loo_t, spread);
+  if (e->at_loo_c != SIZE_MAX)
+    block_sums_into(blocks, at, terms->c_sum, sums + e->at_loo_c, spread);
+  if (e->at_loo_t != SIZE_MAX)
+    block_sums_into(blocks, out_at, terms->t_sum, sums + e->at_loo_t, spread);
   if (e->at_loo_g == SIZE_MAX) return;
   double *g = sums + e->at_loo_g;
-  if (spread && (e->want & PT_WANT_JAC)) { /* every row of a block in the band, over the block's
-                                              columns */
-    for (size_t b = 0; b < terms->blocks; b++)
-      for (size_t j = at[b]; j < at[b + 1]; j++) {
+  if (spread && (e->want & PT_WANT_JAC)) { /* every row of a block's outputs in the band, over
+                                              the block's columns */
+    for (size_t b = 0; b < blocks; b++)
+      for (size_t j = out_at[b]; j < out_at[b + 1]; j++) {
         double *row = pt_jac_row(e, sums, e->at_loo_g, j);
         if (row)
           for (size_t i = at[b]; i < at[b + 1]; i++) row[i] += terms->g_sum[i];
@@ -171,7 +175,7 @@ void pt_one_hot_group(const pt_estimator *e, const pt_one_hot *h, const pt_fused
           for (size_t i = i0; i < i1; i++) row[i] -= terms->g_sum[i];
         }
       }
-  pt_fused_loo_sums(e, terms, sums);
+  pt_fused_loo_sums(e, terms, terms->block_at, sums); /* a one-hot's outputs are its inputs */
 }
 
 void pt_fused_prep_free(pt_estimator *e) {

@@ -59,8 +59,11 @@ pt_fused_terms pt_fused_terms_of(const pt_estimator *e, const pt_terms_at *at, c
                                  double *sums, const double *c_base);
 
 /* After a group's last tile: the group's sums of the terms into the leave-one-out's cells of
-   `sums` (estimate.h), spread over the inputs or outputs of each block with block_diagonal. */
-void pt_fused_loo_sums(const pt_estimator *e, const pt_fused_terms *terms, double *sums);
+   `sums` (estimate.h), spread over the inputs or outputs of each block with block_diagonal;
+   block b's outputs are [out_at[b], out_at[b + 1]) (its inputs, terms->block_at, but for the
+   permutation matrix's cells). */
+void pt_fused_loo_sums(const pt_estimator *e, const pt_fused_terms *terms, const size_t *out_at,
+                       double *sums);
 
 /* The one-hot built-ins' winners (the argmax's and the top-k's paths): segment s of `segments`,
    inputs [offsets[s], offsets[s + 1]), fills the slots [slot_at[s], slot_at[s + 1]) (one for

@@ -7,8 +7,10 @@
         jvp's (Y_m - b) t_m and the Jacobian's (Y_m - b) grad_nu(Z_m)^T in double in sample order
         (the vjp's terms in the kernel);
      permutation matrix, score function: Y_m[cell(s, p, i)] = [rank_mi == p] for input i of
-        segment s (fn_builtin.h's pt_permutation_cell; one block); its ones counted exactly, and the same jvp and Jacobian terms, each of a sample's cells taking one of
-        +-t_m (+-grad_nu) where Y_m and b differ;
+        segment s (fn_builtin.h's pt_permutation_cell; with block_diagonal segment s's block
+        is its inputs and its cells); its ones counted exactly, and the same jvp and Jacobian
+        terms, each of a sample's cells taking one of +-t_m (+-grad_nu over the block's
+        columns) where Y_m and b differ;
      sort, pathwise: y_(o+p) the key of rank p in the segment from input o, so J = the
         permutation matrix of each segment; per sample in double in sample order, with
         q_i = o + rank_i, value[q_i] += key_i, x_bar_i += y_bar[q_i], y_dot[q_i] += x_dot_i and
@@ -40,6 +42,9 @@ struct rank_prep {
   int32_t *base;  /* n: the unperturbed ranks, b */
   size_t blocks;   /* of the cotangent: the segments with block_diagonal, else one */
   const size_t *block_at; /* blocks + 1: the offsets, or whole */
+  const size_t *out_at;   /* blocks + 1: the blocks' outputs (the permutation matrix's cells,
+                             or block_at) */
+  size_t whole_out[2];    /* the one block's outputs, {0, n_out} */
   double *c_base;  /* blocks: b . y_bar over each */
   size_t whole[2]; /* the cotangent's one block, {0, n} */
   int baseline;    /* b is f(x), else 0 */
@@ -77,11 +82,14 @@ static void ranking_sample(const pt_estimator *e, const rank_prep *pr, const pt_
 static void permutation_sample(const pt_estimator *e, const rank_prep *pr,
                                const pt_fused_rank_job *job, size_t r, double *sums,
                                uint64_t *counts) {
-  const size_t n = e->f->n_in, *o = pr->offsets;
+  const size_t n = e->f->n_in, *o = pr->offsets, blocks = pr->blocks;
   const int32_t *yr = job->rank + r * n;
   double *y_dot = pt_fused_sums_at(sums, e->at_y_dot);
   const int jac = e->at_jac != SIZE_MAX;
-  for (size_t s = 0; s < pr->segments; s++)
+  for (size_t s = 0; s < pr->segments; s++) {
+    const size_t b = blocks > 1 ? s : 0, k0 = pr->block_at[b], k1 = pr->block_at[b + 1];
+    const float t = y_dot ? job->terms.t[r * blocks + b] : 0.0f;
+    const float *g = jac ? job->terms.g + r * n : NULL;
     for (size_t i = o[s]; i < o[s + 1]; i++) {
       const size_t won = pt_permutation_cell(o, pr->cells, s, yr[i], i);
       if (counts) counts[won]++;
@@ -92,16 +100,17 @@ static void permutation_sample(const pt_estimator *e, const rank_prep *pr,
       double *won_row = jac ? pt_jac_row(e, sums, e->at_jac, won) : NULL;
       double *lost_row = jac ? pt_jac_row(e, sums, e->at_jac, lost) : NULL;
       if (!pr->baseline || moved) {
-        if (y_dot) y_dot[won] += job->terms.t[r];
+        if (y_dot) y_dot[won] += t;
         if (won_row)
-          for (size_t k = 0; k < n; k++) won_row[k] += job->terms.g[r * n + k];
+          for (size_t k = k0; k < k1; k++) won_row[k] += g[k];
       }
       if (moved) {
-        if (y_dot) y_dot[lost] -= job->terms.t[r];
+        if (y_dot) y_dot[lost] -= t;
         if (lost_row)
-          for (size_t k = 0; k < n; k++) lost_row[k] -= job->terms.g[r * n + k];
+          for (size_t k = k0; k < k1; k++) lost_row[k] -= g[k];
       }
     }
+  }
 }
 
 /* The sort, pathwise: its value and f's own derivatives at the sample, the permutation. */
@@ -154,8 +163,10 @@ static pt_status rank_prepare(pt_estimator *e) {
   pr->segments = b.count;
   pr->offsets = b.offsets; /* the function's, which outlives the call */
   pr->whole[1] = n;
+  pr->whole_out[1] = e->f->n_out;
   pr->blocks = blocks;
   pr->block_at = blocks > 1 ? b.offsets : pr->whole;
+  pr->out_at = blocks == 1 ? pr->whole_out : b.cells ? b.cells : b.offsets;
   pr->c_base = (double *)(block + at_c_base);
   e->prep = pr;
   for (size_t s = 0; s < b.count; s++) {
@@ -165,9 +176,10 @@ static pt_status rank_prepare(pt_estimator *e) {
   }
   pr->baseline = e->p.baseline == PT_BASELINE_F_X;
   const int c_base = (pt_fused_score_want(e) & PT_WANT_VJP) && pr->baseline;
-  for (size_t s = 0; c_base && b.cells && s < b.count; s++) /* one block */
+  for (size_t s = 0; c_base && b.cells && s < b.count; s++)
     for (size_t i = b.offsets[s]; i < b.offsets[s + 1]; i++)
-      pr->c_base[0] += e->y_bar[pt_permutation_cell(b.offsets, b.cells, s, pr->base[i], i)];
+      pr->c_base[blocks > 1 ? s : 0] +=
+          e->y_bar[pt_permutation_cell(b.offsets, b.cells, s, pr->base[i], i)];
   for (size_t bl = 0; c_base && !b.cells && bl < blocks; bl++)
     for (size_t i = pr->block_at[bl]; i < pr->block_at[bl + 1]; i++)
       pr->c_base[bl] += (double)pr->base[i] * e->y_bar[i];
@@ -203,7 +215,7 @@ static pt_status rank_run(const pt_estimator *e, void *scratch, uint64_t m0, uin
     pr->kernel(&job, m, rows);
     for (size_t r = 0; r < rows; r++) pr->sample(e, pr, &job, r, sums, counts);
   }
-  pt_fused_loo_sums(e, &job.terms, sums);
+  pt_fused_loo_sums(e, &job.terms, pr->out_at, sums);
   return PT_OK;
 }
 

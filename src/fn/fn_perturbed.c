@@ -533,19 +533,14 @@ static pt_status resolve(const pt_fn *f, const pt_perturb_options *o, pt_perturb
                               ">= 4, not %zu", o->num_samples);
   if (o->multiplicative && o->noise != PT_NOISE_NORMAL)
     return pt_fail(PT_EINVAL, "multiplicative noise needs PT_NOISE_NORMAL");
-  /* cross-segment terms exist only in the score function of a built-in of several segments;
-     those of the permutation matrix's segments are not dropped yet: its cells of a segment are
-     not the segment's inputs, which the fused paths' blocks of outputs assume */
-  if (o->block_diagonal && !pathwise && b.kind == PT_BUILTIN_PERMUTATION && b.count >= 2)
-    return pt_fail(PT_EUNSUPPORTED, "block_diagonal of the permutation matrix's segments is not "
-                                    "built: its cross-segment terms are kept");
+  /* cross-segment terms exist only in the score function of a built-in of several segments */
   if (o->block_diagonal &&
       (pathwise ||
        (b.kind != PT_BUILTIN_ARGMAX && b.kind != PT_BUILTIN_TOP_K &&
-        b.kind != PT_BUILTIN_RANKING) ||
+        b.kind != PT_BUILTIN_RANKING && b.kind != PT_BUILTIN_PERMUTATION) ||
        b.count < 2))
-    return pt_fail(PT_EINVAL, "block_diagonal needs the score function of an argmax, top-k or "
-                              "ranking of at least two segments");
+    return pt_fail(PT_EINVAL, "block_diagonal needs the score function of an argmax, top-k, "
+                              "ranking or permutation matrix of at least two segments");
   /* every noise position m*n_in + i must be a word of the stream, and the end of a sample's
      positions, (m + 1)*n_in, must not wrap: num_samples * n_in < 2^64 */
   if (o->num_samples > UINT64_MAX / f->n_in)
@@ -554,11 +549,11 @@ static pt_status resolve(const pt_fn *f, const pt_perturb_options *o, pt_perturb
   *p = (pt_perturbation){o->num_samples, o->sigma, o->noise, o->baseline, pathwise,
                          o->antithetic != 0, o->multiplicative != 0, o->block_diagonal != 0,
                          o->independent_jacobian != 0};
-  /* block_diagonal is the fused paths' estimator (argmax, top-k, ranking), whose additive keys
+  /* block_diagonal is the fused paths' estimator (argmax, top-k, ranks), whose additive keys
      multiplicative noise does not take (it runs on the generic path) */
   if (p->block_diagonal && p->multiplicative)
-    return pt_fail(PT_EUNSUPPORTED, "block_diagonal is built for the fused argmax, top-k and "
-                                    "ranking with additive noise only");
+    return pt_fail(PT_EUNSUPPORTED, "block_diagonal is built for the fused argmax, top-k, "
+                                    "ranking and permutation matrix with additive noise only");
   return PT_OK;
 }
 

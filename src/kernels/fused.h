@@ -136,11 +136,12 @@ typedef struct pt_fused_argmax_job {
    noise) within each segment [offsets[s], offsets[s + 1]), as pt_rank_rows gives them; its
    cotangent is, in index order,
      c_b = rank . y_bar over block b        (the ranking: Y = rank)
-     c = sum_s sum_{i < d_s} y_bar[cells[s] + rank_(o_s+i) * d_s + i]
-                                            (the permutation matrix, one block: segment s of
-                                             size d_s from input o_s has the d_s x d_s block of
-                                             cells from cells[s], Y[cells[s] + p*d_s + i] =
-                                             [rank_(o_s+i) == p]) */
+     c_b = sum_{s of b} sum_{i < d_s} y_bar[cells[s] + rank_(o_s+i) * d_s + i]
+                                            (the permutation matrix: segment s of size d_s
+                                             from input o_s has the d_s x d_s block of cells
+                                             from cells[s], Y[cells[s] + p*d_s + i] =
+                                             [rank_(o_s+i) == p]; the blocks are one, or the
+                                             segments) */
 typedef struct pt_fused_rank_job {
   pt_fused_terms terms;
   size_t segments;       /* >= 1 */
