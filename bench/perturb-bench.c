@@ -31,6 +31,7 @@
 #include "dispatch/dispatch_table.h"
 #include "kernels/sort.h"
 #include "dispatch/split.h"
+#include "fn/fn_fused.h"
 #include "fn/fn_fused_bounds.h"
 #include "cli.h"
 #include "timing.h"
@@ -382,7 +383,21 @@ static int setup_perturb_tile_multiplicative(bench_run *run, size_t rows, size_t
   return setup_tile(run, rows, d, 1);
 }
 
-/* fused_argmax_<kind>: one tile of `rows` samples of d inputs (one segment), values only: the
+/* The fused kernels run `rows` samples as the estimator runs them (src/fn/fn_fused.c's
+   pt_fused_tile_rows): in tiles of PT_FUSED_TILE_FLOATS, each tile's noise generated into one
+   buffer and used while it is in L1 or L2.  One tile of all the rows would time a round trip
+   of the noise through memory instead, which no perturbed function makes. */
+static size_t fused_tile(size_t rows, size_t d) {
+  const size_t tile = d < PT_FUSED_TILE_FLOATS ? PT_FUSED_TILE_FLOATS / d : 1;
+  return tile < rows ? tile : rows;
+}
+
+/* tile rows, or those left of `rows` from r */
+static size_t tile_at(size_t r, size_t rows, size_t tile) {
+  return rows - r < tile ? rows - r : tile;
+}
+
+/* fused_argmax_<kind>: `rows` samples of d inputs (one segment) in tiles, values only: the
    noise, the keys and the winners.  "bytes" are the noise words drawn, 4 per element. */
 typedef struct fused_state {
   pt_fused_argmax_job job;
@@ -390,7 +405,7 @@ typedef struct fused_state {
   float *a, *noise;
   int32_t *winner;
   uint64_t *count;
-  size_t rows;
+  size_t rows, tile;
   uint64_t m0; /* each call the next rows samples: new noise, as the estimator's tiles have */
   int gumbel;
 } fused_state;
@@ -398,7 +413,9 @@ typedef struct fused_state {
 static void fused_call(const pt_kernel_table *k, void *p) {
   fused_state *s = p;
   s->job.thresholds = k->fused; /* the ISA's, or those --thresholds forces */
-  (s->gumbel ? k->fused_argmax_gumbel : k->fused_argmax_normal)(&s->job, s->m0, s->rows);
+  for (size_t r = 0; r < s->rows; r += s->tile)
+    (s->gumbel ? k->fused_argmax_gumbel : k->fused_argmax_normal)(&s->job, s->m0 + r,
+                                                                   tile_at(r, s->rows, s->tile));
   s->m0 += s->rows;
 }
 
@@ -414,12 +431,14 @@ static void fused_release(void *p) {
 static int setup_fused(bench_run *run, size_t rows, size_t d, int gumbel) {
   fused_state *s = calloc(1, sizeof *s);
   if (!s) return -1;
+  const size_t tile = fused_tile(rows, d), stride = (tile + 15) / 16 * 16;
   s->offsets[1] = d;
   s->a = random_floats(d, 9);
-  s->noise = malloc((rows * d + PT_FUSED_PAD) * sizeof(float));
-  s->winner = malloc((rows + 15) / 16 * 16 * sizeof(int32_t));
+  s->noise = malloc((tile * d + PT_FUSED_PAD) * sizeof(float));
+  s->winner = malloc(stride * sizeof(int32_t));
   s->count = calloc(d, sizeof(uint64_t));
   s->rows = rows;
+  s->tile = tile;
   s->gumbel = gumbel;
   if (!s->a || !s->noise || !s->winner || !s->count) {
     fused_release(s);
@@ -428,7 +447,7 @@ static int setup_fused(bench_run *run, size_t rows, size_t d, int gumbel) {
   for (size_t i = 0; i < d; i++) s->a[i] = 1.0f + 4.0f * (s->a[i] + 0.5f); /* exp of a spread */
   s->job = (pt_fused_argmax_job){
       .terms = {.key = {0x5eed, 2}, .n = d, .sigma = 0.5f, .samples = rows, .noise = s->noise},
-      .segments = 1, .offsets = s->offsets, .a = s->a, .stride = (rows + 15) / 16 * 16,
+      .segments = 1, .offsets = s->offsets, .a = s->a, .stride = stride,
       .winner = s->winner, .count = s->count};
   *run = (bench_run){rows * d, rows * d * sizeof(float), s, fused_call, fused_release, NULL, NULL};
   return 0;
@@ -442,20 +461,22 @@ static int setup_fused_argmax_normal(bench_run *run, size_t rows, size_t d) {
   return setup_fused(run, rows, d, 0);
 }
 
-/* fused_rank_<kind>: one tile of `rows` samples of d inputs, values only: the noise, the keys
+/* fused_rank_<kind>: `rows` samples of d inputs in tiles, values only: the noise, the keys
    and their ranks. */
 typedef struct fused_rank_state {
   pt_fused_rank_job job;
   float *x, *noise, *keys;
   int32_t *rank;
   int64_t *work;
-  size_t rows, whole[2]; /* one segment, {0, d} */
+  size_t rows, tile, whole[2]; /* one segment, {0, d} */
   int gumbel;
 } fused_rank_state;
 
 static void fused_rank_call(const pt_kernel_table *k, void *p) {
   fused_rank_state *s = p;
-  (s->gumbel ? k->fused_rank_gumbel : k->fused_rank_normal)(&s->job, 0, s->rows);
+  for (size_t r = 0; r < s->rows; r += s->tile)
+    (s->gumbel ? k->fused_rank_gumbel : k->fused_rank_normal)(&s->job, r,
+                                                               tile_at(r, s->rows, s->tile));
 }
 
 static void fused_rank_release(void *p) {
@@ -471,12 +492,14 @@ static void fused_rank_release(void *p) {
 static int setup_fused_rank(bench_run *run, size_t rows, size_t d, int gumbel) {
   fused_rank_state *s = calloc(1, sizeof *s);
   if (!s) return -1;
+  const size_t tile = fused_tile(rows, d);
   s->x = random_floats(d, 10);
-  s->noise = malloc((rows * d + PT_FUSED_PAD) * sizeof(float));
-  s->keys = malloc((rows * d + PT_FUSED_PAD) * sizeof(float));
-  s->rank = malloc(rows * d * sizeof(int32_t));
+  s->noise = malloc((tile * d + PT_FUSED_PAD) * sizeof(float));
+  s->keys = malloc((tile * d + PT_FUSED_PAD) * sizeof(float));
+  s->rank = malloc(tile * d * sizeof(int32_t));
   s->work = malloc(PT_SORT_WORK(d) * sizeof(int64_t));
   s->rows = rows;
+  s->tile = tile;
   s->whole[1] = d;
   s->gumbel = gumbel;
   if (!s->x || !s->noise || !s->keys || !s->rank || !s->work) {
@@ -500,7 +523,7 @@ static int setup_fused_rank_normal(bench_run *run, size_t rows, size_t d) {
   return setup_fused_rank(run, rows, d, 0);
 }
 
-/* fused_topk_<kind>: one tile of `rows` samples of d inputs in one segment taking
+/* fused_topk_<kind>: `rows` samples of d inputs in tiles, in one segment taking
    k = max(1, d / 100) (the perturbed-bench case's 10 of 1000), values only: the noise, the keys
    and the selection, Gumbel with the bounds the library gives it (src/fn/fn_fused_bounds.h). */
 typedef struct fused_topk_state {
@@ -509,13 +532,15 @@ typedef struct fused_topk_state {
   int32_t *winner, *survivor_at, *rank;
   int64_t *work;
   uint64_t *count;
-  size_t rows, offsets[2], slot_at[2];
+  size_t rows, tile, offsets[2], slot_at[2];
   int gumbel;
 } fused_topk_state;
 
 static void fused_topk_call(const pt_kernel_table *k, void *p) {
   fused_topk_state *s = p;
-  (s->gumbel ? k->fused_topk_gumbel : k->fused_topk_normal)(&s->job, 0, s->rows);
+  for (size_t r = 0; r < s->rows; r += s->tile)
+    (s->gumbel ? k->fused_topk_gumbel : k->fused_topk_normal)(&s->job, r,
+                                                               tile_at(r, s->rows, s->tile));
 }
 
 static void fused_topk_release(void *p) {
@@ -538,22 +563,21 @@ static void fused_topk_release(void *p) {
 static int setup_fused_topk(bench_run *run, size_t rows, size_t d, int gumbel) {
   fused_topk_state *s = calloc(1, sizeof *s);
   if (!s) return -1;
-  const size_t k = d / 100 ? d / 100 : 1;
+  const size_t k = d / 100 ? d / 100 : 1, tile = fused_tile(rows, d);
   s->x = random_floats(d, 10);
   s->a = malloc(d * sizeof(float));
   s->tmp = malloc(d * sizeof(float));
-  s->a = malloc(d * sizeof(float));
-  s->tmp = malloc(d * sizeof(float));
-  s->noise = malloc((rows * d + PT_FUSED_PAD) * sizeof(float));
+  s->noise = malloc((tile * d + PT_FUSED_PAD) * sizeof(float));
   s->keys = malloc((d + PT_FUSED_PAD) * sizeof(float));
   s->survivor = malloc((d + 1) * sizeof(float));
-  s->winner = malloc(k * rows * sizeof(int32_t));
+  s->winner = malloc(k * tile * sizeof(int32_t));
   s->bound = malloc((d + PT_FUSED_PAD) * sizeof(float));
   s->survivor_at = malloc((d + 1) * sizeof(int32_t));
   s->rank = malloc(d * sizeof(int32_t));
   s->work = malloc(PT_SORT_WORK(d) * sizeof(int64_t));
   s->count = calloc(d, sizeof(uint64_t));
   s->rows = rows;
+  s->tile = tile;
   s->gumbel = gumbel;
   s->offsets[1] = d;
   s->slot_at[1] = k;
@@ -570,7 +594,7 @@ static int setup_fused_topk(bench_run *run, size_t rows, size_t d, int gumbel) {
   s->job = (pt_fused_topk_job){
       .terms = {.key = {0x5eed, 3}, .n = d, .sigma = 0.5f, .samples = rows, .noise = s->noise},
       .segments = 1, .offsets = s->offsets, .slot_at = s->slot_at, .x = s->x,
-      .a = gumbel ? s->a : NULL, .margin = &s->margin, .stride = rows,
+      .a = gumbel ? s->a : NULL, .margin = &s->margin, .stride = tile,
       .winner = s->winner, .count = s->count, .keys = s->keys, .bound = s->bound,
       .survivor = s->survivor, .survivor_at = s->survivor_at, .rank = s->rank, .work = s->work};
   *run = (bench_run){rows * d, rows * d * sizeof(float), s, fused_topk_call, fused_topk_release,
