@@ -424,14 +424,16 @@ static void check_block_diagonal(segments_fn make, const size_t *sizes, size_t c
   pt_fn_free(f);
 }
 
+static const segments_fn block_diagonal_makes[3] = {
+    pt_fn_argmax_one_hot_segments, pt_fn_ranking_segments, pt_fn_permutation_matrix_segments};
+
 Test(options, block_diagonal_drops_exactly_the_cross_segment_terms) {
-  const segments_fn makes[3] = {pt_fn_argmax_one_hot_segments, pt_fn_ranking_segments,
-                                pt_fn_permutation_matrix_segments};
   for (int noise = 0; noise < 2; noise++)
     for (int b = 0; b < 3; b++)
-      for (int k = 0; k < 3; k++) {
-        check_block_diagonal(makes[k], short_sizes, 3, (pt_noise)noise, (pt_baseline)b);
-        check_block_diagonal(makes[k], long_sizes, 4, (pt_noise)noise, (pt_baseline)b);
+      for (size_t k = 0; k < 3; k++) {
+        const segments_fn make = block_diagonal_makes[k];
+        check_block_diagonal(make, short_sizes, 3, (pt_noise)noise, (pt_baseline)b);
+        check_block_diagonal(make, long_sizes, 4, (pt_noise)noise, (pt_baseline)b);
       }
 }
 
