@@ -902,8 +902,8 @@ static int thresholds_mode(const char *only, const char *only_isa, int json, int
          {4, 8, 12, 16, 20, 24, 28, 32, 48, 64, 128, 1024}},
         /* the candidates' path throughout; samples along their inputs are the upper path */
         {"bounded_short_max", f.bounded_short_max, 1, fused_path_ns,
-         with_fused(k, f.short_max, 1, PT_FUSED_SHORT), with_fused(k, f.short_max, 1, 0),
-         {2, 4, 6, 8, 10, 12, 14, 16}},
+         with_fused(k, f.short_max, 1, PT_FUSED_BOUNDED_SHORT), with_fused(k, f.short_max, 1, 0),
+         {2, 4, 6, 8, 12, 16, 17, 20, 24, 28, 32}},
         /* one row at a time is the upper path */
         {"argmax_columns_max", r.argmax_columns_max, 1, argmax_path_ns,
          with_rows(k, never, r.count_max, r.count_columns_max, r.radix_min),

@@ -234,15 +234,18 @@ KERNELS += [fused_argmax_kernel(kind) for kind in ("gumbel", "normal")]
 #   bounded_min: a Gumbel job wanting the value alone whose segments average at least this many
 #     inputs scans the uniforms and takes the logarithm of its candidates only;
 #   bounded_short_max: such a job whose samples have at most this many inputs (up to
-#     PT_FUSED_SHORT) settles them PT_LANES at a time, one per lane (0: never).  On AVX2 one per
-#     lane won at every d timed, 2 to 16 (1.6x at 16, 2.4x at 2), and brought bounded_min from
-#     12 down to 8 (three runs: 5 to 8); on scalar, one lane, the scan along the inputs won at
-#     every d.  On AVX-512 one per lane won at every d too, 2.0x at 8 and 1.6x at 16 once
-#     vf_load_columns transposed in registers (1.5x and 1.1x with a gather per column).
+#     PT_FUSED_BOUNDED_SHORT) settles them PT_LANES at a time, one per lane (0: never).  On
+#     AVX2 one per lane won at every d timed, 2 to 16 (1.6x at 16, 2.4x at 2), and brought
+#     bounded_min from 12 down to 8 (three runs: 5 to 8); on scalar, one lane, the scan along
+#     the inputs won at every d.  On AVX-512 one per lane won at every d too, 2.0x at 8 and
+#     1.6x at 16 once vf_load_columns transposed in registers (1.5x and 1.1x with a gather per
+#     column).  Up to 16 inputs only at first, rows of 17 to 31 went along their inputs at 1.6x
+#     the time an input of rows of 16 or 32 (Zen 5, 2026-12-08); one per lane up to 32 won on
+#     AVX2 at every d timed to 32 and on AVX-512 to 24, within 5% at 28 and 32.
 FUSED_THRESHOLDS = per_isa({"short_max": 16, "bounded_min": 32, "bounded_short_max": 0},
                            scalar={"short_max": 12, "bounded_min": 8, "bounded_short_max": 0},
-                           avx2={"short_max": 9, "bounded_min": 8, "bounded_short_max": 16},
-                           avx512={"short_max": 16, "bounded_min": 13, "bounded_short_max": 16})
+                           avx2={"short_max": 9, "bounded_min": 8, "bounded_short_max": 32},
+                           avx512={"short_max": 16, "bounded_min": 13, "bounded_short_max": 32})
 
 # The limits: the unavoidable work of the noise and fused kernels, alone, which perturb-bench
 # --limits times beside them (src/kernels/limits.c.j2): Philox words (`unroll` as the noise's),

@@ -540,7 +540,8 @@ static void value_by_path(fused_kernel kernel, const fused_input *in, const fuse
 static void value_against_terms(fused_kernel kernel, const fused_input *in, const fused_run *with,
                                 const char *isa, const char *what, pt_parity_result *res) {
   value_by_path(kernel, in, with, isa, what, 0, res);
-  if (in->n <= PT_FUSED_SHORT) value_by_path(kernel, in, with, isa, what, PT_FUSED_SHORT, res);
+  if (in->n <= PT_FUSED_BOUNDED_SHORT)
+    value_by_path(kernel, in, with, isa, what, PT_FUSED_BOUNDED_SHORT, res);
 }
 
 /* value_against_terms on x scaled by 1e4 (finite): most a_i overflow to +inf and their keys tie

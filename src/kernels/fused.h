@@ -23,10 +23,12 @@
 #define PT_FUSED_GROUP 32
 
 /* The most inputs per sample that the argmax kernels settle PT_LANES samples at once, one per
-   lane (vf_load_stride down the tile's noise, vf_load_columns across its uniforms): a job's
-   short_max and bounded_short_max are at most this.  A bound of the buffers' padding (the
-   largest stride of those loads), not a width. */
+   lane: a job's short_max (vf_load_stride down the tile's noise) is at most PT_FUSED_SHORT and
+   its bounded_short_max (vf_load_columns across its uniforms, PT_LANES inputs at a time) at
+   most PT_FUSED_BOUNDED_SHORT.  Bounds of the buffers' padding (the largest stride of those
+   loads), not widths. */
 #define PT_FUSED_SHORT 16
+#define PT_FUSED_BOUNDED_SHORT 32
 
 /* The argmax kernels' thresholds of speed, never of the bits (gen/kernel_table.py's
    FUSED_THRESHOLDS, one per ISA in its pt_kernel_table; perturb-bench --thresholds measures
@@ -39,7 +41,7 @@
                   (src/kernels/fused_argmax.c.j2, docs/design.md "The value without most
                   logarithms");
      bounded_short_max  such a job whose samples have at most bounded_short_max inputs (and
-                  PT_FUSED_SHORT) settles their candidates PT_LANES samples at a time, one per
+                  PT_FUSED_BOUNDED_SHORT) settles their candidates PT_LANES samples at a time, one per
                   lane; longer ones along their inputs. */
 typedef struct pt_fused_thresholds {
   size_t short_max, bounded_min, bounded_short_max;
@@ -47,9 +49,11 @@ typedef struct pt_fused_thresholds {
 
 /* Floats every per-row buffer of a job carries past its end: a whole-vector store of a row's
    last elements stays inside it, and so do the strided loads of a short tile's last lanes
-   (up to PT_LANES samples of PT_FUSED_SHORT inputs, plus the PT_LANES past the last that
-   vf_load_stride may read), for the widest ISA. */
-#define PT_FUSED_PAD (PT_MAX_LANES * PT_FUSED_SHORT + 2 * PT_MAX_LANES)
+   (up to PT_LANES samples of PT_FUSED_BOUNDED_SHORT >= PT_FUSED_SHORT inputs, plus the
+   PT_LANES past the last that vf_load_stride or vf_load_columns may read), for the widest
+   ISA. */
+_Static_assert(PT_FUSED_BOUNDED_SHORT >= PT_FUSED_SHORT, "the padding covers both loads");
+#define PT_FUSED_PAD (PT_MAX_LANES * PT_FUSED_BOUNDED_SHORT + 2 * PT_MAX_LANES)
 
 /* The jvp's virtual lanes (pt_fused_terms): the order of its sums, so part of the bits and the
    same for every ISA; not a vector width, but every ISA's PT_LANES must divide it. */
