@@ -360,7 +360,8 @@ static void point_of(float *x, size_t n, uint64_t seed) {
 
 typedef pt_status (*segments_fn)(const size_t *sizes, size_t count, pt_fn **out);
 
-/* The outputs of each segment: its inputs, or for the permutation matrix its d x d cells. */
+/* The most outputs of a case here: a segment's are its inputs, or for the permutation matrix
+   its d x d cells (491 for long_sizes). */
 #define MAX_OUT 512
 
 static void check_block_diagonal(segments_fn make, const size_t *sizes, size_t count,

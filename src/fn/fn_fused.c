@@ -126,14 +126,11 @@ void pt_fused_loo_sums(const pt_estimator *e, const pt_fused_terms *terms, const
   }
 }
 
-/* the cotangent's block of segment s: its own with block_diagonal, else the one */
-static size_t block_of(const pt_estimator *e, size_t s) { return e->p.block_diagonal ? s : 0; }
-
 void pt_one_hot_c_base(const pt_estimator *e, const pt_one_hot *h, double *c_base) {
   if (!(pt_fused_score_want(e) & PT_WANT_VJP) || e->p.baseline != PT_BASELINE_F_X) return;
   for (size_t s = 0; s < h->segments; s++)
     for (size_t j = h->slot_at[s]; j < h->slot_at[s + 1]; j++)
-      c_base[block_of(e, s)] += e->y_bar[h->base[j]];
+      c_base[pt_fused_block_of(e, s)] += e->y_bar[h->base[j]];
 }
 
 void pt_one_hot_tile(const pt_estimator *e, const pt_one_hot *h, const pt_fused_terms *terms,
@@ -145,7 +142,7 @@ void pt_one_hot_tile(const pt_estimator *e, const pt_one_hot *h, const pt_fused_
     for (size_t r = 0; r < rows; r++)
       for (size_t s = 0; s < h->segments; s++)
         for (size_t j = slot_at[s]; j < slot_at[s + 1]; j++)
-          y_dot[winner[j * stride + r]] += terms->t[r * blocks + block_of(e, s)];
+          y_dot[winner[j * stride + r]] += terms->t[r * blocks + pt_fused_block_of(e, s)];
   if (e->at_jac != SIZE_MAX)
     for (size_t r = 0; r < rows; r++) {
       const float *gr = terms->g + r * n;
@@ -168,7 +165,7 @@ void pt_one_hot_group(const pt_estimator *e, const pt_one_hot *h, const pt_fused
   if (e->p.baseline == PT_BASELINE_F_X)
     for (size_t s = 0; s < h->segments; s++)
       for (size_t j = h->slot_at[s]; j < h->slot_at[s + 1]; j++) {
-        if (y_dot) y_dot[h->base[j]] -= terms->t_sum[block_of(e, s)];
+        if (y_dot) y_dot[h->base[j]] -= terms->t_sum[pt_fused_block_of(e, s)];
         double *row = e->at_jac == SIZE_MAX ? NULL : pt_jac_row(e, sums, e->at_jac, h->base[j]);
         if (row) {
           const size_t i0 = bd ? o[s] : 0, i1 = bd ? o[s + 1] : n;

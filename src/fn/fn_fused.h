@@ -52,6 +52,11 @@ static inline unsigned pt_fused_score_want(const pt_estimator *e) {
   return e->p.pathwise ? 0 : e->want;
 }
 
+/* The cotangent's block of a built-in's segment s: its own with block_diagonal, else the one. */
+static inline size_t pt_fused_block_of(const pt_estimator *e, size_t s) {
+  return e->p.block_diagonal ? s : 0;
+}
+
 /* The terms of one group's call of a kernel, on a thread's scratch and sums, with c_base[b]
    subtracted from the cotangent of block b; the group's sums of the terms (pt_terms_at) are
    cleared. */

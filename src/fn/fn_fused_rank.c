@@ -87,7 +87,7 @@ static void permutation_sample(const pt_estimator *e, const rank_prep *pr,
   double *y_dot = pt_fused_sums_at(sums, e->at_y_dot);
   const int jac = e->at_jac != SIZE_MAX;
   for (size_t s = 0; s < pr->segments; s++) {
-    const size_t b = blocks > 1 ? s : 0, k0 = pr->block_at[b], k1 = pr->block_at[b + 1];
+    const size_t b = pt_fused_block_of(e, s), k0 = pr->block_at[b], k1 = pr->block_at[b + 1];
     const float t = y_dot ? job->terms.t[r * blocks + b] : 0.0f;
     const float *g = jac ? job->terms.g + r * n : NULL;
     for (size_t i = o[s]; i < o[s + 1]; i++) {
@@ -178,7 +178,7 @@ static pt_status rank_prepare(pt_estimator *e) {
   const int c_base = (pt_fused_score_want(e) & PT_WANT_VJP) && pr->baseline;
   for (size_t s = 0; c_base && b.cells && s < b.count; s++)
     for (size_t i = b.offsets[s]; i < b.offsets[s + 1]; i++)
-      pr->c_base[blocks > 1 ? s : 0] +=
+      pr->c_base[pt_fused_block_of(e, s)] +=
           e->y_bar[pt_permutation_cell(b.offsets, b.cells, s, pr->base[i], i)];
   for (size_t bl = 0; c_base && !b.cells && bl < blocks; bl++)
     for (size_t i = pr->block_at[bl]; i < pr->block_at[bl + 1]; i++)
